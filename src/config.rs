@@ -1,0 +1,120 @@
+//! Server settings, parsed from the command line (and built in code by tests and benches).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::sim::Rules;
+
+/// tickcast: an authoritative fixed-tick multiplayer game-state server.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to serve players, spectators and metrics on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Simulation ticks per second.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub tick_hz: u32,
+
+    /// Seed for orb and spawn positions; random when not given.
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Width and height of the square world, in units.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub world_size: u32,
+
+    /// Orbs in the world at all times.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub orbs: u32,
+
+    /// Most players connected at once; more are refused with close 1013.
+    #[arg(long, default_value_t = 5000)]
+    pub max_players: usize,
+
+    /// Outbound messages queued per player before deltas are dropped for a later keyframe.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    pub player_queue: u32,
+
+    /// Close a player whose outbound queue stays full this long (e.g. "5s", "500ms").
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub slow_timeout: Duration,
+
+    /// How long a new connection has to send its hello.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub hello_timeout: Duration,
+
+    /// Give up on a socket write after this long and drop the connection.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+
+    /// How long shutdown waits for connections to close before it stops anyway.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// The defaults, as if no flags were given.
+    pub fn defaults() -> Self {
+        Self::parse_from(["tickcast"])
+    }
+
+    /// The simulation's parameters.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            width: self.world_size as f32,
+            height: self.world_size as f32,
+            tick_hz: self.tick_hz,
+            orbs: self.orbs as usize,
+        }
+    }
+
+    /// The length of one tick.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / self.tick_hz
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
+/// Parses "250ms", "5s" or "2m".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("expected a number followed by ms, s or m, got {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("unknown unit {unit:?} in {s:?}: use ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn tick_rate_outside_1_to_240_is_refused() {
+        assert!(Config::try_parse_from(["tickcast", "--tick-hz", "0"]).is_err());
+        assert!(Config::try_parse_from(["tickcast", "--tick-hz", "241"]).is_err());
+        assert_eq!(Config::try_parse_from(["tickcast", "--tick-hz", "240"]).unwrap().tick_hz, 240);
+    }
+}

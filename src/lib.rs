@@ -1,0 +1,37 @@
+//! tickcast: an authoritative fixed-tick multiplayer game-state server.
+//!
+//! One task owns the world and advances it at a fixed rate. Players connect over WebSocket,
+//! send binary move commands and receive a state delta every tick; they probe latency with
+//! ping/pong, answered by their own connection task without waiting for a tick.
+//!
+//! # Module map
+//! - [`sim`]: the game rules, pure (no I/O, no clock, seeded randomness).
+//! - [`protocol`]: every wire message and the one bincode encoding (see PROTOCOL.md).
+//! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
+//! - `tick`: the tick loop that owns the world and fans out its frames.
+//! - `session`: one player's WebSocket connection.
+//! - [`server`]: HTTP routes, startup and shutdown.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`config`]: command-line settings.
+//!
+//! # The tick, step by step
+//! 1. Admit players whose hello was accepted (each is queued a welcome).
+//! 2. Remove players whose connection ended.
+//! 3. Take each player's latest move command (older ones in the same tick are superseded).
+//! 4. Step the simulation by `1 / tick_hz` seconds.
+//! 5. Quantize, diff against the previous tick and encode the shared delta body once.
+//! 6. Queue each player its delta with its own input ack, or a keyframe if it is new or fell
+//!    behind; a player whose queue stays full is closed as too slow.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod delta;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+mod session;
+pub mod sim;
+mod tick;
+
+pub use config::Config;
+pub use server::Server;

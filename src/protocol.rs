@@ -1,0 +1,565 @@
+//! The wire protocol: every message a player and the server exchange, and the one bincode
+//! encoding they share.
+//!
+//! PROTOCOL.md describes the same bytes for people writing clients in other languages; the
+//! test vectors at the bottom of this file are the ones printed there, checked byte for byte.
+//!
+//! Messages travel one per binary WebSocket message. The encoding is bincode 2's standard
+//! configuration (little endian, variable-length integers). What differs between the two
+//! directions is only the decode limit, which bounds how much memory a length prefix can make
+//! the decoder allocate before the input runs out.
+
+use bincode::de::Decoder;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{Decode, Encode};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The protocol version a client must state in its [`Hello`]; bumped with every wire change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Fixed-point positions: one world unit is this many position steps (1/16 unit resolution).
+pub const POSITION_SCALE: u32 = 16;
+
+/// Largest client message the server accepts, in bytes (also its WebSocket message limit).
+pub const MAX_CLIENT_MESSAGE: usize = 1024;
+
+/// Largest server message a client should accept: a keyframe of a very full world.
+pub const MAX_SERVER_MESSAGE: usize = 16 << 20;
+
+/// Longest player name accepted in a [`Hello`], in bytes.
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Longest join token accepted in a [`Hello`], in bytes.
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// The encoding both sides use; only the decode limit differs by direction.
+type Wire<const LIMIT: usize> = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<LIMIT>,
+>;
+
+const fn wire<const LIMIT: usize>() -> Wire<LIMIT> {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+/// Bincode tag of [`ServerMsg::Snapshot`]; per-player frames are assembled around it.
+const SNAPSHOT_TAG: u8 = 1;
+/// Bincode tag of [`ServerMsg::Delta`].
+const DELTA_TAG: u8 = 2;
+
+/// A message from a player to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum ClientMsg {
+    /// The first message on every connection: version check and identity.
+    Hello(Hello),
+    /// The direction the player wants to move in from now on.
+    Move(Move),
+    /// A latency probe, answered at once with a [`Pong`].
+    Ping(Ping),
+}
+
+/// The opening message of a player connection.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Hello {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// A display name, at most [`MAX_NAME_LEN`] bytes of UTF-8; may be empty.
+    pub name: String,
+    /// A join token when the server requires one, else empty.
+    pub token: String,
+}
+
+/// A move command: the player's direction until the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Move {
+    /// Increases by one or more with every command; stale (lower or equal) ones are ignored.
+    pub seq: u32,
+    /// Horizontal direction in [-127, 127].
+    pub dx: i8,
+    /// Vertical direction in [-127, 127].
+    pub dy: i8,
+}
+
+/// A latency probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Ping {
+    /// Chosen by the client, echoed in the pong.
+    pub nonce: u32,
+    /// The client's clock when it sent the ping (any epoch), echoed in the pong.
+    pub client_time_us: u64,
+}
+
+/// A message from the server to a player.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum ServerMsg {
+    /// First reply to a good [`Hello`].
+    Welcome(Welcome),
+    /// The whole world: sent on join and whenever a player must resynchronise.
+    Snapshot(Snapshot),
+    /// What changed in one tick.
+    Delta(Delta),
+    /// The answer to a [`Ping`].
+    Pong(Pong),
+}
+
+/// Who the player is and what world it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Welcome {
+    /// The server's [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// This player's entity id.
+    pub player_id: u32,
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// World width in world units.
+    pub world_width: u32,
+    /// World height in world units.
+    pub world_height: u32,
+    /// Position steps per world unit ([`POSITION_SCALE`]).
+    pub position_scale: u32,
+}
+
+/// A keyframe: the complete world at `tick`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Snapshot {
+    /// The last move `seq` the server applied for this player (0 before any).
+    pub ack: u32,
+    /// The tick this world is the state after.
+    pub tick: u64,
+    /// Every entity, in ascending id order.
+    pub entities: Vec<EntityState>,
+}
+
+/// One entity in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct EntityState {
+    /// Unique for the life of the server; never reused.
+    pub id: u32,
+    /// Player or orb.
+    pub kind: EntityKind,
+    /// Position in steps of 1/[`POSITION_SCALE`] world units.
+    pub x: u32,
+    /// Position in steps of 1/[`POSITION_SCALE`] world units.
+    pub y: u32,
+    /// Orbs collected (always 0 for orbs).
+    pub score: u32,
+}
+
+/// What an entity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum EntityKind {
+    /// A connected player.
+    Player,
+    /// A collectible orb.
+    Orb,
+}
+
+/// The changes from the world at `tick - base_gap` to the world at `tick`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Delta {
+    /// The last move `seq` the server applied for this player (0 before any).
+    pub ack: u32,
+    /// The tick this delta brings the world to.
+    pub tick: u64,
+    /// How many ticks back the base is: apply only to the world at `tick - base_gap`.
+    pub base_gap: u32,
+    /// Entities that did not exist at the base, in full.
+    pub spawned: Vec<EntityState>,
+    /// Entities that changed, with only their changed fields.
+    pub updated: Updates,
+    /// Ids of entities that no longer exist.
+    pub removed: Vec<u32>,
+}
+
+impl Delta {
+    /// The tick this delta applies to.
+    pub fn base_tick(&self) -> u64 {
+        self.tick.saturating_sub(u64::from(self.base_gap))
+    }
+}
+
+/// The answer to a [`Ping`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Pong {
+    /// Echoed from the ping.
+    pub nonce: u32,
+    /// Echoed from the ping.
+    pub client_time_us: u64,
+    /// The last tick the server completed.
+    pub server_tick: u64,
+    /// The server's clock, microseconds since the Unix epoch.
+    pub server_time_us: u64,
+}
+
+/// Field-level changes to one entity. At least one field is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntityUpdate {
+    /// The entity's id.
+    pub id: u32,
+    /// Change of `x` in position steps.
+    pub dx: Option<i32>,
+    /// Change of `y` in position steps.
+    pub dy: Option<i32>,
+    /// The new score.
+    pub score: Option<u32>,
+}
+
+const FIELD_X: u8 = 0x01;
+const FIELD_Y: u8 = 0x02;
+const FIELD_SCORE: u8 = 0x04;
+const FIELDS_ALL: u8 = FIELD_X | FIELD_Y | FIELD_SCORE;
+
+/// Updated entities in strictly ascending id order.
+///
+/// Encoded by hand to stay small: a count, then per entity the gap from the previous id (the
+/// first from 0), a field mask and only the fields the mask names. A moving entity costs 4
+/// bytes when ids are dense.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Updates(pub Vec<EntityUpdate>);
+
+impl Encode for Updates {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        (self.0.len() as u64).encode(e)?;
+        let mut prev = 0u32;
+        for (i, u) in self.0.iter().enumerate() {
+            let gap = u.id.checked_sub(prev).filter(|g| *g > 0 || i == 0);
+            let gap = gap.ok_or(EncodeError::Other("updates must be in strictly ascending id order"))?;
+            gap.encode(e)?;
+            prev = u.id;
+            let mask = u8::from(u.dx.is_some()) * FIELD_X
+                | u8::from(u.dy.is_some()) * FIELD_Y
+                | u8::from(u.score.is_some()) * FIELD_SCORE;
+            if mask == 0 {
+                return Err(EncodeError::Other("an update must change at least one field"));
+            }
+            mask.encode(e)?;
+            u.dx.map(|v| v.encode(e)).transpose()?;
+            u.dy.map(|v| v.encode(e)).transpose()?;
+            u.score.map(|v| v.encode(e)).transpose()?;
+        }
+        Ok(())
+    }
+}
+
+impl<Context> Decode<Context> for Updates {
+    fn decode<D: Decoder<Context = Context>>(d: &mut D) -> Result<Self, DecodeError> {
+        let len = usize::try_from(u64::decode(d)?)
+            .map_err(|_| DecodeError::Other("update count does not fit in memory"))?;
+        // Charge the decode limit before allocating, as bincode does for its own containers.
+        d.claim_container_read::<EntityUpdate>(len)?;
+        let mut out = Vec::with_capacity(len);
+        let mut prev = 0u32;
+        for i in 0..len {
+            let gap = u32::decode(d)?;
+            if gap == 0 && i > 0 {
+                return Err(DecodeError::Other("update ids must strictly ascend"));
+            }
+            let id = prev
+                .checked_add(gap)
+                .ok_or(DecodeError::Other("update id overflows"))?;
+            prev = id;
+            let mask = u8::decode(d)?;
+            if mask == 0 || mask & !FIELDS_ALL != 0 {
+                return Err(DecodeError::Other("bad update field mask"));
+            }
+            let has = |bit: u8| mask & bit != 0;
+            out.push(EntityUpdate {
+                id,
+                dx: has(FIELD_X).then(|| i32::decode(d)).transpose()?,
+                dy: has(FIELD_Y).then(|| i32::decode(d)).transpose()?,
+                score: has(FIELD_SCORE).then(|| u32::decode(d)).transpose()?,
+            });
+        }
+        Ok(Updates(out))
+    }
+}
+bincode::impl_borrow_decode!(Updates);
+
+/// Why a message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeFailure {
+    /// The bytes are not a valid message (includes length prefixes over the decode limit).
+    #[error("malformed message: {0}")]
+    Malformed(#[from] DecodeError),
+    /// A valid message was followed by extra bytes.
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+}
+
+fn decode_exact<T: Decode<()>, const LIMIT: usize>(bytes: &[u8]) -> Result<T, DecodeFailure> {
+    let (msg, used) = bincode::decode_from_slice(bytes, wire::<LIMIT>())?;
+    match bytes.len() - used {
+        0 => Ok(msg),
+        extra => Err(DecodeFailure::TrailingBytes(extra)),
+    }
+}
+
+fn encode_vec<T: Encode>(msg: &T) -> Vec<u8> {
+    // Encoding into a Vec only fails for the invariant `Updates` enforces (ascending ids, no
+    // empty update), which the server's own diff upholds.
+    bincode::encode_to_vec(msg, wire::<MAX_SERVER_MESSAGE>()).expect("encode a well-formed message")
+}
+
+impl ClientMsg {
+    /// Decodes one client message; the whole buffer must be exactly one message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeFailure> {
+        decode_exact::<_, MAX_CLIENT_MESSAGE>(bytes)
+    }
+
+    /// Encodes this message for sending.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_vec(self)
+    }
+}
+
+impl ServerMsg {
+    /// Decodes one server message; the whole buffer must be exactly one message.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeFailure> {
+        decode_exact::<_, MAX_SERVER_MESSAGE>(bytes)
+    }
+
+    /// Encodes this message for sending.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_vec(self)
+    }
+}
+
+/// The part of a snapshot or delta that is the same for every player: everything after `ack`.
+///
+/// The tick loop encodes it once per tick and shares it; [`SharedBody::frame`] puts each
+/// player's own tag and `ack` in front. The result is byte for byte the encoding of the whole
+/// [`ServerMsg`], because bincode writes a struct's fields one after another.
+#[derive(Debug, Clone)]
+pub struct SharedBody {
+    tag: u8,
+    bytes: Bytes,
+}
+
+impl SharedBody {
+    /// Encodes the shared part of a delta.
+    pub fn delta(tick: u64, base_gap: u32, spawned: &[EntityState], updated: &Updates, removed: &[u32]) -> Self {
+        let bytes = encode_vec(&(tick, base_gap, spawned, updated, removed));
+        Self { tag: DELTA_TAG, bytes: bytes.into() }
+    }
+
+    /// Encodes the shared part of a snapshot.
+    pub fn snapshot(tick: u64, entities: &[EntityState]) -> Self {
+        let bytes = encode_vec(&(tick, entities));
+        Self { tag: SNAPSHOT_TAG, bytes: bytes.into() }
+    }
+
+    /// The complete message for a player whose last applied move is `ack`.
+    pub fn frame(&self, ack: u32) -> Bytes {
+        let mut out = BytesMut::with_capacity(1 + 5 + self.bytes.len());
+        out.put_u8(self.tag);
+        put_varint_u32(&mut out, ack);
+        out.put_slice(&self.bytes);
+        out.freeze()
+    }
+
+    /// Size in bytes of the shared part.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the shared part is empty (it never is).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// bincode 2's varint for a u32, written without going through an encoder.
+fn put_varint_u32(out: &mut BytesMut, v: u32) {
+    match v {
+        0..=250 => out.put_u8(v as u8),
+        251..=0xFFFF => {
+            out.put_u8(251);
+            out.put_u16_le(v as u16);
+        }
+        _ => {
+            out.put_u8(252);
+            out.put_u32_le(v);
+        }
+    }
+}
+
+/// Quantizes a world coordinate to position steps.
+pub fn quantize(v: f32) -> u32 {
+    // Coordinates are clamped to the world by the simulation, so this never saturates in
+    // practice; `as` saturates rather than wrapping if it ever did.
+    (v * POSITION_SCALE as f32).round() as u32
+}
+
+/// Turns position steps back into world units.
+pub fn dequantize(q: u32) -> f32 {
+    q as f32 / POSITION_SCALE as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    }
+
+    fn welcome() -> ServerMsg {
+        ServerMsg::Welcome(Welcome {
+            version: 1,
+            player_id: 7,
+            tick_hz: 30,
+            world_width: 1000,
+            world_height: 1000,
+            position_scale: 16,
+        })
+    }
+
+    fn delta() -> Delta {
+        Delta {
+            ack: 300,
+            tick: 1000,
+            base_gap: 1,
+            spawned: vec![EntityState { id: 260, kind: EntityKind::Orb, x: 1600, y: 80, score: 0 }],
+            updated: Updates(vec![
+                EntityUpdate { id: 7, dx: Some(80), dy: Some(-3), score: None },
+                EntityUpdate { id: 9, dx: None, dy: None, score: Some(2) },
+            ]),
+            removed: vec![12],
+        }
+    }
+
+    /// The vectors printed in PROTOCOL.md, message by message.
+    fn vectors() -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("hello", ClientMsg::Hello(Hello { version: 1, name: "ann".into(), token: String::new() }).encode()),
+            ("move", ClientMsg::Move(Move { seq: 5, dx: 127, dy: -127 }).encode()),
+            ("ping", ClientMsg::Ping(Ping { nonce: 42, client_time_us: 1_000_000 }).encode()),
+            ("welcome", welcome().encode()),
+            (
+                "snapshot",
+                ServerMsg::Snapshot(Snapshot {
+                    ack: 0,
+                    tick: 3,
+                    entities: vec![
+                        EntityState { id: 1, kind: EntityKind::Orb, x: 160, y: 16000, score: 0 },
+                        EntityState { id: 7, kind: EntityKind::Player, x: 8000, y: 8000, score: 3 },
+                    ],
+                })
+                .encode(),
+            ),
+            ("delta", ServerMsg::Delta(delta()).encode()),
+            (
+                "idle delta",
+                ServerMsg::Delta(Delta {
+                    ack: 0,
+                    tick: 70_000,
+                    base_gap: 1,
+                    spawned: vec![],
+                    updated: Updates::default(),
+                    removed: vec![],
+                })
+                .encode(),
+            ),
+            (
+                "pong",
+                ServerMsg::Pong(Pong {
+                    nonce: 42,
+                    client_time_us: 1_000_000,
+                    server_tick: 250,
+                    server_time_us: 1_700_000_000_000_000,
+                })
+                .encode(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn protocol_md_vectors_match_the_encoder() {
+        let doc = include_str!("../PROTOCOL.md");
+        for (name, bytes) in vectors() {
+            let line = format!("{name}: {}", hex(&bytes));
+            assert!(doc.contains(&line), "PROTOCOL.md lacks the vector line `{line}`");
+        }
+    }
+
+    #[test]
+    fn every_vector_decodes_back_to_its_message() {
+        for (name, bytes) in vectors() {
+            let round = match name {
+                "hello" | "move" | "ping" => ClientMsg::decode(&bytes).map(|m| m.encode()),
+                _ => ServerMsg::decode(&bytes).map(|m| m.encode()),
+            };
+            assert_eq!(round.unwrap(), bytes, "{name} does not round-trip");
+        }
+    }
+
+    #[test]
+    fn shared_body_frames_equal_whole_message_encoding() {
+        let d = delta();
+        let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed);
+        for ack in [0, 250, 251, 65_535, 65_536, u32::MAX] {
+            let whole = ServerMsg::Delta(Delta { ack, ..d.clone() }).encode();
+            assert_eq!(body.frame(ack)[..], whole[..], "ack {ack}");
+        }
+        let entities = [EntityState { id: 3, kind: EntityKind::Player, x: 1, y: 2, score: 3 }];
+        let snap = SharedBody::snapshot(9, &entities);
+        let whole = ServerMsg::Snapshot(Snapshot { ack: 70_000, tick: 9, entities: entities.to_vec() });
+        assert_eq!(snap.frame(70_000)[..], whole.encode()[..]);
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = ClientMsg::Move(Move { seq: 1, dx: 0, dy: 0 }).encode();
+        bytes.push(0);
+        assert!(matches!(ClientMsg::decode(&bytes), Err(DecodeFailure::TrailingBytes(1))));
+    }
+
+    #[test]
+    fn huge_length_prefixes_fail_without_allocating() {
+        // Hello { version 1, name: length 2^40 } — the decode limit refuses it up front.
+        let bytes = [0x00, 0x01, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+        let err = ClientMsg::decode(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeFailure::Malformed(DecodeError::LimitExceeded)), "{err}");
+        // An update count claiming billions of entries is refused the same way.
+        let bytes = [0x02, 0x00, 0x01, 0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
+        assert!(ServerMsg::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn malformed_updates_are_rejected() {
+        // tag 2, ack 0, tick 1, gap 1, 0 spawned, 2 updates with the same id.
+        let dup = [0x02, 0x00, 0x01, 0x01, 0x00, 0x02, 0x05, 0x01, 0x02, 0x00, 0x01, 0x02];
+        assert!(ServerMsg::decode(&dup).is_err());
+        // An update with an unknown field bit.
+        let bad_mask = [0x02, 0x00, 0x01, 0x01, 0x00, 0x01, 0x05, 0x08, 0x00];
+        assert!(ServerMsg::decode(&bad_mask).is_err());
+    }
+
+    #[test]
+    fn a_moving_entity_costs_four_bytes() {
+        let one = Updates(vec![EntityUpdate { id: 100, dx: Some(-80), dy: Some(80), ..Default::default() }]);
+        let two = Updates(vec![
+            EntityUpdate { id: 100, dx: Some(-80), dy: Some(80), ..Default::default() },
+            EntityUpdate { id: 101, dx: Some(-80), dy: Some(80), ..Default::default() },
+        ]);
+        assert_eq!(encode_vec(&two).len() - encode_vec(&one).len(), 4);
+    }
+
+    #[test]
+    fn varint_writer_matches_bincode() {
+        for v in [0, 250, 251, 65_535, 65_536, u32::MAX] {
+            let mut out = BytesMut::new();
+            put_varint_u32(&mut out, v);
+            assert_eq!(out[..], encode_vec(&v)[..], "{v}");
+        }
+    }
+
+    #[test]
+    fn quantization_round_trips_within_half_a_step() {
+        for v in [0.0, 0.03, 499.97, 1000.0] {
+            assert!((dequantize(quantize(v)) - v).abs() <= 0.5 / POSITION_SCALE as f32);
+        }
+    }
+}

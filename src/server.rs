@@ -1,0 +1,163 @@
+//! The HTTP front: one port for players (`/ws`), metrics (`/metrics`) and, later, spectators.
+//!
+//! [`Server::new`] takes an already-bound listener, so tests bind `127.0.0.1:0` and read the
+//! port back; `main` binds the configured address. [`Server::run`] serves until its
+//! cancellation token fires, then closes every player with 1001 and waits for their tasks for
+//! at most `--shutdown-grace`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::{CloseReason, Metrics};
+use crate::protocol::MAX_CLIENT_MESSAGE;
+use crate::session;
+use crate::tick::{JoinRequest, TickClock, TickLoop};
+
+/// Joins waiting for the next tick; a burst beyond this waits in its session (bounded by the
+/// player cap), it is not dropped.
+const JOIN_QUEUE: usize = 256;
+
+/// What every request handler and session shares.
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock: Arc<TickClock>,
+    pub(crate) joins: mpsc::Sender<JoinRequest>,
+    /// One permit per player place (`--max-players`).
+    pub(crate) player_places: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// A tickcast server on a bound listener, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tick_loop: TickLoop,
+    seed: u64,
+}
+
+impl Server {
+    /// Prepares a server on `listener`. The world is created now, from `--seed` or a random one.
+    pub fn new(listener: TcpListener, config: Config) -> Self {
+        let seed = config.seed.unwrap_or_else(rand::random);
+        let metrics = Arc::new(Metrics::new());
+        let clock = Arc::new(TickClock::default());
+        let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
+        let tick_loop = TickLoop::new(&config, seed, join_rx, clock.clone(), metrics.clone());
+        let state = Arc::new(AppState {
+            player_places: Arc::new(Semaphore::new(config.max_players)),
+            config,
+            metrics,
+            clock,
+            joins,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        Self { listener, state, tick_loop, seed }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's metrics, live while it runs.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
+    }
+
+    /// The seed the world was created from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Serves until `shutdown` is cancelled, then shuts down in order.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { listener, state, tick_loop, .. } = self;
+        let tasks = state.tasks.clone();
+        let inner = state.shutdown.clone();
+        tasks.spawn(tick_loop.run(inner.clone()));
+
+        let listener = listener.tap_io(|tcp| {
+            // Deltas are small and latency-critical: never wait to coalesce them.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+        });
+        let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown({
+            let inner = inner.clone();
+            async move {
+                shutdown.cancelled().await;
+                // Sessions and the tick loop watch the inner token; HTTP stops accepting now.
+                inner.cancel();
+            }
+        });
+        let served = serve.await.context("serving HTTP");
+        inner.cancel();
+        tasks.close();
+        if tokio::time::timeout(state.config.shutdown_grace, tasks.wait()).await.is_err() {
+            tracing::warn!(grace = ?state.config.shutdown_grace, left = tasks.len(), "shutdown grace ran out");
+        }
+        served
+    }
+}
+
+/// The routes, on shared state. Built apart from [`Server::run`] so it reads in one place.
+fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/ws", get(player_upgrade))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /ws, /metrics or /\n") })
+        .with_state(state)
+}
+
+async fn player_upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    State(state): State<Arc<AppState>>,
+) -> Response {
+    let ws = ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        // Client messages are tiny; the 128 KiB default would be most of a player's memory.
+        .read_buffer_size(4 * 1024)
+        // Write each frame straight through (one per tick), and cap what may pile up behind a
+        // stalled socket; writes also time out (`--write-timeout`).
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 << 20);
+    let tasks = state.tasks.clone();
+    match state.player_places.clone().try_acquire_owned() {
+        Ok(permit) => ws.on_upgrade(move |socket| tasks.track_future(session::run(socket, peer, state, permit))),
+        Err(_) => ws.on_upgrade(move |mut socket| {
+            tasks.track_future(async move {
+                state.metrics.close(CloseReason::Full);
+                tracing::debug!(%peer, "refused player: server full");
+                let frame = CloseFrame { code: close_code::AGAIN, reason: "server full".into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+            })
+        }),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+}
