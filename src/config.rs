@@ -89,7 +89,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("expected a number followed by ms, s or m, got {s:?}"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a number followed by ms, s or m, got {s:?}"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
@@ -115,6 +117,11 @@ mod tests {
     fn tick_rate_outside_1_to_240_is_refused() {
         assert!(Config::try_parse_from(["tickcast", "--tick-hz", "0"]).is_err());
         assert!(Config::try_parse_from(["tickcast", "--tick-hz", "241"]).is_err());
-        assert_eq!(Config::try_parse_from(["tickcast", "--tick-hz", "240"]).unwrap().tick_hz, 240);
+        assert_eq!(
+            Config::try_parse_from(["tickcast", "--tick-hz", "240"])
+                .unwrap()
+                .tick_hz,
+            240
+        );
     }
 }

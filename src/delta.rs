@@ -95,7 +95,10 @@ impl NetWorld {
         if !snapshot.entities.windows(2).all(|w| w[0].id < w[1].id) {
             return Err(ApplyError::Unordered);
         }
-        Ok(Self { tick: snapshot.tick, entities: snapshot.entities.clone() })
+        Ok(Self {
+            tick: snapshot.tick,
+            entities: snapshot.entities.clone(),
+        })
     }
 
     /// The tick this world is the state after.
@@ -110,7 +113,10 @@ impl NetWorld {
 
     /// One entity by id.
     pub fn get(&self, id: u32) -> Option<&EntityState> {
-        self.entities.binary_search_by_key(&id, |e| e.id).ok().map(|i| &self.entities[i])
+        self.entities
+            .binary_search_by_key(&id, |e| e.id)
+            .ok()
+            .map(|i| &self.entities[i])
     }
 
     /// What changed from `self` to `next`.
@@ -148,13 +154,19 @@ impl NetWorld {
     /// Applies a delta; on error the world is left unchanged.
     pub fn apply(&mut self, delta: &Delta) -> Result<(), ApplyError> {
         if delta.base_tick() != self.tick || delta.base_gap == 0 {
-            return Err(ApplyError::WrongBase { base: delta.base_tick(), held: self.tick });
+            return Err(ApplyError::WrongBase {
+                base: delta.base_tick(),
+                held: self.tick,
+            });
         }
         let mut next = self.entities.clone();
         let mut from = 0;
         for u in &delta.updated.0 {
             // Updates ascend by id, so each search starts where the last one ended.
-            let i = from + next[from..].binary_search_by_key(&u.id, |e| e.id).map_err(|_| ApplyError::UnknownEntity(u.id))?;
+            let i = from
+                + next[from..]
+                    .binary_search_by_key(&u.id, |e| e.id)
+                    .map_err(|_| ApplyError::UnknownEntity(u.id))?;
             let e = &mut next[i];
             if let Some(dx) = u.dx {
                 e.x = e.x.checked_add_signed(dx).ok_or(ApplyError::OutOfRange(u.id))?;
@@ -168,7 +180,9 @@ impl NetWorld {
             from = i + 1;
         }
         for id in &delta.removed {
-            let i = next.binary_search_by_key(id, |e| e.id).map_err(|_| ApplyError::UnknownEntity(*id))?;
+            let i = next
+                .binary_search_by_key(id, |e| e.id)
+                .map_err(|_| ApplyError::UnknownEntity(*id))?;
             next.remove(i);
         }
         for s in &delta.spawned {
@@ -184,11 +198,7 @@ impl NetWorld {
 }
 
 /// Merges two id-ascending entity streams into `out`.
-fn merge_by_id(
-    a: impl Iterator<Item = EntityState>,
-    b: impl Iterator<Item = EntityState>,
-    out: &mut Vec<EntityState>,
-) {
+fn merge_by_id(a: impl Iterator<Item = EntityState>, b: impl Iterator<Item = EntityState>, out: &mut Vec<EntityState>) {
     let (mut a, mut b) = (a.peekable(), b.peekable());
     while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
         let next = if x.id < y.id { a.next() } else { b.next() };
@@ -237,7 +247,9 @@ mod tests {
             // Through the wire bytes, as a client would receive it.
             let d = delta_of(&base, &next);
             let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed);
-            let ServerMsg::Delta(wire) = ServerMsg::decode(&body.frame(0)).unwrap() else { panic!() };
+            let ServerMsg::Delta(wire) = ServerMsg::decode(&body.frame(0)).unwrap() else {
+                panic!()
+            };
             replica.apply(&wire).unwrap();
             assert_eq!(replica, next, "diverged at tick {}", next.tick);
             base = next;
@@ -267,7 +279,11 @@ mod tests {
             tick: 1,
             base_gap: 1,
             spawned: vec![],
-            updated: Updates(vec![EntityUpdate { id: 9_999, score: Some(1), ..Default::default() }]),
+            updated: Updates(vec![EntityUpdate {
+                id: 9_999,
+                score: Some(1),
+                ..Default::default()
+            }]),
             removed: vec![],
         };
         assert_eq!(held.apply(&delta), Err(ApplyError::UnknownEntity(9_999)));

@@ -13,6 +13,7 @@
 //! - [`server`]: HTTP routes, startup and shutdown.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: command-line settings.
+//! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
 //!
 //! # The tick, step by step
 //! 1. Admit players whose hello was accepted (each is queued a welcome).
@@ -24,6 +25,7 @@
 //!    behind; a player whose queue stays full is closed as too slow.
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod delta;
 pub mod metrics;

@@ -135,15 +135,39 @@ impl Metrics {
         let resync_keyframes = Counter::default();
         let closes = Family::<ReasonLabel, Counter>::default();
         registry.register("ticks", "Ticks run", ticks.clone());
-        registry.register("tick_overruns", "Ticks whose work exceeded the tick period", tick_overruns.clone());
+        registry.register(
+            "tick_overruns",
+            "Ticks whose work exceeded the tick period",
+            tick_overruns.clone(),
+        );
         registry.register("tick_work_seconds", "Work time of each tick", tick_work.clone());
         registry.register("players", "Connected players", players.clone());
         registry.register("inputs_applied", "Move commands applied", inputs_applied.clone());
-        registry.register("inputs_dropped", "Move commands ignored (stale or superseded)", inputs_dropped.clone());
-        registry.register("decode_errors", "Client messages that failed to decode", decode_errors.clone());
-        registry.register("deltas_dropped", "Deltas not queued to a full player queue", deltas_dropped.clone());
-        registry.register("resync_keyframes", "Keyframes sent to players that fell behind", resync_keyframes.clone());
-        registry.register("closes", "Connections closed or refused by the server, by reason", closes.clone());
+        registry.register(
+            "inputs_dropped",
+            "Move commands ignored (stale or superseded)",
+            inputs_dropped.clone(),
+        );
+        registry.register(
+            "decode_errors",
+            "Client messages that failed to decode",
+            decode_errors.clone(),
+        );
+        registry.register(
+            "deltas_dropped",
+            "Deltas not queued to a full player queue",
+            deltas_dropped.clone(),
+        );
+        registry.register(
+            "resync_keyframes",
+            "Keyframes sent to players that fell behind",
+            resync_keyframes.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed or refused by the server, by reason",
+            closes.clone(),
+        );
 
         let traffic = Traffic::default();
         let websocket = traffic.for_transport(Transport::Websocket);
@@ -218,7 +242,15 @@ impl Traffic {
     fn register(self, registry: &mut Registry) {
         registry.register("messages_sent", "Messages sent, by transport", self.messages_sent);
         registry.register("bytes_sent", "Payload bytes sent, by transport", self.bytes_sent);
-        registry.register("messages_received", "Messages received, by transport", self.messages_received);
-        registry.register("bytes_received", "Payload bytes received, by transport", self.bytes_received);
+        registry.register(
+            "messages_received",
+            "Messages received, by transport",
+            self.messages_received,
+        );
+        registry.register(
+            "bytes_received",
+            "Payload bytes received, by transport",
+            self.bytes_received,
+        );
     }
 }

@@ -9,6 +9,8 @@
 //! directions is only the decode limit, which bounds how much memory a length prefix can make
 //! the decoder allocate before the input runs out.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bincode::de::Decoder;
 use bincode::enc::Encoder;
 use bincode::error::{DecodeError, EncodeError};
@@ -228,9 +230,9 @@ impl Encode for Updates {
             let gap = gap.ok_or(EncodeError::Other("updates must be in strictly ascending id order"))?;
             gap.encode(e)?;
             prev = u.id;
-            let mask = u8::from(u.dx.is_some()) * FIELD_X
-                | u8::from(u.dy.is_some()) * FIELD_Y
-                | u8::from(u.score.is_some()) * FIELD_SCORE;
+            let field = |present: bool, bit: u8| if present { bit } else { 0 };
+            let mask =
+                field(u.dx.is_some(), FIELD_X) | field(u.dy.is_some(), FIELD_Y) | field(u.score.is_some(), FIELD_SCORE);
             if mask == 0 {
                 return Err(EncodeError::Other("an update must change at least one field"));
             }
@@ -245,8 +247,8 @@ impl Encode for Updates {
 
 impl<Context> Decode<Context> for Updates {
     fn decode<D: Decoder<Context = Context>>(d: &mut D) -> Result<Self, DecodeError> {
-        let len = usize::try_from(u64::decode(d)?)
-            .map_err(|_| DecodeError::Other("update count does not fit in memory"))?;
+        let len =
+            usize::try_from(u64::decode(d)?).map_err(|_| DecodeError::Other("update count does not fit in memory"))?;
         // Charge the decode limit before allocating, as bincode does for its own containers.
         d.claim_container_read::<EntityUpdate>(len)?;
         let mut out = Vec::with_capacity(len);
@@ -256,9 +258,7 @@ impl<Context> Decode<Context> for Updates {
             if gap == 0 && i > 0 {
                 return Err(DecodeError::Other("update ids must strictly ascend"));
             }
-            let id = prev
-                .checked_add(gap)
-                .ok_or(DecodeError::Other("update id overflows"))?;
+            let id = prev.checked_add(gap).ok_or(DecodeError::Other("update id overflows"))?;
             prev = id;
             let mask = u8::decode(d)?;
             if mask == 0 || mask & !FIELDS_ALL != 0 {
@@ -341,13 +341,19 @@ impl SharedBody {
     /// Encodes the shared part of a delta.
     pub fn delta(tick: u64, base_gap: u32, spawned: &[EntityState], updated: &Updates, removed: &[u32]) -> Self {
         let bytes = encode_vec(&(tick, base_gap, spawned, updated, removed));
-        Self { tag: DELTA_TAG, bytes: bytes.into() }
+        Self {
+            tag: DELTA_TAG,
+            bytes: bytes.into(),
+        }
     }
 
     /// Encodes the shared part of a snapshot.
     pub fn snapshot(tick: u64, entities: &[EntityState]) -> Self {
         let bytes = encode_vec(&(tick, entities));
-        Self { tag: SNAPSHOT_TAG, bytes: bytes.into() }
+        Self {
+            tag: SNAPSHOT_TAG,
+            bytes: bytes.into(),
+        }
     }
 
     /// The complete message for a player whose last applied move is `ack`.
@@ -383,6 +389,13 @@ fn put_varint_u32(out: &mut BytesMut, v: u32) {
             out.put_u32_le(v);
         }
     }
+}
+
+/// Microseconds since the Unix epoch on this machine's clock (the unit of ping and pong times).
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Quantizes a world coordinate to position steps.
@@ -421,10 +434,26 @@ mod tests {
             ack: 300,
             tick: 1000,
             base_gap: 1,
-            spawned: vec![EntityState { id: 260, kind: EntityKind::Orb, x: 1600, y: 80, score: 0 }],
+            spawned: vec![EntityState {
+                id: 260,
+                kind: EntityKind::Orb,
+                x: 1600,
+                y: 80,
+                score: 0,
+            }],
             updated: Updates(vec![
-                EntityUpdate { id: 7, dx: Some(80), dy: Some(-3), score: None },
-                EntityUpdate { id: 9, dx: None, dy: None, score: Some(2) },
+                EntityUpdate {
+                    id: 7,
+                    dx: Some(80),
+                    dy: Some(-3),
+                    score: None,
+                },
+                EntityUpdate {
+                    id: 9,
+                    dx: None,
+                    dy: None,
+                    score: Some(2),
+                },
             ]),
             removed: vec![12],
         }
@@ -433,9 +462,32 @@ mod tests {
     /// The vectors printed in PROTOCOL.md, message by message.
     fn vectors() -> Vec<(&'static str, Vec<u8>)> {
         vec![
-            ("hello", ClientMsg::Hello(Hello { version: 1, name: "ann".into(), token: String::new() }).encode()),
-            ("move", ClientMsg::Move(Move { seq: 5, dx: 127, dy: -127 }).encode()),
-            ("ping", ClientMsg::Ping(Ping { nonce: 42, client_time_us: 1_000_000 }).encode()),
+            (
+                "hello",
+                ClientMsg::Hello(Hello {
+                    version: 1,
+                    name: "ann".into(),
+                    token: String::new(),
+                })
+                .encode(),
+            ),
+            (
+                "move",
+                ClientMsg::Move(Move {
+                    seq: 5,
+                    dx: 127,
+                    dy: -127,
+                })
+                .encode(),
+            ),
+            (
+                "ping",
+                ClientMsg::Ping(Ping {
+                    nonce: 42,
+                    client_time_us: 1_000_000,
+                })
+                .encode(),
+            ),
             ("welcome", welcome().encode()),
             (
                 "snapshot",
@@ -443,8 +495,20 @@ mod tests {
                     ack: 0,
                     tick: 3,
                     entities: vec![
-                        EntityState { id: 1, kind: EntityKind::Orb, x: 160, y: 16000, score: 0 },
-                        EntityState { id: 7, kind: EntityKind::Player, x: 8000, y: 8000, score: 3 },
+                        EntityState {
+                            id: 1,
+                            kind: EntityKind::Orb,
+                            x: 160,
+                            y: 16000,
+                            score: 0,
+                        },
+                        EntityState {
+                            id: 7,
+                            kind: EntityKind::Player,
+                            x: 8000,
+                            y: 8000,
+                            score: 3,
+                        },
                     ],
                 })
                 .encode(),
@@ -503,9 +567,19 @@ mod tests {
             let whole = ServerMsg::Delta(Delta { ack, ..d.clone() }).encode();
             assert_eq!(body.frame(ack)[..], whole[..], "ack {ack}");
         }
-        let entities = [EntityState { id: 3, kind: EntityKind::Player, x: 1, y: 2, score: 3 }];
+        let entities = [EntityState {
+            id: 3,
+            kind: EntityKind::Player,
+            x: 1,
+            y: 2,
+            score: 3,
+        }];
         let snap = SharedBody::snapshot(9, &entities);
-        let whole = ServerMsg::Snapshot(Snapshot { ack: 70_000, tick: 9, entities: entities.to_vec() });
+        let whole = ServerMsg::Snapshot(Snapshot {
+            ack: 70_000,
+            tick: 9,
+            entities: entities.to_vec(),
+        });
         assert_eq!(snap.frame(70_000)[..], whole.encode()[..]);
     }
 
@@ -513,7 +587,10 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut bytes = ClientMsg::Move(Move { seq: 1, dx: 0, dy: 0 }).encode();
         bytes.push(0);
-        assert!(matches!(ClientMsg::decode(&bytes), Err(DecodeFailure::TrailingBytes(1))));
+        assert!(matches!(
+            ClientMsg::decode(&bytes),
+            Err(DecodeFailure::TrailingBytes(1))
+        ));
     }
 
     #[test]
@@ -521,7 +598,10 @@ mod tests {
         // Hello { version 1, name: length 2^40 } — the decode limit refuses it up front.
         let bytes = [0x00, 0x01, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
         let err = ClientMsg::decode(&bytes).unwrap_err();
-        assert!(matches!(err, DecodeFailure::Malformed(DecodeError::LimitExceeded)), "{err}");
+        assert!(
+            matches!(err, DecodeFailure::Malformed(DecodeError::LimitExceeded)),
+            "{err}"
+        );
         // An update count claiming billions of entries is refused the same way.
         let bytes = [0x02, 0x00, 0x01, 0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
         assert!(ServerMsg::decode(&bytes).is_err());
@@ -539,10 +619,25 @@ mod tests {
 
     #[test]
     fn a_moving_entity_costs_four_bytes() {
-        let one = Updates(vec![EntityUpdate { id: 100, dx: Some(-80), dy: Some(80), ..Default::default() }]);
+        let one = Updates(vec![EntityUpdate {
+            id: 100,
+            dx: Some(-80),
+            dy: Some(80),
+            ..Default::default()
+        }]);
         let two = Updates(vec![
-            EntityUpdate { id: 100, dx: Some(-80), dy: Some(80), ..Default::default() },
-            EntityUpdate { id: 101, dx: Some(-80), dy: Some(80), ..Default::default() },
+            EntityUpdate {
+                id: 100,
+                dx: Some(-80),
+                dy: Some(80),
+                ..Default::default()
+            },
+            EntityUpdate {
+                id: 101,
+                dx: Some(-80),
+                dy: Some(80),
+                ..Default::default()
+            },
         ]);
         assert_eq!(encode_vec(&two).len() - encode_vec(&one).len(), 4);
     }

@@ -68,7 +68,12 @@ impl Server {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        Self { listener, state, tick_loop, seed }
+        Self {
+            listener,
+            state,
+            tick_loop,
+            seed,
+        }
     }
 
     /// The address the server listens on.
@@ -88,7 +93,12 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then shuts down in order.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, state, tick_loop, .. } = self;
+        let Self {
+            listener,
+            state,
+            tick_loop,
+            ..
+        } = self;
         let tasks = state.tasks.clone();
         let inner = state.shutdown.clone();
         tasks.spawn(tick_loop.run(inner.clone()));
@@ -111,7 +121,10 @@ impl Server {
         let served = serve.await.context("serving HTTP");
         inner.cancel();
         tasks.close();
-        if tokio::time::timeout(state.config.shutdown_grace, tasks.wait()).await.is_err() {
+        if tokio::time::timeout(state.config.shutdown_grace, tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?state.config.shutdown_grace, left = tasks.len(), "shutdown grace ran out");
         }
         served
@@ -148,7 +161,10 @@ async fn player_upgrade(
             tasks.track_future(async move {
                 state.metrics.close(CloseReason::Full);
                 tracing::debug!(%peer, "refused player: server full");
-                let frame = CloseFrame { code: close_code::AGAIN, reason: "server full".into() };
+                let frame = CloseFrame {
+                    code: close_code::AGAIN,
+                    reason: "server full".into(),
+                };
                 let _ = socket.send(Message::Close(Some(frame))).await;
             })
         }),
@@ -157,7 +173,10 @@ async fn player_upgrade(
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }

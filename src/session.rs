@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::Bytes;
@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::metrics::CloseReason;
-use crate::protocol::{ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg};
+use crate::protocol::{
+    ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
+};
 use crate::server::AppState;
 use crate::sim::MAX_AXIS;
 use crate::tick::{InputSlot, JoinRequest};
@@ -33,7 +35,11 @@ struct Close {
 
 impl Close {
     fn new(reason: CloseReason, code: u16, text: impl Into<String>) -> Self {
-        Self { reason, code, text: text.into() }
+        Self {
+            reason,
+            code,
+            text: text.into(),
+        }
     }
 
     /// The peer went away: nothing to send.
@@ -46,7 +52,11 @@ impl Close {
 pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
     let span = tracing::info_span!("player", peer = %peer, id = tracing::field::Empty);
     async move {
-        let mut session = Session { socket, state, last_seq: None };
+        let mut session = Session {
+            socket,
+            state,
+            last_seq: None,
+        };
         let close = session.serve().await;
         session.finish(close).await;
         drop(permit);
@@ -72,7 +82,12 @@ impl Session {
         let (out, mut frames) = mpsc::channel::<Bytes>(self.state.config.player_queue as usize);
         let kick = CancellationToken::new();
         let (reply, joined) = oneshot::channel();
-        let join = JoinRequest { input: input.clone(), out, kick: kick.clone(), reply };
+        let join = JoinRequest {
+            input: input.clone(),
+            out,
+            kick: kick.clone(),
+            reply,
+        };
         let shutdown = self.state.shutdown.clone();
         tokio::select! {
             _ = shutdown.cancelled() => return shutting_down(),
@@ -121,7 +136,11 @@ impl Session {
         let deadline = self.state.config.hello_timeout;
         let first = loop {
             let msg = timeout(deadline, self.socket.recv()).await.map_err(|_| {
-                Close::new(CloseReason::Handshake, close_code::POLICY, format!("no hello within {deadline:?}"))
+                Close::new(
+                    CloseReason::Handshake,
+                    close_code::POLICY,
+                    format!("no hello within {deadline:?}"),
+                )
             })?;
             if let Some(msg) = read(msg)? {
                 break msg;
@@ -132,7 +151,10 @@ impl Session {
             ClientMsg::Hello(h) if h.version != PROTOCOL_VERSION => Err(Close::new(
                 CloseReason::Handshake,
                 close_code::PROTOCOL,
-                format!("protocol version {} not supported: this server speaks {PROTOCOL_VERSION}", h.version),
+                format!(
+                    "protocol version {} not supported: this server speaks {PROTOCOL_VERSION}",
+                    h.version
+                ),
             )),
             ClientMsg::Hello(h) if h.name.len() > MAX_NAME_LEN || h.token.len() > MAX_TOKEN_LEN => Err(Close::new(
                 CloseReason::Policy,
@@ -140,7 +162,11 @@ impl Session {
                 format!("name over {MAX_NAME_LEN} or token over {MAX_TOKEN_LEN} bytes"),
             )),
             ClientMsg::Hello(h) => Ok(h),
-            _ => Err(Close::new(CloseReason::Handshake, close_code::PROTOCOL, "expected hello as the first message")),
+            _ => Err(Close::new(
+                CloseReason::Handshake,
+                close_code::PROTOCOL,
+                "expected hello as the first message",
+            )),
         }
     }
 
@@ -184,7 +210,11 @@ impl Session {
         match timeout(limit, self.socket.send(msg)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Close::gone()),
-            Err(_) => Err(Close::new(CloseReason::Timeout, close_code::POLICY, format!("write stalled for {limit:?}"))),
+            Err(_) => Err(Close::new(
+                CloseReason::Timeout,
+                close_code::POLICY,
+                format!("write stalled for {limit:?}"),
+            )),
         }
     }
 
@@ -199,9 +229,16 @@ impl Session {
         if matches!(close.reason, CloseReason::PeerGone | CloseReason::Timeout) {
             return;
         }
-        let frame = CloseFrame { code: close.code, reason: close.text.into() };
+        let frame = CloseFrame {
+            code: close.code,
+            reason: close.text.into(),
+        };
         // Best effort, and briefly: a peer too slow to take a close frame is simply dropped.
-        let _ = timeout(Duration::from_millis(500), self.socket.send(Message::Close(Some(frame)))).await;
+        let _ = timeout(
+            Duration::from_millis(500),
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
     }
 }
 
@@ -258,8 +295,4 @@ fn check_move(m: &Move) -> Result<(), Close> {
             format!("move ({}, {}) is outside [-{MAX_AXIS}, {MAX_AXIS}]", m.dx, m.dy),
         ))
     }
-}
-
-fn unix_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }

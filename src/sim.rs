@@ -44,7 +44,12 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Self {
-        Self { width: 1000.0, height: 1000.0, tick_hz: 30, orbs: 100 }
+        Self {
+            width: 1000.0,
+            height: 1000.0,
+            tick_hz: 30,
+            orbs: 100,
+        }
     }
 }
 
@@ -130,7 +135,14 @@ impl World {
     pub fn add_player(&mut self) -> EntityId {
         let id = self.alloc_id();
         let pos = self.random_pos();
-        self.players.insert(id, Player { pos, dir: Vec2::ZERO, score: 0 });
+        self.players.insert(
+            id,
+            Player {
+                pos,
+                dir: Vec2::ZERO,
+                score: 0,
+            },
+        );
         id
     }
 
@@ -169,7 +181,11 @@ impl World {
                     p.score += 1;
                 }
                 let respawned = self.spawn_orb();
-                pickups.push(Pickup { player: id, orb, respawned });
+                pickups.push(Pickup {
+                    player: id,
+                    orb,
+                    respawned,
+                });
             }
         }
         pickups
@@ -230,14 +246,20 @@ mod tests {
         assert_eq!(a.players, b.players);
         assert_eq!(a.orbs, b.orbs);
         assert_eq!(a.next_id, b.next_id);
-        assert!(a.players.values().map(|p| p.score).sum::<u32>() > 0, "nobody collected anything");
+        assert!(
+            a.players.values().map(|p| p.score).sum::<u32>() > 0,
+            "nobody collected anything"
+        );
         let c = run(43);
         assert_ne!(a.orbs, c.orbs, "the seed has no effect");
     }
 
     #[test]
     fn players_move_at_the_rule_speed_and_stay_inside() {
-        let rules = Rules { orbs: 0, ..Rules::default() };
+        let rules = Rules {
+            orbs: 0,
+            ..Rules::default()
+        };
         let mut w = World::new(rules, 1);
         let id = w.add_player();
         let start = w.players[&id].pos;
@@ -255,7 +277,13 @@ mod tests {
 
     #[test]
     fn collecting_an_orb_scores_and_respawns_it_with_a_new_id() {
-        let mut w = World::new(Rules { orbs: 1, ..Rules::default() }, 7);
+        let mut w = World::new(
+            Rules {
+                orbs: 1,
+                ..Rules::default()
+            },
+            7,
+        );
         let id = w.add_player();
         let (&orb, o) = w.orbs.iter().next().unwrap();
         w.players.get_mut(&id).unwrap().pos = o.pos + Vec2::new(PICKUP_RADIUS - 0.5, 0.0);

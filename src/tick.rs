@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::delta::NetWorld;
 use crate::metrics::Metrics;
-use crate::protocol::{Move, PROTOCOL_VERSION, POSITION_SCALE, ServerMsg, SharedBody, Welcome};
+use crate::protocol::{Move, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, SharedBody, Welcome};
 use crate::sim::{EntityId, World};
 
 /// The latest move command of one player, written by its session and taken by the tick loop.
@@ -47,7 +47,11 @@ impl InputSlot {
     /// Takes the stored command, if any.
     pub(crate) fn take(&self) -> Option<Move> {
         let v = self.0.swap(0, Ordering::AcqRel);
-        (v & Self::PRESENT != 0).then(|| Move { seq: (v >> 16) as u32, dx: (v >> 8) as u8 as i8, dy: v as u8 as i8 })
+        (v & Self::PRESENT != 0).then_some(Move {
+            seq: (v >> 16) as u32,
+            dx: (v >> 8) as u8 as i8,
+            dy: v as u8 as i8,
+        })
     }
 }
 
@@ -199,11 +203,21 @@ impl TickLoop {
             return; // The session gave up while waiting for this tick.
         }
         let id = self.world.add_player();
-        let welcome = ServerMsg::Welcome(Welcome { player_id: id, ..self.welcome.clone() });
+        let welcome = ServerMsg::Welcome(Welcome {
+            player_id: id,
+            ..self.welcome.clone()
+        });
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let _ = join.out.try_send(welcome.encode().into());
         let _ = join.reply.send(id);
-        let peer = Peer { input: join.input, out: join.out, kick: join.kick, ack: 0, sync: Sync::Joining, full_since: None };
+        let peer = Peer {
+            input: join.input,
+            out: join.out,
+            kick: join.kick,
+            ack: 0,
+            sync: Sync::Joining,
+            full_since: None,
+        };
         self.peers.insert(id, peer);
     }
 
@@ -261,9 +275,24 @@ mod tests {
     fn input_slot_keeps_only_the_latest_command() {
         let slot = InputSlot::default();
         assert_eq!(slot.take(), None);
-        assert!(!slot.put(Move { seq: 1, dx: -127, dy: 5 }));
-        assert!(slot.put(Move { seq: u32::MAX, dx: 127, dy: -1 }));
-        assert_eq!(slot.take(), Some(Move { seq: u32::MAX, dx: 127, dy: -1 }));
+        assert!(!slot.put(Move {
+            seq: 1,
+            dx: -127,
+            dy: 5
+        }));
+        assert!(slot.put(Move {
+            seq: u32::MAX,
+            dx: 127,
+            dy: -1
+        }));
+        assert_eq!(
+            slot.take(),
+            Some(Move {
+                seq: u32::MAX,
+                dx: 127,
+                dy: -1
+            })
+        );
         assert_eq!(slot.take(), None);
     }
 
@@ -271,7 +300,12 @@ mod tests {
         let (out, rx) = mpsc::channel(queue);
         let (reply, _) = oneshot::channel();
         let kick = CancellationToken::new();
-        tick.admit(JoinRequest { input: Arc::default(), out, kick: kick.clone(), reply });
+        tick.admit(JoinRequest {
+            input: Arc::default(),
+            out,
+            kick: kick.clone(),
+            reply,
+        });
         (rx, kick)
     }
 
@@ -281,7 +315,10 @@ mod tests {
 
     #[test]
     fn a_player_that_falls_behind_gets_a_keyframe_then_is_kicked_when_it_stays_full() {
-        let config = Config { slow_timeout: Duration::from_secs(1), ..Config::defaults() };
+        let config = Config {
+            slow_timeout: Duration::from_secs(1),
+            ..Config::defaults()
+        };
         let (_joins_tx, joins) = mpsc::channel(1);
         let mut tick = TickLoop::new(&config, 1, joins, Arc::default(), Arc::default());
         let (mut rx, kick) = join(&mut tick, 3);

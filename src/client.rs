@@ -1,0 +1,239 @@
+//! A player client for Rust programs: the reference for how a client talks to tickcast.
+//!
+//! [`Client::connect`] opens the WebSocket, sends the hello and waits for the welcome; from then
+//! on [`Client::recv`] reads the server's messages and keeps a local copy of the world from the
+//! snapshot and the deltas, exactly as the server has it. Every failure is a [`ClientError`]
+//! that says what happened: nothing listening, a version mismatch, a close with its reason.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::delta::{ApplyError, NetWorld};
+use crate::protocol::{
+    ClientMsg, DecodeFailure, Hello, MAX_SERVER_MESSAGE, Move, PROTOCOL_VERSION, Ping, Pong, ServerMsg, Welcome,
+    unix_micros,
+};
+
+/// What can go wrong for a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached or refused the WebSocket upgrade.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// Where we tried.
+        url: String,
+        /// Why it failed.
+        source: tungstenite::Error,
+    },
+    /// The server closed the connection, with its close code and reason.
+    #[error("closed by the server: {code} {reason}")]
+    Closed {
+        /// The RFC 6455 close code (1005 when none was sent).
+        code: u16,
+        /// The server's reason text.
+        reason: String,
+    },
+    /// The connection failed without a close frame.
+    #[error("connection lost: {0}")]
+    Lost(#[from] tungstenite::Error),
+    /// The server sent something that is not a valid message.
+    #[error("bad message from the server: {0}")]
+    Decode(#[from] DecodeFailure),
+    /// The server sent a valid message out of place (e.g. no welcome first).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A delta did not apply to the world held: the local copy is out of sync.
+    #[error("out of sync with the server: {0}")]
+    Desync(#[from] ApplyError),
+}
+
+/// What a call to [`Client::recv`] received, after applying it to the local world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A keyframe replaced the local world; it is now at `tick`.
+    Snapshot {
+        /// The world's tick.
+        tick: u64,
+        /// The last move the server applied.
+        ack: u32,
+    },
+    /// A delta advanced the local world to `tick`.
+    Delta {
+        /// The world's tick.
+        tick: u64,
+        /// The last move the server applied.
+        ack: u32,
+    },
+    /// A pong, with the round-trip time measured on this machine's clock.
+    Pong {
+        /// The pong as received.
+        pong: Pong,
+        /// Now minus the ping's send time.
+        rtt: Duration,
+    },
+}
+
+/// A connected player.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    welcome: Welcome,
+    world: Option<NetWorld>,
+    seq: u32,
+    bytes_received: u64,
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws`) as `name` and waits for the welcome.
+    pub async fn connect(url: &str, name: &str) -> Result<Self, ClientError> {
+        Self::connect_with(
+            url,
+            Hello {
+                version: PROTOCOL_VERSION,
+                name: name.into(),
+                token: String::new(),
+            },
+        )
+        .await
+    }
+
+    /// Like [`Client::connect`], with a hello of the caller's making (a join token, or a
+    /// deliberately wrong version in tests).
+    pub async fn connect_with(url: &str, hello: Hello) -> Result<Self, ClientError> {
+        let config = WebSocketConfig::default().max_message_size(Some(MAX_SERVER_MESSAGE));
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+            .await
+            .map_err(|source| ClientError::Connect {
+                url: url.into(),
+                source,
+            })?;
+        ws.send(Message::Binary(ClientMsg::Hello(hello).encode().into()))
+            .await?;
+        let mut bytes_received = 0;
+        let welcome = match next_msg(&mut ws, &mut bytes_received).await? {
+            ServerMsg::Welcome(w) => w,
+            other => return Err(ClientError::Protocol(format!("expected welcome, got {other:?}"))),
+        };
+        Ok(Self {
+            ws,
+            welcome,
+            world: None,
+            seq: 0,
+            bytes_received,
+        })
+    }
+
+    /// The welcome: this player's id, the tick rate and the world size.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// This player's entity id.
+    pub fn player_id(&self) -> u32 {
+        self.welcome.player_id
+    }
+
+    /// The local copy of the world, once the first snapshot arrived.
+    pub fn world(&self) -> Option<&NetWorld> {
+        self.world.as_ref()
+    }
+
+    /// Payload bytes received so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// Sends a move command and returns its sequence number.
+    pub async fn send_move(&mut self, dx: i8, dy: i8) -> Result<u32, ClientError> {
+        self.seq += 1;
+        let seq = self.seq;
+        self.send(&ClientMsg::Move(Move { seq, dx, dy })).await?;
+        Ok(seq)
+    }
+
+    /// Sends a ping stamped with the current time; the pong comes back through [`Client::recv`].
+    pub async fn send_ping(&mut self, nonce: u32) -> Result<(), ClientError> {
+        self.send(&ClientMsg::Ping(Ping {
+            nonce,
+            client_time_us: unix_micros(),
+        }))
+        .await
+    }
+
+    /// Sends any message as is (for tests of the server's checks).
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
+        self.ws.send(Message::Binary(msg.encode().into())).await?;
+        Ok(())
+    }
+
+    /// Receives the next snapshot, delta or pong and applies it to the local world.
+    pub async fn recv(&mut self) -> Result<Received, ClientError> {
+        match next_msg(&mut self.ws, &mut self.bytes_received).await? {
+            ServerMsg::Snapshot(s) => {
+                self.world = Some(NetWorld::from_snapshot(&s)?);
+                Ok(Received::Snapshot {
+                    tick: s.tick,
+                    ack: s.ack,
+                })
+            }
+            ServerMsg::Delta(d) => {
+                let world = self
+                    .world
+                    .as_mut()
+                    .ok_or_else(|| ClientError::Protocol("delta before any snapshot".into()))?;
+                world.apply(&d)?;
+                Ok(Received::Delta {
+                    tick: d.tick,
+                    ack: d.ack,
+                })
+            }
+            ServerMsg::Pong(pong) => {
+                let rtt = Duration::from_micros(unix_micros().saturating_sub(pong.client_time_us));
+                Ok(Received::Pong { pong, rtt })
+            }
+            ServerMsg::Welcome(_) => Err(ClientError::Protocol("second welcome".into())),
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        self.ws.close(None).await?;
+        // Drain until the server's close reply so the close handshake completes.
+        while let Some(Ok(_)) = self.ws.next().await {}
+        Ok(())
+    }
+}
+
+/// Reads the next binary message, skipping control frames; a close frame becomes an error.
+async fn next_msg(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    bytes_received: &mut u64,
+) -> Result<ServerMsg, ClientError> {
+    loop {
+        let msg = match ws.next().await {
+            Some(msg) => msg?,
+            None => {
+                return Err(ClientError::Closed {
+                    code: 1006,
+                    reason: "connection ended".into(),
+                });
+            }
+        };
+        match msg {
+            Message::Binary(bytes) => {
+                *bytes_received += bytes.len() as u64;
+                return Ok(ServerMsg::decode(&bytes)?);
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                return Err(ClientError::Closed { code, reason });
+            }
+            Message::Text(_) => return Err(ClientError::Protocol("text message from the server".into())),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+}
