@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 
-use crate::protocol::{Delta, EntityKind, EntityState, EntityUpdate, Snapshot, Updates, quantize};
+use crate::protocol::{Delta, EntityKind, EntityState, EntityUpdate, Snapshot, Updates, quantize, world_checksum};
 use crate::sim::World;
 
 /// Why a delta could not be applied. Any of these means the client must resynchronise.
@@ -31,6 +31,16 @@ pub enum ApplyError {
     /// A position change leaves the representable range.
     #[error("delta moves entity {0} out of range")]
     OutOfRange(u32),
+    /// After applying, the world's checksum differs from the one the server sent.
+    #[error("world checksum mismatch at tick {tick}: server {server:#010x}, local {local:#010x}")]
+    ChecksumMismatch {
+        /// The tick checked.
+        tick: u64,
+        /// The server's checksum.
+        server: u32,
+        /// This world's checksum.
+        local: u32,
+    },
     /// A snapshot lists entities out of id order or twice.
     #[error("snapshot entities are not in strictly ascending id order")]
     Unordered,
@@ -111,6 +121,11 @@ impl NetWorld {
         &self.entities
     }
 
+    /// The [`world_checksum`] of this world.
+    pub fn checksum(&self) -> u32 {
+        world_checksum(&self.entities)
+    }
+
     /// One entity by id.
     pub fn get(&self, id: u32) -> Option<&EntityState> {
         self.entities
@@ -151,7 +166,9 @@ impl NetWorld {
         changes
     }
 
-    /// Applies a delta; on error the world is left unchanged.
+    /// Applies a delta and checks its checksum, if it has one. On any error other than a
+    /// checksum mismatch the world is left unchanged; on a mismatch it holds the delta applied
+    /// (and is wrong: the caller must resynchronise).
     pub fn apply(&mut self, delta: &Delta) -> Result<(), ApplyError> {
         if delta.base_tick() != self.tick || delta.base_gap == 0 {
             return Err(ApplyError::WrongBase {
@@ -193,7 +210,14 @@ impl NetWorld {
         }
         self.entities = next;
         self.tick = delta.tick;
-        Ok(())
+        match delta.checksum {
+            Some(server) if server != self.checksum() => Err(ApplyError::ChecksumMismatch {
+                tick: self.tick,
+                server,
+                local: self.checksum(),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -223,6 +247,7 @@ mod tests {
             spawned: c.spawned,
             updated: c.updated,
             removed: c.removed,
+            checksum: Some(next.checksum()),
         }
     }
 
@@ -246,7 +271,7 @@ mod tests {
             let next = NetWorld::capture(&world);
             // Through the wire bytes, as a client would receive it.
             let d = delta_of(&base, &next);
-            let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed);
+            let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed, d.checksum);
             let ServerMsg::Delta(wire) = ServerMsg::decode(&body.frame(0)).unwrap() else {
                 panic!()
             };
@@ -285,7 +310,20 @@ mod tests {
                 ..Default::default()
             }]),
             removed: vec![],
+            checksum: None,
         };
         assert_eq!(held.apply(&delta), Err(ApplyError::UnknownEntity(9_999)));
+    }
+
+    #[test]
+    fn a_checksum_that_disagrees_is_reported() {
+        let mut world = World::new(Rules::default(), 3);
+        let a = NetWorld::capture(&world);
+        world.step();
+        let b = NetWorld::capture(&world);
+        let mut drifted = a.clone();
+        drifted.entities[0].x += 1; // a value drift no structural check would notice
+        let err = drifted.apply(&delta_of(&a, &b)).unwrap_err();
+        assert!(matches!(err, ApplyError::ChecksumMismatch { tick: 1, .. }), "{err}");
     }
 }

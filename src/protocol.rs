@@ -173,6 +173,9 @@ pub struct Delta {
     pub updated: Updates,
     /// Ids of entities that no longer exist.
     pub removed: Vec<u32>,
+    /// When present, the [`world_checksum`] of the world at `tick`: a client whose world hashes
+    /// differently has drifted and must resynchronise. Sent about once a second.
+    pub checksum: Option<u32>,
 }
 
 impl Delta {
@@ -339,8 +342,15 @@ pub struct SharedBody {
 
 impl SharedBody {
     /// Encodes the shared part of a delta.
-    pub fn delta(tick: u64, base_gap: u32, spawned: &[EntityState], updated: &Updates, removed: &[u32]) -> Self {
-        let bytes = encode_vec(&(tick, base_gap, spawned, updated, removed));
+    pub fn delta(
+        tick: u64,
+        base_gap: u32,
+        spawned: &[EntityState],
+        updated: &Updates,
+        removed: &[u32],
+        checksum: Option<u32>,
+    ) -> Self {
+        let bytes = encode_vec(&(tick, base_gap, spawned, updated, removed, checksum));
         Self {
             tag: DELTA_TAG,
             bytes: bytes.into(),
@@ -389,6 +399,30 @@ fn put_varint_u32(out: &mut BytesMut, v: u32) {
             out.put_u32_le(v);
         }
     }
+}
+
+/// FNV-1a (32-bit) over each entity, in id order, as the little-endian bytes of `id`, then
+/// `kind` as one byte (0 player, 1 orb), then `x`, `y` and `score`: 17 bytes per entity.
+pub fn world_checksum<'a>(entities: impl IntoIterator<Item = &'a EntityState>) -> u32 {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    let mut hash = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            hash = (hash ^ u32::from(*b)).wrapping_mul(PRIME);
+        }
+    };
+    for e in entities {
+        eat(&e.id.to_le_bytes());
+        eat(&[match e.kind {
+            EntityKind::Player => 0,
+            EntityKind::Orb => 1,
+        }]);
+        eat(&e.x.to_le_bytes());
+        eat(&e.y.to_le_bytes());
+        eat(&e.score.to_le_bytes());
+    }
+    hash
 }
 
 /// Microseconds since the Unix epoch on this machine's clock (the unit of ping and pong times).
@@ -456,6 +490,7 @@ mod tests {
                 },
             ]),
             removed: vec![12],
+            checksum: Some(0xdead_beef),
         }
     }
 
@@ -523,6 +558,7 @@ mod tests {
                     spawned: vec![],
                     updated: Updates::default(),
                     removed: vec![],
+                    checksum: None,
                 })
                 .encode(),
             ),
@@ -562,7 +598,7 @@ mod tests {
     #[test]
     fn shared_body_frames_equal_whole_message_encoding() {
         let d = delta();
-        let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed);
+        let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed, d.checksum);
         for ack in [0, 250, 251, 65_535, 65_536, u32::MAX] {
             let whole = ServerMsg::Delta(Delta { ack, ..d.clone() }).encode();
             assert_eq!(body.frame(ack)[..], whole[..], "ack {ack}");
@@ -649,6 +685,31 @@ mod tests {
             put_varint_u32(&mut out, v);
             assert_eq!(out[..], encode_vec(&v)[..], "{v}");
         }
+    }
+
+    #[test]
+    fn checksum_matches_the_documented_example() {
+        // The example in PROTOCOL.md: the two entities of the `snapshot` vector.
+        let entities = [
+            EntityState {
+                id: 1,
+                kind: EntityKind::Orb,
+                x: 160,
+                y: 16000,
+                score: 0,
+            },
+            EntityState {
+                id: 7,
+                kind: EntityKind::Player,
+                x: 8000,
+                y: 8000,
+                score: 3,
+            },
+        ];
+        let doc = include_str!("../PROTOCOL.md");
+        let line = format!("checksum of the snapshot vector: 0x{:08x}", world_checksum(&entities));
+        assert!(doc.contains(&line), "PROTOCOL.md lacks `{line}`");
+        assert_eq!(world_checksum(&[]), 0x811c_9dc5);
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub(crate) struct TickLoop {
     metrics: Arc<Metrics>,
     welcome: Welcome,
     period: Duration,
+    tick_hz: u32,
     slow_timeout: Duration,
 }
 
@@ -140,6 +141,7 @@ impl TickLoop {
             metrics,
             welcome,
             period: config.tick_period(),
+            tick_hz: config.tick_hz,
             slow_timeout: config.slow_timeout,
         }
     }
@@ -192,7 +194,9 @@ impl TickLoop {
         let changes = self.sent.diff(&self.next);
         std::mem::swap(&mut self.sent, &mut self.next);
         let tick = self.world.tick();
-        let delta = SharedBody::delta(tick, 1, &changes.spawned, &changes.updated, &changes.removed);
+        // Once a second, enough to catch a drifting client without hashing every tick.
+        let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum());
+        let delta = SharedBody::delta(tick, 1, &changes.spawned, &changes.updated, &changes.removed, checksum);
         self.fan_out(&delta, now);
         self.clock.0.store(tick, Ordering::Relaxed);
         self.metrics.players.set(self.peers.len() as i64);
