@@ -35,6 +35,18 @@ pub struct Config {
     #[arg(long, default_value_t = 5000)]
     pub max_players: usize,
 
+    /// Spectator events per second; the ticks in between are merged into each event.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub spectator_hz: u32,
+
+    /// How long spectators can be away and still resume with exactly the events they missed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub spectator_history: Duration,
+
+    /// Most spectators (SSE streams plus waiting long-polls) at once; more get 503.
+    #[arg(long, default_value_t = 1000)]
+    pub max_spectators: usize,
+
     /// Outbound messages queued per player before deltas are dropped for a later keyframe.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=4096))]
     pub player_queue: u32,
@@ -70,6 +82,17 @@ impl Config {
             tick_hz: self.tick_hz,
             orbs: self.orbs as usize,
         }
+    }
+
+    /// Ticks between spectator events (spectators never get more events than ticks).
+    pub fn spectator_every(&self) -> u32 {
+        (self.tick_hz / self.spectator_hz.min(self.tick_hz)).max(1)
+    }
+
+    /// How many spectator events the resume ring keeps.
+    pub fn spectator_ring(&self) -> usize {
+        let per_sec = f64::from(self.tick_hz) / f64::from(self.spectator_every());
+        (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
     }
 
     /// The length of one tick.

@@ -10,6 +10,8 @@
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
 //! - `tick`: the tick loop that owns the world and fans out its frames.
 //! - `session`: one player's WebSocket connection.
+//! - `feed`: the spectator feed (events encoded once, a resume ring, cached snapshots).
+//! - `spectators`: SSE, long-poll, polling and the spectator page.
 //! - [`server`]: HTTP routes, startup and shutdown.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: command-line settings.
@@ -23,16 +25,20 @@
 //! 5. Quantize, diff against the previous tick and encode the shared delta body once.
 //! 6. Queue each player its delta with its own input ack, or a keyframe if it is new or fell
 //!    behind; a player whose queue stays full is closed as too slow.
+//! 7. Every `tick_hz / spectator_hz` ticks, publish one spectator event: the diff since the
+//!    previous event, encoded once for every spectator.
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
 pub mod delta;
+mod feed;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
 mod session;
 pub mod sim;
+mod spectators;
 mod tick;
 
 pub use config::Config;

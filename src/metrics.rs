@@ -108,6 +108,12 @@ pub struct Metrics {
     pub deltas_dropped: Counter,
     /// Keyframes sent to players that fell behind.
     pub resync_keyframes: Counter,
+    /// Spectators following the SSE feed.
+    pub spectators_sse: Gauge,
+    /// Spectators waiting in a long-poll.
+    pub spectators_longpoll: Gauge,
+    /// Snapshots sent to spectators that fell behind the resume ring.
+    pub spectator_resyncs: Counter,
     /// Player traffic.
     pub websocket: TrafficCounters,
     /// Spectator traffic over Server-Sent Events.
@@ -134,6 +140,14 @@ impl Metrics {
         let deltas_dropped = Counter::default();
         let resync_keyframes = Counter::default();
         let closes = Family::<ReasonLabel, Counter>::default();
+        let spectators = Family::<TransportLabel, Gauge>::default();
+        let spectators_sse = spectators.get_or_create_owned(&TransportLabel {
+            transport: Transport::Sse,
+        });
+        let spectators_longpoll = spectators.get_or_create_owned(&TransportLabel {
+            transport: Transport::Longpoll,
+        });
+        let spectator_resyncs = Counter::default();
         registry.register("ticks", "Ticks run", ticks.clone());
         registry.register(
             "tick_overruns",
@@ -186,6 +200,9 @@ impl Metrics {
             decode_errors,
             deltas_dropped,
             resync_keyframes,
+            spectators_sse,
+            spectators_longpoll,
+            spectator_resyncs,
             websocket,
             sse,
             longpoll,

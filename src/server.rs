@@ -1,10 +1,12 @@
-//! The HTTP front: one port for players (`/ws`), metrics (`/metrics`) and, later, spectators.
+//! The HTTP front: one port for players (`/ws`), spectators (`/`, `/events`, `/poll`, `/state`)
+//! and metrics (`/metrics`).
 //!
 //! [`Server::new`] takes an already-bound listener, so tests bind `127.0.0.1:0` and read the
 //! port back; `main` binds the configured address. [`Server::run`] serves until its
 //! cancellation token fires, then closes every player with 1001 and waits for their tasks for
 //! at most `--shutdown-grace`.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,14 +20,16 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::metrics::{CloseReason, Metrics};
 use crate::protocol::MAX_CLIENT_MESSAGE;
-use crate::session;
 use crate::tick::{JoinRequest, TickClock, TickLoop};
+use crate::{session, spectators};
 
 /// Joins waiting for the next tick; a burst beyond this waits in its session (bounded by the
 /// player cap), it is not dropped.
@@ -39,6 +43,9 @@ pub(crate) struct AppState {
     pub(crate) joins: mpsc::Sender<JoinRequest>,
     /// One permit per player place (`--max-players`).
     pub(crate) player_places: Arc<Semaphore>,
+    /// One permit per spectator place (`--max-spectators`).
+    pub(crate) spectator_places: Arc<Semaphore>,
+    pub(crate) feed: Arc<Feed>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -61,6 +68,8 @@ impl Server {
         let tick_loop = TickLoop::new(&config, seed, join_rx, clock.clone(), metrics.clone());
         let state = Arc::new(AppState {
             player_places: Arc::new(Semaphore::new(config.max_players)),
+            spectator_places: Arc::new(Semaphore::new(config.max_spectators)),
+            feed: tick_loop.feed(),
             config,
             metrics,
             clock,
@@ -110,33 +119,54 @@ impl Server {
             }
         });
         let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown({
-            let inner = inner.clone();
-            async move {
-                shutdown.cancelled().await;
-                // Sessions and the tick loop watch the inner token; HTTP stops accepting now.
-                inner.cancel();
-            }
-        });
-        let served = serve.await.context("serving HTTP");
+        let mut serve = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(inner.clone().cancelled_owned())
+                .into_future(),
+        );
+        let early = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            served = &mut serve => Some(served),
+        };
+        // From here on everything watches `inner`: HTTP stops accepting, players get 1001,
+        // spectators a `shutdown` event, and the tick loop stops.
         inner.cancel();
+        let deadline = Instant::now() + state.config.shutdown_grace;
+        let served = match early {
+            Some(served) => served,
+            None => match time::timeout_at(deadline, &mut serve).await {
+                Ok(served) => served,
+                Err(_) => {
+                    // A peer that stopped reading can hold its connection open: don't wait on it.
+                    tracing::warn!("HTTP connections still open at the shutdown deadline");
+                    serve.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
         tasks.close();
-        if tokio::time::timeout(state.config.shutdown_grace, tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?state.config.shutdown_grace, left = tasks.len(), "shutdown grace ran out");
+        if time::timeout_at(deadline, tasks.wait()).await.is_err() {
+            tracing::warn!(left = tasks.len(), "tasks still running at the shutdown deadline");
         }
-        served
+        served.context("HTTP server task")?.context("serving HTTP")
     }
 }
 
 /// The routes, on shared state. Built apart from [`Server::run`] so it reads in one place.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(spectators::page))
+        .route("/events", get(spectators::events))
+        .route("/poll", get(spectators::poll))
+        .route("/state", get(spectators::current_state))
         .route("/ws", get(player_upgrade))
         .route("/metrics", get(metrics))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: try /ws, /metrics or /\n") })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: try /, /events, /poll, /state, /ws or /metrics\n",
+            )
+        })
         .with_state(state)
 }
 

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::delta::NetWorld;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::protocol::{Move, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, SharedBody, Welcome};
 use crate::sim::{EntityId, World};
@@ -104,6 +105,10 @@ pub(crate) struct TickLoop {
     /// This tick's capture; swapped with `sent` after the diff to reuse both allocations.
     next: NetWorld,
     peers: BTreeMap<EntityId, Peer>,
+    /// The world as of the last spectator event; the next event is the diff from here.
+    spectated: NetWorld,
+    spectator_every: u64,
+    feed: Arc<Feed>,
     joins: mpsc::Receiver<JoinRequest>,
     clock: Arc<TickClock>,
     metrics: Arc<Metrics>,
@@ -123,6 +128,7 @@ impl TickLoop {
     ) -> Self {
         let world = World::new(config.rules(), seed);
         let sent = NetWorld::capture(&world);
+        let feed = Arc::new(Feed::new(&sent, config.spectator_ring(), config.world_size));
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             player_id: 0,
@@ -134,6 +140,9 @@ impl TickLoop {
         Self {
             world,
             next: sent.clone(),
+            spectated: sent.clone(),
+            spectator_every: u64::from(config.spectator_every()),
+            feed,
             sent,
             peers: BTreeMap::new(),
             joins,
@@ -144,6 +153,11 @@ impl TickLoop {
             tick_hz: config.tick_hz,
             slow_timeout: config.slow_timeout,
         }
+    }
+
+    /// The spectator feed this loop publishes to.
+    pub(crate) fn feed(&self) -> Arc<Feed> {
+        self.feed.clone()
     }
 
     /// Runs ticks at the configured rate until `shutdown`.
@@ -198,6 +212,15 @@ impl TickLoop {
         let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum());
         let delta = SharedBody::delta(tick, 1, &changes.spawned, &changes.updated, &changes.removed, checksum);
         self.fan_out(&delta, now);
+        if tick % self.spectator_every == 0 {
+            // Diffing against the last event's world merges the ticks in between. Nothing
+            // changed, nothing published: an idle match must not wake every long-poller.
+            let changes = self.spectated.diff(&self.sent);
+            if !changes.is_empty() {
+                self.feed.publish(&changes, &self.sent);
+                self.spectated.clone_from(&self.sent);
+            }
+        }
         self.clock.0.store(tick, Ordering::Relaxed);
         self.metrics.players.set(self.peers.len() as i64);
     }

@@ -1,0 +1,326 @@
+//! The spectator feed: one source of truth for SSE, long-polling and polling.
+//!
+//! At `--spectator-hz` the tick loop diffs the world against the one of the previous spectator
+//! event, which merges every tick in between (an orb that came and went in between is simply
+//! absent; nothing that is still true is lost), and publishes one [`Event`]. Each event is
+//! encoded once, as JSON and as a complete SSE frame, and shared by every spectator, so the
+//! number of spectators adds no encoding work to the tick loop.
+//!
+//! A ring of recent events serves resumes (`Last-Event-ID`, `?after=`). A spectator whose
+//! position is older than the ring, or unknown, gets a snapshot instead: the world at the
+//! latest event, encoded on demand by the first spectator that needs it and cached until the
+//! next event.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::delta::{Changes, NetWorld};
+use crate::protocol::{EntityKind, EntityState, dequantize};
+
+/// What an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Snapshot,
+    Delta,
+}
+
+impl EventKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Delta => "delta",
+        }
+    }
+}
+
+/// One spectator event, encoded once.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) tick: u64,
+    /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
+    base: u64,
+    pub(crate) kind: EventKind,
+    /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field.
+    pub(crate) json: Bytes,
+    /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
+    pub(crate) sse: Bytes,
+}
+
+impl Event {
+    fn new(tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
+        let mut sse = Vec::with_capacity(json.len() + 48);
+        // serde_json's compact output has no newlines, so one `data:` line holds it all.
+        sse.extend_from_slice(format!("id: {tick}\nevent: {}\ndata: ", kind.name()).as_bytes());
+        sse.extend_from_slice(&json);
+        sse.extend_from_slice(b"\n\n");
+        Self {
+            tick,
+            base,
+            kind,
+            json: json.into(),
+            sse: sse.into(),
+        }
+    }
+
+    /// The long-poll form: `{"event":"delta","id":310,"data":{...}}`.
+    pub(crate) fn poll_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!(r#"{{"event":"{}","id":{},"data":"#, self.kind.name(), self.tick).as_bytes());
+        out.extend_from_slice(&self.json);
+        out.push(b'}');
+    }
+}
+
+/// What a spectator at some position needs next.
+#[derive(Debug)]
+pub(crate) enum Catchup {
+    /// Nothing new yet.
+    UpToDate,
+    /// These deltas, in order, bring it to the latest event.
+    Events(Vec<Arc<Event>>),
+    /// Its position is unknown or too old: start over from this snapshot.
+    Snapshot(Arc<Event>),
+}
+
+struct State {
+    /// The world as of the latest event; snapshots are made from it.
+    world: Arc<NetWorld>,
+    /// Recent deltas, oldest first; each one's base is the previous one's tick.
+    ring: VecDeque<Arc<Event>>,
+    /// The snapshot of `world`, once someone asked for it.
+    snapshot: Option<Arc<Event>>,
+}
+
+/// The shared spectator feed.
+pub(crate) struct Feed {
+    // A std Mutex: every critical section is a few pointer copies, never held across an await.
+    state: Mutex<State>,
+    latest: watch::Sender<u64>,
+    ring_len: usize,
+    world_size: u32,
+    spectators: AtomicUsize,
+}
+
+impl Feed {
+    /// A feed starting from `world`, remembering `ring_len` deltas for resumes.
+    pub(crate) fn new(world: &NetWorld, ring_len: usize, world_size: u32) -> Self {
+        let (latest, _) = watch::channel(world.tick());
+        let state = State {
+            world: Arc::new(world.clone()),
+            ring: VecDeque::with_capacity(ring_len),
+            snapshot: None,
+        };
+        Self {
+            state: Mutex::new(state),
+            latest,
+            ring_len: ring_len.max(1),
+            world_size,
+            spectators: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes the step from the previous event to `world` (called by the tick loop).
+    pub(crate) fn publish(&self, changes: &Changes, world: &NetWorld) {
+        // The tick loop is the only publisher, so the base cannot change under us.
+        let base = self.lock().world.tick();
+        let json = delta_json(base, changes, world, self.spectator_count());
+        let event = Arc::new(Event::new(world.tick(), base, EventKind::Delta, json));
+        let tick = world.tick();
+        let world = Arc::new(world.clone());
+        {
+            let mut state = self.lock();
+            if state.ring.len() == self.ring_len {
+                state.ring.pop_front();
+            }
+            state.ring.push_back(event);
+            state.world = world;
+            state.snapshot = None;
+        }
+        self.latest.send_replace(tick);
+    }
+
+    /// What a spectator that has seen everything up to `after` needs (`None`: nothing yet).
+    pub(crate) fn since(&self, after: Option<u64>) -> Catchup {
+        let state = self.lock();
+        let Some(after) = after else {
+            return Catchup::Snapshot(self.snapshot_of(state));
+        };
+        if after == state.world.tick() {
+            return Catchup::UpToDate;
+        }
+        let start = if state.ring.front().is_some_and(|first| first.base == after) {
+            Some(0)
+        } else {
+            state.ring.iter().position(|e| e.tick == after).map(|i| i + 1)
+        };
+        match start {
+            Some(i) => Catchup::Events(state.ring.iter().skip(i).cloned().collect()),
+            None => Catchup::Snapshot(self.snapshot_of(state)),
+        }
+    }
+
+    /// The current snapshot (for polling).
+    pub(crate) fn snapshot(&self) -> Arc<Event> {
+        self.snapshot_of(self.lock())
+    }
+
+    /// Waits for events newer than what the receiver last saw.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// Counts a connected spectator, here and in `gauge`, for as long as the guard lives.
+    pub(crate) fn spectator(self: &Arc<Self>, gauge: Gauge) -> SpectatorGuard {
+        self.spectators.fetch_add(1, Ordering::Relaxed);
+        gauge.inc();
+        SpectatorGuard {
+            feed: self.clone(),
+            gauge,
+        }
+    }
+
+    pub(crate) fn spectator_count(&self) -> usize {
+        self.spectators.load(Ordering::Relaxed)
+    }
+
+    fn snapshot_of(&self, state: MutexGuard<'_, State>) -> Arc<Event> {
+        if let Some(snap) = &state.snapshot {
+            return snap.clone();
+        }
+        let world = state.world.clone();
+        drop(state); // encode outside the lock: the tick loop must never wait on a spectator
+        let json = snapshot_json(&world, self.world_size, self.spectator_count());
+        let snap = Arc::new(Event::new(world.tick(), world.tick(), EventKind::Snapshot, json));
+        let mut state = self.lock();
+        if state.world.tick() == world.tick() {
+            state.snapshot = Some(snap.clone());
+        }
+        snap
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock, so poisoning cannot carry a broken state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Keeps a spectator counted while it is connected.
+pub(crate) struct SpectatorGuard {
+    feed: Arc<Feed>,
+    gauge: Gauge,
+}
+
+impl Drop for SpectatorGuard {
+    fn drop(&mut self) {
+        self.feed.spectators.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
+    }
+}
+
+#[derive(Serialize)]
+struct EntityJson {
+    id: u32,
+    kind: &'static str,
+    x: f64,
+    y: f64,
+    score: u32,
+}
+
+impl From<&EntityState> for EntityJson {
+    fn from(e: &EntityState) -> Self {
+        let kind = match e.kind {
+            EntityKind::Player => "player",
+            EntityKind::Orb => "orb",
+        };
+        Self {
+            id: e.id,
+            kind,
+            x: units(e.x),
+            y: units(e.y),
+            score: e.score,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UpdateJson {
+    id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct SnapshotJson {
+    tick: u64,
+    width: u32,
+    height: u32,
+    spectators: usize,
+    entities: Vec<EntityJson>,
+}
+
+#[derive(Serialize)]
+struct DeltaJson<'a> {
+    tick: u64,
+    base: u64,
+    spectators: usize,
+    spawned: Vec<EntityJson>,
+    updated: Vec<UpdateJson>,
+    removed: &'a [u32],
+}
+
+/// Positions in world units; `q / 16` is exact in an f64, so spectators lose no precision.
+fn units(q: u32) -> f64 {
+    f64::from(dequantize(q))
+}
+
+fn snapshot_json(world: &NetWorld, size: u32, spectators: usize) -> Vec<u8> {
+    let snap = SnapshotJson {
+        tick: world.tick(),
+        width: size,
+        height: size,
+        spectators,
+        entities: world.entities().iter().map(EntityJson::from).collect(),
+    };
+    to_json(&snap)
+}
+
+fn delta_json(base: u64, changes: &Changes, world: &NetWorld, spectators: usize) -> Vec<u8> {
+    let updated = changes
+        .updated
+        .0
+        .iter()
+        .filter_map(|u| {
+            // Every updated id exists in the world the changes lead to.
+            let now = world.get(u.id)?;
+            Some(UpdateJson {
+                id: u.id,
+                x: u.dx.map(|_| units(now.x)),
+                y: u.dy.map(|_| units(now.y)),
+                score: u.score,
+            })
+        })
+        .collect();
+    let delta = DeltaJson {
+        tick: world.tick(),
+        base,
+        spectators,
+        spawned: changes.spawned.iter().map(EntityJson::from).collect(),
+        updated,
+        removed: &changes.removed,
+    };
+    to_json(&delta)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain structs of numbers and static strings always serialize.
+    serde_json::to_vec(value).expect("serialize spectator event")
+}

@@ -1,0 +1,293 @@
+//! Read-only spectator endpoints over plain HTTP, all served from the one [`Feed`].
+//!
+//! - `GET /events`: Server-Sent Events. `retry:`, a snapshot (or, with `Last-Event-ID` or
+//!   `?last_event_id=`, exactly the missed events), then deltas as they happen, a comment
+//!   heartbeat every 15 s, and a final `shutdown` event when the server stops.
+//! - `GET /poll?after=<tick>&timeout_ms=<ms>`: long-polling. Answers at once with the events
+//!   after `after` (a snapshot if it is too old or absent), otherwise waits for the next event
+//!   or the timeout (then 204).
+//! - `GET /state`: the current snapshot, with an ETag naming its tick (If-None-Match: 304).
+//! - `GET /`: the spectator page.
+//!
+//! A spectator that stops reading is simply not polled by the HTTP layer: it holds no queue,
+//! only its position in the feed. When it reads again and its position has left the ring, it
+//! gets a fresh snapshot (counted in `tickcast_spectator_resyncs_total`).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::feed::{Catchup, Event, Feed, SpectatorGuard};
+use crate::metrics::{CloseReason, Metrics, TrafficCounters};
+use crate::server::AppState;
+
+/// How often an idle SSE stream gets a comment line, so proxies do not time it out.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// The reconnection delay suggested to EventSource clients.
+const RETRY: &[u8] = b"retry: 2000\n\n";
+/// Long-poll wait when the client names none.
+const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
+/// Longest long-poll wait a client may ask for.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+/// Sent to every spectator when the server stops.
+const SHUTDOWN_JSON: &str = r#"{"reason":"server shutting down"}"#;
+
+const PAGE: &str = include_str!("page.html");
+
+/// `GET /`: the spectator page, embedded in the binary.
+pub(crate) async fn page() -> Html<&'static str> {
+    Html(PAGE)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventsQuery {
+    last_event_id: Option<u64>,
+}
+
+/// `GET /events`: the SSE feed.
+pub(crate) async fn events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let resume = match headers
+        .get("last-event-id")
+        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
+    {
+        Some(Some(id)) => Some(id),
+        Some(None) => return bad_request("Last-Event-ID must be a tick number"),
+        None => query.last_event_id,
+    };
+    let Some(permit) = spectator_place(&state) else {
+        return full(&state.metrics);
+    };
+    let stream = SseStream {
+        _guard: state.feed.spectator(state.metrics.spectators_sse.clone()),
+        _permit: permit,
+        feed: state.feed.clone(),
+        latest: state.feed.subscribe(),
+        shutdown: state.shutdown.clone(),
+        heartbeat: heartbeat(),
+        cursor: resume,
+        started: false,
+        done: false,
+        metrics: state.metrics.clone(),
+    };
+    let body = futures_util::stream::unfold(stream, |mut stream| async move {
+        let chunk = stream.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), stream))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            // Tells nginx-style proxies not to buffer the stream.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// One SSE response: its place in the feed and what it needs to notice.
+struct SseStream {
+    feed: Arc<Feed>,
+    latest: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+    heartbeat: tokio::time::Interval,
+    /// The tick of the last event sent; `None` before the first.
+    cursor: Option<u64>,
+    started: bool,
+    done: bool,
+    metrics: Arc<Metrics>,
+    _guard: SpectatorGuard,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl SseStream {
+    /// The next bytes to write, or `None` when the response is complete.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut out = BytesMut::new();
+        if !self.started {
+            self.started = true;
+            out.put_slice(RETRY);
+        }
+        loop {
+            if self.shutdown.is_cancelled() {
+                self.done = true;
+                out.put_slice(format!("event: shutdown\ndata: {SHUTDOWN_JSON}\n\n").as_bytes());
+                return Some(self.count(out));
+            }
+            // Mark the current event seen before reading the feed, so one published in between
+            // wakes the wait below rather than being missed.
+            self.latest.borrow_and_update();
+            let events = catch_up(&self.feed, &mut self.cursor, &self.metrics);
+            if !events.is_empty() {
+                events.iter().for_each(|e| out.put_slice(&e.sse));
+                return Some(self.count(out));
+            }
+            if !out.is_empty() {
+                return Some(self.count(out)); // the `retry:` line, while nothing is new
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {}
+                changed = self.latest.changed() => if changed.is_err() { self.shutdown.cancel() },
+                _ = self.heartbeat.tick() => return Some(self.count(BytesMut::from(&b": keepalive\n\n"[..]))),
+            }
+        }
+    }
+
+    fn count(&self, chunk: BytesMut) -> Bytes {
+        self.metrics.sse.sent(chunk.len());
+        chunk.freeze()
+    }
+}
+
+/// Moves `cursor` to the latest event and returns what lies between: the missed deltas, or a
+/// snapshot if they are no longer (or were never) in the ring.
+fn catch_up(feed: &Feed, cursor: &mut Option<u64>, metrics: &Metrics) -> Vec<Arc<Event>> {
+    let events = match feed.since(*cursor) {
+        Catchup::UpToDate => return Vec::new(),
+        Catchup::Events(events) => events,
+        Catchup::Snapshot(snapshot) => {
+            if cursor.is_some() {
+                metrics.spectator_resyncs.inc();
+            }
+            vec![snapshot]
+        }
+    };
+    if let Some(last) = events.last() {
+        *cursor = Some(last.tick);
+    }
+    events
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PollQuery {
+    after: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+/// `GET /poll`: long-polling.
+pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query<PollQuery>) -> Response {
+    let wait = query
+        .timeout_ms
+        .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
+        .min(MAX_POLL_WAIT);
+    let deadline = Instant::now() + wait;
+    let Some(_permit) = spectator_place(&state) else {
+        return full(&state.metrics);
+    };
+    let _guard = state.feed.spectator(state.metrics.spectators_longpoll.clone());
+    let mut latest = state.feed.subscribe();
+    let mut cursor = query.after;
+    let traffic = &state.metrics.longpoll;
+    traffic.received(0);
+    loop {
+        if state.shutdown.is_cancelled() {
+            let body = format!(r#"[{{"event":"shutdown","data":{SHUTDOWN_JSON}}}]"#);
+            return json_response(traffic, body.into_bytes());
+        }
+        latest.borrow_and_update();
+        let events = catch_up(&state.feed, &mut cursor, &state.metrics);
+        if !events.is_empty() {
+            let mut body = b"[".to_vec();
+            for (i, event) in events.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                event.poll_json(&mut body);
+            }
+            body.push(b']');
+            return json_response(traffic, body);
+        }
+        tokio::select! {
+            _ = state.shutdown.cancelled() => {}
+            _ = latest.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                traffic.sent(0);
+                return (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response();
+            }
+        }
+    }
+}
+
+/// `GET /state`: the current snapshot, cacheable by its tick.
+pub(crate) async fn current_state(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let traffic = &state.metrics.poll;
+    traffic.received(0);
+    let snapshot = state.feed.snapshot();
+    let etag = format!("\"{}\"", snapshot.tick);
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+    ];
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if fresh {
+        traffic.sent(0);
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    traffic.sent(snapshot.json.len());
+    (
+        cache,
+        [(header::CONTENT_TYPE, "application/json")],
+        snapshot.json.clone(),
+    )
+        .into_response()
+}
+
+fn json_response(traffic: &TrafficCounters, body: Vec<u8>) -> Response {
+    traffic.sent(body.len());
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn heartbeat() -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+}
+
+/// Takes a place under `--max-spectators`, or counts the refusal.
+fn spectator_place(state: &AppState) -> Option<OwnedSemaphorePermit> {
+    state.spectator_places.clone().try_acquire_owned().ok()
+}
+
+fn full(metrics: &Metrics) -> Response {
+    metrics.close(CloseReason::Full);
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "too many spectators: try again shortly\n",
+    )
+        .into_response()
+}

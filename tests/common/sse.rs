@@ -1,0 +1,216 @@
+//! A Server-Sent Events reader that follows the WHATWG event-stream parsing rules, so the
+//! tests check the server's framing rather than trusting a lenient parser.
+
+use futures_util::StreamExt;
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: String,
+    /// The last event id as of this event (sticky, as in a browser).
+    pub id: Option<String>,
+}
+
+/// Incremental parser: feed it bytes, take out complete events.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    event: String,
+    data: String,
+    has_data: bool,
+    last_id: Option<String>,
+    pub retry: Option<u64>,
+    pub comments: usize,
+    /// Lines that ended in CR or CRLF: the server promises LF only.
+    pub non_lf_endings: usize,
+}
+
+impl SseParser {
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            // A CR at the very end may be the first half of CRLF: wait for more bytes.
+            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
+                break;
+            }
+            let crlf = self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n');
+            if self.buf[end] == b'\r' {
+                self.non_lf_endings += 1;
+            }
+            let line = String::from_utf8(self.buf[..end].to_vec()).expect("event streams are UTF-8");
+            self.buf.drain(..end + if crlf { 2 } else { 1 });
+            if let Some(event) = self.line(&line) {
+                out.push(event);
+            }
+        }
+        out
+    }
+
+    fn line(&mut self, line: &str) -> Option<SseEvent> {
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line.starts_with(':') {
+            self.comments += 1;
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = value.to_owned(),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+            "retry" => self.retry = value.parse().ok().or(self.retry),
+            _ => {}
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = std::mem::take(&mut self.event);
+        if !std::mem::take(&mut self.has_data) {
+            return None;
+        }
+        let mut data = std::mem::take(&mut self.data);
+        data.pop(); // the last LF
+        let event = if event.is_empty() { "message".to_owned() } else { event };
+        Some(SseEvent {
+            event,
+            data,
+            id: self.last_id.clone(),
+        })
+    }
+}
+
+/// An open `GET /events` response.
+pub struct SseClient {
+    pub response_headers: reqwest::header::HeaderMap,
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    pub parser: SseParser,
+    pending: std::collections::VecDeque<SseEvent>,
+}
+
+impl SseClient {
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let res = super::within(req.send()).await.expect("GET /events");
+        assert_eq!(res.status(), 200, "GET /events");
+        let response_headers = res.headers().clone();
+        Self {
+            response_headers,
+            stream: Box::pin(res.bytes_stream()),
+            parser: SseParser::default(),
+            pending: Default::default(),
+        }
+    }
+
+    /// The next event; `None` when the response ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let chunk = super::within(self.stream.next()).await?.expect("read the event stream");
+            self.pending.extend(self.parser.feed(&chunk));
+        }
+    }
+}
+
+/// kind, x, y, score
+pub type SpecEntity = (String, f64, f64, u64);
+
+/// The world as a spectator rebuilds it from JSON events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpecWorld {
+    pub tick: Option<u64>,
+    pub entities: std::collections::BTreeMap<u64, SpecEntity>,
+}
+
+impl SpecWorld {
+    /// The same world as a player holds it, in world units.
+    pub fn from_net(world: &tickcast::delta::NetWorld) -> Self {
+        let entities = world
+            .entities()
+            .iter()
+            .map(|e| {
+                let kind = match e.kind {
+                    tickcast::protocol::EntityKind::Player => "player",
+                    tickcast::protocol::EntityKind::Orb => "orb",
+                };
+                let units = |q: u32| f64::from(q) / 16.0;
+                (
+                    u64::from(e.id),
+                    (kind.to_owned(), units(e.x), units(e.y), u64::from(e.score)),
+                )
+            })
+            .collect();
+        Self {
+            tick: Some(world.tick()),
+            entities,
+        }
+    }
+
+    /// Applies a `snapshot` or `delta` event; a delta must be based on the tick held.
+    pub fn apply(&mut self, event: &str, data: &serde_json::Value) -> Result<(), String> {
+        let num = |v: &serde_json::Value| v.as_f64().ok_or_else(|| format!("not a number: {v}"));
+        let entity = |e: &serde_json::Value| -> Result<(u64, SpecEntity), String> {
+            let kind = e["kind"].as_str().ok_or("kind")?.to_owned();
+            Ok((
+                e["id"].as_u64().ok_or("id")?,
+                (kind, num(&e["x"])?, num(&e["y"])?, e["score"].as_u64().ok_or("score")?),
+            ))
+        };
+        match event {
+            "snapshot" => {
+                self.entities = data["entities"]
+                    .as_array()
+                    .ok_or("entities")?
+                    .iter()
+                    .map(entity)
+                    .collect::<Result<_, _>>()?;
+            }
+            "delta" => {
+                if data["base"].as_u64() != self.tick {
+                    return Err(format!("delta based on {} applied at {:?}", data["base"], self.tick));
+                }
+                for u in data["updated"].as_array().ok_or("updated")? {
+                    let id = u["id"].as_u64().ok_or("id")?;
+                    let e = self.entities.get_mut(&id).ok_or(format!("update of unknown {id}"))?;
+                    if !u["x"].is_null() {
+                        e.1 = num(&u["x"])?;
+                    }
+                    if !u["y"].is_null() {
+                        e.2 = num(&u["y"])?;
+                    }
+                    if !u["score"].is_null() {
+                        e.3 = u["score"].as_u64().ok_or("score")?;
+                    }
+                }
+                for id in data["removed"].as_array().ok_or("removed")? {
+                    let id = id.as_u64().ok_or("removed id")?;
+                    self.entities.remove(&id).ok_or(format!("removal of unknown {id}"))?;
+                }
+                for e in data["spawned"].as_array().ok_or("spawned")? {
+                    let (id, e) = entity(e)?;
+                    if self.entities.insert(id, e).is_some() {
+                        return Err(format!("spawn of existing {id}"));
+                    }
+                }
+            }
+            other => return Err(format!("unexpected event {other}")),
+        }
+        self.tick = Some(data["tick"].as_u64().ok_or("tick")?);
+        Ok(())
+    }
+}

@@ -1,0 +1,462 @@
+//! Spectators over SSE, long-polling and polling, against the real server on 127.0.0.1:0.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::sse::{SpecWorld, SseClient, SseEvent, SseParser};
+use common::{TestServer, until_snapshot, within};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tickcast::Config;
+use tickcast::client::Received;
+use tickcast::delta::NetWorld;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Players wandering at random; one of them remembers the world at every tick, which is the
+/// server's truth to compare spectators with (players are checked against keyframes elsewhere).
+struct Truth {
+    history: Arc<Mutex<BTreeMap<u64, NetWorld>>>,
+    latest: watch::Receiver<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Truth {
+    async fn start(server: &TestServer, players: u64) -> Self {
+        let history = Arc::new(Mutex::new(BTreeMap::new()));
+        let (latest_tx, latest) = watch::channel(0);
+        let latest_tx = Arc::new(latest_tx);
+        let mut tasks = Vec::new();
+        for n in 0..players {
+            let mut client = server.player(&format!("w{n}")).await;
+            let (history, latest_tx) = (history.clone(), latest_tx.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(n);
+                while let Ok(received) = client.recv().await {
+                    if !matches!(received, Received::Delta { .. } | Received::Snapshot { .. }) {
+                        continue;
+                    }
+                    if rng.random_bool(0.2) && client.send_move(rng.random(), rng.random()).await.is_err() {
+                        break;
+                    }
+                    if n == 0 {
+                        let world = client.world().unwrap().clone();
+                        let tick = world.tick();
+                        history.lock().unwrap().insert(tick, world);
+                        latest_tx.send_replace(tick);
+                    }
+                }
+            }));
+        }
+        let mut truth = Self { history, latest, tasks };
+        within(truth.latest.wait_for(|t| *t > 0)).await.unwrap();
+        truth
+    }
+
+    /// The server's world at `tick`, once the recording player has reached it.
+    async fn at(&mut self, tick: u64) -> SpecWorld {
+        within(self.latest.wait_for(|t| *t >= tick)).await.unwrap();
+        let history = self.history.lock().unwrap();
+        SpecWorld::from_net(history.get(&tick).expect("the recorder saw that tick"))
+    }
+}
+
+impl Drop for Truth {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+fn config() -> Config {
+    Config {
+        tick_hz: 60,
+        spectator_hz: 10,
+        orbs: 1000,
+        ..Config::defaults()
+    }
+}
+
+fn apply(world: &mut SpecWorld, event: &SseEvent) {
+    let data: serde_json::Value = serde_json::from_str(&event.data).expect("event data is JSON");
+    assert_eq!(
+        event.id.as_deref(),
+        Some(data["tick"].to_string().as_str()),
+        "an event's id is its tick"
+    );
+    world.apply(&event.event, &data).unwrap_or_else(|err| panic!("{err}"));
+}
+
+#[tokio::test]
+async fn an_sse_spectator_rebuilds_exactly_the_servers_world() {
+    let server = TestServer::start(config()).await;
+    let mut truth = Truth::start(&server, 3).await;
+    let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
+    let headers = &sse.response_headers;
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+
+    let mut world = SpecWorld::default();
+    let first = sse.next().await.unwrap();
+    assert_eq!(first.event, "snapshot");
+    assert_eq!(sse.parser.retry, Some(2000), "retry: comes first");
+    apply(&mut world, &first);
+    for _ in 0..30 {
+        let event = sse.next().await.unwrap();
+        assert_eq!(event.event, "delta");
+        apply(&mut world, &event);
+    }
+    let tick = world.tick.unwrap();
+    assert_eq!(world, truth.at(tick).await, "spectator world differs at tick {tick}");
+    assert_eq!(sse.parser.non_lf_endings, 0, "lines must end in LF");
+    assert!(server.metrics.sse.messages_sent.get() > 0);
+}
+
+#[tokio::test]
+async fn a_long_polling_spectator_rebuilds_exactly_the_servers_world() {
+    let server = TestServer::start(config()).await;
+    let mut truth = Truth::start(&server, 3).await;
+    let http = reqwest::Client::new();
+    let mut world = SpecWorld::default();
+    let mut rounds = 0;
+    while rounds < 20 {
+        let after = world.tick.map(|t| format!("after={t}&")).unwrap_or_default();
+        let res = within(
+            http.get(server.http_url(&format!("/poll?{after}timeout_ms=5000")))
+                .send(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        assert_eq!(res.status(), 200);
+        let events: Vec<serde_json::Value> = res.json().await.unwrap();
+        assert!(!events.is_empty());
+        for e in events {
+            assert_eq!(e["id"], e["data"]["tick"]);
+            world.apply(e["event"].as_str().unwrap(), &e["data"]).unwrap();
+        }
+        rounds += 1;
+    }
+    let tick = world.tick.unwrap();
+    assert_eq!(world, truth.at(tick).await, "long-poll world differs at tick {tick}");
+}
+
+/// A match where nothing changes: no players, no orbs, so no spectator events after the first.
+fn idle() -> Config {
+    Config {
+        orbs: 0,
+        ..Config::defaults()
+    }
+}
+
+#[tokio::test]
+async fn a_long_poll_with_nothing_new_waits_then_answers_204() {
+    let server = TestServer::start(idle()).await;
+    let http = reqwest::Client::new();
+    let state: serde_json::Value = http
+        .get(server.http_url("/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = server.http_url(&format!("/poll?after={}&timeout_ms=300", state["tick"]));
+    let res = within(http.get(url).send()).await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    // Without `after` the answer is immediate: the snapshot.
+    let events: serde_json::Value = http
+        .get(server.http_url("/poll"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events[0]["event"], "snapshot");
+}
+
+#[tokio::test]
+async fn polling_state_matches_the_world_and_honours_its_etag() {
+    let server = TestServer::start(Config {
+        tick_hz: 2,
+        spectator_hz: 1,
+        ..config()
+    })
+    .await;
+    let mut truth = Truth::start(&server, 1).await;
+    // Let the recorder's own arrival reach the feed, so the state is one it has seen.
+    let joined = *truth.latest.borrow();
+    truth.at(joined + 4).await;
+    let http = reqwest::Client::new();
+    let res = http.get(server.http_url("/state")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let snapshot: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(etag, format!("\"{}\"", snapshot["tick"]));
+    let mut world = SpecWorld::default();
+    world.apply("snapshot", &snapshot).unwrap();
+    assert_eq!(world, truth.at(world.tick.unwrap()).await);
+
+    // Nothing changes on an idle server, so the tag stays current.
+    let idle = TestServer::start(idle()).await;
+    let res = http.get(idle.http_url("/state")).send().await.unwrap();
+    let etag = res.headers()["etag"].clone();
+    let again = http
+        .get(idle.http_url("/state"))
+        .header("If-None-Match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag);
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = http
+        .get(idle.http_url("/state"))
+        .header("If-None-Match", "\"12345\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "a stale tag gets the state in full");
+}
+
+/// Reads events from `sse` until one has id `tick`, returning everything read.
+async fn read_until(sse: &mut SseClient, tick: u64) -> Vec<SseEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = sse.next().await.expect("stream open");
+        let done = event.id.as_deref() == Some(tick.to_string().as_str());
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn ids(events: &[SseEvent]) -> Vec<String> {
+    events.iter().filter_map(|e| e.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn a_resumed_spectator_gets_exactly_the_events_it_missed() {
+    let server = TestServer::start(config()).await;
+    let mut truth = Truth::start(&server, 2).await;
+    let mut observer = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut observed = vec![observer.next().await.unwrap()];
+
+    let mut resumer = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut world = SpecWorld::default();
+    for _ in 0..5 {
+        apply(&mut world, &resumer.next().await.unwrap());
+    }
+    let last_id = world.tick.unwrap();
+    drop(resumer);
+
+    // Let ten more events go by, then come back with the last id, once by header, once by query.
+    let target = last_id + 10 * 6;
+    observed.extend(read_until(&mut observer, target).await);
+    let missed: Vec<_> = observed
+        .iter()
+        .filter(|e| e.id.as_ref().unwrap().parse::<u64>().unwrap() > last_id)
+        .cloned()
+        .collect();
+    assert_eq!(missed.len(), 10);
+
+    for via_query in [false, true] {
+        let mut resumer = if via_query {
+            SseClient::connect(&server.http_url(&format!("/events?last_event_id={last_id}")), None).await
+        } else {
+            SseClient::connect(&server.http_url("/events"), Some(&last_id.to_string())).await
+        };
+        let got = read_until(&mut resumer, target).await;
+        assert_eq!(
+            ids(&got),
+            ids(&missed),
+            "resume by {}",
+            if via_query { "query" } else { "header" }
+        );
+        assert!(
+            got.iter().all(|e| e.event == "delta"),
+            "a resume within the ring needs no snapshot"
+        );
+        let mut resumed = world.clone();
+        got.iter().for_each(|e| apply(&mut resumed, e));
+        assert_eq!(resumed, truth.at(target).await);
+    }
+    assert_eq!(server.metrics.spectator_resyncs.get(), 0);
+}
+
+#[tokio::test]
+async fn a_too_old_or_unknown_id_gets_a_fresh_snapshot() {
+    let history = Duration::from_millis(500); // five events at 10 Hz
+    let server = TestServer::start(Config {
+        spectator_history: history,
+        ..config()
+    })
+    .await;
+    let _movers = Truth::start(&server, 2).await;
+    let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
+    let first = sse.next().await.unwrap();
+    let old = first.id.clone().unwrap();
+    let now: u64 = old.parse::<u64>().unwrap() + 6 * 8;
+    read_until(&mut sse, now).await;
+
+    for (id, counts) in [(old.as_str(), true), ("999999999", true), ("7", true)] {
+        let before = server.metrics.spectator_resyncs.get();
+        let mut resumer = SseClient::connect(&server.http_url("/events"), Some(id)).await;
+        let event = resumer.next().await.unwrap();
+        assert_eq!(event.event, "snapshot", "id {id}");
+        assert!(event.id.unwrap().parse::<u64>().unwrap() >= now);
+        assert_eq!(server.metrics.spectator_resyncs.get() > before, counts, "id {id}");
+    }
+    let res = reqwest::Client::new()
+        .get(server.http_url("/events"))
+        .header("Last-Event-ID", "abc")
+        .send()
+        .await;
+    assert_eq!(res.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn spectators_that_never_read_slow_down_nobody() {
+    // Many orbs make every snapshot large, so stalled readers fill their socket buffers quickly.
+    let server = TestServer::start(Config {
+        orbs: 5_000,
+        tick_hz: 30,
+        ..config()
+    })
+    .await;
+    let _movers = Truth::start(&server, 2).await;
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+        stalled.push(tcp); // never read
+    }
+    let mut player = server.player("p").await;
+    until_snapshot(&mut player).await;
+    let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut world = SpecWorld::default();
+    apply(&mut world, &sse.next().await.unwrap());
+    let start = world.tick.unwrap();
+    // Four seconds of events, each applying to the last: no gap, no stall.
+    while world.tick.unwrap() < start + 4 * 30 {
+        let event = sse.next().await.unwrap();
+        assert_eq!(event.event, "delta", "the reading spectator was never resynced");
+        apply(&mut world, &event);
+        // The player keeps up too.
+        while player.world().unwrap().tick() < world.tick.unwrap() {
+            within(player.recv()).await.unwrap();
+        }
+    }
+    assert_eq!(
+        server.metrics.spectators_sse.get(),
+        5,
+        "the stalled ones are still connected"
+    );
+    assert_eq!(server.metrics.spectator_resyncs.get(), 0);
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn spectator_endpoints_are_read_only_and_check_their_queries() {
+    let server = TestServer::at(30).await;
+    let http = reqwest::Client::new();
+    for path in ["/", "/events", "/poll", "/state"] {
+        let res = http.post(server.http_url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 405, "POST {path}");
+    }
+    for query in ["/poll?after=x", "/poll?timeout_ms=-1", "/events?last_event_id=1.5"] {
+        let res = http.get(server.http_url(query)).send().await.unwrap();
+        assert_eq!(res.status(), 400, "GET {query}");
+        assert!(!res.text().await.unwrap().is_empty(), "a 400 says why");
+    }
+    assert_eq!(http.get(server.http_url("/nope")).send().await.unwrap().status(), 404);
+    let page = http.get(server.http_url("/")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("EventSource"));
+}
+
+#[tokio::test]
+async fn over_the_spectator_cap_a_spectator_gets_503_with_retry_after() {
+    let server = TestServer::start(Config {
+        max_spectators: 1,
+        ..config()
+    })
+    .await;
+    let _first = SseClient::connect(&server.http_url("/events"), None).await;
+    let res = reqwest::Client::new()
+        .get(server.http_url("/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+}
+
+#[tokio::test]
+async fn shutdown_sends_every_spectator_a_final_event_and_ends_its_stream() {
+    let server = TestServer::start(idle()).await;
+    let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
+    let snapshot = sse.next().await.unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+    // A long-poll waiting for an event that an idle match never publishes.
+    let url = server.http_url(&format!("/poll?after={}", snapshot.id.unwrap()));
+    let poll = tokio::spawn(reqwest::Client::new().get(url).send());
+    while server.metrics.spectators_longpoll.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await; // a gauge cannot be awaited
+    }
+    let metrics = server.metrics.clone();
+    server.shutdown().await.unwrap();
+
+    let last = sse.next().await.expect("a shutdown event before the end");
+    assert_eq!(last.event, "shutdown");
+    assert_eq!(last.data, r#"{"reason":"server shutting down"}"#);
+    assert!(sse.next().await.is_none(), "the stream ends after the shutdown event");
+    let polled: serde_json::Value = within(poll).await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(
+        polled,
+        serde_json::json!([{"event": "shutdown", "data": {"reason": "server shutting down"}}])
+    );
+    assert_eq!(metrics.spectators_sse.get() + metrics.spectators_longpoll.get(), 0);
+}
+
+#[test]
+fn the_sse_parser_follows_the_spec_examples() {
+    let mut p = SseParser::default();
+    let events =
+        p.feed(b": hi\r\nretry: 1500\n\ndata: YHOO\ndata: +2\ndata:10\n\nid: 7\nevent: add\ndata\r\n\r\ndata: x");
+    assert_eq!(p.retry, Some(1500));
+    assert_eq!(p.comments, 1);
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[0],
+        SseEvent {
+            event: "message".into(),
+            data: "YHOO\n+2\n10".into(),
+            id: None
+        }
+    );
+    assert_eq!(
+        events[1],
+        SseEvent {
+            event: "add".into(),
+            data: String::new(),
+            id: Some("7".into())
+        }
+    );
+    assert!(p.non_lf_endings >= 2);
+    assert_eq!(
+        p.feed(b"\n\n"),
+        vec![SseEvent {
+            event: "message".into(),
+            data: "x".into(),
+            id: Some("7".into())
+        }]
+    );
+}
