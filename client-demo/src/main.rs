@@ -1,1 +1,199 @@
-fn main() {}
+//! The client-demo binary: `play`, `bots` and `spectate`. Parsing and printing only; the work
+//! is in the library (see its crate docs).
+
+use std::fmt::Display;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use client_demo::behaviour::Mix;
+use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_WS_URL};
+use client_demo::play::{self, PlayError};
+use client_demo::spectate::{self, Ended};
+use client_demo::swarm::{self, SwarmConfig};
+use tickcast::config::parse_duration;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// The reference tickcast client: play in the terminal, load a server with bots, or watch.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Play in the terminal: arrows or WASD steer, space stops, q quits.
+    Play {
+        /// The server's player URL.
+        #[arg(default_value = DEFAULT_WS_URL)]
+        url: String,
+        /// Your name (at most 32 bytes).
+        #[arg(long, default_value = "player")]
+        name: String,
+    },
+    /// Run bots against a server, show progress every second and end with a report.
+    Bots(BotsArgs),
+    /// Follow the spectator feed and print a summary every second.
+    Spectate {
+        /// The server's spectator feed.
+        #[arg(default_value = DEFAULT_EVENTS_URL)]
+        url: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BotsArgs {
+    /// The server's player URL; only loopback addresses unless --allow-remote.
+    #[arg(default_value = DEFAULT_WS_URL)]
+    url: String,
+    /// Bots to run.
+    #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    count: u32,
+    /// How long to run, ramp included (e.g. 30s, 2m; at most 1h).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Time over which the bots are started, evenly spread [default: 2s, or half the
+    /// duration when that is shorter].
+    #[arg(long, value_parser = parse_duration)]
+    ramp: Option<Duration>,
+    /// Seed of the bots' behaviours; the same seed replays the same decisions.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How the bots move: wander, chase the nearest orb, or half of each.
+    #[arg(long, value_enum, default_value_t = Mix::Mixed)]
+    behaviour: Mix,
+    /// Time between one bot's move commands.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    move_every: Duration,
+    /// Time between one bot's pings.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    ping_every: Duration,
+    /// Print the report as one JSON object on stdout (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Allow a target outside 127.0.0.0/8 and ::1. Only load servers you run.
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Play { url, name } => play(&url, &name).await,
+        Command::Bots(args) => {
+            logging();
+            bots(args).await
+        }
+        Command::Spectate { url } => {
+            logging();
+            spectate(&url).await
+        }
+    }
+}
+
+async fn play(url: &str, name: &str) -> ExitCode {
+    // No logging here: it would write over the game's screen.
+    match play::run(url, name).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(PlayError::Client(err)) => fail(&err, connect::hint(&err).as_deref()),
+        Err(err) => fail(&err, None),
+    }
+}
+
+async fn bots(args: BotsArgs) -> ExitCode {
+    let defaults = SwarmConfig::new(args.count as usize, args.duration);
+    let config = SwarmConfig {
+        url: args.url,
+        ramp: args.ramp.unwrap_or(defaults.ramp),
+        seed: args.seed,
+        mix: args.behaviour,
+        move_every: args.move_every,
+        ping_every: args.ping_every,
+        allow_remote: args.allow_remote,
+        ..defaults
+    };
+    let stop = stop_on_ctrl_c();
+    let report = match swarm::run(&config, stop, |progress| eprintln!("{progress}")).await {
+        Ok(report) => report,
+        Err(err) => return fail(&err, None),
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    // Scripts can tell a clean run from the exit status alone.
+    if report.bots_failed > 0 || report.desyncs > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn spectate(url: &str) -> ExitCode {
+    match spectate::follow(url, stop_on_ctrl_c(), |summary| println!("{summary}")).await {
+        Ok(Ended::Shutdown(reason)) => {
+            println!("the server is shutting down: {reason}");
+            ExitCode::SUCCESS
+        }
+        Ok(Ended::Stopped) => ExitCode::SUCCESS,
+        Err(err) => fail(&err, err.hint()),
+    }
+}
+
+/// A token cancelled by ctrl-c, so a run can end early and still report.
+fn stop_on_ctrl_c() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            token.cancel();
+        }
+    });
+    stop
+}
+
+/// Logs to stderr, `warn` and up unless RUST_LOG says otherwise.
+fn logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .init();
+}
+
+/// Prints an error and its hint, and gives the failure exit status.
+fn fail(err: &dyn Display, hint: Option<&str>) -> ExitCode {
+    eprintln!("error: {err}");
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bots_default_to_this_machine_for_thirty_seconds() {
+        let cli = Cli::try_parse_from(["client-demo", "bots", "--count", "50"]).unwrap();
+        let Command::Bots(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!((args.url.as_str(), args.count), (DEFAULT_WS_URL, 50));
+        assert_eq!((args.duration, args.ramp), (Duration::from_secs(30), None));
+        assert!(!args.allow_remote && !args.json);
+        assert!(Cli::try_parse_from(["client-demo", "bots", "--count", "0"]).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! One bot: a player connection that moves by its [`Brain`], pings, and counts what it sees.
+//!
+//! The whole bot is one task and one `select!` loop over the connection and two timers: the
+//! connection's `recv` is cancel-safe, so a timer firing never loses a message, and sends
+//! happen in the branch bodies, after the `recv` future is dropped. That is the shape we
+//! recommend for any tickcast client.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tickcast::client::{Client, ClientError, Received};
+use tickcast::delta::ApplyError;
+use tokio::sync::mpsc;
+use tokio::time::{self, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::arena::Arena;
+use crate::behaviour::{Behaviour, Brain};
+use crate::connect::connect;
+use crate::stats::RttStats;
+use crate::swarm::Live;
+
+/// How long a stopping bot waits for the server to answer its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What one bot is told to do.
+#[derive(Debug, Clone)]
+pub struct BotSpec {
+    /// Its number in the swarm; its player name is `bot-<index>`.
+    pub index: usize,
+    /// The server's player URL.
+    pub url: String,
+    /// How it moves.
+    pub behaviour: Behaviour,
+    /// Seed of its random choices.
+    pub seed: u64,
+    /// Time between move commands.
+    pub move_every: Duration,
+    /// Time between pings.
+    pub ping_every: Duration,
+}
+
+/// What one bot saw; the swarm merges these into its report once every bot has stopped.
+#[derive(Debug, Default)]
+pub struct BotOutcome {
+    /// Whether its first connection succeeded.
+    pub connected: bool,
+    /// Why the first connection failed, if it did (the bot then did nothing else).
+    pub connect_error: Option<String>,
+    /// Ping round trips.
+    pub rtt: RttStats,
+    /// Deltas applied.
+    pub deltas: u64,
+    /// Snapshots applied: one per connection, more when the server resynchronised us.
+    pub snapshots: u64,
+    /// Connections made (1, plus one per reconnect after a desync).
+    pub connections: u64,
+    /// Deltas that carried a world checksum, all of which matched (a mismatch is a desync).
+    pub checksums_verified: u64,
+    /// Payload bytes received over all its connections.
+    pub bytes: u64,
+    /// Time spent connected.
+    pub connected_for: Duration,
+    /// Times its world disagreed with a delta or a checksum.
+    pub desyncs: u64,
+    /// How its last connection ended when it was not the bot's own choice, as `code reason`.
+    pub closed: Option<String>,
+}
+
+/// Runs one bot until `stop` fires or the server ends its connection.
+pub async fn run(
+    spec: BotSpec,
+    live: Arc<Live>,
+    rtt_samples: mpsc::Sender<Duration>,
+    stop: CancellationToken,
+) -> BotOutcome {
+    let mut out = BotOutcome::default();
+    let name = format!("bot-{}", spec.index);
+    let mut brain = Brain::new(spec.behaviour, spec.seed);
+    let mut client = tokio::select! {
+        () = stop.cancelled() => return out,
+        connected = connect(&spec.url, &name) => match connected {
+            Ok(client) => client,
+            Err(err) => {
+                live.failed.fetch_add(1, Relaxed);
+                out.connect_error = Some(err.to_string());
+                return out;
+            }
+        },
+    };
+    live.connected.fetch_add(1, Relaxed);
+    out.connected = true;
+    let since = Instant::now();
+    loop {
+        out.connections += 1;
+        let mut session = Session {
+            out: &mut out,
+            live: &live,
+            rtt_samples: &rtt_samples,
+        };
+        let end = session.drive(&mut client, &mut brain, &spec, &stop).await;
+        out.bytes += client.bytes_received();
+        match end {
+            End::Stopped => {
+                // Politely, so the server logs a normal leave; a server that does not answer
+                // the close in time is not worth waiting for.
+                let _ = time::timeout(CLOSE_GRACE, client.close()).await;
+                break;
+            }
+            End::Desync(err) => {
+                out.desyncs += 1;
+                live.desyncs.fetch_add(1, Relaxed);
+                tracing::warn!(bot = %name, %err, "world out of sync: reconnecting for a fresh snapshot");
+                let _ = time::timeout(CLOSE_GRACE, client.close()).await;
+                let reconnected = tokio::select! {
+                    () = stop.cancelled() => break,
+                    reconnected = connect(&spec.url, &name) => reconnected,
+                };
+                match reconnected {
+                    Ok(fresh) => client = fresh,
+                    Err(err) => {
+                        out.closed = Some(format!("reconnect after desync failed: {err}"));
+                        break;
+                    }
+                }
+            }
+            End::Closed(err) => {
+                tracing::debug!(bot = %name, %err, "connection ended");
+                out.closed = Some(close_reason(&err));
+                break;
+            }
+        }
+    }
+    out.connected_for = since.elapsed();
+    live.connected.fetch_sub(1, Relaxed);
+    out
+}
+
+/// How one connection of a bot ended.
+enum End {
+    /// The swarm told the bot to stop.
+    Stopped,
+    /// The local world no longer matches the server's.
+    Desync(ApplyError),
+    /// The server closed the connection, or it failed.
+    Closed(ClientError),
+}
+
+/// The counters one connection updates.
+struct Session<'a> {
+    out: &'a mut BotOutcome,
+    live: &'a Live,
+    rtt_samples: &'a mpsc::Sender<Duration>,
+}
+
+impl Session<'_> {
+    /// Receives, moves and pings until the connection ends or `stop` fires.
+    async fn drive(&mut self, client: &mut Client, brain: &mut Brain, spec: &BotSpec, stop: &CancellationToken) -> End {
+        let arena = Arena::from_welcome(client.welcome());
+        let me = client.player_id();
+        let tick_hz = u64::from(client.welcome().tick_hz.max(1));
+        let mut moves = time::interval(spec.move_every);
+        let mut pings = time::interval(spec.ping_every);
+        // A bot that fell behind (a busy machine) skips beats instead of bursting to catch up.
+        moves.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut nonce = 0u32;
+        loop {
+            let step = tokio::select! {
+                () = stop.cancelled() => return End::Stopped,
+                received = client.recv() => received.map(|r| self.count(r, tick_hz)),
+                _ = moves.tick() => match client.world().map(|world| brain.decide(world, &arena, me)) {
+                    Some((dx, dy)) => client.send_move(dx, dy).await.map(drop),
+                    // Before the first snapshot there is nothing to decide on.
+                    None => Ok(()),
+                },
+                _ = pings.tick() => {
+                    nonce = nonce.wrapping_add(1);
+                    client.send_ping(nonce).await
+                }
+            };
+            match step {
+                Ok(()) => {}
+                Err(ClientError::Desync(err)) => return End::Desync(err),
+                Err(err) => return End::Closed(err),
+            }
+        }
+    }
+
+    fn count(&mut self, received: Received, tick_hz: u64) {
+        match received {
+            Received::Snapshot { .. } => self.out.snapshots += 1,
+            Received::Delta { tick, .. } => {
+                self.out.deltas += 1;
+                self.live.deltas.fetch_add(1, Relaxed);
+                // The server puts a checksum on every tick_hz-th tick (PROTOCOL.md), and
+                // `recv` has already compared it: reaching here means it matched.
+                if tick % tick_hz == 0 {
+                    self.out.checksums_verified += 1;
+                }
+            }
+            Received::Pong { rtt, .. } => {
+                self.out.rtt.record(rtt);
+                // Only for the live progress line: if it is full, that line misses a sample.
+                let _ = self.rtt_samples.try_send(rtt);
+            }
+        }
+    }
+}
+
+/// A connection's end as the report groups it: the server's close code and reason, or how
+/// the connection failed.
+pub fn close_reason(err: &ClientError) -> String {
+    match err {
+        ClientError::Closed { code, reason } => format!("{code} {reason}"),
+        ClientError::Lost(err) => format!("lost: {err}"),
+        other => other.to_string(),
+    }
+}

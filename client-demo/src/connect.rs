@@ -1,0 +1,179 @@
+//! Where a client connects, connecting with a deadline, and what to tell a person when it fails.
+//!
+//! The protocol work (hello, welcome, keeping the world) is [`tickcast::client::Client`]'s; this
+//! module adds what a tool around it needs: default addresses, the rule that load only ever
+//! targets this machine, and a hint for each way a connection fails.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tickcast::client::{Client, ClientError};
+use tickcast::protocol::PROTOCOL_VERSION;
+use tokio_tungstenite::tungstenite::{self, http::Uri};
+
+/// Where `cargo run --release` of the server accepts players.
+pub const DEFAULT_WS_URL: &str = "ws://127.0.0.1:8080/ws";
+
+/// Where the same server serves its spectator feed.
+pub const DEFAULT_EVENTS_URL: &str = "http://127.0.0.1:8080/events";
+
+/// How long one connection attempt (TCP, WebSocket upgrade, hello and welcome) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a URL is not a place we may send load to.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The URL does not parse or has no host.
+    #[error("bad url {url:?}: {why}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The host name does not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// The host part of the URL.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// The host is, or resolves to, an address outside 127.0.0.0/8 and ::1.
+    #[error(
+        "{host} ({addr}) is not a loopback address: load tests only target this machine (pass --allow-remote to override)"
+    )]
+    NotLoopback {
+        /// The host part of the URL.
+        host: String,
+        /// The first non-loopback address it resolved to.
+        addr: SocketAddr,
+    },
+}
+
+/// Checks that every address `url`'s host resolves to is a loopback address.
+///
+/// Resolving (rather than matching the text) accepts `localhost` and refuses a name that
+/// points elsewhere.
+pub async fn ensure_loopback(url: &str) -> Result<(), TargetError> {
+    let bad = |why: &str| TargetError::BadUrl {
+        url: url.into(),
+        why: why.into(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|err: tungstenite::http::uri::InvalidUri| bad(&err.to_string()))?;
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    // An IPv6 literal keeps its brackets in the URI; the resolver wants it bare.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| TargetError::Resolve {
+            host: host.into(),
+            source,
+        })?;
+    let mut any = false;
+    for addr in addrs {
+        any = true;
+        if !addr.ip().is_loopback() {
+            return Err(TargetError::NotLoopback {
+                host: host.into(),
+                addr,
+            });
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(bad("the host resolves to no address"))
+    }
+}
+
+/// [`Client::connect`] with a deadline of [`CONNECT_TIMEOUT`]: a server that accepts the TCP
+/// connection but never answers is a failure, not a hang.
+pub async fn connect(url: &str, name: &str) -> Result<Client, ClientError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(url, name)).await {
+        Ok(result) => result,
+        Err(_) => Err(ClientError::Connect {
+            url: url.into(),
+            source: tungstenite::Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no welcome within {CONNECT_TIMEOUT:?}"),
+            )),
+        }),
+    }
+}
+
+/// What a person can do about `err`, when there is something to say beyond its message.
+pub fn hint(err: &ClientError) -> Option<String> {
+    let text = match err {
+        ClientError::Connect {
+            source: tungstenite::Error::Io(io),
+            ..
+        } if io.kind() == io::ErrorKind::ConnectionRefused => {
+            "nothing is listening there: is the server running? Start it with `cargo run --release`".into()
+        }
+        ClientError::Connect {
+            source: tungstenite::Error::Http(response),
+            ..
+        } => format!(
+            "the server answered HTTP {} instead of upgrading to a WebSocket: players connect to /ws",
+            response.status()
+        ),
+        ClientError::Connect {
+            source: tungstenite::Error::Url(_),
+            ..
+        } => "player URLs look like ws://127.0.0.1:8080/ws".into(),
+        ClientError::Closed { code: 1002, .. } => format!(
+            "this client speaks protocol version {PROTOCOL_VERSION}: build it from the same tickcast version as the server"
+        ),
+        ClientError::Closed { code: 1013, .. } => "the server is at its player cap (its --max-players)".into(),
+        ClientError::Closed { code: 1001, .. } => "the server was stopped: run this again once it is back".into(),
+        ClientError::Closed { code: 1008, .. } => {
+            "the server dropped this client for breaking a rule or reading too slowly".into()
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loopback_hosts_pass_and_others_are_refused() {
+        for url in [
+            "ws://127.0.0.1:8080/ws",
+            "ws://127.9.8.7/ws",
+            "ws://[::1]:9/ws",
+            "ws://localhost:1/ws",
+        ] {
+            ensure_loopback(url).await.unwrap_or_else(|err| panic!("{url}: {err}"));
+        }
+        for url in [
+            "ws://10.0.0.1:8080/ws",
+            "ws://192.168.1.2/ws",
+            "ws://[2001:db8::1]:80/ws",
+        ] {
+            let err = ensure_loopback(url).await.unwrap_err();
+            assert!(matches!(err, TargetError::NotLoopback { .. }), "{url}: {err}");
+        }
+        assert!(matches!(
+            ensure_loopback("no host here").await,
+            Err(TargetError::BadUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn a_version_mismatch_gets_a_hint() {
+        let err = ClientError::Closed {
+            code: 1002,
+            reason: "protocol version 2 not supported: this server speaks 1".into(),
+        };
+        assert!(hint(&err).unwrap().contains("protocol version 1"));
+        assert!(hint(&ClientError::Protocol("x".into())).is_none());
+    }
+}

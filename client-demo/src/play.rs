@@ -1,0 +1,184 @@
+//! `play`: a player in the terminal, one task selecting over keys, the server and three timers.
+//!
+//! The loop, in the order a reader meets it:
+//! - a key becomes a [`Command`] ([`crate::keys`]); a change of direction is sent at once;
+//! - every message from the server updates the local world (or records a pong's RTT);
+//! - every [`REFRESH`] the current direction is sent again, so a lost-looking player heals;
+//! - every [`PING_EVERY`] a ping measures the round trip;
+//! - at most every [`FRAME`], and only when something changed, the screen is redrawn
+//!   ([`crate::draw`]).
+//!
+//! The terminal is restored however this ends: quit, a server close, an error or a panic.
+
+use std::io;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream};
+use futures_util::StreamExt;
+use ratatui::DefaultTerminal;
+use tickcast::client::{Client, ClientError, Received};
+use tokio::time::{self, MissedTickBehavior};
+
+use crate::arena::Arena;
+use crate::connect::connect;
+use crate::draw::View;
+use crate::keys::{Command, Steering, command_for};
+use crate::stats::RttStats;
+
+/// How often the current direction is sent again even when it did not change.
+pub const REFRESH: Duration = Duration::from_millis(250);
+
+/// How often the round trip is measured.
+pub const PING_EVERY: Duration = Duration::from_millis(500);
+
+/// Shortest time between two redraws (30 frames a second at most).
+pub const FRAME: Duration = Duration::from_millis(33);
+
+/// How long leaving waits for the server to answer the close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Why `play` stopped other than by the player quitting.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    /// The connection failed or the server closed it.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The terminal could not be set up, read or drawn on.
+    #[error("terminal: {0}")]
+    Terminal(#[from] io::Error),
+}
+
+/// Connects to `url` as `name` and plays until the player quits or the server ends the game.
+pub async fn run(url: &str, name: &str) -> Result<(), PlayError> {
+    // Connect before taking over the terminal, so a failure prints as a plain error.
+    let client = connect(url, name).await?;
+    let mut game = Game {
+        url,
+        name,
+        client,
+        steering: Steering::default(),
+        rtt: RttStats::new(),
+        resyncs: 0,
+        nonce: 0,
+    };
+    let mut screen = Screen::enter()?;
+    let played = game.play(&mut screen.terminal).await;
+    drop(screen);
+    let _ = time::timeout(CLOSE_GRACE, game.client.close()).await;
+    played
+}
+
+/// The player's side of the game.
+struct Game<'a> {
+    url: &'a str,
+    name: &'a str,
+    client: Client,
+    steering: Steering,
+    rtt: RttStats,
+    resyncs: u64,
+    nonce: u32,
+}
+
+impl Game<'_> {
+    async fn play(&mut self, terminal: &mut DefaultTerminal) -> Result<(), PlayError> {
+        let mut keys = EventStream::new();
+        let mut refresh = time::interval(REFRESH);
+        let mut pings = time::interval(PING_EVERY);
+        let mut frames = time::interval(FRAME);
+        for timer in [&mut refresh, &mut pings, &mut frames] {
+            timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        }
+        let mut dirty = true;
+        loop {
+            tokio::select! {
+                event = keys.next() => match event {
+                    // The terminal closed its input: nobody is left to play.
+                    None => return Ok(()),
+                    Some(event) => match event? {
+                        Event::Key(key) => match command_for(&key) {
+                            Some(Command::Quit) => return Ok(()),
+                            Some(Command::Go(dx, dy)) if self.steering.steer((dx, dy)) => {
+                                self.client.send_move(dx, dy).await?;
+                                dirty = true;
+                            }
+                            _ => {}
+                        },
+                        Event::Resize(..) => dirty = true,
+                        _ => {}
+                    },
+                },
+                received = self.client.recv() => {
+                    match received {
+                        Ok(Received::Pong { rtt, .. }) => self.rtt.record(rtt),
+                        Ok(Received::Snapshot { .. } | Received::Delta { .. }) => {}
+                        Err(ClientError::Desync(err)) => self.resync(err).await?,
+                        Err(err) => return Err(err.into()),
+                    }
+                    dirty = true;
+                }
+                _ = refresh.tick() => {
+                    let (dx, dy) = self.steering.direction();
+                    self.client.send_move(dx, dy).await?;
+                }
+                _ = pings.tick() => {
+                    self.nonce = self.nonce.wrapping_add(1);
+                    self.client.send_ping(self.nonce).await?;
+                }
+                _ = frames.tick(), if dirty => {
+                    terminal.draw(|frame| frame.render_widget(&self.view(), frame.area()))?;
+                    dirty = false;
+                }
+            }
+        }
+    }
+
+    /// Replaces a connection whose world went wrong with a fresh one. The server gives a new
+    /// connection a new player, so this costs the score: it should never happen, and the
+    /// panel counts it when it does.
+    async fn resync(&mut self, err: tickcast::delta::ApplyError) -> Result<(), ClientError> {
+        tracing::warn!(%err, "world out of sync: reconnecting");
+        let fresh = connect(self.url, self.name).await?;
+        let stale = std::mem::replace(&mut self.client, fresh);
+        let _ = time::timeout(CLOSE_GRACE, stale.close()).await;
+        self.resyncs += 1;
+        let (dx, dy) = self.steering.direction();
+        self.client.send_move(dx, dy).await?;
+        Ok(())
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            world: self.client.world(),
+            arena: Arena::from_welcome(self.client.welcome()),
+            me: self.client.player_id(),
+            direction: self.steering.direction(),
+            rtt: &self.rtt,
+            resyncs: self.resyncs,
+        }
+    }
+}
+
+/// The terminal in raw mode on the alternate screen, given back when dropped: on return, on
+/// `?` and during a panic's unwinding alike (ratatui's panic hook covers aborting panics).
+struct Screen {
+    terminal: DefaultTerminal,
+}
+
+impl Screen {
+    fn enter() -> io::Result<Self> {
+        match ratatui::try_init() {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(err) => {
+                // Raw mode may be on even though entering the alternate screen failed.
+                ratatui::restore();
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}

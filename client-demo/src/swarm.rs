@@ -1,0 +1,230 @@
+//! The bot swarm: N bots in one process, ramped up, bounded in time, summed up in a report.
+//!
+//! The run, in order:
+//! 1. Refuse a target that is not on this machine (unless `allow_remote`).
+//! 2. Start bot `i` at `i * ramp / count`, each in its own task ([`crate::bot`]).
+//! 3. Once a second, hand a [`Progress`] to the caller, read from lock-free counters.
+//! 4. Merge each bot's outcome into the report's tally as it finishes.
+//! 5. At `duration`, when the caller's token fires, or when every bot has ended on its own
+//!    (e.g. the server shut down), tell the rest to stop, give them [`STOP_GRACE`] to close,
+//!    and finish the [`Report`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{self, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::behaviour::Mix;
+use crate::bot::{self, BotSpec};
+use crate::connect::{self, DEFAULT_WS_URL, TargetError};
+use crate::report::{Report, Tally};
+use crate::stats::{Millis, RttStats, RttSummary};
+
+/// How long stopped bots get to close before they are abandoned (and counted as such).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest run allowed: load tests are bounded in time.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// RTT samples buffered for the progress line; beyond this a second's samples are dropped
+/// (the report's figures come from each bot's own histogram and lose nothing).
+const LIVE_RTT_SAMPLES: usize = 8192;
+
+/// What the swarm does.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// The server's player URL.
+    pub url: String,
+    /// Bots to run.
+    pub count: usize,
+    /// Total run time, ramp included.
+    pub duration: Duration,
+    /// Time over which the bots are started, evenly spaced.
+    pub ramp: Duration,
+    /// Seed of the bots' behaviours (bot `i` uses `seed + i`).
+    pub seed: u64,
+    /// Which behaviour each bot gets.
+    pub mix: Mix,
+    /// Time between a bot's move commands.
+    pub move_every: Duration,
+    /// Time between a bot's pings.
+    pub ping_every: Duration,
+    /// Allow a target outside 127.0.0.0/8 and ::1.
+    pub allow_remote: bool,
+}
+
+impl SwarmConfig {
+    /// `count` bots for `duration` against the local default server, with the CLI's defaults.
+    pub fn new(count: usize, duration: Duration) -> Self {
+        Self {
+            url: DEFAULT_WS_URL.into(),
+            count,
+            duration,
+            ramp: Duration::from_secs(2).min(duration / 2),
+            seed: 1,
+            mix: Mix::default(),
+            move_every: Duration::from_millis(100),
+            ping_every: Duration::from_millis(500),
+            allow_remote: false,
+        }
+    }
+}
+
+/// Why a swarm did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    /// The target is not one we may load.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The settings contradict each other.
+    #[error("{0}")]
+    Settings(&'static str),
+}
+
+/// Counters every bot bumps as it goes, read once a second for the progress line. Atomics,
+/// so no bot ever waits on another or on the reader.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Bots connected right now.
+    pub connected: AtomicUsize,
+    /// Bots whose first connection failed.
+    pub failed: AtomicUsize,
+    /// Deltas applied by all bots.
+    pub deltas: AtomicU64,
+    /// Desyncs detected by all bots.
+    pub desyncs: AtomicU64,
+}
+
+/// The swarm's state once a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Time since the start.
+    pub elapsed: Duration,
+    /// Bots started so far.
+    pub started: usize,
+    /// Bots connected now.
+    pub connected: usize,
+    /// Bots whose connection failed.
+    pub failed: usize,
+    /// Deltas applied by all bots in the last second.
+    pub deltas_per_sec: u64,
+    /// RTTs of the pongs received in the last second.
+    pub rtt: RttSummary,
+    /// Desyncs so far.
+    pub desyncs: u64,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{:>3}s] started {} connected {} failed {} | {} deltas/s | rtt p99 {} | desyncs {}",
+            self.elapsed.as_secs(),
+            self.started,
+            self.connected,
+            self.failed,
+            self.deltas_per_sec,
+            Millis(self.rtt.p99),
+            self.desyncs
+        )
+    }
+}
+
+/// Runs the swarm to the end and reports; `on_progress` is called once a second.
+pub async fn run(
+    config: &SwarmConfig,
+    stop: CancellationToken,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Report, SwarmError> {
+    if !config.allow_remote {
+        connect::ensure_loopback(&config.url).await?;
+    }
+    if config.duration.is_zero() || config.duration > MAX_DURATION {
+        return Err(SwarmError::Settings(
+            "the duration must be above zero and at most an hour",
+        ));
+    }
+    if config.ramp >= config.duration && config.count > 1 {
+        return Err(SwarmError::Settings("the ramp must be shorter than the duration"));
+    }
+    if config.move_every.is_zero() || config.ping_every.is_zero() {
+        return Err(SwarmError::Settings("move and ping intervals must be above zero"));
+    }
+
+    // The bots' own token: the deadline cancels it without touching the caller's.
+    let halt = stop.child_token();
+    let live = Arc::new(Live::default());
+    let (rtt_tx, mut rtt_rx) = mpsc::channel(LIVE_RTT_SAMPLES);
+    let mut tally = Tally::new(&config.url, config.count);
+    let started = Instant::now();
+    let deadline = started + config.duration;
+    let mut bots = JoinSet::new();
+    let mut window = RttStats::new();
+    let mut last_deltas = 0;
+    let mut progress = time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+    let start_at = |i: usize| started + config.ramp.mul_f64(i as f64 / config.count.max(1) as f64);
+    let mut spawned = 0;
+
+    // Until the deadline, the caller's stop, or every bot having ended on its own.
+    while !halt.is_cancelled() && (spawned < config.count || !bots.is_empty()) {
+        tokio::select! {
+            () = halt.cancelled() => {}
+            () = time::sleep_until(deadline) => halt.cancel(),
+            () = time::sleep_until(start_at(spawned)), if spawned < config.count => {
+                let spec = BotSpec {
+                    index: spawned,
+                    url: config.url.clone(),
+                    behaviour: config.mix.for_bot(spawned),
+                    seed: config.seed.wrapping_add(spawned as u64),
+                    move_every: config.move_every,
+                    ping_every: config.ping_every,
+                };
+                bots.spawn(bot::run(spec, live.clone(), rtt_tx.clone(), halt.clone()));
+                spawned += 1;
+            }
+            Some(joined) = bots.join_next() => tally.joined(joined),
+            Some(rtt) = rtt_rx.recv() => window.record(rtt),
+            _ = progress.tick() => {
+                let deltas = live.deltas.load(Relaxed);
+                on_progress(&Progress {
+                    elapsed: started.elapsed(),
+                    started: spawned,
+                    connected: live.connected.load(Relaxed),
+                    failed: live.failed.load(Relaxed),
+                    deltas_per_sec: deltas - last_deltas,
+                    rtt: window.summary(),
+                    desyncs: live.desyncs.load(Relaxed),
+                });
+                last_deltas = deltas;
+                window.clear();
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    halt.cancel();
+    drop(rtt_rx);
+
+    let gathered = time::timeout(STOP_GRACE, async {
+        while let Some(joined) = bots.join_next().await {
+            tally.joined(joined);
+        }
+    })
+    .await;
+    if gathered.is_err() {
+        tracing::warn!(
+            left = bots.len(),
+            "bots did not stop within {STOP_GRACE:?}: abandoning them"
+        );
+        for _ in 0..bots.len() {
+            tally.lost_task("did not stop in time");
+        }
+        bots.abort_all();
+    }
+    Ok(tally.finish(elapsed))
+}
