@@ -8,7 +8,9 @@
 //! - [`sim`]: the game rules, pure (no I/O, no clock, seeded randomness).
 //! - [`protocol`]: every wire message and the one bincode encoding (see PROTOCOL.md).
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
-//! - `tick`: the tick loop that owns the world and fans out its frames.
+//! - `tick`: the tick loop that owns the world.
+//! - [`roster`]: the connected players: input slots in, bounded frame queues out, the fan-out
+//!   and its overflow policy.
 //! - `session`: one player's WebSocket connection.
 //! - `feed`: the spectator feed (events encoded once, a resume ring, cached snapshots).
 //! - `spectators`: SSE, long-poll, polling and the spectator page.
@@ -35,6 +37,7 @@ pub mod delta;
 mod feed;
 pub mod metrics;
 pub mod protocol;
+pub mod roster;
 pub mod server;
 mod session;
 pub mod sim;

@@ -21,9 +21,10 @@ use crate::metrics::CloseReason;
 use crate::protocol::{
     ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
+use crate::roster::{InputSlot, Seat};
 use crate::server::AppState;
 use crate::sim::MAX_AXIS;
-use crate::tick::{InputSlot, JoinRequest};
+use crate::tick::JoinRequest;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.
 #[derive(Debug)]
@@ -82,12 +83,12 @@ impl Session {
         let (out, mut frames) = mpsc::channel::<Bytes>(self.state.config.player_queue as usize);
         let kick = CancellationToken::new();
         let (reply, joined) = oneshot::channel();
-        let join = JoinRequest {
+        let seat = Seat {
             input: input.clone(),
             out,
             kick: kick.clone(),
-            reply,
         };
+        let join = JoinRequest { seat, reply };
         let shutdown = self.state.shutdown.clone();
         tokio::select! {
             _ = shutdown.cancelled() => return shutting_down(),

@@ -9,15 +9,13 @@
 //!    the delta once;
 //! 6. queue each player its delta (or a keyframe, if it joined or fell behind).
 //!
-//! Sessions never lock the world: a move command is written to the player's [`InputSlot`],
+//! Sessions never lock the world: a move command is written to the player's input slot,
 //! which keeps only the latest, and frames come back through a bounded queue.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -26,66 +24,14 @@ use crate::config::Config;
 use crate::delta::NetWorld;
 use crate::feed::Feed;
 use crate::metrics::Metrics;
-use crate::protocol::{Move, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, SharedBody, Welcome};
+use crate::protocol::{POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, SharedBody, Welcome};
+use crate::roster::{Roster, Seat};
 use crate::sim::{EntityId, World};
-
-/// The latest move command of one player, written by its session and taken by the tick loop.
-///
-/// "The latest command received before a tick is the one applied": a slot that keeps only the
-/// latest is exactly that rule, needs no queue, and cannot grow however fast a client sends.
-#[derive(Debug, Default)]
-pub(crate) struct InputSlot(AtomicU64);
-
-impl InputSlot {
-    const PRESENT: u64 = 1 << 48;
-
-    /// Stores a command; returns whether it replaced one that no tick had taken.
-    pub(crate) fn put(&self, m: Move) -> bool {
-        let packed = Self::PRESENT | u64::from(m.seq) << 16 | u64::from(m.dx as u8) << 8 | u64::from(m.dy as u8);
-        self.0.swap(packed, Ordering::AcqRel) & Self::PRESENT != 0
-    }
-
-    /// Takes the stored command, if any.
-    pub(crate) fn take(&self) -> Option<Move> {
-        let v = self.0.swap(0, Ordering::AcqRel);
-        (v & Self::PRESENT != 0).then_some(Move {
-            seq: (v >> 16) as u32,
-            dx: (v >> 8) as u8 as i8,
-            dy: v as u8 as i8,
-        })
-    }
-}
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
-    pub(crate) input: Arc<InputSlot>,
-    /// Frames for this player. Bounded by `--player-queue`; see [`TickLoop::fan_out`] for what
-    /// happens when it is full.
-    pub(crate) out: mpsc::Sender<Bytes>,
-    /// Cancelled by the tick loop when the player is too slow to keep.
-    pub(crate) kick: CancellationToken,
+    pub(crate) seat: Seat,
     pub(crate) reply: oneshot::Sender<EntityId>,
-}
-
-/// Where a player stands with respect to the frames it has been sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sync {
-    /// Welcomed; its first keyframe is still to be queued.
-    Joining,
-    /// Holds every delta up to the last tick: the next delta applies.
-    Synced,
-    /// A delta was dropped: it needs a keyframe before any further delta.
-    Behind,
-}
-
-struct Peer {
-    input: Arc<InputSlot>,
-    out: mpsc::Sender<Bytes>,
-    kick: CancellationToken,
-    ack: u32,
-    sync: Sync,
-    /// When its queue was first found full, if it still is.
-    full_since: Option<Instant>,
 }
 
 /// The tick counter other tasks read (pongs, spectators).
@@ -104,7 +50,7 @@ pub(crate) struct TickLoop {
     sent: NetWorld,
     /// This tick's capture; swapped with `sent` after the diff to reuse both allocations.
     next: NetWorld,
-    peers: BTreeMap<EntityId, Peer>,
+    roster: Roster,
     /// The world as of the last spectator event; the next event is the diff from here.
     spectated: NetWorld,
     spectator_every: u64,
@@ -115,7 +61,6 @@ pub(crate) struct TickLoop {
     welcome: Welcome,
     period: Duration,
     tick_hz: u32,
-    slow_timeout: Duration,
 }
 
 impl TickLoop {
@@ -144,14 +89,13 @@ impl TickLoop {
             spectator_every: u64::from(config.spectator_every()),
             feed,
             sent,
-            peers: BTreeMap::new(),
+            roster: Roster::new(config.slow_timeout, metrics.clone()),
             joins,
             clock,
             metrics,
             welcome,
             period: config.tick_period(),
             tick_hz: config.tick_hz,
-            slow_timeout: config.slow_timeout,
         }
     }
 
@@ -189,20 +133,14 @@ impl TickLoop {
         while let Ok(join) = self.joins.try_recv() {
             self.admit(join);
         }
-        self.peers.retain(|id, peer| {
-            let alive = !peer.out.is_closed();
-            if !alive {
-                self.world.remove_player(*id);
-            }
-            alive
-        });
-        for (id, peer) in &mut self.peers {
-            if let Some(m) = peer.input.take() {
-                self.world.set_direction(*id, m.dx, m.dy);
-                peer.ack = m.seq;
-                self.metrics.inputs_applied.inc();
-            }
+        for id in self.roster.remove_departed() {
+            self.world.remove_player(id);
         }
+        let (world, metrics) = (&mut self.world, &self.metrics);
+        self.roster.take_inputs(|id, m| {
+            world.set_direction(id, m.dx, m.dy);
+            metrics.inputs_applied.inc();
+        });
         self.world.step();
         self.next.recapture(&self.world);
         let changes = self.sent.diff(&self.next);
@@ -211,7 +149,9 @@ impl TickLoop {
         // Once a second, enough to catch a drifting client without hashing every tick.
         let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum());
         let delta = SharedBody::delta(tick, 1, &changes.spawned, &changes.updated, &changes.removed, checksum);
-        self.fan_out(&delta, now);
+        for id in self.roster.fan_out(&delta, &self.sent, now) {
+            self.world.remove_player(id);
+        }
         if tick % self.spectator_every == 0 {
             // Diffing against the last event's world merges the ticks in between. Nothing
             // changed, nothing published: an idle match must not wake every long-poller.
@@ -222,11 +162,11 @@ impl TickLoop {
             }
         }
         self.clock.0.store(tick, Ordering::Relaxed);
-        self.metrics.players.set(self.peers.len() as i64);
+        self.metrics.players.set(self.roster.len() as i64);
     }
 
     fn admit(&mut self, join: JoinRequest) {
-        if join.out.is_closed() {
+        if join.seat.out.is_closed() {
             return; // The session gave up while waiting for this tick.
         }
         let id = self.world.add_player();
@@ -235,104 +175,28 @@ impl TickLoop {
             ..self.welcome.clone()
         });
         // A fresh queue has room; if the session is already gone, the next tick removes it.
-        let _ = join.out.try_send(welcome.encode().into());
+        let _ = join.seat.out.try_send(welcome.encode().into());
         let _ = join.reply.send(id);
-        let peer = Peer {
-            input: join.input,
-            out: join.out,
-            kick: join.kick,
-            ack: 0,
-            sync: Sync::Joining,
-            full_since: None,
-        };
-        self.peers.insert(id, peer);
-    }
-
-    /// Queues this tick's frame for every player.
-    ///
-    /// Overflow policy of the per-player queue: when it is full, this tick's delta is dropped
-    /// and the player is marked behind; once the queue has room again it gets a keyframe, never
-    /// a delta against a base it does not hold. A player whose queue stays full for
-    /// `--slow-timeout` is kicked ("too slow") and leaves the world.
-    fn fan_out(&mut self, delta: &SharedBody, now: Instant) {
-        let mut keyframe = None;
-        let mut kicked = Vec::new();
-        for (id, peer) in &mut self.peers {
-            let frame = match peer.sync {
-                Sync::Synced => delta.frame(peer.ack),
-                Sync::Joining | Sync::Behind => keyframe
-                    .get_or_insert_with(|| SharedBody::snapshot(self.sent.tick(), self.sent.entities()))
-                    .frame(peer.ack),
-            };
-            match peer.out.try_send(frame) {
-                Ok(()) => {
-                    if peer.sync == Sync::Behind {
-                        self.metrics.resync_keyframes.inc();
-                    }
-                    peer.sync = Sync::Synced;
-                    peer.full_since = None;
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    if peer.sync == Sync::Synced {
-                        self.metrics.deltas_dropped.inc();
-                        peer.sync = Sync::Behind;
-                    }
-                    let since = *peer.full_since.get_or_insert(now);
-                    if now.duration_since(since) >= self.slow_timeout {
-                        peer.kick.cancel();
-                        kicked.push(*id);
-                    }
-                }
-                // The session ended; the next tick removes it.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
-        for id in kicked {
-            self.peers.remove(&id);
-            self.world.remove_player(id);
-        }
+        self.roster.insert(id, join.seat);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use bytes::Bytes;
 
-    #[test]
-    fn input_slot_keeps_only_the_latest_command() {
-        let slot = InputSlot::default();
-        assert_eq!(slot.take(), None);
-        assert!(!slot.put(Move {
-            seq: 1,
-            dx: -127,
-            dy: 5
-        }));
-        assert!(slot.put(Move {
-            seq: u32::MAX,
-            dx: 127,
-            dy: -1
-        }));
-        assert_eq!(
-            slot.take(),
-            Some(Move {
-                seq: u32::MAX,
-                dx: 127,
-                dy: -1
-            })
-        );
-        assert_eq!(slot.take(), None);
-    }
+    use super::*;
 
     fn join(tick: &mut TickLoop, queue: usize) -> (mpsc::Receiver<Bytes>, CancellationToken) {
         let (out, rx) = mpsc::channel(queue);
         let (reply, _) = oneshot::channel();
         let kick = CancellationToken::new();
-        tick.admit(JoinRequest {
+        let seat = Seat {
             input: Arc::default(),
             out,
             kick: kick.clone(),
-            reply,
-        });
+        };
+        tick.admit(JoinRequest { seat, reply });
         (rx, kick)
     }
 

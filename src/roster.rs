@@ -1,0 +1,219 @@
+//! Who is connected and how to reach them: each player's input slot (in), outbound queue (out)
+//! and where it stands with the frames it was sent. The tick loop owns one [`Roster`].
+//!
+//! The fan-out lives here because its overflow policy is about the queue: when a player's
+//! queue is full, this tick's delta is dropped and the player is marked behind; once the queue
+//! has room again it gets a keyframe, never a delta against a base it does not hold. A player
+//! whose queue stays full for the slow timeout is kicked ("too slow") and leaves the world.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::delta::NetWorld;
+use crate::metrics::Metrics;
+use crate::protocol::{Move, SharedBody};
+use crate::sim::EntityId;
+
+/// The latest move command of one player, written by its session and taken by the tick loop.
+///
+/// "The latest command received before a tick is the one applied": a slot that keeps only the
+/// latest is exactly that rule, needs no queue, and cannot grow however fast a client sends.
+#[derive(Debug, Default)]
+pub struct InputSlot(AtomicU64);
+
+impl InputSlot {
+    const PRESENT: u64 = 1 << 48;
+
+    /// Stores a command; returns whether it replaced one that no tick had taken.
+    pub fn put(&self, m: Move) -> bool {
+        let packed = Self::PRESENT | u64::from(m.seq) << 16 | u64::from(m.dx as u8) << 8 | u64::from(m.dy as u8);
+        self.0.swap(packed, Ordering::AcqRel) & Self::PRESENT != 0
+    }
+
+    /// Takes the stored command, if any.
+    pub fn take(&self) -> Option<Move> {
+        let v = self.0.swap(0, Ordering::AcqRel);
+        (v & Self::PRESENT != 0).then_some(Move {
+            seq: (v >> 16) as u32,
+            dx: (v >> 8) as u8 as i8,
+            dy: v as u8 as i8,
+        })
+    }
+}
+
+/// What a session hands over to take its place in the game.
+#[derive(Debug)]
+pub struct Seat {
+    /// Where the session writes the player's latest move.
+    pub input: Arc<InputSlot>,
+    /// Frames for this player, bounded by `--player-queue` (see the module docs for the
+    /// overflow policy).
+    pub out: mpsc::Sender<Bytes>,
+    /// Cancelled when the player is too slow to keep.
+    pub kick: CancellationToken,
+}
+
+/// Where a player stands with respect to the frames it has been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Welcomed; its first keyframe is still to be queued.
+    Joining,
+    /// Holds every delta up to the last tick: the next delta applies.
+    Synced,
+    /// A delta was dropped: it needs a keyframe before any further delta.
+    Behind,
+}
+
+#[derive(Debug)]
+struct Peer {
+    seat: Seat,
+    ack: u32,
+    sync: Sync,
+    /// When its queue was first found full, if it still is.
+    full_since: Option<Instant>,
+}
+
+/// The connected players.
+#[derive(Debug)]
+pub struct Roster {
+    peers: BTreeMap<EntityId, Peer>,
+    slow_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Roster {
+    /// An empty roster that kicks players whose queue stays full for `slow_timeout`.
+    pub fn new(slow_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        Self {
+            peers: BTreeMap::new(),
+            slow_timeout,
+            metrics,
+        }
+    }
+
+    /// How many players are connected.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether nobody is connected.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Seats player `id`; its first frame after any already queued will be a keyframe.
+    pub fn insert(&mut self, id: EntityId, seat: Seat) {
+        self.peers.insert(
+            id,
+            Peer {
+                seat,
+                ack: 0,
+                sync: Sync::Joining,
+                full_since: None,
+            },
+        );
+    }
+
+    /// Removes the players whose session has ended and returns their ids.
+    pub fn remove_departed(&mut self) -> Vec<EntityId> {
+        let gone: Vec<_> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.seat.out.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.peers.remove(id);
+        }
+        gone
+    }
+
+    /// Takes each player's latest move, if any, recording its `seq` as the player's ack.
+    pub fn take_inputs(&mut self, mut apply: impl FnMut(EntityId, Move)) {
+        for (id, peer) in &mut self.peers {
+            if let Some(m) = peer.seat.input.take() {
+                peer.ack = m.seq;
+                apply(*id, m);
+            }
+        }
+    }
+
+    /// Queues this tick's frame for every player: `delta`, or a keyframe of `world` for those
+    /// joining or behind. Returns the players kicked for being too slow (already removed).
+    pub fn fan_out(&mut self, delta: &SharedBody, world: &NetWorld, now: Instant) -> Vec<EntityId> {
+        // Encoded at most once per tick, and only if someone needs it.
+        let mut keyframe = None;
+        let mut kicked = Vec::new();
+        for (id, peer) in &mut self.peers {
+            let frame = match peer.sync {
+                Sync::Synced => delta.frame(peer.ack),
+                Sync::Joining | Sync::Behind => keyframe
+                    .get_or_insert_with(|| SharedBody::snapshot(world.tick(), world.entities()))
+                    .frame(peer.ack),
+            };
+            match peer.seat.out.try_send(frame) {
+                Ok(()) => {
+                    if peer.sync == Sync::Behind {
+                        self.metrics.resync_keyframes.inc();
+                    }
+                    peer.sync = Sync::Synced;
+                    peer.full_since = None;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if peer.sync == Sync::Synced {
+                        self.metrics.deltas_dropped.inc();
+                        peer.sync = Sync::Behind;
+                    }
+                    let since = *peer.full_since.get_or_insert(now);
+                    if now.duration_since(since) >= self.slow_timeout {
+                        peer.seat.kick.cancel();
+                        kicked.push(*id);
+                    }
+                }
+                // The session ended; `remove_departed` takes it out next tick.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        for id in &kicked {
+            self.peers.remove(id);
+        }
+        kicked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_slot_keeps_only_the_latest_command() {
+        let slot = InputSlot::default();
+        assert_eq!(slot.take(), None);
+        assert!(!slot.put(Move {
+            seq: 1,
+            dx: -127,
+            dy: 5
+        }));
+        assert!(slot.put(Move {
+            seq: u32::MAX,
+            dx: 127,
+            dy: -1
+        }));
+        assert_eq!(
+            slot.take(),
+            Some(Move {
+                seq: u32::MAX,
+                dx: 127,
+                dy: -1
+            })
+        );
+        assert_eq!(slot.take(), None);
+    }
+}
