@@ -1,0 +1,251 @@
+//! The spectator page in a real browser: headless Chromium, driven over the DevTools protocol,
+//! must show the live players of a running server, over SSE and over long-polling.
+//!
+//! Needs Chromium (`apt-get install chromium`; `.ci/run` installs it). Without it the test
+//! says so and passes, unless `TICKCAST_REQUIRE_BROWSER` is set, as CI sets it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{TestServer, until_snapshot, within};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+fn chromium() -> Option<PathBuf> {
+    let candidates = std::env::var_os("TICKCAST_CHROMIUM")
+        .into_iter()
+        .map(PathBuf::from)
+        .chain(
+            [
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ]
+            .into_iter()
+            .map(PathBuf::from),
+        );
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// A headless Chromium, killed on drop.
+struct Browser {
+    child: Child,
+    devtools: String,
+    _profile: PathBuf,
+}
+
+impl Browser {
+    fn launch(binary: &PathBuf) -> Self {
+        let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chromium-{}", std::process::id()));
+        let mut child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                // Keep the browser off the network: this machine has none, and tests must not try.
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "--window-size=1280,800",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let devtools = stderr
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_once("DevTools listening on ")
+                    .map(|(_, url)| url.trim().to_owned())
+            })
+            .expect("chromium prints its DevTools address");
+        Self {
+            child,
+            devtools,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A DevTools protocol connection attached to one page.
+struct Page {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    session: Option<String>,
+    next_id: u64,
+}
+
+impl Page {
+    async fn open(browser: &Browser, url: &str) -> Self {
+        let (ws, _) = within(tokio_tungstenite::connect_async(browser.devtools.as_str()))
+            .await
+            .unwrap();
+        let mut page = Self {
+            ws,
+            session: None,
+            next_id: 0,
+        };
+        let target = page.call("Target.createTarget", json!({ "url": url })).await;
+        let attached = page
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await;
+        page.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        page
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let mut msg = json!({ "id": self.next_id, "method": method, "params": params });
+        if let Some(session) = &self.session {
+            msg["sessionId"] = json!(session);
+        }
+        self.ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+        loop {
+            let Some(Ok(Message::Text(text))) = within(self.ws.next()).await else {
+                continue;
+            };
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            if reply["id"] == self.next_id {
+                assert!(reply["error"].is_null(), "{method}: {}", reply["error"]);
+                return reply["result"].clone();
+            }
+        }
+    }
+
+    /// What the page shows, read from the DOM text it keeps current.
+    async fn shown(&mut self) -> Value {
+        let expression = r##"JSON.stringify({
+            status: document.getElementById("status").textContent,
+            transport: document.getElementById("transport").textContent,
+            tick: Number(document.getElementById("tick").textContent) || 0,
+            players: Number(document.getElementById("players").textContent),
+            orbs: Number(document.getElementById("orbs").textContent),
+            board: [...document.querySelectorAll("#leaderboard li")].map(li => Number(li.dataset.id)),
+        })"##;
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await;
+        serde_json::from_str(result["result"]["value"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
+    }
+
+    /// Polls the page until `done` holds for what it shows, or fails after a while.
+    async fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = self.shown().await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
+        }
+        panic!("the page never showed {what}; it showed {last}");
+    }
+}
+
+#[tokio::test]
+async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
+    let Some(binary) = chromium() else {
+        assert!(
+            std::env::var_os("TICKCAST_REQUIRE_BROWSER").is_none(),
+            "TICKCAST_REQUIRE_BROWSER set but no chromium"
+        );
+        eprintln!("skipped: no chromium found (apt-get install chromium, or set TICKCAST_CHROMIUM)");
+        return;
+    };
+    let server = TestServer::at(30).await;
+    let mut ids = Vec::new();
+    let mut players = Vec::new();
+    for name in ["ann", "bob"] {
+        let mut player = server.player(name).await;
+        ids.push(player.player_id());
+        until_snapshot(&mut player).await;
+        players.push(tokio::spawn(async move {
+            // Keep moving, so the page has something to follow.
+            let mut dx = 127;
+            while player.recv().await.is_ok() {
+                if player.world().is_some_and(|w| w.tick() % 30 == 0) {
+                    dx = -dx;
+                    if player.send_move(dx, 64).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+
+    let browser = Browser::launch(&binary);
+    for (query, transport) in [("", "SSE"), ("?transport=longpoll", "long-poll")] {
+        let mut page = Page::open(&browser, &server.http_url(&format!("/{query}"))).await;
+        let shown = page
+            .until(&format!("both players live over {transport}"), |s| {
+                s["status"] == "live"
+                    && s["transport"] == transport
+                    && ids
+                        .iter()
+                        .all(|id| s["board"].as_array().is_some_and(|b| b.contains(&json!(id))))
+            })
+            .await;
+        assert_eq!(shown["players"], 2);
+        assert_eq!(shown["orbs"], 100);
+        // And it keeps following the match.
+        let tick = shown["tick"].as_u64().unwrap();
+        page.until("the tick advancing", |s| s["tick"].as_u64().is_some_and(|t| t > tick))
+            .await;
+        if transport == "SSE" {
+            let shot = page.call("Page.captureScreenshot", json!({ "format": "png" })).await;
+            let png = base64_decode(shot["data"].as_str().unwrap());
+            std::fs::write(
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spectator-page.png"),
+                png,
+            )
+            .unwrap();
+        }
+    }
+    players.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+/// Standard base64 (the screenshot), without pulling in a crate for one test.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+            n.to_be_bytes()[1..c.len()].to_vec()
+        })
+        .collect()
+}
