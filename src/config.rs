@@ -47,6 +47,15 @@ pub struct Config {
     #[arg(long, default_value_t = 1000)]
     pub max_spectators: usize,
 
+    /// Most TCP connections at once (players, spectators, polls); more are answered 503.
+    /// Defaults to room for every player and spectator, plus 256.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+
+    /// How long a connection may take to send a complete HTTP request head.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub head_timeout: Duration,
+
     /// Outbound messages queued per player before deltas are dropped for a later keyframe.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..=4096))]
     pub player_queue: u32,
@@ -93,6 +102,12 @@ impl Config {
     pub fn spectator_ring(&self) -> usize {
         let per_sec = f64::from(self.tick_hz) / f64::from(self.spectator_every());
         (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
+    }
+
+    /// The TCP connection cap in force.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+            .unwrap_or(self.max_players + self.max_spectators + 256)
     }
 
     /// The length of one tick.

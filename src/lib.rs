@@ -15,6 +15,7 @@
 //! - `feed`: the spectator feed (events encoded once, a resume ring, cached snapshots).
 //! - `spectators`: SSE, long-poll, polling and the spectator page.
 //! - [`server`]: HTTP routes, startup and shutdown.
+//! - [`http`]: the accept loop and its limits (connections, request heads, slow peers).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: command-line settings.
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
@@ -35,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod delta;
 mod feed;
+pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod roster;

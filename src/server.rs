@@ -6,21 +6,18 @@
 //! cancellation token fires, then closes every player with 1001 and waits for their tasks for
 //! at most `--shutdown-grace`.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time::{self, Instant};
+use tokio::time;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -29,7 +26,7 @@ use crate::feed::Feed;
 use crate::metrics::{CloseReason, Metrics};
 use crate::protocol::MAX_CLIENT_MESSAGE;
 use crate::tick::{JoinRequest, TickClock, TickLoop};
-use crate::{session, spectators};
+use crate::{http, session, spectators};
 
 /// Joins waiting for the next tick; a burst beyond this waits in its session (bounded by the
 /// player cap), it is not dropped.
@@ -100,7 +97,8 @@ impl Server {
         self.seed
     }
 
-    /// Serves until `shutdown` is cancelled, then shuts down in order.
+    /// Serves until `shutdown` is cancelled, then shuts down in order. Fails only if the tick
+    /// loop dies (it never should): the server then shuts down rather than serve a frozen world.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -110,45 +108,42 @@ impl Server {
         } = self;
         let tasks = state.tasks.clone();
         let inner = state.shutdown.clone();
-        tasks.spawn(tick_loop.run(inner.clone()));
+        let mut ticking = tasks.spawn(tick_loop.run(inner.clone()));
 
-        let listener = listener.tap_io(|tcp| {
-            // Deltas are small and latency-critical: never wait to coalesce them.
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(%err, "could not set TCP_NODELAY");
-            }
-        });
-        let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let mut serve = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(inner.clone().cancelled_owned())
-                .into_future(),
-        );
-        let early = tokio::select! {
+        let router = app(state.clone());
+        let (max_connections, head_timeout) = (state.config.max_connections(), state.config.head_timeout);
+        let metrics = state.metrics.clone();
+        tasks.spawn(http::serve(
+            listener,
+            router,
+            max_connections,
+            head_timeout,
+            metrics,
+            inner.clone(),
+            tasks.clone(),
+        ));
+        let failure = tokio::select! {
             _ = shutdown.cancelled() => None,
-            served = &mut serve => Some(served),
+            // The tick loop only returns once `inner` is cancelled; ending first is a bug.
+            ended = &mut ticking => Some(match ended {
+                Err(err) if err.is_panic() => anyhow::anyhow!("the tick loop panicked"),
+                _ => anyhow::anyhow!("the tick loop stopped unexpectedly"),
+            }),
         };
-        // From here on everything watches `inner`: HTTP stops accepting, players get 1001,
-        // spectators a `shutdown` event, and the tick loop stops.
+        // From here on everything watches `inner`: the accept loop stops, each connection
+        // finishes its current response, players get 1001, spectators a `shutdown` event,
+        // and the tick loop stops. Whatever a stalled peer holds open is left at the deadline.
         inner.cancel();
-        let deadline = Instant::now() + state.config.shutdown_grace;
-        let served = match early {
-            Some(served) => served,
-            None => match time::timeout_at(deadline, &mut serve).await {
-                Ok(served) => served,
-                Err(_) => {
-                    // A peer that stopped reading can hold its connection open: don't wait on it.
-                    tracing::warn!("HTTP connections still open at the shutdown deadline");
-                    serve.abort();
-                    Ok(Ok(()))
-                }
-            },
-        };
         tasks.close();
-        if time::timeout_at(deadline, tasks.wait()).await.is_err() {
-            tracing::warn!(left = tasks.len(), "tasks still running at the shutdown deadline");
+        let grace = state.config.shutdown_grace;
+        if time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                ?grace,
+                "connections still open at the shutdown deadline"
+            );
         }
-        served.context("HTTP server task")?.context("serving HTTP")
+        failure.map_or(Ok(()), Err)
     }
 }
 
