@@ -47,6 +47,14 @@ pub enum CloseReason {
     Timeout,
     /// The server was at capacity.
     Full,
+    /// Nothing arrived from the player for the idle timeout.
+    Idle,
+    /// The player sent far more than its allowance, for seconds on end.
+    Flood,
+    /// A web page from an origin not allowed (HTTP 403 before the upgrade).
+    Origin,
+    /// A missing, invalid or expired join token.
+    Auth,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,6 +112,10 @@ pub struct Metrics {
     pub inputs_dropped: Counter,
     /// Messages that failed to decode.
     pub decode_errors: Counter,
+    /// Messages dropped for going over a player's rate allowance.
+    pub rate_limited: Counter,
+    /// Round trips of the server's own WebSocket pings to players, in seconds.
+    pub probe_rtt: Histogram,
     /// Deltas not queued because a player's outbound queue was full.
     pub deltas_dropped: Counter,
     /// Keyframes sent to players that fell behind.
@@ -128,87 +140,54 @@ pub struct Metrics {
 impl Metrics {
     /// A fresh set of metrics with its own registry.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("tickcast");
-        let ticks = Counter::default();
-        let tick_overruns = Counter::default();
-        // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
-        let tick_work = Histogram::new(exponential_buckets(50e-6, 2.0, 14));
-        let players = Gauge::default();
-        let inputs_applied = Counter::default();
-        let inputs_dropped = Counter::default();
-        let decode_errors = Counter::default();
-        let deltas_dropped = Counter::default();
-        let resync_keyframes = Counter::default();
+        let mut r = Registry::with_prefix("tickcast");
         let closes = Family::<ReasonLabel, Counter>::default();
-        let spectators = Family::<TransportLabel, Gauge>::default();
-        let spectators_sse = spectators.get_or_create_owned(&TransportLabel {
-            transport: Transport::Sse,
-        });
-        let spectators_longpoll = spectators.get_or_create_owned(&TransportLabel {
-            transport: Transport::Longpoll,
-        });
-        let spectator_resyncs = Counter::default();
-        registry.register("ticks", "Ticks run", ticks.clone());
-        registry.register(
-            "tick_overruns",
-            "Ticks whose work exceeded the tick period",
-            tick_overruns.clone(),
-        );
-        registry.register("tick_work_seconds", "Work time of each tick", tick_work.clone());
-        registry.register("players", "Connected players", players.clone());
-        registry.register("inputs_applied", "Move commands applied", inputs_applied.clone());
-        registry.register(
-            "inputs_dropped",
-            "Move commands ignored (stale or superseded)",
-            inputs_dropped.clone(),
-        );
-        registry.register(
-            "decode_errors",
-            "Client messages that failed to decode",
-            decode_errors.clone(),
-        );
-        registry.register(
-            "deltas_dropped",
-            "Deltas not queued to a full player queue",
-            deltas_dropped.clone(),
-        );
-        registry.register(
-            "resync_keyframes",
-            "Keyframes sent to players that fell behind",
-            resync_keyframes.clone(),
-        );
-        registry.register(
+        r.register(
             "closes",
             "Connections closed or refused by the server, by reason",
             closes.clone(),
         );
-
+        let spectators = Family::<TransportLabel, Gauge>::default();
+        r.register("spectators", "Connected spectators, by transport", spectators.clone());
         let traffic = Traffic::default();
-        let websocket = traffic.for_transport(Transport::Websocket);
-        let sse = traffic.for_transport(Transport::Sse);
-        let longpoll = traffic.for_transport(Transport::Longpoll);
-        let poll = traffic.for_transport(Transport::Poll);
-        traffic.register(&mut registry);
-        Self {
-            registry,
-            ticks,
-            tick_overruns,
-            tick_work,
-            players,
-            inputs_applied,
-            inputs_dropped,
-            decode_errors,
-            deltas_dropped,
-            resync_keyframes,
-            spectators_sse,
-            spectators_longpoll,
-            spectator_resyncs,
-            websocket,
-            sse,
-            longpoll,
-            poll,
+        let metrics = Self {
+            ticks: counter(&mut r, "ticks", "Ticks run"),
+            tick_overruns: counter(&mut r, "tick_overruns", "Ticks whose work exceeded the tick period"),
+            // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
+            tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),
+            players: gauge(&mut r, "players", "Connected players"),
+            inputs_applied: counter(&mut r, "inputs_applied", "Move commands applied"),
+            inputs_dropped: counter(&mut r, "inputs_dropped", "Move commands ignored (stale or superseded)"),
+            decode_errors: counter(&mut r, "decode_errors", "Client messages that failed to decode"),
+            rate_limited: counter(
+                &mut r,
+                "rate_limited",
+                "Client messages dropped over the rate allowance",
+            ),
+            // 50 µs .. ~1.6 s.
+            probe_rtt: histogram(&mut r, "probe_rtt_seconds", "Round trip of server pings to players", 16),
+            deltas_dropped: counter(&mut r, "deltas_dropped", "Deltas not queued to a full player queue"),
+            resync_keyframes: counter(&mut r, "resync_keyframes", "Keyframes sent to players that fell behind"),
+            spectators_sse: spectators.get_or_create_owned(&TransportLabel {
+                transport: Transport::Sse,
+            }),
+            spectators_longpoll: spectators.get_or_create_owned(&TransportLabel {
+                transport: Transport::Longpoll,
+            }),
+            spectator_resyncs: counter(
+                &mut r,
+                "spectator_resyncs",
+                "Snapshots sent to spectators that fell behind",
+            ),
+            websocket: traffic.for_transport(Transport::Websocket),
+            sse: traffic.for_transport(Transport::Sse),
+            longpoll: traffic.for_transport(Transport::Longpoll),
+            poll: traffic.for_transport(Transport::Poll),
             closes,
-        }
+            registry: Registry::default(),
+        };
+        traffic.register(&mut r);
+        Self { registry: r, ..metrics }
     }
 
     /// Counts a connection closed or refused for `reason`.
@@ -234,6 +213,25 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str) -> Counter {
+    let metric = Counter::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str) -> Gauge {
+    let metric = Gauge::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// A histogram with `buckets` exponential buckets from 50 µs, doubling.
+fn histogram(registry: &mut Registry, name: &str, help: &str, buckets: u16) -> Histogram {
+    let metric = Histogram::new(exponential_buckets(50e-6, 2.0, buckets));
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// The per-transport traffic families, registered once.
@@ -269,5 +267,39 @@ impl Traffic {
             "Payload bytes received, by transport",
             self.bytes_received,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported() {
+        let m = Metrics::new();
+        m.close(CloseReason::Full);
+        m.spectators_sse.inc();
+        m.sse.sent(10);
+        let text = m.encode();
+        for name in [
+            "tickcast_ticks_total",
+            "tickcast_tick_overruns_total",
+            "tickcast_tick_work_seconds_bucket",
+            "tickcast_players",
+            "tickcast_inputs_applied_total",
+            "tickcast_inputs_dropped_total",
+            "tickcast_decode_errors_total",
+            "tickcast_rate_limited_total",
+            "tickcast_probe_rtt_seconds_bucket",
+            "tickcast_deltas_dropped_total",
+            "tickcast_resync_keyframes_total",
+            "tickcast_spectator_resyncs_total",
+            "tickcast_closes_total{reason=\"Full\"} 1",
+            "tickcast_spectators{transport=\"Sse\"} 1",
+            "tickcast_bytes_sent_total{transport=\"Sse\"} 10",
+            "tickcast_messages_sent_total{transport=\"Websocket\"} 0",
+        ] {
+            assert!(text.contains(name), "/metrics lacks {name}:\n{text}");
+        }
     }
 }
