@@ -64,6 +64,19 @@ pub struct Config {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub slow_timeout: Duration,
 
+    /// Close a player from whom nothing (not even a pong to our pings) arrives this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Web origins allowed to open player WebSockets, comma-separated, or "*" for any.
+    /// Same-host pages and clients that send no Origin (native games, bots) are always allowed.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Require players to present a join token signed with this secret (see README, Security).
+    #[arg(long, env = "TICKCAST_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
     /// How long a new connection has to send its hello.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub hello_timeout: Duration,

@@ -18,6 +18,8 @@
 //! - [`http`]: the accept loop and its limits (connections, request heads, slow peers).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: command-line settings.
+//! - [`auth`]: join tokens (HMAC-SHA256 over name and expiry).
+//! - [`limits`]: the per-player input rate limit.
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
 //!
 //! # The tick, step by step
@@ -32,11 +34,13 @@
 //!    previous event, encoded once for every spectator.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod delta;
 mod feed;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod roster;

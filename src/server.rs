@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -169,7 +169,18 @@ async fn player_upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
 ) -> Response {
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(origin) = header(header::ORIGIN)
+        && !origin_allowed(origin, header(header::HOST), &state.config.allowed_origins)
+    {
+        // A page on another site must not open a socket with this browser's cookies and
+        // network position (cross-site WebSocket hijacking): refuse before upgrading.
+        state.metrics.close(CloseReason::Origin);
+        tracing::info!(%peer, origin, "refused player: origin not allowed");
+        return (StatusCode::FORBIDDEN, format!("origin {origin} is not allowed\n")).into_response();
+    }
     let ws = ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
@@ -196,6 +207,20 @@ async fn player_upgrade(
     }
 }
 
+/// Whether a browser page from `origin` may open a player socket: its own host always may,
+/// and so may any origin listed (or all, with "*").
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let same_host = host.is_some_and(|host| {
+        origin
+            .split_once("://")
+            .is_some_and(|(_, o)| o.eq_ignore_ascii_case(host))
+    });
+    same_host
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(
@@ -204,4 +229,22 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn only_the_same_host_or_listed_origins_may_open_player_sockets() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080"), &none));
+        assert!(origin_allowed("https://Game.Example", Some("game.example"), &none));
+        assert!(!origin_allowed("https://evil.example", Some("game.example"), &none));
+        assert!(!origin_allowed("null", Some("game.example"), &none));
+        assert!(!origin_allowed("http://127.0.0.1:9999", Some("127.0.0.1:8080"), &none));
+        let listed = vec!["https://play.example/".to_owned()];
+        assert!(origin_allowed("https://play.example", Some("api.example"), &listed));
+        assert!(origin_allowed("https://anything", None, &["*".to_owned()]));
+    }
 }

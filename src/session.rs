@@ -5,6 +5,7 @@
 //! anything goes wrong. Nothing a client sends reaches the world except through the player's
 //! [`InputSlot`], so a misbehaving client only ever closes its own connection.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +13,13 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
-use tokio::time::timeout;
+use tokio::time::{self, Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::auth;
+use crate::limits::{COMMANDS_PER_TICK, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::protocol::{
     ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
@@ -32,6 +35,9 @@ struct Close {
     reason: CloseReason,
     code: u16,
     text: String,
+    /// Whether a close frame can still be sent: not when the peer is gone or a write stalled
+    /// midway (a close frame after half a frame would be garbage).
+    send_frame: bool,
 }
 
 impl Close {
@@ -40,12 +46,28 @@ impl Close {
             reason,
             code,
             text: text.into(),
+            send_frame: true,
         }
     }
 
     /// The peer went away: nothing to send.
     fn gone() -> Self {
-        Self::new(CloseReason::PeerGone, close_code::NORMAL, "")
+        Self::new(CloseReason::PeerGone, close_code::NORMAL, "").without_frame()
+    }
+
+    fn without_frame(self) -> Self {
+        Self {
+            send_frame: false,
+            ..self
+        }
+    }
+
+    fn too_slow() -> Self {
+        Self::new(
+            CloseReason::TooSlow,
+            close_code::POLICY,
+            "too slow: outbound queue stayed full",
+        )
     }
 }
 
@@ -53,10 +75,13 @@ impl Close {
 pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
     let span = tracing::info_span!("player", peer = %peer, id = tracing::field::Empty);
     async move {
+        let kick = CancellationToken::new();
         let mut session = Session {
             socket,
             state,
             last_seq: None,
+            kick,
+            name: String::new(),
         };
         let close = session.serve().await;
         session.finish(close).await;
@@ -71,17 +96,26 @@ struct Session {
     state: Arc<AppState>,
     /// The highest move `seq` seen; lower or equal ones are stale and ignored.
     last_seq: Option<u32>,
+    /// Cancelled by the tick loop when this player is too slow to keep.
+    kick: CancellationToken,
+    /// The name from the hello, once accepted.
+    name: String,
 }
 
 impl Session {
+    /// Runs the session; it only ever ends with the reason to close.
     async fn serve(&mut self) -> Close {
-        let hello = match self.hello().await {
-            Ok(hello) => hello,
-            Err(close) => return close,
-        };
+        match self.play().await {
+            Ok(never) => match never {},
+            Err(close) => close,
+        }
+    }
+
+    async fn play(&mut self) -> Result<Infallible, Close> {
+        let hello = self.hello().await?;
         let input = Arc::new(InputSlot::default());
         let (out, mut frames) = mpsc::channel::<Bytes>(self.state.config.player_queue as usize);
-        let kick = CancellationToken::new();
+        let kick = self.kick.clone();
         let (reply, joined) = oneshot::channel();
         let seat = Seat {
             input: input.clone(),
@@ -91,44 +125,72 @@ impl Session {
         let join = JoinRequest { seat, reply };
         let shutdown = self.state.shutdown.clone();
         tokio::select! {
-            _ = shutdown.cancelled() => return shutting_down(),
-            sent = self.state.joins.send(join) => if sent.is_err() { return shutting_down() },
+            _ = shutdown.cancelled() => return Err(shutting_down()),
+            sent = self.state.joins.send(join) => if sent.is_err() { return Err(shutting_down()) },
         }
         let id = tokio::select! {
-            _ = shutdown.cancelled() => return shutting_down(),
-            id = joined => match id { Ok(id) => id, Err(_) => return shutting_down() },
+            _ = shutdown.cancelled() => return Err(shutting_down()),
+            id = joined => match id { Ok(id) => id, Err(_) => return Err(shutting_down()) },
         };
         tracing::Span::current().record("id", id);
         tracing::info!(name = %hello.name, "player joined");
+        self.name = hello.name;
 
+        let every = (self.state.config.idle_timeout / 3).max(Duration::from_millis(100));
+        let mut heartbeat = time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut allowance = RateLimit::for_tick_rate(self.state.config.tick_hz, last_heard);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return shutting_down(),
-                _ = kick.cancelled() => {
-                    return Close::new(CloseReason::TooSlow, close_code::POLICY, "too slow: outbound queue stayed full");
-                }
+                _ = shutdown.cancelled() => return Err(shutting_down()),
+                _ = kick.cancelled() => return Err(Close::too_slow()),
                 frame = frames.recv() => match frame {
                     Some(frame) => {
                         let len = frame.len();
-                        if let Err(close) = self.send(Message::Binary(frame)).await {
-                            return close;
-                        }
+                        self.send(Message::Binary(frame)).await?;
                         self.state.metrics.websocket.sent(len);
                     }
-                    None => return shutting_down(), // the tick loop has stopped
+                    None => return Err(shutting_down()), // the tick loop has stopped
                 },
+                _ = heartbeat.tick() => {
+                    let idle = self.state.config.idle_timeout;
+                    if last_heard.elapsed() >= idle {
+                        return Err(Close::new(CloseReason::Idle, close_code::POLICY, format!("nothing received for {idle:?}")));
+                    }
+                    // Answered by any WebSocket client's stack: proves the path is alive, and
+                    // measures the round trip without the client's cooperation.
+                    let sent_at = unix_micros().to_le_bytes();
+                    self.send(Message::Ping(Bytes::copy_from_slice(&sent_at))).await?;
+                }
                 msg = self.socket.recv() => {
-                    let msg = match read(msg) {
-                        Ok(Some(msg)) => msg,
-                        Ok(None) => continue,
-                        Err(close) => return close,
-                    };
-                    if let Err(close) = self.handle(msg, &input).await {
-                        return close;
+                    last_heard = Instant::now();
+                    match read(msg)? {
+                        Incoming::Binary(bytes) => match allowance.check(last_heard) {
+                            Verdict::Allow => self.handle(bytes, &input).await?,
+                            Verdict::Drop => {
+                                self.state.metrics.rate_limited.inc();
+                            }
+                            Verdict::Abuse => return Err(Close::new(
+                                CloseReason::Flood,
+                                close_code::POLICY,
+                                format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
+                            )),
+                        },
+                        Incoming::Pong(payload) => self.probed(&payload),
+                        Incoming::Control => {}
                     }
                 }
             }
+        }
+    }
+
+    /// Records the round trip of one of our heartbeat pings.
+    fn probed(&self, payload: &[u8]) {
+        if let Ok(sent_at) = <[u8; 8]>::try_from(payload) {
+            let rtt_us = unix_micros().saturating_sub(u64::from_le_bytes(sent_at));
+            self.state.metrics.probe_rtt.observe(rtt_us as f64 / 1e6);
         }
     }
 
@@ -143,7 +205,7 @@ impl Session {
                     format!("no hello within {deadline:?}"),
                 )
             })?;
-            if let Some(msg) = read(msg)? {
+            if let Incoming::Binary(msg) = read(msg)? {
                 break msg;
             }
         };
@@ -162,7 +224,14 @@ impl Session {
                 close_code::POLICY,
                 format!("name over {MAX_NAME_LEN} or token over {MAX_TOKEN_LEN} bytes"),
             )),
-            ClientMsg::Hello(h) => Ok(h),
+            ClientMsg::Hello(h) => {
+                if let Some(secret) = &self.state.config.auth_secret {
+                    let now = unix_micros() / 1_000_000;
+                    auth::verify(secret.as_bytes(), &h.name, &h.token, now)
+                        .map_err(|err| Close::new(CloseReason::Auth, close_code::POLICY, err.to_string()))?;
+                }
+                Ok(h)
+            }
             _ => Err(Close::new(
                 CloseReason::Handshake,
                 close_code::PROTOCOL,
@@ -173,6 +242,8 @@ impl Session {
 
     /// Acts on one binary message from a joined player.
     async fn handle(&mut self, bytes: Bytes, input: &InputSlot) -> Result<(), Close> {
+        #[cfg(test)]
+        tests::maybe_fail(&self.name);
         let metrics = self.state.metrics.clone();
         metrics.websocket.received(bytes.len());
         match decode(&self.state, &bytes)? {
@@ -208,14 +279,15 @@ impl Session {
 
     async fn send(&mut self, msg: Message) -> Result<(), Close> {
         let limit = self.state.config.write_timeout;
-        match timeout(limit, self.socket.send(msg)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Close::gone()),
-            Err(_) => Err(Close::new(
-                CloseReason::Timeout,
-                close_code::POLICY,
-                format!("write stalled for {limit:?}"),
-            )),
+        tokio::select! {
+            sent = timeout(limit, self.socket.send(msg)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Close::gone()),
+                Err(_) => Err(Close::new(CloseReason::Timeout, close_code::POLICY, format!("write stalled for {limit:?}"))
+                    .without_frame()),
+            },
+            // Kicked by the tick loop while this very write is stuck on a full socket.
+            _ = self.kick.cancelled() => Err(Close::too_slow().without_frame()),
         }
     }
 
@@ -227,7 +299,7 @@ impl Session {
             CloseReason::Shutdown => tracing::debug!("closed for shutdown"),
             reason => tracing::info!(?reason, code = close.code, reason = %close.text, "closing player"),
         }
-        if matches!(close.reason, CloseReason::PeerGone | CloseReason::Timeout) {
+        if !close.send_frame {
             return;
         }
         let frame = CloseFrame {
@@ -247,17 +319,25 @@ fn shutting_down() -> Close {
     Close::new(CloseReason::Shutdown, close_code::AWAY, "server shutting down")
 }
 
-/// Sorts what the socket produced: a binary payload, nothing of interest, or the end.
-fn read(msg: Option<Result<Message, axum::Error>>) -> Result<Option<Bytes>, Close> {
+/// What the socket produced, sorted.
+enum Incoming {
+    Binary(Bytes),
+    /// A pong to one of our heartbeat pings.
+    Pong(Bytes),
+    /// Anything else harmless (tungstenite answers pings itself).
+    Control,
+}
+
+fn read(msg: Option<Result<Message, axum::Error>>) -> Result<Incoming, Close> {
     match msg {
-        Some(Ok(Message::Binary(bytes))) => Ok(Some(bytes)),
+        Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Binary(bytes)),
         Some(Ok(Message::Text(_))) => Err(Close::new(
             CloseReason::TextFrame,
             close_code::UNSUPPORTED,
             "text frames are not accepted: send binary bincode messages",
         )),
-        // Control frames: tungstenite answers pings itself.
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(None),
+        Some(Ok(Message::Pong(payload))) => Ok(Incoming::Pong(payload)),
+        Some(Ok(Message::Ping(_))) => Ok(Incoming::Control),
         Some(Ok(Message::Close(_))) | None => Err(Close::gone()),
         Some(Err(err)) => Err(read_error(err)),
     }
@@ -295,5 +375,67 @@ fn check_move(m: &Move) -> Result<(), Close> {
             close_code::POLICY,
             format!("move ({}, {}) is outside [-{MAX_AXIS}, {MAX_AXIS}]", m.dx, m.dy),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::client::{Client, ClientError, Received};
+    use crate::{Config, Server};
+
+    /// A player by this name makes its session task panic on its first message after joining
+    /// (test builds only).
+    const PANIC_NAME: &str = "inject-a-panic";
+
+    pub(super) fn maybe_fail(name: &str) {
+        assert!(name != PANIC_NAME, "injected session failure");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_session_takes_down_only_its_own_player() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::new(
+            listener,
+            Config {
+                seed: Some(1),
+                ..Config::defaults()
+            },
+        );
+        let url = format!("ws://{}/ws", server.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+
+        let mut ann = Client::connect(&url, "ann").await.unwrap();
+        let mut doomed = Client::connect(&url, PANIC_NAME).await.unwrap();
+        let doomed_id = doomed.player_id();
+        doomed.send_ping(1).await.unwrap(); // its session panics on this
+        // ann sees the doomed player come and go, and the ticks keep coming.
+        let mut seen = false;
+        let mut gone_at = None;
+        while gone_at.is_none_or(|t| ann.world().unwrap().tick() < t + 5) {
+            match ann.recv().await.unwrap() {
+                Received::Snapshot { .. } | Received::Delta { .. } => {
+                    let present = ann.world().unwrap().get(doomed_id).is_some();
+                    seen |= present;
+                    if seen && !present && gone_at.is_none() {
+                        gone_at = Some(ann.world().unwrap().tick());
+                    }
+                }
+                Received::Pong { .. } => {}
+            }
+        }
+        drop(doomed);
+        // A newcomer still joins.
+        let newcomer = Client::connect(&url, "late").await;
+        assert!(
+            newcomer.is_ok(),
+            "{:?}",
+            newcomer.err().map(|e: ClientError| e.to_string())
+        );
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
     }
 }
