@@ -120,6 +120,10 @@ pub struct Metrics {
     pub deltas_dropped: Counter,
     /// Keyframes sent to players that fell behind.
     pub resync_keyframes: Counter,
+    /// Frames waiting in all players' outbound queues, before this tick's were added.
+    pub outbound_queued: Gauge,
+    /// The fullest player outbound queue, before this tick's frame.
+    pub outbound_queue_max: Gauge,
     /// Spectators following the SSE feed.
     pub spectators_sse: Gauge,
     /// Spectators waiting in a long-poll.
@@ -168,6 +172,12 @@ impl Metrics {
             probe_rtt: histogram(&mut r, "probe_rtt_seconds", "Round trip of server pings to players", 16),
             deltas_dropped: counter(&mut r, "deltas_dropped", "Deltas not queued to a full player queue"),
             resync_keyframes: counter(&mut r, "resync_keyframes", "Keyframes sent to players that fell behind"),
+            outbound_queued: gauge(&mut r, "outbound_queued_frames", "Frames waiting in all player queues"),
+            outbound_queue_max: gauge(
+                &mut r,
+                "outbound_queue_max",
+                "Frames waiting in the fullest player queue",
+            ),
             spectators_sse: spectators.get_or_create_owned(&TransportLabel {
                 transport: Transport::Sse,
             }),
@@ -293,6 +303,8 @@ mod tests {
             "tickcast_probe_rtt_seconds_bucket",
             "tickcast_deltas_dropped_total",
             "tickcast_resync_keyframes_total",
+            "tickcast_outbound_queued_frames",
+            "tickcast_outbound_queue_max",
             "tickcast_spectator_resyncs_total",
             "tickcast_closes_total{reason=\"Full\"} 1",
             "tickcast_spectators{transport=\"Sse\"} 1",

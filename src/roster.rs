@@ -151,7 +151,11 @@ impl Roster {
         // Encoded at most once per tick, and only if someone needs it.
         let mut keyframe = None;
         let mut kicked = Vec::new();
+        let (mut queued, mut deepest) = (0, 0);
         for (id, peer) in &mut self.peers {
+            let depth = peer.seat.out.max_capacity() - peer.seat.out.capacity();
+            queued += depth;
+            deepest = deepest.max(depth);
             let frame = match peer.sync {
                 Sync::Synced => delta.frame(peer.ack),
                 Sync::Joining | Sync::Behind => keyframe
@@ -184,6 +188,8 @@ impl Roster {
         for id in &kicked {
             self.peers.remove(id);
         }
+        self.metrics.outbound_queued.set(queued as i64);
+        self.metrics.outbound_queue_max.set(deepest as i64);
         kicked
     }
 }
