@@ -1,0 +1,197 @@
+//! Delta: one tick's diff and encode for N entities (100 to 10 000) with 0 %, 10 % or 100 % of
+//! them moving.
+//!
+//! Timed: what the tick loop does once per tick before the fan-out: diff the world against the
+//! previous tick (`NetWorld::diff`), encode the shared body once (`SharedBody::delta`) and
+//! frame it for one player (`SharedBody::frame`). Expected curve: linear in N for every share,
+//! since the diff walks all entities; steeper the more of them move, since each mover is an
+//! update to build and encode. The idle line is the floor.
+//!
+//! Bytes, printed before the timings: the per-player frame of an idle tick (constant in N:
+//! tag, ack, tick and four empty fields), and encoded bytes per moving entity,
+//! (frame - idle frame) / movers. Expected 4 per mover (id gap, field mask, dx, dy, a byte
+//! each) while a tick's move stays within ±125 position steps, which holds at 20 Hz and above;
+//! 3 when the move is along one axis. Our goals: at most 5 bytes per moving entity and at most
+//! 16 bytes per player for an idle tick, WebSocket frame header included.
+//!
+//! The worlds are built from snapshots, so exactly the stated share moves: entities have dense
+//! ids 1..=N, and the movers (every entity, every tenth, or none) each move one tick at full
+//! speed at 30 Hz (80 position steps) in a direction of their own.
+//!
+//! Run: `cargo bench --bench delta`
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+use tickcast::delta::NetWorld;
+use tickcast::protocol::{EntityKind, EntityState, POSITION_SCALE, ServerMsg, SharedBody, Snapshot, Updates};
+
+const ENTITIES: [u32; 3] = [100, 1_000, 10_000];
+
+/// One mover in `every` entities: all, a tenth, none.
+const SHARES: [(&str, Option<u32>); 3] = [
+    ("moving_0pct", None),
+    ("moving_10pct", Some(10)),
+    ("moving_100pct", Some(1)),
+];
+
+/// An hour into a match at 30 Hz: the tick varint has reached its 5-byte form.
+const TICK: u64 = 108_000;
+/// A player who has turned a thousand times: a 3-byte ack.
+const ACK: u32 = 1_000;
+
+/// A tick's move at full speed: 150 units/s at 30 Hz is 5 units, 80 position steps.
+const STEP: f64 = 5.0 * POSITION_SCALE as f64;
+
+fn delta(c: &mut Criterion) {
+    let cases: Vec<Case> = ENTITIES
+        .into_iter()
+        .flat_map(|n| SHARES.into_iter().map(move |(name, every)| Case::new(name, n, every)))
+        .collect();
+    print_idle_frames();
+    print_bytes(&cases);
+    let mut group = c.benchmark_group("delta");
+    for case in &cases {
+        group.throughput(Throughput::Elements(u64::from(case.n)));
+        group.bench_function(BenchmarkId::new(case.name, case.n), |b| {
+            b.iter(|| encode(black_box(&case.base), black_box(&case.next)))
+        });
+    }
+    group.finish();
+}
+
+/// One tick to diff and encode: N entities of which `movers` moved.
+struct Case {
+    name: &'static str,
+    n: u32,
+    movers: u32,
+    base: NetWorld,
+    next: NetWorld,
+    /// The per-player frame's length.
+    bytes: usize,
+}
+
+impl Case {
+    fn new(name: &'static str, n: u32, every: Option<u32>) -> Self {
+        let base = world(n, TICK - 1, None);
+        let next = world(n, TICK, every);
+        let frame = encode(&base, &next);
+        let movers = every.map_or(0, |k| n / k);
+        check(&base, &next, &frame, movers);
+        Self {
+            name,
+            n,
+            movers,
+            base,
+            next,
+            bytes: frame.len(),
+        }
+    }
+}
+
+/// The per-player frame from `base` to `next`: the timed work.
+fn encode(base: &NetWorld, next: &NetWorld) -> Bytes {
+    let c = base.diff(next);
+    let body = SharedBody::delta(next.tick(), 1, &c.spawned, &c.updated, &c.removed, None);
+    body.frame(ACK)
+}
+
+/// N player entities with ids 1..=N at tick `tick`; with `every`, one in `every` has moved one
+/// step since the tick before.
+fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
+    let side = 1000 * POSITION_SCALE;
+    let entities = (1..=n)
+        .map(|id| {
+            // Scattered, and at least one step away from every wall.
+            let mut x = 80 + (id * 7_919) % (side - 160);
+            let mut y = 80 + (id * 104_729) % (side - 160);
+            if every.is_some_and(|k| id % k == 0) {
+                // A direction of its own: successive ids turn by the golden angle.
+                let angle = f64::from(id) * 2.399_963;
+                x = x.wrapping_add_signed((STEP * angle.cos()).round() as i32);
+                y = y.wrapping_add_signed((STEP * angle.sin()).round() as i32);
+            }
+            EntityState {
+                id,
+                kind: EntityKind::Player,
+                x,
+                y,
+                score: 0,
+            }
+        })
+        .collect();
+    // Built in ascending id order, which is all `from_snapshot` asks.
+    NetWorld::from_snapshot(&Snapshot { ack: 0, tick, entities }).expect("ids ascend")
+}
+
+/// Checks that `frame` is a delta with exactly `movers` updates that turns `base` into `next`.
+fn check(base: &NetWorld, next: &NetWorld, frame: &[u8], movers: u32) {
+    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(frame) else {
+        panic!("the frame is not a delta");
+    };
+    assert_eq!(delta.updated.0.len(), movers as usize);
+    let mut replica = base.clone();
+    replica.apply(&delta).expect("the delta applies to its base");
+    assert_eq!(&replica, next);
+}
+
+/// The idle frame at a few points in a match's life, with and without the once-a-second
+/// checksum: its size depends on the tick and the player's ack, never on N.
+fn print_idle_frames() {
+    let cases = [
+        ("at the start (tick 100, ack 10)", 100, 10, None),
+        ("an hour in (tick 108 000, ack 1 000)", TICK, ACK, None),
+        ("an hour in, checksum tick", TICK, ACK, Some(0x9e37_79b9)),
+        (
+            "an hour in, a bot that moved every tick (ack 108 000)",
+            TICK,
+            108_000,
+            None,
+        ),
+    ];
+    println!("delta: idle tick, per-player frame");
+    for (label, tick, ack, checksum) in cases {
+        let body = SharedBody::delta(tick, 1, &[], &Updates::default(), &[], checksum);
+        println!("  {label}: {}", on_the_wire(body.frame(ack).len()));
+    }
+}
+
+/// Each case's frame and, against the idle frame of the same N, its bytes per moving entity.
+fn print_bytes(cases: &[Case]) {
+    println!("delta: per-player frame at tick {TICK}, ack {ACK}, without the WebSocket header");
+    println!(
+        "  {:>8} {:>8} {:>12} {:>24}",
+        "entities", "moving", "frame bytes", "bytes per moving entity"
+    );
+    for case in cases {
+        let idle = cases
+            .iter()
+            .find(|c| c.n == case.n && c.movers == 0)
+            .map_or(0, |c| c.bytes);
+        let per_mover = match case.movers {
+            0 => "-".to_string(),
+            movers => format!("{:.2}", (case.bytes - idle) as f64 / f64::from(movers)),
+        };
+        println!(
+            "  {:>8} {:>8} {:>12} {:>24}",
+            case.n, case.movers, case.bytes, per_mover
+        );
+    }
+}
+
+/// "N bytes + H header = T bytes" for a server-to-client WebSocket message of `len` bytes.
+fn on_the_wire(len: usize) -> String {
+    // RFC 6455: unmasked (server to client) frames have a 2-byte header up to 125 bytes of
+    // payload, 4 up to 65 535, and 10 beyond.
+    let header = match len {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    format!("{len} bytes + {header} WebSocket header = {} bytes", len + header)
+}
+
+criterion_group!(benches, delta);
+criterion_main!(benches);

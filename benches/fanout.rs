@@ -1,0 +1,149 @@
+//! Fan-out: one tick's broadcast to N in-process sessions (10 to 4 000 players).
+//!
+//! Timed: `Roster::fan_out` queueing this tick's delta to every player, which is per player one
+//! `SharedBody::frame` (allocate, write the tag and the player's ack, copy the shared body) and
+//! one `try_send` on its bounded queue. Not timed: the diff and encode before it (the delta
+//! bench), waking session tasks (none awaits these queues), their WebSocket writes, and
+//! draining the queues, which happens between timed ticks so every queue has room.
+//!
+//! Two ticks per N, on a default world of N players and 100 orbs:
+//! - `idle`: nobody moved; the frame is the same 14 bytes whatever N. Expected: linear in N.
+//! - `all_moving`: every player moved, so the shared body holds about 4 bytes per player and
+//!   each frame copies it. Expected: linear for small N, then quadratic once the copies
+//!   outweigh the per-player overhead: N frames of ~4N bytes is 4N² bytes allocated, written
+//!   and queued per tick (60 MB at 4 000 players).
+//!
+//! The bytes queued per tick are printed before the timings.
+//!
+//! Run: `cargo bench --bench fanout`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use tickcast::Config;
+use tickcast::delta::NetWorld;
+use tickcast::metrics::Metrics;
+use tickcast::protocol::{Move, SharedBody, Updates};
+use tickcast::roster::{InputSlot, Roster, Seat};
+use tickcast::sim::{Rules, World};
+
+const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
+
+/// An hour into a match at 30 Hz: the tick varint has reached its 5-byte form.
+const TICK: u64 = 108_000;
+
+/// Every player's last move: a 3-byte ack in each frame, as for a player well into a match.
+const ACK: u32 = 1_000;
+
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fanout");
+    for n in SESSIONS {
+        let mut table = Table::new(n);
+        for (name, body) in [("idle", table.idle.clone()), ("all_moving", table.moving.clone())] {
+            let frame = body.frame(ACK).len();
+            println!(
+                "fanout N = {n}, {name}: {frame} bytes per frame, {} bytes queued per tick",
+                frame * n
+            );
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| table.ticks(&body, iters))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// A roster of N synced players, the receiving ends of their queues, and two ticks to send.
+struct Table {
+    roster: Roster,
+    queues: Vec<mpsc::Receiver<Bytes>>,
+    /// The world the tick's keyframes would show; only a player behind would get one.
+    world: NetWorld,
+    idle: SharedBody,
+    moving: SharedBody,
+}
+
+impl Table {
+    fn new(n: usize) -> Self {
+        let config = Config::defaults();
+        let mut sim = World::new(Rules::default(), 1);
+        let mut roster = Roster::new(config.slow_timeout, Arc::new(Metrics::new()));
+        let mut queues = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = sim.add_player();
+            // Eight compass directions at full speed, so every player moves this tick.
+            let (dx, dy) = [
+                (127, 0),
+                (90, 90),
+                (0, 127),
+                (-90, 90),
+                (-127, 0),
+                (-90, -90),
+                (0, -127),
+                (90, -90),
+            ][i % 8];
+            sim.set_direction(id, dx, dy);
+            let input = Arc::new(InputSlot::default());
+            input.put(Move { seq: ACK, dx, dy });
+            let (out, queue) = mpsc::channel(config.player_queue as usize);
+            let kick = CancellationToken::new();
+            roster.insert(id, Seat { input, out, kick });
+            queues.push(queue);
+        }
+        roster.take_inputs(|_, _| {});
+        let before = NetWorld::capture(&sim);
+        sim.step();
+        let world = NetWorld::capture(&sim);
+        let c = before.diff(&world);
+        // Numbered as an hour into a match, for realistic varint widths; nothing reads them.
+        let moving = SharedBody::delta(TICK, 1, &c.spawned, &c.updated, &c.removed, None);
+        let idle = SharedBody::delta(TICK, 1, &[], &Updates::default(), &[], None);
+        let mut table = Self {
+            roster,
+            queues,
+            world,
+            idle,
+            moving,
+        };
+        // Everyone is joining: this first tick queues keyframes, after which all are synced.
+        let idle = table.idle.clone();
+        table.ticks(&idle, 1);
+        table
+    }
+
+    /// Fans `body` out `iters` times, draining every queue after each, and returns the time
+    /// spent in `fan_out` alone.
+    fn ticks(&mut self, body: &SharedBody, iters: u64) -> Duration {
+        let mut spent = Duration::ZERO;
+        for _ in 0..iters {
+            let now = tokio::time::Instant::now();
+            let start = Instant::now();
+            let kicked = self.roster.fan_out(body, &self.world, now);
+            spent += start.elapsed();
+            assert!(kicked.is_empty(), "nobody can be too slow with drained queues");
+            let drained = self.drain();
+            assert_eq!(drained, self.queues.len(), "one frame per player per tick");
+        }
+        spent
+    }
+
+    /// Empties every queue, as the session tasks do, and counts the frames.
+    fn drain(&mut self) -> usize {
+        let mut frames = 0;
+        for queue in &mut self.queues {
+            while queue.try_recv().is_ok() {
+                frames += 1;
+            }
+        }
+        frames
+    }
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);

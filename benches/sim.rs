@@ -1,0 +1,97 @@
+//! Simulation: one `World::step` with every player moving, for 10 to 10 000 players.
+//!
+//! Expected curve: linear in players. A step moves each player and tests it against the 100
+//! orbs for a pickup, so it costs about players × orbs distance tests; the time per player
+//! (criterion's throughput line, in players/s) should stay flat across the sweep.
+//!
+//! Only `step` is timed. Every 64 steps, outside the timing, each player gets a new random
+//! direction (never standing still), as a crowd of real players would; without it they would
+//! all pile into the corners and stop meeting orbs.
+//!
+//! Run: `cargo bench --bench sim`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use tickcast::sim::{EntityId, MAX_AXIS, Rules, World};
+
+const PLAYERS: [usize; 4] = [10, 100, 1_000, 10_000];
+
+/// Steps between new directions: 64 steps of 5 units keep players crossing the world.
+const REAIM_EVERY: u64 = 64;
+
+fn step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sim");
+    for players in PLAYERS {
+        let mut arena = Arena::new(players);
+        group.throughput(Throughput::Elements(players as u64));
+        group.bench_function(BenchmarkId::new("step", players), |b| {
+            b.iter_custom(|iters| arena.run(iters))
+        });
+    }
+    group.finish();
+}
+
+/// A default world full of moving players.
+struct Arena {
+    world: World,
+    players: Vec<EntityId>,
+    rng: StdRng,
+    steps_since_reaim: u64,
+}
+
+impl Arena {
+    fn new(players: usize) -> Self {
+        let mut world = World::new(Rules::default(), 1);
+        let players = (0..players).map(|_| world.add_player()).collect();
+        let mut arena = Self {
+            world,
+            players,
+            rng: StdRng::seed_from_u64(2),
+            steps_since_reaim: 0,
+        };
+        arena.reaim();
+        arena
+    }
+
+    /// Steps `iters` times and returns the time spent in `step` alone.
+    fn run(&mut self, iters: u64) -> Duration {
+        let mut spent = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let burst = left.min(REAIM_EVERY - self.steps_since_reaim);
+            let start = Instant::now();
+            for _ in 0..burst {
+                black_box(self.world.step());
+            }
+            spent += start.elapsed();
+            left -= burst;
+            self.steps_since_reaim += burst;
+            if self.steps_since_reaim == REAIM_EVERY {
+                self.reaim();
+                self.steps_since_reaim = 0;
+            }
+        }
+        spent
+    }
+
+    fn reaim(&mut self) {
+        for &id in &self.players {
+            let (dx, dy) = loop {
+                let axis = -MAX_AXIS..=MAX_AXIS;
+                let d = (self.rng.random_range(axis.clone()), self.rng.random_range(axis));
+                if d != (0, 0) {
+                    break d;
+                }
+            };
+            self.world.set_direction(id, dx, dy);
+        }
+    }
+}
+
+criterion_group!(benches, step);
+criterion_main!(benches);
