@@ -21,7 +21,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_gr
 
 use tickcast::delta::NetWorld;
 use tickcast::protocol::{
-    ClientMsg, DecodeFailure, Delta, Hello, Move, PROTOCOL_VERSION, Ping, Pong, ServerMsg, Snapshot, Welcome,
+    Ack, ClientMsg, DecodeFailure, Delta, Hello, Move, PROTOCOL_VERSION, Ping, Pong, ServerMsg, Snapshot, Welcome,
 };
 use tickcast::sim::{Rules, World};
 
@@ -80,6 +80,7 @@ fn codec(c: &mut Criterion) {
             server_time_us: 1_700_000_000_000_250,
         }),
     );
+    message(&mut group, "ack", ServerMsg::Ack(Ack { seq: 1_000 }));
     group.finish();
 }
 
@@ -149,7 +150,6 @@ fn busy_tick() -> (Snapshot, Delta) {
         let after = NetWorld::capture(&world);
         let changes = before.diff(&after);
         let snapshot = Snapshot {
-            ack: 1_000,
             tick: after.tick(),
             entities: after.entities().to_vec(),
         };
@@ -162,7 +162,6 @@ fn busy_tick() -> (Snapshot, Delta) {
             changes.removed.len()
         );
         let delta = Delta {
-            ack: 1_000,
             tick: after.tick(),
             base_gap: 1,
             spawned: changes.spawned,

@@ -2,13 +2,14 @@
 //! them moving.
 //!
 //! Timed: what the tick loop does once per tick before the fan-out: diff the world against the
-//! previous tick (`NetWorld::diff`), encode the shared body once (`SharedBody::delta`) and
-//! frame it for one player (`SharedBody::frame`). Expected curve: linear in N for every share,
+//! previous tick (`NetWorld::diff`) and encode the delta once (the same bytes go to every
+//! player; acks travel in their own small message). Expected curve: linear in N for every share,
 //! since the diff walks all entities; steeper the more of them move, since each mover is an
 //! update to build and encode. The idle line is the floor.
 //!
-//! Bytes, printed before the timings: the per-player frame of an idle tick (constant in N:
-//! tag, ack, tick and four empty fields), and encoded bytes per moving entity,
+//! Bytes, printed before the timings: the frame of an idle tick (constant in N: tag, tick,
+//! base gap and four empty fields), the ack message a player also gets when one of its moves
+//! was applied, and encoded bytes per moving entity,
 //! (frame - idle frame) / movers. Expected 4 per mover (id gap, field mask, dx, dy, a byte
 //! each) while a tick's move stays within ±125 position steps, which holds at 20 Hz and above;
 //! 3 when the move is along one axis. Our goals: at most 5 bytes per moving entity and at most
@@ -26,7 +27,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use tickcast::delta::NetWorld;
-use tickcast::protocol::{EntityKind, EntityState, POSITION_SCALE, ServerMsg, SharedBody, Snapshot, Updates};
+use tickcast::protocol::{Ack, Delta, EntityKind, EntityState, POSITION_SCALE, ServerMsg, Snapshot, Updates};
 
 const ENTITIES: [u32; 3] = [100, 1_000, 10_000];
 
@@ -39,8 +40,6 @@ const SHARES: [(&str, Option<u32>); 3] = [
 
 /// An hour into a match at 30 Hz: the tick varint has reached its 5-byte form.
 const TICK: u64 = 108_000;
-/// A player who has turned a thousand times: a 3-byte ack.
-const ACK: u32 = 1_000;
 
 /// A tick's move at full speed: 150 units/s at 30 Hz is 5 units, 80 position steps.
 const STEP: f64 = 5.0 * POSITION_SCALE as f64;
@@ -91,11 +90,18 @@ impl Case {
     }
 }
 
-/// The per-player frame from `base` to `next`: the timed work.
+/// The delta frame from `base` to `next`, as the tick loop makes it: the timed work.
 fn encode(base: &NetWorld, next: &NetWorld) -> Bytes {
     let c = base.diff(next);
-    let body = SharedBody::delta(next.tick(), 1, &c.spawned, &c.updated, &c.removed, None);
-    body.frame(ACK)
+    let delta = Delta {
+        tick: next.tick(),
+        base_gap: 1,
+        spawned: c.spawned,
+        updated: c.updated,
+        removed: c.removed,
+        checksum: None,
+    };
+    ServerMsg::Delta(delta).encode().into()
 }
 
 /// N player entities with ids 1..=N at tick `tick`; with `every`, one in `every` has moved one
@@ -123,7 +129,7 @@ fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
         })
         .collect();
     // Built in ascending id order, which is all `from_snapshot` asks.
-    NetWorld::from_snapshot(&Snapshot { ack: 0, tick, entities }).expect("ids ascend")
+    NetWorld::from_snapshot(&Snapshot { tick, entities }).expect("ids ascend")
 }
 
 /// Checks that `frame` is a delta with exactly `movers` updates that turns `base` into `next`.
@@ -138,29 +144,39 @@ fn check(base: &NetWorld, next: &NetWorld, frame: &[u8], movers: u32) {
 }
 
 /// The idle frame at a few points in a match's life, with and without the once-a-second
-/// checksum: its size depends on the tick and the player's ack, never on N.
+/// checksum (its size depends on the tick, never on N), and the ack message a player gets in
+/// the same write when one of its moves was applied.
 fn print_idle_frames() {
-    let cases = [
-        ("at the start (tick 100, ack 10)", 100, 10, None),
-        ("an hour in (tick 108 000, ack 1 000)", TICK, ACK, None),
-        ("an hour in, checksum tick", TICK, ACK, Some(0x9e37_79b9)),
-        (
-            "an hour in, a bot that moved every tick (ack 108 000)",
-            TICK,
-            108_000,
-            None,
-        ),
-    ];
-    println!("delta: idle tick, per-player frame");
-    for (label, tick, ack, checksum) in cases {
-        let body = SharedBody::delta(tick, 1, &[], &Updates::default(), &[], checksum);
-        println!("  {label}: {}", on_the_wire(body.frame(ack).len()));
+    let idle = |tick, checksum| {
+        let delta = Delta {
+            tick,
+            base_gap: 1,
+            spawned: vec![],
+            updated: Updates::default(),
+            removed: vec![],
+            checksum,
+        };
+        ServerMsg::Delta(delta).encode().len()
+    };
+    println!("delta: idle tick, the frame every player gets");
+    println!("  at the start (tick 100): {}", on_the_wire(idle(100, None)));
+    println!("  an hour in (tick {TICK}): {}", on_the_wire(idle(TICK, None)));
+    println!(
+        "  an hour in, checksum tick: {}",
+        on_the_wire(idle(TICK, Some(0x9e37_79b9)))
+    );
+    println!("delta: the ack a player also gets when one of its moves was applied");
+    for seq in [10, 1_000, 108_000] {
+        println!(
+            "  ack {seq}: {}",
+            on_the_wire(ServerMsg::Ack(Ack { seq }).encode().len())
+        );
     }
 }
 
 /// Each case's frame and, against the idle frame of the same N, its bytes per moving entity.
 fn print_bytes(cases: &[Case]) {
-    println!("delta: per-player frame at tick {TICK}, ack {ACK}, without the WebSocket header");
+    println!("delta: frame at tick {TICK}, without the WebSocket header");
     println!(
         "  {:>8} {:>8} {:>12} {:>24}",
         "entities", "moving", "frame bytes", "bytes per moving entity"

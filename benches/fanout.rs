@@ -1,17 +1,17 @@
 //! Fan-out: one tick's broadcast to N in-process sessions (10 to 4 000 players).
 //!
-//! Timed: `Roster::fan_out` queueing this tick's delta to every player, which is per player one
-//! `SharedBody::frame` (allocate, write the tag and the player's ack, copy the shared body) and
-//! one `try_send` on its bounded queue. Not timed: the diff and encode before it (the delta
+//! Timed: `Roster::fan_out` queueing this tick's delta to every player, which is per player a
+//! reference-count clone of the one encoded frame, the ack if it changed, and one `try_send`
+//! on its bounded queue. Not timed: the diff and encode before it (the delta
 //! bench), waking session tasks (none awaits these queues), their WebSocket writes, and
 //! draining the queues, which happens between timed ticks so every queue has room.
 //!
 //! Two ticks per N, on a default world of N players and 100 orbs:
-//! - `idle`: nobody moved; the frame is the same 14 bytes whatever N. Expected: linear in N.
-//! - `all_moving`: every player moved, so the shared body holds about 4 bytes per player and
-//!   each frame copies it. Expected: linear for small N, then quadratic once the copies
-//!   outweigh the per-player overhead: N frames of ~4N bytes is 4N² bytes allocated, written
-//!   and queued per tick (60 MB at 4 000 players).
+//! - `idle`: nobody moved; the frame is the same few bytes whatever N. Expected: linear in N.
+//! - `all_moving`: every player moved, so the frame holds about 4 bytes per player; it is
+//!   shared, not copied, so the cost per player is the same as idle. Expected: linear in N,
+//!   close to the idle line. (Before acks moved out of the frame, each player's frame copied
+//!   the whole delta, which grew as N²: 36-47 ms at 4 000 players.)
 //!
 //! The bytes queued per tick are printed before the timings.
 //!
@@ -28,8 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tickcast::Config;
 use tickcast::delta::NetWorld;
 use tickcast::metrics::Metrics;
-use tickcast::protocol::{Move, SharedBody, Updates};
-use tickcast::roster::{InputSlot, Roster, Seat};
+use tickcast::protocol::{Delta, Move, ServerMsg, Updates};
+use tickcast::roster::{InputSlot, Outbound, Roster, Seat};
 use tickcast::sim::{Rules, World};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
@@ -37,7 +37,7 @@ const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
 /// An hour into a match at 30 Hz: the tick varint has reached its 5-byte form.
 const TICK: u64 = 108_000;
 
-/// Every player's last move: a 3-byte ack in each frame, as for a player well into a match.
+/// Every player's last move, as for a player well into a match.
 const ACK: u32 = 1_000;
 
 fn fanout(c: &mut Criterion) {
@@ -45,7 +45,7 @@ fn fanout(c: &mut Criterion) {
     for n in SESSIONS {
         let mut table = Table::new(n);
         for (name, body) in [("idle", table.idle.clone()), ("all_moving", table.moving.clone())] {
-            let frame = body.frame(ACK).len();
+            let frame = body.len();
             println!(
                 "fanout N = {n}, {name}: {frame} bytes per frame, {} bytes queued per tick",
                 frame * n
@@ -62,11 +62,11 @@ fn fanout(c: &mut Criterion) {
 /// A roster of N synced players, the receiving ends of their queues, and two ticks to send.
 struct Table {
     roster: Roster,
-    queues: Vec<mpsc::Receiver<Bytes>>,
+    queues: Vec<mpsc::Receiver<Outbound>>,
     /// The world the tick's keyframes would show; only a player behind would get one.
     world: NetWorld,
-    idle: SharedBody,
-    moving: SharedBody,
+    idle: Bytes,
+    moving: Bytes,
 }
 
 impl Table {
@@ -102,8 +102,23 @@ impl Table {
         let world = NetWorld::capture(&sim);
         let c = before.diff(&world);
         // Numbered as an hour into a match, for realistic varint widths; nothing reads them.
-        let moving = SharedBody::delta(TICK, 1, &c.spawned, &c.updated, &c.removed, None);
-        let idle = SharedBody::delta(TICK, 1, &[], &Updates::default(), &[], None);
+        let (spawned, updated, removed) = (c.spawned, c.updated, c.removed);
+        let moving = encode(Delta {
+            tick: TICK,
+            base_gap: 1,
+            spawned,
+            updated,
+            removed,
+            checksum: None,
+        });
+        let idle = encode(Delta {
+            tick: TICK,
+            base_gap: 1,
+            spawned: vec![],
+            updated: Updates::default(),
+            removed: vec![],
+            checksum: None,
+        });
         let mut table = Self {
             roster,
             queues,
@@ -119,7 +134,7 @@ impl Table {
 
     /// Fans `body` out `iters` times, draining every queue after each, and returns the time
     /// spent in `fan_out` alone.
-    fn ticks(&mut self, body: &SharedBody, iters: u64) -> Duration {
+    fn ticks(&mut self, body: &Bytes, iters: u64) -> Duration {
         let mut spent = Duration::ZERO;
         for _ in 0..iters {
             let now = tokio::time::Instant::now();
@@ -143,6 +158,10 @@ impl Table {
         }
         frames
     }
+}
+
+fn encode(delta: Delta) -> Bytes {
+    ServerMsg::Delta(delta).encode().into()
 }
 
 criterion_group!(benches, fanout);

@@ -84,6 +84,8 @@ pub struct Client {
     welcome: Welcome,
     world: Option<NetWorld>,
     seq: u32,
+    /// The last move the server applied, from its `Ack` messages.
+    ack: u32,
     bytes_received: u64,
 }
 
@@ -123,6 +125,7 @@ impl Client {
             welcome,
             world: None,
             seq: 0,
+            ack: 0,
             bytes_received,
         })
     }
@@ -170,15 +173,32 @@ impl Client {
         Ok(())
     }
 
-    /// Receives the next snapshot, delta or pong and applies it to the local world.
+    /// Receives the next snapshot, delta or pong and applies it to the local world. Acks are
+    /// taken in passing: they arrive just before the frame they belong to, and that frame's
+    /// `Received` carries them.
     pub async fn recv(&mut self) -> Result<Received, ClientError> {
-        match next_msg(&mut self.ws, &mut self.bytes_received).await? {
+        loop {
+            let msg = next_msg(&mut self.ws, &mut self.bytes_received).await?;
+            if let Some(received) = self.apply(msg)? {
+                return Ok(received);
+            }
+        }
+    }
+
+    /// The last move the server applied (0 before any).
+    pub fn ack(&self) -> u32 {
+        self.ack
+    }
+
+    /// Applies one message; an ack only updates state and yields nothing to report.
+    fn apply(&mut self, msg: ServerMsg) -> Result<Option<Received>, ClientError> {
+        let received = match msg {
             ServerMsg::Snapshot(s) => {
                 self.world = Some(NetWorld::from_snapshot(&s)?);
-                Ok(Received::Snapshot {
+                Received::Snapshot {
                     tick: s.tick,
-                    ack: s.ack,
-                })
+                    ack: self.ack,
+                }
             }
             ServerMsg::Delta(d) => {
                 let world = self
@@ -186,17 +206,22 @@ impl Client {
                     .as_mut()
                     .ok_or_else(|| ClientError::Protocol("delta before any snapshot".into()))?;
                 world.apply(&d)?;
-                Ok(Received::Delta {
+                Received::Delta {
                     tick: d.tick,
-                    ack: d.ack,
-                })
+                    ack: self.ack,
+                }
             }
             ServerMsg::Pong(pong) => {
                 let rtt = Duration::from_micros(unix_micros().saturating_sub(pong.client_time_us));
-                Ok(Received::Pong { pong, rtt })
+                Received::Pong { pong, rtt }
             }
-            ServerMsg::Welcome(_) => Err(ClientError::Protocol("second welcome".into())),
-        }
+            ServerMsg::Ack(ack) => {
+                self.ack = ack.seq;
+                return Ok(None);
+            }
+            ServerMsg::Welcome(_) => return Err(ClientError::Protocol("second welcome".into())),
+        };
+        Ok(Some(received))
     }
 
     /// Closes the connection politely.

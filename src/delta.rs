@@ -235,13 +235,12 @@ fn merge_by_id(a: impl Iterator<Item = EntityState>, b: impl Iterator<Item = Ent
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ServerMsg, SharedBody};
+    use crate::protocol::ServerMsg;
     use crate::sim::Rules;
 
     fn delta_of(base: &NetWorld, next: &NetWorld) -> Delta {
         let c = base.diff(next);
         Delta {
-            ack: 0,
             tick: next.tick,
             base_gap: (next.tick - base.tick) as u32,
             spawned: c.spawned,
@@ -271,8 +270,8 @@ mod tests {
             let next = NetWorld::capture(&world);
             // Through the wire bytes, as a client would receive it.
             let d = delta_of(&base, &next);
-            let body = SharedBody::delta(d.tick, d.base_gap, &d.spawned, &d.updated, &d.removed, d.checksum);
-            let ServerMsg::Delta(wire) = ServerMsg::decode(&body.frame(0)).unwrap() else {
+            let bytes = ServerMsg::Delta(d).encode();
+            let ServerMsg::Delta(wire) = ServerMsg::decode(&bytes).unwrap() else {
                 panic!()
             };
             replica.apply(&wire).unwrap();
@@ -300,7 +299,6 @@ mod tests {
         let world = World::new(Rules::default(), 1);
         let mut held = NetWorld::capture(&world);
         let delta = Delta {
-            ack: 0,
             tick: 1,
             base_gap: 1,
             spawned: vec![],

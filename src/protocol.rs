@@ -15,10 +15,9 @@ use bincode::de::Decoder;
 use bincode::enc::Encoder;
 use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
-use bytes::{BufMut, Bytes, BytesMut};
 
 /// The protocol version a client must state in its [`Hello`]; bumped with every wire change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Fixed-point positions: one world unit is this many position steps (1/16 unit resolution).
 pub const POSITION_SCALE: u32 = 16;
@@ -45,11 +44,6 @@ type Wire<const LIMIT: usize> = bincode::config::Configuration<
 const fn wire<const LIMIT: usize>() -> Wire<LIMIT> {
     bincode::config::standard().with_limit::<LIMIT>()
 }
-
-/// Bincode tag of [`ServerMsg::Snapshot`]; per-player frames are assembled around it.
-const SNAPSHOT_TAG: u8 = 1;
-/// Bincode tag of [`ServerMsg::Delta`].
-const DELTA_TAG: u8 = 2;
 
 /// A message from a player to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -104,6 +98,19 @@ pub enum ServerMsg {
     Delta(Delta),
     /// The answer to a [`Ping`].
     Pong(Pong),
+    /// Which of this player's moves the server has applied; sent just before the tick's frame
+    /// whenever it changed.
+    Ack(Ack),
+}
+
+/// The `seq` of the last [`Move`] the server applied for this player.
+///
+/// Acks travel on their own so that snapshots and deltas are the same bytes for every player
+/// and can be encoded once per tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Ack {
+    /// The applied move's `seq`.
+    pub seq: u32,
 }
 
 /// Who the player is and what world it is in.
@@ -126,8 +133,6 @@ pub struct Welcome {
 /// A keyframe: the complete world at `tick`.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Snapshot {
-    /// The last move `seq` the server applied for this player (0 before any).
-    pub ack: u32,
     /// The tick this world is the state after.
     pub tick: u64,
     /// Every entity, in ascending id order.
@@ -161,8 +166,6 @@ pub enum EntityKind {
 /// The changes from the world at `tick - base_gap` to the world at `tick`.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Delta {
-    /// The last move `seq` the server applied for this player (0 before any).
-    pub ack: u32,
     /// The tick this delta brings the world to.
     pub tick: u64,
     /// How many ticks back the base is: apply only to the world at `tick - base_gap`.
@@ -326,78 +329,6 @@ impl ServerMsg {
     /// Encodes this message for sending.
     pub fn encode(&self) -> Vec<u8> {
         encode_vec(self)
-    }
-}
-
-/// The part of a snapshot or delta that is the same for every player: everything after `ack`.
-///
-/// The tick loop encodes it once per tick and shares it; [`SharedBody::frame`] puts each
-/// player's own tag and `ack` in front. The result is byte for byte the encoding of the whole
-/// [`ServerMsg`], because bincode writes a struct's fields one after another.
-#[derive(Debug, Clone)]
-pub struct SharedBody {
-    tag: u8,
-    bytes: Bytes,
-}
-
-impl SharedBody {
-    /// Encodes the shared part of a delta.
-    pub fn delta(
-        tick: u64,
-        base_gap: u32,
-        spawned: &[EntityState],
-        updated: &Updates,
-        removed: &[u32],
-        checksum: Option<u32>,
-    ) -> Self {
-        let bytes = encode_vec(&(tick, base_gap, spawned, updated, removed, checksum));
-        Self {
-            tag: DELTA_TAG,
-            bytes: bytes.into(),
-        }
-    }
-
-    /// Encodes the shared part of a snapshot.
-    pub fn snapshot(tick: u64, entities: &[EntityState]) -> Self {
-        let bytes = encode_vec(&(tick, entities));
-        Self {
-            tag: SNAPSHOT_TAG,
-            bytes: bytes.into(),
-        }
-    }
-
-    /// The complete message for a player whose last applied move is `ack`.
-    pub fn frame(&self, ack: u32) -> Bytes {
-        let mut out = BytesMut::with_capacity(1 + 5 + self.bytes.len());
-        out.put_u8(self.tag);
-        put_varint_u32(&mut out, ack);
-        out.put_slice(&self.bytes);
-        out.freeze()
-    }
-
-    /// Size in bytes of the shared part.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether the shared part is empty (it never is).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-}
-
-/// bincode 2's varint for a u32, written without going through an encoder.
-fn put_varint_u32(out: &mut BytesMut, v: u32) {
-    match v {
-        0..=250 => out.put_u8(v as u8),
-        251..=0xFFFF => {
-            out.put_u8(251);
-            out.put_u16_le(v as u16);
-        }
-        _ => {
-            out.put_u8(252);
-            out.put_u32_le(v);
-        }
     }
 }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::delta::NetWorld;
 use crate::metrics::Metrics;
-use crate::protocol::{Move, SharedBody};
+use crate::protocol::{Move, ServerMsg, Snapshot};
 use crate::sim::EntityId;
 
 /// The latest move command of one player, written by its session and taken by the tick loop.
@@ -48,6 +48,17 @@ impl InputSlot {
     }
 }
 
+/// One tick's output for one player, written in one flush: an ack if the player's last
+/// applied move changed since the last one it was sent, then the tick's frame (the same bytes
+/// for every player).
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The new ack, if it changed.
+    pub ack: Option<u32>,
+    /// An encoded [`ServerMsg`]: the tick's delta or a keyframe.
+    pub frame: Bytes,
+}
+
 /// What a session hands over to take its place in the game.
 #[derive(Debug)]
 pub struct Seat {
@@ -55,7 +66,7 @@ pub struct Seat {
     pub input: Arc<InputSlot>,
     /// Frames for this player, bounded by `--player-queue` (see the module docs for the
     /// overflow policy).
-    pub out: mpsc::Sender<Bytes>,
+    pub out: mpsc::Sender<Outbound>,
     /// Cancelled when the player is too slow to keep.
     pub kick: CancellationToken,
 }
@@ -74,7 +85,10 @@ enum Sync {
 #[derive(Debug)]
 struct Peer {
     seat: Seat,
+    /// The `seq` of the last move applied.
     ack: u32,
+    /// The last ack queued to the player.
+    ack_sent: u32,
     sync: Sync,
     /// When its queue was first found full, if it still is.
     full_since: Option<Instant>,
@@ -115,6 +129,7 @@ impl Roster {
             Peer {
                 seat,
                 ack: 0,
+                ack_sent: 0,
                 sync: Sync::Joining,
                 full_since: None,
             },
@@ -145,11 +160,13 @@ impl Roster {
         }
     }
 
-    /// Queues this tick's frame for every player: `delta`, or a keyframe of `world` for those
-    /// joining or behind. Returns the players kicked for being too slow (already removed).
-    pub fn fan_out(&mut self, delta: &SharedBody, world: &NetWorld, now: Instant) -> Vec<EntityId> {
+    /// Queues this tick's frame for every player: `delta` (an encoded [`ServerMsg::Delta`]), or a
+    /// keyframe of `world` for those joining or behind. Every player gets the same bytes, so
+    /// queueing is a reference count, not a copy. Returns the players kicked for being too
+    /// slow (already removed).
+    pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, now: Instant) -> Vec<EntityId> {
         // Encoded at most once per tick, and only if someone needs it.
-        let mut keyframe = None;
+        let mut keyframe: Option<Bytes> = None;
         let mut kicked = Vec::new();
         let (mut queued, mut deepest) = (0, 0);
         for (id, peer) in &mut self.peers {
@@ -157,13 +174,21 @@ impl Roster {
             queued += depth;
             deepest = deepest.max(depth);
             let frame = match peer.sync {
-                Sync::Synced => delta.frame(peer.ack),
+                Sync::Synced => delta.clone(),
                 Sync::Joining | Sync::Behind => keyframe
-                    .get_or_insert_with(|| SharedBody::snapshot(world.tick(), world.entities()))
-                    .frame(peer.ack),
+                    .get_or_insert_with(|| {
+                        let snapshot = Snapshot {
+                            tick: world.tick(),
+                            entities: world.entities().to_vec(),
+                        };
+                        ServerMsg::Snapshot(snapshot).encode().into()
+                    })
+                    .clone(),
             };
-            match peer.seat.out.try_send(frame) {
+            let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
+            match peer.seat.out.try_send(Outbound { ack, frame }) {
                 Ok(()) => {
+                    peer.ack_sent = peer.ack;
                     if peer.sync == Sync::Behind {
                         self.metrics.resync_keyframes.inc();
                     }

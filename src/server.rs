@@ -186,9 +186,9 @@ async fn player_upgrade(
         .max_frame_size(MAX_CLIENT_MESSAGE)
         // Client messages are tiny; the 128 KiB default would be most of a player's memory.
         .read_buffer_size(4 * 1024)
-        // Write each frame straight through (one per tick), and cap what may pile up behind a
-        // stalled socket; writes also time out (`--write-timeout`).
-        .write_buffer_size(0)
+        // A tick's ack and frame are buffered and flushed together, in one write; what may
+        // pile up behind a stalled socket is capped, and writes time out (`--write-timeout`).
+        .write_buffer_size(16 * 1024)
         .max_write_buffer_size(4 << 20);
     let tasks = state.tasks.clone();
     match state.player_places.clone().try_acquire_owned() {

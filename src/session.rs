@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::Bytes;
+use futures_util::SinkExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
@@ -22,9 +23,9 @@ use crate::auth;
 use crate::limits::{COMMANDS_PER_TICK, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::protocol::{
-    ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
+    Ack, ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
-use crate::roster::{InputSlot, Seat};
+use crate::roster::{InputSlot, Outbound, Seat};
 use crate::server::AppState;
 use crate::sim::MAX_AXIS;
 use crate::tick::JoinRequest;
@@ -114,7 +115,7 @@ impl Session {
     async fn play(&mut self) -> Result<Infallible, Close> {
         let hello = self.hello().await?;
         let input = Arc::new(InputSlot::default());
-        let (out, mut frames) = mpsc::channel::<Bytes>(self.state.config.player_queue as usize);
+        let (out, mut frames) = mpsc::channel::<Outbound>(self.state.config.player_queue as usize);
         let kick = self.kick.clone();
         let (reply, joined) = oneshot::channel();
         let seat = Seat {
@@ -146,11 +147,12 @@ impl Session {
                 biased;
                 _ = shutdown.cancelled() => return Err(shutting_down()),
                 _ = kick.cancelled() => return Err(Close::too_slow()),
-                frame = frames.recv() => match frame {
-                    Some(frame) => {
-                        let len = frame.len();
-                        self.send(Message::Binary(frame)).await?;
-                        self.state.metrics.websocket.sent(len);
+                out = frames.recv() => match out {
+                    Some(Outbound { ack, frame }) => {
+                        let ack = ack.map(|seq| Bytes::from(ServerMsg::Ack(Ack { seq }).encode()));
+                        let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
+                        self.write(ack.into_iter().chain([frame]).map(Message::Binary)).await?;
+                        sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
                     }
                     None => return Err(shutting_down()), // the tick loop has stopped
                 },
@@ -278,16 +280,29 @@ impl Session {
     }
 
     async fn send(&mut self, msg: Message) -> Result<(), Close> {
+        self.write([msg]).await
+    }
+
+    /// Writes `msgs` and flushes once (one syscall for a tick's ack and frame), within the
+    /// write timeout, and gives up at once if the tick loop kicks this player meanwhile.
+    async fn write(&mut self, msgs: impl IntoIterator<Item = Message>) -> Result<(), Close> {
         let limit = self.state.config.write_timeout;
+        let (socket, kick) = (&mut self.socket, &self.kick);
+        let io = async {
+            for msg in msgs {
+                socket.feed(msg).await?;
+            }
+            socket.flush().await
+        };
         tokio::select! {
-            sent = timeout(limit, self.socket.send(msg)) => match sent {
+            written = timeout(limit, io) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Close::gone()),
                 Err(_) => Err(Close::new(CloseReason::Timeout, close_code::POLICY, format!("write stalled for {limit:?}"))
                     .without_frame()),
             },
             // Kicked by the tick loop while this very write is stuck on a full socket.
-            _ = self.kick.cancelled() => Err(Close::too_slow().without_frame()),
+            _ = kick.cancelled() => Err(Close::too_slow().without_frame()),
         }
     }
 

@@ -24,8 +24,8 @@ use crate::config::Config;
 use crate::delta::NetWorld;
 use crate::feed::Feed;
 use crate::metrics::Metrics;
-use crate::protocol::{POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, SharedBody, Welcome};
-use crate::roster::{Roster, Seat};
+use crate::protocol::{Delta, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, Welcome};
+use crate::roster::{Outbound, Roster, Seat};
 use crate::sim::{EntityId, World};
 
 /// What a session hands the tick loop to join the game.
@@ -148,7 +148,17 @@ impl TickLoop {
         let tick = self.world.tick();
         // Once a second, enough to catch a drifting client without hashing every tick.
         let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum());
-        let delta = SharedBody::delta(tick, 1, &changes.spawned, &changes.updated, &changes.removed, checksum);
+        let (spawned, updated, removed) = (changes.spawned, changes.updated, changes.removed);
+        let delta = Delta {
+            tick,
+            base_gap: 1,
+            spawned,
+            updated,
+            removed,
+            checksum,
+        };
+        // Encoded once; every player is queued the same bytes.
+        let delta = ServerMsg::Delta(delta).encode().into();
         for id in self.roster.fan_out(&delta, &self.sent, now) {
             self.world.remove_player(id);
         }
@@ -175,7 +185,10 @@ impl TickLoop {
             ..self.welcome.clone()
         });
         // A fresh queue has room; if the session is already gone, the next tick removes it.
-        let _ = join.seat.out.try_send(welcome.encode().into());
+        let _ = join.seat.out.try_send(Outbound {
+            ack: None,
+            frame: welcome.encode().into(),
+        });
         let _ = join.reply.send(id);
         self.roster.insert(id, join.seat);
     }
@@ -183,25 +196,29 @@ impl TickLoop {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
+    use crate::protocol::Move;
+    use crate::roster::InputSlot;
 
-    fn join(tick: &mut TickLoop, queue: usize) -> (mpsc::Receiver<Bytes>, CancellationToken) {
+    fn join(tick: &mut TickLoop, queue: usize) -> (mpsc::Receiver<Outbound>, Arc<InputSlot>, CancellationToken) {
         let (out, rx) = mpsc::channel(queue);
         let (reply, _) = oneshot::channel();
-        let kick = CancellationToken::new();
-        let seat = Seat {
-            input: Arc::default(),
-            out,
-            kick: kick.clone(),
-        };
-        tick.admit(JoinRequest { seat, reply });
-        (rx, kick)
+        let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
+        tick.admit(JoinRequest {
+            seat: Seat {
+                input: input.clone(),
+                out,
+                kick: kick.clone(),
+            },
+            reply,
+        });
+        (rx, input, kick)
     }
 
-    fn decode(frame: Bytes) -> ServerMsg {
-        ServerMsg::decode(&frame).unwrap()
+    /// The next queued item, decoded, with its ack.
+    fn next(rx: &mut mpsc::Receiver<Outbound>) -> (Option<u32>, ServerMsg) {
+        let out = rx.try_recv().expect("a queued frame");
+        (out.ack, ServerMsg::decode(&out.frame).unwrap())
     }
 
     #[test]
@@ -212,16 +229,16 @@ mod tests {
         };
         let (_joins_tx, joins) = mpsc::channel(1);
         let mut tick = TickLoop::new(&config, 1, joins, Arc::default(), Arc::default());
-        let (mut rx, kick) = join(&mut tick, 3);
+        let (mut rx, _, kick) = join(&mut tick, 3);
         let t0 = Instant::now();
         tick.tick(t0); // welcome + keyframe
         tick.tick(t0); // delta; the queue is now full
         tick.tick(t0); // dropped
-        assert!(matches!(decode(rx.try_recv().unwrap()), ServerMsg::Welcome(_)));
-        assert!(matches!(decode(rx.try_recv().unwrap()), ServerMsg::Snapshot(s) if s.tick == 1));
-        assert!(matches!(decode(rx.try_recv().unwrap()), ServerMsg::Delta(d) if d.tick == 2));
+        assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
+        assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
+        assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
         tick.tick(t0); // room again: a keyframe at tick 4, not the delta 3 -> 4
-        assert!(matches!(decode(rx.try_recv().unwrap()), ServerMsg::Snapshot(s) if s.tick == 4));
+        assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 4));
         assert_eq!(tick.metrics.deltas_dropped.get(), 1);
         assert_eq!(tick.metrics.resync_keyframes.get(), 1);
 
@@ -232,5 +249,30 @@ mod tests {
         tick.tick(t0 + Duration::from_secs(1));
         assert!(kick.is_cancelled(), "a player full past the deadline is kicked");
         assert!(tick.world.players().is_empty());
+    }
+
+    #[test]
+    fn every_player_gets_the_same_delta_bytes_and_only_changed_acks() {
+        let (_joins_tx, joins) = mpsc::channel(1);
+        let mut tick = TickLoop::new(&Config::defaults(), 1, joins, Arc::default(), Arc::default());
+        let (mut a, a_input, _) = join(&mut tick, 8);
+        let (mut b, _, _) = join(&mut tick, 8);
+        let now = Instant::now();
+        tick.tick(now);
+        a_input.put(Move { seq: 5, dx: 1, dy: 0 });
+        tick.tick(now);
+        tick.tick(now);
+        for rx in [&mut a, &mut b] {
+            next(rx); // welcome
+            next(rx); // keyframe
+        }
+        let (a2, b2) = (a.try_recv().unwrap(), b.try_recv().unwrap());
+        assert_eq!(a2.ack, Some(5), "the applied move is acked with the tick's frame");
+        assert_eq!(b2.ack, None);
+        assert!(
+            a2.frame.as_ptr() == b2.frame.as_ptr(),
+            "the delta is shared, not copied"
+        );
+        assert_eq!(a.try_recv().unwrap().ack, None, "an unchanged ack is not resent");
     }
 }

@@ -110,12 +110,7 @@ mod tests {
     }
 
     fn world(entities: Vec<EntityState>) -> NetWorld {
-        NetWorld::from_snapshot(&Snapshot {
-            ack: 0,
-            tick: 1,
-            entities,
-        })
-        .unwrap()
+        NetWorld::from_snapshot(&Snapshot { tick: 1, entities }).unwrap()
     }
 
     #[test]

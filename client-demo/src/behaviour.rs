@@ -132,12 +132,7 @@ mod tests {
                 score: 0,
             })
             .collect();
-        NetWorld::from_snapshot(&Snapshot {
-            ack: 0,
-            tick: 1,
-            entities,
-        })
-        .unwrap()
+        NetWorld::from_snapshot(&Snapshot { tick: 1, entities }).unwrap()
     }
 
     #[test]

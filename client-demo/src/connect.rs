@@ -171,9 +171,10 @@ mod tests {
     fn a_version_mismatch_gets_a_hint() {
         let err = ClientError::Closed {
             code: 1002,
-            reason: "protocol version 2 not supported: this server speaks 1".into(),
+            reason: "protocol version 3 not supported: this server speaks 2".into(),
         };
-        assert!(hint(&err).unwrap().contains("protocol version 1"));
+        let expected = format!("protocol version {PROTOCOL_VERSION}");
+        assert!(hint(&err).unwrap().contains(&expected));
         assert!(hint(&ClientError::Protocol("x".into())).is_none());
     }
 }

@@ -195,7 +195,6 @@ mod tests {
     fn world() -> NetWorld {
         let e = |id, kind, x, y, score| EntityState { id, kind, x, y, score };
         NetWorld::from_snapshot(&Snapshot {
-            ack: 0,
             tick: 42,
             entities: vec![
                 e(1, EntityKind::Orb, 0, 0, 0),

@@ -43,12 +43,10 @@ async fn stand_in(listener: TcpListener, connections: usize) {
                 position_scale: 16,
             }),
             ServerMsg::Snapshot(Snapshot {
-                ack: 0,
                 tick: 1,
                 entities: vec![orb],
             }),
             ServerMsg::Delta(Delta {
-                ack: 0,
                 tick: 2,
                 base_gap: 1,
                 spawned: vec![],
