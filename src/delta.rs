@@ -15,10 +15,12 @@ use crate::sim::World;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     /// The delta is based on a tick other than the one held.
-    #[error("delta for base tick {base} applied to the world at tick {held}")]
+    #[error("delta to tick {tick} with base gap {base_gap} applied to the world at tick {held}")]
     WrongBase {
-        /// The delta's base tick.
-        base: u64,
+        /// The delta's tick.
+        tick: u64,
+        /// The delta's base gap.
+        base_gap: u32,
         /// The tick of the world it was applied to.
         held: u64,
     },
@@ -170,9 +172,10 @@ impl NetWorld {
     /// checksum mismatch the world is left unchanged; on a mismatch it holds the delta applied
     /// (and is wrong: the caller must resynchronise).
     pub fn apply(&mut self, delta: &Delta) -> Result<(), ApplyError> {
-        if delta.base_tick() != self.tick || delta.base_gap == 0 {
+        if delta.base_gap == 0 || delta.base_tick() != Some(self.tick) {
             return Err(ApplyError::WrongBase {
-                base: delta.base_tick(),
+                tick: delta.tick,
+                base_gap: delta.base_gap,
                 held: self.tick,
             });
         }
@@ -290,7 +293,14 @@ mod tests {
         let c = NetWorld::capture(&world);
         let mut held = a.clone();
         let err = held.apply(&delta_of(&b, &c)).unwrap_err();
-        assert_eq!(err, ApplyError::WrongBase { base: 1, held: 0 });
+        assert_eq!(
+            err,
+            ApplyError::WrongBase {
+                tick: 2,
+                base_gap: 1,
+                held: 0
+            }
+        );
         assert_eq!(held, a);
     }
 

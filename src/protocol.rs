@@ -182,9 +182,9 @@ pub struct Delta {
 }
 
 impl Delta {
-    /// The tick this delta applies to.
-    pub fn base_tick(&self) -> u64 {
-        self.tick.saturating_sub(u64::from(self.base_gap))
+    /// The tick this delta applies to, if `base_gap` is at most `tick`.
+    pub fn base_tick(&self) -> Option<u64> {
+        self.tick.checked_sub(u64::from(self.base_gap))
     }
 }
 
@@ -260,6 +260,9 @@ impl<Context> Decode<Context> for Updates {
         let mut out = Vec::with_capacity(len);
         let mut prev = 0u32;
         for i in 0..len {
+            // As bincode's own Vec decoder does: the up-front charge was an estimate; what the
+            // element really reads is charged as it is decoded.
+            d.unclaim_bytes_read(core::mem::size_of::<EntityUpdate>());
             let gap = u32::decode(d)?;
             if gap == 0 && i > 0 {
                 return Err(DecodeError::Other("update ids must strictly ascend"));
@@ -292,13 +295,23 @@ pub enum DecodeFailure {
     /// A valid message was followed by extra bytes.
     #[error("{0} trailing bytes after the message")]
     TrailingBytes(usize),
+    /// The message decodes, but not from its canonical bytes (e.g. a varint longer than needed).
+    #[error("non-canonical encoding: integers must use their shortest form")]
+    NonCanonical,
 }
 
-fn decode_exact<T: Decode<()>, const LIMIT: usize>(bytes: &[u8]) -> Result<T, DecodeFailure> {
+/// Decodes exactly one message in its one canonical encoding.
+///
+/// bincode accepts varints written longer than needed (`fb 05 00` for 5); re-encoding and
+/// comparing refuses them, so every message has exactly one encoding (found by fuzzing).
+fn decode_exact<T: Decode<()> + Encode, const LIMIT: usize>(bytes: &[u8]) -> Result<T, DecodeFailure> {
     let (msg, used) = bincode::decode_from_slice(bytes, wire::<LIMIT>())?;
-    match bytes.len() - used {
-        0 => Ok(msg),
-        extra => Err(DecodeFailure::TrailingBytes(extra)),
+    if used != bytes.len() {
+        return Err(DecodeFailure::TrailingBytes(bytes.len() - used));
+    }
+    match bincode::encode_to_vec(&msg, wire::<LIMIT>()) {
+        Ok(canonical) if canonical == bytes => Ok(msg),
+        _ => Err(DecodeFailure::NonCanonical),
     }
 }
 

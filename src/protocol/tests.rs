@@ -153,6 +153,32 @@ fn every_vector_decodes_back_to_its_message() {
 }
 
 #[test]
+fn non_minimal_varints_are_rejected() {
+    // Move { seq: 5, .. } with seq written as fb 05 00 instead of 05 (the fuzzer's find).
+    let long = [0x01, 0xfb, 0x05, 0x00, 0x7f, 0x81];
+    assert!(matches!(ClientMsg::decode(&long), Err(DecodeFailure::NonCanonical)));
+    assert!(ClientMsg::decode(&[0x01, 0x05, 0x7f, 0x81]).is_ok());
+    // Ack { seq: 300 } with a 4-byte varint.
+    assert!(matches!(
+        ServerMsg::decode(&[0x04, 0xfc, 0x2c, 0x01, 0x00, 0x00]),
+        Err(DecodeFailure::NonCanonical)
+    ));
+}
+
+#[test]
+fn a_delta_reaching_back_before_tick_zero_has_no_base() {
+    let delta = Delta {
+        tick: 0,
+        base_gap: 1,
+        spawned: vec![],
+        updated: Updates::default(),
+        removed: vec![],
+        checksum: None,
+    };
+    assert_eq!(delta.base_tick(), None);
+}
+
+#[test]
 fn trailing_bytes_are_rejected() {
     let mut bytes = ClientMsg::Move(Move { seq: 1, dx: 0, dy: 0 }).encode();
     bytes.push(0);
