@@ -1,0 +1,140 @@
+//! What a client does with the server's messages: build a world from a snapshot and apply a
+//! delta to it. `NetWorld::apply` must never panic and must agree with a plain map model of
+//! PROTOCOL.md's rules (updates, then removals, then spawns); the world it leaves is in strictly
+//! ascending id order; and the server's `diff` of the two worlds applies back to the same world
+//! (when the delta reuses no id, as the server never does).
+//!
+//! Input: two bytes (little endian) giving the length of an encoded `Snapshot` message, that
+//! message, then an encoded `Delta` message filling the rest.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use libfuzzer_sys::fuzz_target;
+use tickcast::delta::{ApplyError, NetWorld};
+use tickcast::protocol::{Delta, EntityState, ServerMsg};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((head, rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let (snapshot, delta) = rest.split_at(usize::from(u16::from_le_bytes(*head)).min(rest.len()));
+    let Ok(ServerMsg::Snapshot(snapshot)) = ServerMsg::decode(snapshot) else {
+        return;
+    };
+    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(delta) else {
+        return;
+    };
+    let ordered = snapshot.entities.windows(2).all(|w| w[0].id < w[1].id);
+    let base = match NetWorld::from_snapshot(&snapshot) {
+        Ok(base) => base,
+        Err(e) => {
+            assert!(
+                !ordered && e == ApplyError::Unordered,
+                "an ordered snapshot was refused: {e}"
+            );
+            return;
+        }
+    };
+    assert!(ordered, "an unordered snapshot was accepted");
+
+    let mut world = base.clone();
+    let result = world.apply(&delta);
+    check_against_model(&base, &delta, &result, &world);
+    if matches!(result, Ok(()) | Err(ApplyError::ChecksumMismatch { .. })) {
+        check_ascending(&world);
+        check_diff_round_trip(&base, &world, &delta);
+    }
+});
+
+/// The result and world `NetWorld::apply` gave must be the ones the model gives.
+fn check_against_model(base: &NetWorld, delta: &Delta, result: &Result<(), ApplyError>, world: &NetWorld) {
+    // PROTOCOL.md: apply a delta only to the world at exactly `tick - base_gap`.
+    // `tick < base_gap` names no tick at all, so no world is its base.
+    let base_ok = delta.tick.checked_sub(u64::from(delta.base_gap)) == Some(base.tick()) && delta.base_gap > 0;
+    let expected = if base_ok {
+        model(base, delta)
+    } else {
+        Err(ApplyError::WrongBase { tick: delta.tick, base_gap: delta.base_gap, held: base.tick() })
+    };
+    match (expected, result) {
+        (Ok(entities), Ok(())) => {
+            assert_eq!(world.entities(), &entities[..]);
+            assert_eq!(world.tick(), delta.tick);
+            if let Some(sum) = delta.checksum {
+                assert_eq!(world.checksum(), sum);
+            }
+        }
+        (Ok(entities), Err(ApplyError::ChecksumMismatch { tick, server, local })) => {
+            // The one error that leaves the delta applied.
+            assert_eq!(world.entities(), &entities[..]);
+            assert_eq!((*tick, Some(*server)), (delta.tick, delta.checksum));
+            assert_eq!(*local, world.checksum());
+            assert_ne!(*server, *local);
+        }
+        (Err(want), Err(got)) => {
+            assert_eq!(&want, got);
+            assert_eq!(world, base, "a refused delta changed the world");
+        }
+        (want, got) => panic!("model says {want:?}, apply says {got:?}"),
+    }
+}
+
+/// PROTOCOL.md's delta rules on an id-keyed map, base tick already checked.
+fn model(base: &NetWorld, delta: &Delta) -> Result<Vec<EntityState>, ApplyError> {
+    let mut map: BTreeMap<u32, EntityState> = base.entities().iter().map(|e| (e.id, *e)).collect();
+    for u in &delta.updated.0 {
+        let e = map.get_mut(&u.id).ok_or(ApplyError::UnknownEntity(u.id))?;
+        if let Some(dx) = u.dx {
+            e.x = e.x.checked_add_signed(dx).ok_or(ApplyError::OutOfRange(u.id))?;
+        }
+        if let Some(dy) = u.dy {
+            e.y = e.y.checked_add_signed(dy).ok_or(ApplyError::OutOfRange(u.id))?;
+        }
+        if let Some(score) = u.score {
+            e.score = score;
+        }
+    }
+    for id in &delta.removed {
+        map.remove(id).ok_or(ApplyError::UnknownEntity(*id))?;
+    }
+    for s in &delta.spawned {
+        if map.insert(s.id, *s).is_some() {
+            return Err(ApplyError::DuplicateEntity(s.id));
+        }
+    }
+    Ok(map.into_values().collect())
+}
+
+fn check_ascending(world: &NetWorld) {
+    assert!(
+        world.entities().windows(2).all(|w| w[0].id < w[1].id),
+        "applied world is not in strictly ascending id order"
+    );
+}
+
+/// The server's `diff` from `base` to `world`, sent over the wire and applied to `base`, must
+/// give back `world`.
+fn check_diff_round_trip(base: &NetWorld, world: &NetWorld, delta: &Delta) {
+    // The server never reuses an id, and `diff` relies on that: an id removed and spawned again
+    // in one delta may change its kind, which an update cannot say, or move further than the
+    // i32 an update carries. Without reuse, every entity in both worlds changed only through
+    // updates, which `diff` can always express.
+    if delta.spawned.iter().any(|s| delta.removed.contains(&s.id)) {
+        return;
+    }
+    let changes = base.diff(world);
+    let sent = Delta {
+        spawned: changes.spawned,
+        updated: changes.updated,
+        removed: changes.removed,
+        checksum: Some(world.checksum()),
+        ..delta.clone()
+    };
+    let Ok(ServerMsg::Delta(received)) = ServerMsg::decode(&ServerMsg::Delta(sent).encode()) else {
+        panic!("a diff's delta does not decode");
+    };
+    let mut replica = base.clone();
+    assert_eq!(replica.apply(&received), Ok(()));
+    assert_eq!(&replica, world, "applying the diff did not rebuild the world");
+}
