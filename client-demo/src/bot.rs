@@ -166,6 +166,7 @@ impl Session<'_> {
         moves.set_missed_tick_behavior(MissedTickBehavior::Skip);
         pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut nonce = 0u32;
+        let mut bytes_seen = client.bytes_received();
         loop {
             let step = tokio::select! {
                 () = stop.cancelled() => return End::Stopped,
@@ -180,6 +181,10 @@ impl Session<'_> {
                     client.send_ping(nonce).await
                 }
             };
+            // For the live per-second figures; the outcome's total is taken at the end.
+            let bytes = client.bytes_received();
+            self.live.bytes.fetch_add(bytes - bytes_seen, Relaxed);
+            bytes_seen = bytes;
             match step {
                 Ok(()) => {}
                 Err(ClientError::Desync(err)) => return End::Desync(err),

@@ -1,16 +1,24 @@
-//! The client-demo binary: `play`, `bots` and `spectate`. Parsing and printing only; the work
-//! is in the library (see its crate docs).
+//! The client-demo binary: `play`, `bots` and `spectate`, and the measuring commands `load`,
+//! `idle`, `transports` and `soak`. Parsing and printing only; the work is in the library (see
+//! its crate docs).
 
 use std::fmt::Display;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_demo::behaviour::Mix;
 use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_WS_URL};
+use client_demo::idle::{self, IdleConfig};
+use client_demo::load::{self, LoadConfig};
 use client_demo::play::{self, PlayError};
+use client_demo::server_proc::default_server_bin;
+use client_demo::soak::{self, SoakConfig};
+use client_demo::soak_report::SAMPLE_HEADER;
 use client_demo::spectate::{self, Ended};
 use client_demo::swarm::{self, SwarmConfig};
+use client_demo::transports::{self, TransportsConfig};
 use tickcast::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -42,6 +50,107 @@ enum Command {
         #[arg(default_value = DEFAULT_EVENTS_URL)]
         url: String,
     },
+    /// Start the release server at growing player counts and measure what each one costs.
+    Load(LoadArgs),
+    /// Start the release server, open N idle players and measure its memory per connection.
+    Idle(IdleArgs),
+    /// On one match, compare following it by WebSocket, SSE, long-poll and polling.
+    Transports(TransportsArgs),
+    /// Run bots, spectators and abusive clients for minutes and watch the server's memory.
+    Soak(SoakArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// The server binary to start (build it with `cargo build --release -p tickcast`)
+    /// [default: target/release/tickcast].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn bin(&self) -> PathBuf {
+        self.server_bin.clone().unwrap_or_else(default_server_bin)
+    }
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Idle players to open.
+    #[arg(long, short = 'n', default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    count: u64,
+    /// Connections per source address (127.0.0.1, then 127.0.0.2, ...).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=25_000))]
+    per_source: u64,
+    /// The server's tick rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    tick_hz: u32,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct TransportsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Seconds measured per transport (after a 2 s warm-up).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// Bots moving in the match.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    bots: u64,
+    /// Clients per transport.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=900))]
+    clients: u64,
+    /// The server's tick rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(10..=240))]
+    tick_hz: u32,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How long to run, in minutes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=60))]
+    minutes: u64,
+    /// Seconds between samples of the server.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    sample_every: u64,
+    /// Bots playing.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    bots: u64,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Player counts to run, in order; the run stops at the first one that fails.
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,4000",
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    steps: Vec<u64>,
+    /// The server's tick rate.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    tick_hz: u32,
+    /// Seconds measured at each step, after the ramp and a 3 s settle.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
+    /// RTT p99 above which a step fails, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    rtt_limit_ms: u64,
+    /// Print the report as one JSON object on stdout (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +201,92 @@ async fn main() -> ExitCode {
             logging();
             spectate(&url).await
         }
+        Command::Load(args) => {
+            logging();
+            load(args).await
+        }
+        Command::Idle(args) => {
+            logging();
+            idle(args).await
+        }
+        Command::Transports(args) => {
+            logging();
+            transports(args).await
+        }
+        Command::Soak(args) => {
+            logging();
+            soak(args).await
+        }
     }
+}
+
+async fn soak(args: SoakArgs) -> ExitCode {
+    let config = SoakConfig {
+        sample_every: Duration::from_secs(args.sample_every),
+        bots: args.bots as usize,
+        ..SoakConfig::new(args.server.bin(), Duration::from_secs(args.minutes * 60))
+    };
+    eprintln!("{SAMPLE_HEADER}");
+    let report = match soak::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) => report,
+        Err(err) => return fail(&err, None),
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn transports(args: TransportsArgs) -> ExitCode {
+    let config = TransportsConfig {
+        server_bin: args.server.bin(),
+        bots: args.bots as usize,
+        clients: args.clients as usize,
+        window: Duration::from_secs(args.seconds),
+        tick_hz: args.tick_hz,
+    };
+    match transports::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) if args.json => println!("{}", report.to_json()),
+        Ok(report) => print!("{report}"),
+        Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn idle(args: IdleArgs) -> ExitCode {
+    let config = IdleConfig {
+        per_source: args.per_source as usize,
+        tick_hz: args.tick_hz,
+        ..IdleConfig::new(args.server.bin(), args.count as usize)
+    };
+    match idle::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) if args.json => println!("{}", report.to_json()),
+        Ok(report) => print!("{report}"),
+        Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn load(args: LoadArgs) -> ExitCode {
+    let config = LoadConfig {
+        steps: args.steps.iter().map(|&n| n as usize).collect(),
+        tick_hz: args.tick_hz,
+        window: Duration::from_secs(args.seconds),
+        rtt_limit: Duration::from_millis(args.rtt_limit_ms),
+        ..LoadConfig::new(args.server.bin())
+    };
+    match load::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) if args.json => println!("{}", report.to_json()),
+        Ok(report) => print!("{report}"),
+        Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
 }
 
 async fn play(url: &str, name: &str) -> ExitCode {
@@ -195,5 +389,34 @@ mod tests {
         assert_eq!((args.duration, args.ramp), (Duration::from_secs(30), None));
         assert!(!args.allow_remote && !args.json);
         assert!(Cli::try_parse_from(["client-demo", "bots", "--count", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_measuring_commands_default_to_the_documented_runs() {
+        let cli = Cli::try_parse_from(["client-demo", "load"]).unwrap();
+        let Command::Load(load) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(load.steps, [100, 500, 1000, 2000, 4000]);
+        assert_eq!((load.tick_hz, load.seconds, load.rtt_limit_ms), (30, 20, 50));
+        let cli = Cli::try_parse_from(["client-demo", "load", "--steps", "20,50", "--server-bin", "x"]).unwrap();
+        let Command::Load(load) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!((load.steps, load.server.bin()), (vec![20, 50], PathBuf::from("x")));
+        let cli = Cli::try_parse_from(["client-demo", "idle"]).unwrap();
+        assert!(matches!(cli.command, Command::Idle(IdleArgs { count: 10_000, .. })));
+        let cli = Cli::try_parse_from(["client-demo", "soak"]).unwrap();
+        assert!(matches!(cli.command, Command::Soak(SoakArgs { minutes: 2, .. })));
+        assert!(Cli::try_parse_from(["client-demo", "soak", "--minutes", "61"]).is_err());
+        let cli = Cli::try_parse_from(["client-demo", "transports"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Transports(TransportsArgs {
+                seconds: 20,
+                clients: 50,
+                ..
+            })
+        ));
     }
 }

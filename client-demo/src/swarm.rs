@@ -97,6 +97,8 @@ pub struct Live {
     pub failed: AtomicUsize,
     /// Deltas applied by all bots.
     pub deltas: AtomicU64,
+    /// Payload bytes received by all bots.
+    pub bytes: AtomicU64,
     /// Desyncs detected by all bots.
     pub desyncs: AtomicU64,
 }
@@ -114,6 +116,8 @@ pub struct Progress {
     pub failed: usize,
     /// Deltas applied by all bots in the last second.
     pub deltas_per_sec: u64,
+    /// Payload bytes received by all bots in the last second.
+    pub bytes_per_sec: u64,
     /// RTTs of the pongs received in the last second.
     pub rtt: RttSummary,
     /// Desyncs so far.
@@ -142,6 +146,16 @@ pub async fn run(
     stop: CancellationToken,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Report, SwarmError> {
+    run_observed(config, stop, |progress, _| on_progress(progress)).await
+}
+
+/// [`run`], with each second's RTT samples handed over too, so a measurement can merge exactly
+/// the seconds of its own window (the `load` command does).
+pub async fn run_observed(
+    config: &SwarmConfig,
+    stop: CancellationToken,
+    mut on_progress: impl FnMut(&Progress, &RttStats),
+) -> Result<Report, SwarmError> {
     if !config.allow_remote {
         connect::ensure_loopback(&config.url).await?;
     }
@@ -166,7 +180,7 @@ pub async fn run(
     let deadline = started + config.duration;
     let mut bots = JoinSet::new();
     let mut window = RttStats::new();
-    let mut last_deltas = 0;
+    let (mut last_deltas, mut last_bytes) = (0, 0);
     let mut progress = time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
     let start_at = |i: usize| started + config.ramp.mul_f64(i as f64 / config.count.max(1) as f64);
     let mut spawned = 0;
@@ -191,17 +205,19 @@ pub async fn run(
             Some(joined) = bots.join_next() => tally.joined(joined),
             Some(rtt) = rtt_rx.recv() => window.record(rtt),
             _ = progress.tick() => {
-                let deltas = live.deltas.load(Relaxed);
-                on_progress(&Progress {
+                let (deltas, bytes) = (live.deltas.load(Relaxed), live.bytes.load(Relaxed));
+                let second = Progress {
                     elapsed: started.elapsed(),
                     started: spawned,
                     connected: live.connected.load(Relaxed),
                     failed: live.failed.load(Relaxed),
                     deltas_per_sec: deltas - last_deltas,
+                    bytes_per_sec: bytes - last_bytes,
                     rtt: window.summary(),
                     desyncs: live.desyncs.load(Relaxed),
-                });
-                last_deltas = deltas;
+                };
+                on_progress(&second, &window);
+                (last_deltas, last_bytes) = (deltas, bytes);
                 window.clear();
             }
         }

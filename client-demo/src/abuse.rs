@@ -1,0 +1,274 @@
+//! Misbehaving clients for the soak: each [`Abuse`] is one kind of bad peer, tried over and
+//! over until told to stop, every attempt bounded in time, with a pause between attempts.
+//! What the server did about each attempt (a close code, a refusal, nothing) is tallied, so the
+//! soak can show that every kind met the documented answer (README, "Security").
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use tickcast::protocol::{ClientMsg, MAX_CLIENT_MESSAGE, Move, PROTOCOL_VERSION};
+use tokio::io::AsyncWriteExt;
+use tokio::time::{self, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::counted::{Dial, Traffic};
+use crate::http1::Conn;
+use crate::wire::{self, Ws};
+
+/// A receive buffer small enough that a client that stops reading fills it within seconds.
+const TINY_BUFFER: u32 = 4096;
+/// Longest any single attempt may take: longer than every server timeout it provokes
+/// (idle 15 s, head 10 s, slow 5 s, hello 5 s, flooding 3 s).
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(30);
+
+/// One kind of misbehaving client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Abuse {
+    /// Joins, then sends random bytes as a binary message.
+    Garbage,
+    /// Joins, then sends a text message.
+    Text,
+    /// Joins, then sends a message over the size limit.
+    Oversize,
+    /// Says hello with a protocol version the server does not speak.
+    WrongVersion,
+    /// Joins, then sends moves far over the rate limit.
+    Flood,
+    /// Joins with a tiny receive buffer and keeps sending moves, but never reads.
+    SlowPlayer,
+    /// Opens the SSE feed with a tiny receive buffer and never reads.
+    SlowSpectator,
+    /// Connects, joins and drops the connection, over and over.
+    ReconnectStorm,
+    /// Upgrades to a WebSocket and never says hello.
+    SilentUpgrade,
+    /// Joins, then neither reads nor answers pings.
+    SilentPlayer,
+    /// Sends half an HTTP request head and goes silent.
+    HalfHead,
+}
+
+impl Abuse {
+    /// Every kind.
+    pub const ALL: [Abuse; 11] = [
+        Abuse::Garbage,
+        Abuse::Text,
+        Abuse::Oversize,
+        Abuse::WrongVersion,
+        Abuse::Flood,
+        Abuse::SlowPlayer,
+        Abuse::SlowSpectator,
+        Abuse::ReconnectStorm,
+        Abuse::SilentUpgrade,
+        Abuse::SilentPlayer,
+        Abuse::HalfHead,
+    ];
+
+    /// How many of this kind run at once: the ones that hold a connection for seconds run
+    /// several, so some are always open.
+    pub fn parallel(self) -> usize {
+        match self {
+            Abuse::SlowPlayer | Abuse::SlowSpectator | Abuse::SilentUpgrade | Abuse::SilentPlayer | Abuse::HalfHead => {
+                4
+            }
+            Abuse::ReconnectStorm => 2,
+            _ => 1,
+        }
+    }
+
+    /// Pause between two attempts of one loop.
+    fn pause(self) -> Duration {
+        match self {
+            Abuse::ReconnectStorm => Duration::from_millis(20),
+            _ => Duration::from_millis(200),
+        }
+    }
+}
+
+impl fmt::Display for Abuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Outcomes of all attempts: `(kind, what the server did)` -> attempts.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes(Arc<Mutex<BTreeMap<(Abuse, String), u64>>>);
+
+impl Outcomes {
+    fn add(&self, kind: Abuse, outcome: String) {
+        // A poisoned lock only means another loop panicked mid-insert; the counts stay usable.
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((kind, outcome)).or_default() += 1;
+    }
+
+    /// A copy of the counts.
+    pub fn snapshot(&self) -> BTreeMap<(Abuse, String), u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Tries `kind` against `addr` until `stop`, tallying into `outcomes`.
+pub async fn run(kind: Abuse, addr: SocketAddr, seed: u64, outcomes: Outcomes, stop: CancellationToken) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    while !stop.is_cancelled() {
+        let outcome = tokio::select! {
+            () = stop.cancelled() => break,
+            outcome = time::timeout(ATTEMPT_LIMIT, attempt(kind, addr, &mut rng)) => match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => "attempt timed out (no answer from the server)".into(),
+            },
+        };
+        outcomes.add(kind, outcome);
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = time::sleep(kind.pause()) => {}
+        }
+    }
+}
+
+/// One attempt; returns what the server did.
+async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
+    let traffic = Arc::new(Traffic::default());
+    let tiny = Dial {
+        source: None,
+        recv_buffer: Some(TINY_BUFFER),
+    };
+    let joined = |dial| {
+        let traffic = traffic.clone();
+        async move {
+            let mut ws = wire::open(addr, dial, traffic).await?;
+            wire::join(&mut ws, "abuser", PROTOCOL_VERSION).await?;
+            Ok::<Ws, wire::WireError>(ws)
+        }
+    };
+    let result: Result<String, String> = async {
+        match kind {
+            Abuse::Garbage | Abuse::Text | Abuse::Oversize => {
+                let mut ws = joined(Dial::default()).await.map_err(err)?;
+                let message = match kind {
+                    Abuse::Garbage => {
+                        let mut bytes = vec![0u8; rng.random_range(1..64)];
+                        rng.fill(&mut bytes[..]);
+                        // A first byte past every message tag: never a valid message by accident.
+                        bytes[0] = 0xee;
+                        Message::Binary(bytes.into())
+                    }
+                    Abuse::Text => Message::Text("{\"move\":[1,0]}".into()),
+                    _ => Message::Binary(vec![0; MAX_CLIENT_MESSAGE * 2].into()),
+                };
+                ws.send(message).await.map_err(err)?;
+                Ok(wire::ending(&mut ws, Duration::from_secs(5)).await)
+            }
+            Abuse::WrongVersion => {
+                let mut ws = wire::open(addr, Dial::default(), traffic.clone()).await.map_err(err)?;
+                match wire::join(&mut ws, "abuser", PROTOCOL_VERSION + 98).await {
+                    Err(wire::WireError::Closed { code, .. }) => Ok(format!("close {code}")),
+                    Ok(_) => Ok("welcomed (!)".into()),
+                    Err(other) => Err(other.to_string()),
+                }
+            }
+            Abuse::Flood => {
+                let mut ws = joined(Dial::default()).await.map_err(err)?;
+                flood(&mut ws).await
+            }
+            Abuse::SlowPlayer => {
+                let mut ws = joined(tiny).await.map_err(err)?;
+                // Keep sending moves, so it is not idle, but never read: its queue on the server
+                // fills once the socket buffers do.
+                let mut seq = 0;
+                let until = Instant::now() + Duration::from_secs(18);
+                while Instant::now() < until {
+                    seq += 1;
+                    let moved = ClientMsg::Move(Move { seq, dx: 0, dy: 1 });
+                    if ws.send(Message::Binary(moved.encode().into())).await.is_err() {
+                        break;
+                    }
+                    time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(wire::ending(&mut ws, Duration::from_secs(5)).await)
+            }
+            Abuse::SilentPlayer => {
+                let mut ws = joined(Dial::default()).await.map_err(err)?;
+                // Neither read nor answer pings, longer than the idle timeout; then read what is
+                // left to see how the server ended it.
+                time::sleep(Duration::from_secs(18)).await;
+                Ok(wire::ending(&mut ws, Duration::from_secs(5)).await)
+            }
+            Abuse::SlowSpectator => {
+                let mut conn = Conn::dial(addr, tiny, traffic.clone()).await.map_err(err)?;
+                conn.send_get("/events", &[]).await.map_err(err)?;
+                let head = conn.read_head().await.map_err(err)?;
+                time::sleep(Duration::from_secs(15)).await;
+                Ok(format!("{} then held 15 s unread", head.status))
+            }
+            Abuse::ReconnectStorm => {
+                let ws = joined(Dial::default()).await.map_err(err)?;
+                drop(ws); // no close handshake: the TCP connection just goes
+                Ok("welcomed then dropped".into())
+            }
+            Abuse::SilentUpgrade => {
+                let mut ws = wire::open(addr, Dial::default(), traffic.clone()).await.map_err(err)?;
+                Ok(wire::ending(&mut ws, Duration::from_secs(12)).await)
+            }
+            Abuse::HalfHead => {
+                let mut tcp = Dial::default().connect(addr).await.map_err(err)?;
+                tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    .await
+                    .map_err(err)?;
+                let started = Instant::now();
+                let mut buf = [0u8; 512];
+                let read = time::timeout(
+                    Duration::from_secs(20),
+                    tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+                )
+                .await;
+                Ok(match read {
+                    Ok(Ok(_)) => format!("closed by the server after ~{} s", started.elapsed().as_secs()),
+                    Ok(Err(e)) => format!("reset after ~{} s: {}", started.elapsed().as_secs(), e.kind()),
+                    Err(_) => "still open after 20 s".into(),
+                })
+            }
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// Sends moves at about 500 a second (the allowance is 2 per tick) while reading, until the
+/// server closes the connection or 10 s pass.
+async fn flood(ws: &mut Ws) -> Result<String, String> {
+    let mut sends = time::interval(Duration::from_millis(2));
+    sends.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seq = 0u32;
+    while Instant::now() < deadline {
+        tokio::select! {
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Close(frame))) => {
+                    return Ok(format!("close {}", frame.map_or(1005, |f| u16::from(f.code))));
+                }
+                None => return Ok("ended without a close frame".into()),
+                Some(Err(err)) => return Ok(format!("lost: {err}")),
+                Some(Ok(_)) => continue,
+            },
+            _ = sends.tick() => {}
+        }
+        seq += 1;
+        let moved = ClientMsg::Move(Move { seq, dx: 1, dy: 0 });
+        if ws.send(Message::Binary(moved.encode().into())).await.is_err() {
+            return Ok(wire::ending(ws, Duration::from_secs(2)).await);
+        }
+    }
+    Ok("not closed after 10 s of flooding".into())
+}
+
+fn err(e: impl fmt::Display) -> String {
+    e.to_string()
+}

@@ -1,0 +1,226 @@
+//! The floors of this machine: what loopback networking costs before tickcast does anything,
+//! so the `load` command can state its figures as multiples of them.
+//!
+//! - **TCP echo RTT**: 32 bytes to an in-process echo task and back, Nagle off.
+//! - **WebSocket echo RTT**: the same over tokio-tungstenite, one 32-byte binary message.
+//! - **Fan-out**: one thread writes an already-framed message to N loopback TCP sockets at the
+//!   tick rate with non-blocking writes (what `try_write` is), while tasks on the other ends
+//!   drain them. Its cost is that thread's CPU time (`getrusage(RUSAGE_THREAD)`) divided by the
+//!   writes: the syscall, the kernel's TCP send and, on loopback, the receive side's softirq
+//!   work, which Linux does in the sender's context (as it does for the server's writes).
+//!   Measuring one thread, rather than a child process, keeps the readers' CPU out of it.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::procinfo;
+use crate::stats::{RttStats, RttSummary};
+
+/// Size of an echo message: about a ping or a move.
+pub const ECHO_BYTES: usize = 32;
+
+/// Round trips not measured at the start (connection warm-up).
+const WARMUP: usize = 200;
+
+/// What one fan-out floor run measured.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FanoutFloor {
+    /// Sockets written to.
+    pub sockets: usize,
+    /// Bytes per write (the framed message).
+    pub frame_bytes: usize,
+    /// Writes that went through.
+    pub writes: u64,
+    /// Writes refused because the socket's buffer was full (the reader fell behind).
+    pub would_block: u64,
+    /// CPU time of the writing thread, in seconds.
+    pub cpu_secs: f64,
+    /// CPU microseconds per write: the floor of one player's share of a tick.
+    pub us_per_write: f64,
+}
+
+/// RTT of `rounds` 32-byte echoes over a plain loopback TCP connection.
+pub async fn tcp_echo(rounds: usize) -> io::Result<RttSummary> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let echo = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let mut buf = [0; ECHO_BYTES];
+        while tcp.read_exact(&mut buf).await.is_ok() {
+            tcp.write_all(&buf).await?;
+        }
+        io::Result::Ok(())
+    });
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut stats = RttStats::new();
+    let mut buf = [7; ECHO_BYTES];
+    for i in 0..WARMUP + rounds {
+        let sent = Instant::now();
+        tcp.write_all(&buf).await?;
+        tcp.read_exact(&mut buf).await?;
+        if i >= WARMUP {
+            stats.record(sent.elapsed());
+        }
+    }
+    drop(tcp);
+    echo.await.map_err(io::Error::other)??;
+    Ok(stats.summary())
+}
+
+/// RTT of `rounds` 32-byte binary messages echoed over tokio-tungstenite on loopback.
+pub async fn websocket_echo(rounds: usize) -> io::Result<RttSummary> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let echo = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.map_err(io::Error::other)?;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_binary() && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+        io::Result::Ok(())
+    });
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+        .await
+        .map_err(io::Error::other)?;
+    let mut stats = RttStats::new();
+    let payload = bytes::Bytes::from_static(&[7; ECHO_BYTES]);
+    for i in 0..WARMUP + rounds {
+        let sent = Instant::now();
+        ws.send(Message::Binary(payload.clone()))
+            .await
+            .map_err(io::Error::other)?;
+        match ws.next().await {
+            Some(Ok(Message::Binary(_))) => {}
+            other => return Err(io::Error::other(format!("echo answered {other:?}"))),
+        }
+        if i >= WARMUP {
+            stats.record(sent.elapsed());
+        }
+    }
+    let _ = ws.close(None).await;
+    echo.await.map_err(io::Error::other)??;
+    Ok(stats.summary())
+}
+
+/// Writes a `frame_bytes` message to each of `sockets` loopback connections `hz` times a
+/// second for `duration`, and measures the writing thread's CPU time.
+pub async fn fanout(sockets: usize, frame_bytes: usize, hz: u32, duration: Duration) -> io::Result<FanoutFloor> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (writers, mut readers) = connect_pairs(&listener, addr, sockets).await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut drains = JoinSet::new();
+    for mut reader in readers.drain(..) {
+        let done = done.clone();
+        drains.spawn(async move {
+            let mut buf = vec![0; 64 * 1024];
+            // Until the writer closes its end (EOF) or fails.
+            while !done.load(Ordering::Relaxed) && matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+    }
+    let frame = vec![0x82; frame_bytes];
+    let period = Duration::from_secs(1) / hz.max(1);
+    let writer = std::thread::spawn(move || write_ticks(writers, &frame, period, duration));
+    let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+    done.store(true, Ordering::Relaxed);
+    drains.shutdown().await;
+    let (writes, would_block, cpu) = joined
+        .map_err(io::Error::other)?
+        .map_err(|_| io::Error::other("the writer thread panicked"))??;
+    let cpu_secs = cpu.as_secs_f64();
+    Ok(FanoutFloor {
+        sockets,
+        frame_bytes,
+        writes,
+        would_block,
+        cpu_secs,
+        us_per_write: if writes > 0 {
+            cpu_secs * 1e6 / writes as f64
+        } else {
+            0.0
+        },
+    })
+}
+
+/// `n` connected pairs: the accepted ends as non-blocking std sockets (for the writer thread)
+/// and the connecting ends for the readers.
+async fn connect_pairs(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    n: usize,
+) -> io::Result<(Vec<std::net::TcpStream>, Vec<TcpStream>)> {
+    let (mut writers, mut readers) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let (reader, accepted) = tokio::try_join!(TcpStream::connect(addr), listener.accept())?;
+        let writer = accepted.0.into_std()?;
+        // As the server's sockets: no coalescing, and a full buffer is WouldBlock, not a wait.
+        writer.set_nodelay(true)?;
+        writer.set_nonblocking(true)?;
+        writers.push(writer);
+        readers.push(reader);
+    }
+    Ok((writers, readers))
+}
+
+/// The writer thread: one write per socket per tick. Returns (writes, would-block, CPU time).
+fn write_ticks(
+    mut sockets: Vec<std::net::TcpStream>,
+    frame: &[u8],
+    period: Duration,
+    duration: Duration,
+) -> io::Result<(u64, u64, Duration)> {
+    let (mut writes, mut would_block) = (0u64, 0u64);
+    let cpu_before = procinfo::thread_cpu_time()?;
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < duration {
+        for socket in &mut sockets {
+            match socket.write(frame) {
+                Ok(_) => writes += 1,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => would_block += 1,
+                Err(err) => return Err(err),
+            }
+        }
+        next += period;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let cpu = procinfo::thread_cpu_time()?.saturating_sub(cpu_before);
+    Ok((writes, would_block, cpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_floors_measure_something_plausible() {
+        let tcp = tcp_echo(50).await.unwrap();
+        assert_eq!(tcp.samples, 50);
+        assert!(tcp.p50 > 0 && tcp.p50 <= tcp.max);
+        let ws = websocket_echo(50).await.unwrap();
+        assert_eq!(ws.samples, 50);
+        let floor = fanout(20, 300, 30, Duration::from_millis(300)).await.unwrap();
+        // About 9 ticks of 20 writes.
+        assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
+        assert!(floor.us_per_write >= 0.0);
+    }
+}

@@ -1,0 +1,342 @@
+//! `load`: how much one server holds on this machine, step by step in player count.
+//!
+//! The run, in order:
+//! 1. Measure the floors ([`crate::floors`]): TCP and WebSocket echo RTT on loopback.
+//! 2. For each N: start a fresh release server ([`ServerProcess`]), note its idle memory, run
+//!    N bots in this process ([`crate::swarm`]) ramped over `max(2 s, N / 400 s)`, wait
+//!    [`LoadConfig::settle`], then measure a window of [`LoadConfig::window`]: the server's CPU
+//!    (`/proc/<pid>/stat`) and `/metrics` at both ends, memory at the end, and the bots' RTTs,
+//!    bytes and deltas of exactly the seconds in the window.
+//! 3. Stop that server (SIGTERM), then measure the fan-out floor at N with the mean frame size
+//!    the server sent, on the now quiet machine.
+//! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
+//!    bots that could not connect, or a server that died.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::{self, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::floors;
+use crate::load_report::{Floors, LoadReport, Step};
+use crate::procinfo::{self, Memory};
+use crate::scrape::Scrape;
+use crate::server_proc::{ServerProcess, StartError};
+use crate::stats::RttStats;
+use crate::swarm::{self, SwarmConfig, SwarmError};
+
+/// What `load` does.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The server binary to start for each step.
+    pub server_bin: PathBuf,
+    /// Player counts, in the order to run them.
+    pub steps: Vec<usize>,
+    /// The server's tick rate.
+    pub tick_hz: u32,
+    /// The measured window of each step.
+    pub window: Duration,
+    /// Time between the end of the ramp and the window.
+    pub settle: Duration,
+    /// RTT p99 above which a step fails.
+    pub rtt_limit: Duration,
+    /// Round trips per RTT floor.
+    pub floor_rounds: usize,
+    /// Length of each fan-out floor run.
+    pub fanout_window: Duration,
+}
+
+impl LoadConfig {
+    /// The documented run: N = 100 .. 4000 at 30 Hz, 20 s windows.
+    pub fn new(server_bin: PathBuf) -> Self {
+        Self {
+            server_bin,
+            steps: vec![100, 500, 1000, 2000, 4000],
+            tick_hz: 30,
+            window: Duration::from_secs(20),
+            settle: Duration::from_secs(3),
+            rtt_limit: Duration::from_millis(50),
+            floor_rounds: 5000,
+            fanout_window: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why `load` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The server would not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Not enough file descriptors.
+    #[error(transparent)]
+    Descriptors(#[from] procinfo::TooFewDescriptors),
+    /// The bots could not be configured.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    /// Reading /proc, a floor socket, or /metrics failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// Runs every step until one fails or `stop` fires; `log` gets a line per stage.
+pub async fn run(
+    config: &LoadConfig,
+    stop: CancellationToken,
+    mut log: impl FnMut(&str),
+) -> Result<LoadReport, LoadError> {
+    if !config.server_bin.is_file() {
+        return Err(StartError::NoBinary(config.server_bin.clone()).into());
+    }
+    // The fan-out floor holds both ends of N connections here; the server (which inherits our
+    // limit) one per bot.
+    let most = config.steps.iter().copied().max().unwrap_or(0) as u64;
+    procinfo::ensure_open_files(2 * most + 512)?;
+    log("measuring the loopback floors");
+    let floors = Floors {
+        tcp_rtt_us: floors::tcp_echo(config.floor_rounds)
+            .await
+            .map_err(io("tcp echo floor"))?,
+        websocket_rtt_us: floors::websocket_echo(config.floor_rounds)
+            .await
+            .map_err(io("websocket echo floor"))?,
+    };
+    let mut report = LoadReport {
+        server_bin: config.server_bin.display().to_string(),
+        tick_hz: config.tick_hz,
+        window_secs: config.window.as_secs_f64(),
+        clock_ticks_per_sec: procinfo::clock_ticks_per_sec(),
+        rtt_limit_us: config.rtt_limit.as_micros() as u64,
+        floors,
+        steps: Vec::new(),
+        stopped: None,
+    };
+    for &players in &config.steps {
+        log(&format!("N = {players}: starting the server and the bots"));
+        let Some(mut step) = run_step(config, players, &stop, &mut log).await? else {
+            report.stopped = Some(format!("interrupted during N = {players}"));
+            break;
+        };
+        step.rtt_p50_vs_tcp = ratio(step.rtt_us.p50 as f64, floors.tcp_rtt_us.p50 as f64);
+        if step.mean_frame_bytes > 0.0 && !stop.is_cancelled() {
+            log(&format!("N = {players}: fan-out floor"));
+            let frame = framed_size(step.mean_frame_bytes.round() as usize);
+            let floor = floors::fanout(players, frame, config.tick_hz, config.fanout_window)
+                .await
+                .map_err(io("fan-out floor"))?;
+            step.cpu_vs_fanout = Some(ratio(step.us_per_player_tick, floor.us_per_write));
+            step.fanout_floor = Some(floor);
+        }
+        let failed = step.failed.clone();
+        report.steps.push(step);
+        if let Some(why) = failed {
+            report.stopped = Some(format!("at N = {players}: {why}"));
+            break;
+        }
+        if stop.is_cancelled() {
+            report.stopped = Some("interrupted".into());
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// What is read at each end of the window.
+struct Sample {
+    at: Instant,
+    server_cpu: Duration,
+    own_cpu: Duration,
+    metrics: Scrape,
+    memory: Memory,
+}
+
+/// The bots' figures summed over the seconds in the window.
+#[derive(Default)]
+struct BotWindow {
+    rtt: RttStats,
+    deltas: u64,
+    bytes: u64,
+    connected: usize,
+}
+
+/// One step; `None` when interrupted.
+async fn run_step(
+    config: &LoadConfig,
+    players: usize,
+    stop: &CancellationToken,
+    log: &mut impl FnMut(&str),
+) -> Result<Option<Step>, LoadError> {
+    let args = [
+        format!("--tick-hz={}", config.tick_hz),
+        "--seed=1".into(),
+        format!("--max-players={}", players + 64),
+        format!("--max-connections={}", players + 1024),
+    ];
+    let mut server = ServerProcess::start(&config.server_bin, &args).await?;
+    let pid = server.pid();
+    time::sleep(Duration::from_secs(1)).await;
+    let idle = procinfo::memory(pid).map_err(io("reading the server's memory"))?;
+
+    let ramp = Duration::from_secs(2).max(Duration::from_secs_f64(players as f64 / 400.0));
+    // Whole seconds, so the window is made of the swarm's one-second progress reports.
+    let window_start = (ramp + config.settle).as_secs_f64().ceil() as u64;
+    let window_secs = config.window.as_secs().max(1);
+    let window_end = window_start + window_secs;
+    let swarm_config = SwarmConfig {
+        url: server.ws_url(),
+        ramp,
+        ..SwarmConfig::new(players, Duration::from_secs(window_end + 1))
+    };
+    let halt = stop.child_token();
+    let t0 = Instant::now();
+    let mut bots = BotWindow::default();
+    let swarm = swarm::run_observed(&swarm_config, halt.clone(), |progress, rtt| {
+        let second = progress.elapsed.as_secs_f64().round() as u64;
+        if second > window_start && second <= window_end {
+            bots.rtt.merge(rtt);
+            bots.deltas += progress.deltas_per_sec;
+            bots.bytes += progress.bytes_per_sec;
+            bots.connected = progress.connected;
+        }
+        if progress.elapsed.as_secs() % 5 == 0 {
+            log(&format!("  {progress}"));
+        }
+    });
+    let measure = async {
+        let window = async {
+            time::sleep_until(t0 + Duration::from_secs(window_start)).await;
+            let first = sample(&server).await?;
+            time::sleep_until(t0 + Duration::from_secs(window_end)).await;
+            let last = sample(&server).await?;
+            Ok::<_, LoadError>((first, last))
+        };
+        tokio::select! {
+            () = halt.cancelled() => None,
+            measured = window => Some(measured),
+        }
+    };
+    let (report, measured) = tokio::join!(swarm, measure);
+    let report = report?;
+    let died = server.exited();
+    let Some(measured) = measured else {
+        return Ok(None);
+    };
+    let (first, last) = match measured {
+        Ok(pair) => pair,
+        Err(err) if died.is_some() => {
+            log(&format!("the server died: {err}\n{}", server.log_tail()));
+            let status = died.map_or_else(String::new, |s| s.to_string());
+            return Ok(Some(Step::unmeasured(players, format!("the server exited ({status})"))));
+        }
+        Err(err) => return Err(err),
+    };
+    if let Err(err) = server.stop().await {
+        log(&format!("stopping the server: {err}"));
+    }
+
+    let mut step = compute(config, players, idle, &first, &last, &bots);
+    step.desyncs = report.desyncs;
+    step.failed = verdict(config, &step, died.map(|s| s.to_string()));
+    Ok(Some(step))
+}
+
+/// Server CPU, own CPU, /metrics and memory, now.
+async fn sample(server: &ServerProcess) -> Result<Sample, LoadError> {
+    let pid = server.pid();
+    Ok(Sample {
+        at: Instant::now(),
+        server_cpu: procinfo::cpu_time(pid).map_err(io("reading the server's CPU time"))?,
+        own_cpu: procinfo::cpu_time(std::process::id()).map_err(io("reading our CPU time"))?,
+        metrics: server.metrics().await.map_err(io("scraping /metrics"))?,
+        memory: procinfo::memory(pid).map_err(io("reading the server's memory"))?,
+    })
+}
+
+/// The step's figures from the samples at both ends of the window.
+fn compute(config: &LoadConfig, players: usize, idle: Memory, first: &Sample, last: &Sample, bots: &BotWindow) -> Step {
+    let secs = (last.at - first.at).as_secs_f64();
+    let counter = |name: &str| last.metrics.value(name) - first.metrics.value(name);
+    let ticks = counter("tickcast_ticks_total");
+    let work = last
+        .metrics
+        .buckets("tickcast_tick_work_seconds")
+        .since(&first.metrics.buckets("tickcast_tick_work_seconds"));
+    let server_cpu = (last.server_cpu.saturating_sub(first.server_cpu)).as_secs_f64();
+    let own_cpu = (last.own_cpu.saturating_sub(first.own_cpu)).as_secs_f64();
+    let ws_messages = counter("tickcast_messages_sent_total{transport=\"Websocket\"}");
+    let ws_bytes = counter("tickcast_bytes_sent_total{transport=\"Websocket\"}");
+    let window = config.window.as_secs().max(1) as f64;
+    let per_player = |total: u64| total as f64 / players as f64 / window;
+    Step {
+        players,
+        connected: bots.connected,
+        window_secs: secs,
+        ticks_per_sec: ticks / secs,
+        tick_rate_held: ticks >= 0.95 * f64::from(config.tick_hz) * secs,
+        overruns: counter("tickcast_tick_overruns_total") as u64,
+        tick_work_p50_us: work.quantile(0.5).map(|s| s * 1e6),
+        tick_work_p99_us: work.quantile(0.99).map(|s| s * 1e6),
+        server_cpu_per_sec: server_cpu / secs,
+        us_per_player_tick: ratio(server_cpu * 1e6, players as f64 * ticks),
+        idle_rss_kib: idle.rss_kib,
+        rss_kib: last.memory.rss_kib,
+        peak_rss_kib: last.memory.peak_kib,
+        kib_per_player: last.memory.rss_kib.saturating_sub(idle.rss_kib) as f64 / players as f64,
+        rtt_us: bots.rtt.summary(),
+        bytes_per_player_per_sec: per_player(bots.bytes),
+        deltas_per_player_per_sec: per_player(bots.deltas),
+        mean_frame_bytes: ratio(ws_bytes, ws_messages),
+        bots_cpu_per_sec: own_cpu / secs,
+        ..Step::unmeasured(players, String::new())
+    }
+}
+
+/// Why a measured step does not count as held, if it does not.
+fn verdict(config: &LoadConfig, step: &Step, died: Option<String>) -> Option<String> {
+    if let Some(status) = died {
+        return Some(format!("the server exited ({status})"));
+    }
+    if step.connected < step.players {
+        return Some(format!("only {} of {} bots connected", step.connected, step.players));
+    }
+    if !step.tick_rate_held {
+        return Some(format!(
+            "tick rate not held ({:.1} of {} ticks/s)",
+            step.ticks_per_sec, config.tick_hz
+        ));
+    }
+    let limit = config.rtt_limit.as_micros() as u64;
+    if step.rtt_us.p99 > limit {
+        return Some(format!(
+            "RTT p99 {:.1} ms over {} ms",
+            step.rtt_us.p99 as f64 / 1000.0,
+            limit / 1000
+        ));
+    }
+    None
+}
+
+/// A WebSocket message's size on the wire: the payload and the server's frame header.
+fn framed_size(payload: usize) -> usize {
+    payload
+        + match payload {
+            0..=125 => 2,
+            126..=65535 => 4,
+            _ => 10,
+        }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+fn io(what: &'static str) -> impl FnOnce(io::Error) -> LoadError {
+    move |source| LoadError::Io { what, source }
+}

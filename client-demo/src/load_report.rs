@@ -1,0 +1,225 @@
+//! The `load` command's report: one row per player count, the machine's floors, and the ratios
+//! of the one to the other, as a table for people or JSON for scripts.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::floors::FanoutFloor;
+use crate::stats::{Millis, RttSummary};
+
+/// Everything `load` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// The server binary measured.
+    pub server_bin: String,
+    /// The server's tick rate.
+    pub tick_hz: u32,
+    /// Length of each step's measurement window.
+    pub window_secs: f64,
+    /// The unit of `/proc/<pid>/stat` CPU times (ticks per second).
+    pub clock_ticks_per_sec: u64,
+    /// The RTT p99 above which a step fails, in microseconds.
+    pub rtt_limit_us: u64,
+    /// Loopback round trips without tickcast.
+    pub floors: Floors,
+    /// One entry per player count run, in order.
+    pub steps: Vec<Step>,
+    /// Why the run stopped before its last step, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Loopback round-trip floors of this machine.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Floors {
+    /// 32 bytes over plain TCP and back, in microseconds.
+    pub tcp_rtt_us: RttSummary,
+    /// One 32-byte binary message over tokio-tungstenite and back, in microseconds.
+    pub websocket_rtt_us: RttSummary,
+}
+
+/// One player count's measurements, over the window after its ramp.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Bots asked for.
+    pub players: usize,
+    /// Bots connected at the end of the window.
+    pub connected: usize,
+    /// The window's wall time.
+    pub window_secs: f64,
+    /// Ticks run per second in the window (`tickcast_ticks_total`).
+    pub ticks_per_sec: f64,
+    /// Whether the ticks reached 95 % of the tick rate.
+    pub tick_rate_held: bool,
+    /// Tick overruns in the window (`tickcast_tick_overruns_total`).
+    pub overruns: u64,
+    /// Median tick work in microseconds, at the histogram's bucket resolution.
+    pub tick_work_p50_us: Option<f64>,
+    /// 99th percentile tick work in microseconds, likewise.
+    pub tick_work_p99_us: Option<f64>,
+    /// Server CPU seconds per second of wall time (2.0 is both cores).
+    pub server_cpu_per_sec: f64,
+    /// Server CPU microseconds per player per tick.
+    pub us_per_player_tick: f64,
+    /// Server resident memory before any bot, KiB.
+    pub idle_rss_kib: u64,
+    /// Server resident memory at the end of the window, KiB.
+    pub rss_kib: u64,
+    /// The server's peak resident memory (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+    /// (resident at the end of the window - idle) / players, KiB.
+    pub kib_per_player: f64,
+    /// The bots' ping RTTs in the window, microseconds.
+    pub rtt_us: RttSummary,
+    /// Payload bytes each bot received per second.
+    pub bytes_per_player_per_sec: f64,
+    /// Deltas each bot applied per second.
+    pub deltas_per_player_per_sec: f64,
+    /// Mean WebSocket message the server sent, payload bytes.
+    pub mean_frame_bytes: f64,
+    /// CPU seconds per second of this process: the bots' own load on the same cores.
+    pub bots_cpu_per_sec: f64,
+    /// Desyncs the bots saw in the whole step.
+    pub desyncs: u64,
+    /// Ping RTT p50 over the raw TCP echo p50.
+    pub rtt_p50_vs_tcp: f64,
+    /// The fan-out floor at this player count and frame size.
+    pub fanout_floor: Option<FanoutFloor>,
+    /// Server µs per player-tick over the fan-out floor's µs per write.
+    pub cpu_vs_fanout: Option<f64>,
+    /// Why this step failed, if it did.
+    pub failed: Option<String>,
+}
+
+impl Step {
+    /// A step with nothing measured, failed for `why` (empty: not failed).
+    pub fn unmeasured(players: usize, why: String) -> Self {
+        Self {
+            players,
+            connected: 0,
+            window_secs: 0.0,
+            ticks_per_sec: 0.0,
+            tick_rate_held: false,
+            overruns: 0,
+            tick_work_p50_us: None,
+            tick_work_p99_us: None,
+            server_cpu_per_sec: 0.0,
+            us_per_player_tick: 0.0,
+            idle_rss_kib: 0,
+            rss_kib: 0,
+            peak_rss_kib: 0,
+            kib_per_player: 0.0,
+            rtt_us: RttSummary::default(),
+            bytes_per_player_per_sec: 0.0,
+            deltas_per_player_per_sec: 0.0,
+            mean_frame_bytes: 0.0,
+            bots_cpu_per_sec: 0.0,
+            desyncs: 0,
+            rtt_p50_vs_tcp: 0.0,
+            fanout_floor: None,
+            cpu_vs_fanout: None,
+            failed: (!why.is_empty()).then_some(why),
+        }
+    }
+}
+
+impl LoadReport {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        // Plain structs with string keys: this cannot fail.
+        serde_json::to_string(self).expect("a report serializes")
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "tickcast load: {} at {} Hz, {:.0} s measured after each ramp",
+            self.server_bin, self.tick_hz, self.window_secs
+        )?;
+        let (tcp, ws) = (&self.floors.tcp_rtt_us, &self.floors.websocket_rtt_us);
+        writeln!(
+            f,
+            "floors (loopback, in-process): raw TCP echo RTT p50 {} p99 {}; tokio-tungstenite echo RTT p50 {} p99 {}\n",
+            Millis(tcp.p50),
+            Millis(tcp.p99),
+            Millis(ws.p50),
+            Millis(ws.p99)
+        )?;
+        writeln!(
+            f,
+            "{:>6} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8}  result",
+            "N",
+            "ticks/s",
+            "overruns",
+            "tick p50",
+            "tick p99",
+            "CPU s/s",
+            "µs/pl-tick",
+            "peak RSS",
+            "KiB/pl",
+            "RTT p50",
+            "RTT p99",
+            "KiB/s/pl",
+            "bots CPU"
+        )?;
+        for s in &self.steps {
+            writeln!(
+                f,
+                "{:>6} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
+                s.players,
+                s.ticks_per_sec,
+                s.overruns,
+                micros(s.tick_work_p50_us),
+                micros(s.tick_work_p99_us),
+                s.server_cpu_per_sec,
+                s.us_per_player_tick,
+                format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
+                s.kib_per_player,
+                Millis(s.rtt_us.p50).to_string(),
+                Millis(s.rtt_us.p99).to_string(),
+                s.bytes_per_player_per_sec / 1024.0,
+                s.bots_cpu_per_sec,
+                s.failed.as_deref().unwrap_or("held")
+            )?;
+        }
+        writeln!(f, "\nratios to the floors")?;
+        writeln!(
+            f,
+            "{:>6} {:>18} {:>24}   fan-out floor",
+            "N", "ping p50 / TCP p50", "µs/pl-tick / fan-out"
+        )?;
+        for s in &self.steps {
+            let fanout = match (&s.fanout_floor, s.cpu_vs_fanout) {
+                (Some(fl), Some(ratio)) => format!(
+                    "{:>23.1}×   {:.2} µs per write of {} B to {} sockets ({} would-block)",
+                    ratio, fl.us_per_write, fl.frame_bytes, fl.sockets, fl.would_block
+                ),
+                _ => format!("{:>24}", "not measured"),
+            };
+            writeln!(f, "{:>6} {:>17.1}× {fanout}", s.players, s.rtt_p50_vs_tcp)?;
+        }
+        match &self.stopped {
+            Some(why) => writeln!(f, "\nstopped: {why}")?,
+            None => writeln!(
+                f,
+                "\nevery step held {} Hz with RTT p99 within {}",
+                self.tick_hz,
+                Millis(self.rtt_limit_us)
+            )?,
+        }
+        writeln!(
+            f,
+            "notes: tick work quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
+             utime+stime from /proc/<pid>/stat at {} ticks/s; KiB/pl = (VmRSS at window end - idle VmRSS) / N; \
+             KiB/s/pl is WebSocket payload the bots received; the bots run on the same 2 cores (bots CPU, s/s).",
+            self.clock_ticks_per_sec
+        )
+    }
+}
+
+/// Microseconds as `0.12 ms`-style text, or `-` when there were no samples.
+fn micros(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".into(), |us| Millis(us.round() as u64).to_string())
+}

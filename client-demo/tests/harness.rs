@@ -1,0 +1,142 @@
+//! The measuring commands end to end, tiny: `load` at N = 10 for 2 s, `idle` with 40
+//! connections from two source addresses, and a `soak` of a few seconds, each against the real
+//! server binary started as a child process.
+//!
+//! The binary is the root package's, so `CARGO_BIN_EXE_tickcast` is not available here: it is
+//! looked up beside this test in the target directory, where `cargo test` of the workspace
+//! builds it. Run alone (`cargo test -p client-demo`), build it first with
+//! `cargo build -p tickcast`; without it these tests say so and pass.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use client_demo::idle::{self, IdleConfig};
+use client_demo::load::{self, LoadConfig};
+use client_demo::server_proc::ServerProcess;
+use client_demo::soak::{self, SoakConfig};
+use tokio_util::sync::CancellationToken;
+
+/// `target/<profile>/tickcast`, if it has been built.
+fn server_bin() -> Option<PathBuf> {
+    // This test runs as target/<profile>/deps/harness-<hash>.
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("tickcast");
+    if bin.is_file() {
+        Some(bin)
+    } else {
+        eprintln!(
+            "skipped: no server binary at {}; build it with cargo build -p tickcast",
+            bin.display()
+        );
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
+    let Some(bin) = server_bin() else { return };
+    let config = LoadConfig {
+        steps: vec![10],
+        window: Duration::from_secs(2),
+        settle: Duration::from_secs(1),
+        floor_rounds: 200,
+        fanout_window: Duration::from_millis(300),
+        ..LoadConfig::new(bin)
+    };
+    let mut lines = Vec::new();
+    let report = load::run(&config, CancellationToken::new(), |l| lines.push(l.to_owned()))
+        .await
+        .expect("load runs");
+    assert!(report.floors.tcp_rtt_us.samples == 200 && report.floors.websocket_rtt_us.samples == 200);
+    let [step] = &report.steps[..] else { panic!("{report}") };
+    assert_eq!((step.players, step.connected), (10, 10), "{report}");
+    assert!(step.ticks_per_sec > 15.0 && step.window_secs >= 1.9, "{report}");
+    assert!(
+        step.server_cpu_per_sec > 0.0 && step.us_per_player_tick > 0.0,
+        "{report}"
+    );
+    assert!(step.peak_rss_kib >= step.rss_kib && step.idle_rss_kib > 0, "{report}");
+    // Pings every 500 ms, 10 bots, a 2 s window.
+    assert!(step.rtt_us.samples >= 20, "{report}");
+    assert!(
+        step.bytes_per_player_per_sec > 0.0 && step.mean_frame_bytes > 0.0,
+        "{report}"
+    );
+    assert!(
+        step.tick_work_p50_us.is_some() && step.fanout_floor.is_some(),
+        "{report}"
+    );
+    assert_eq!(step.desyncs, 0);
+    let text = report.to_string();
+    assert!(
+        text.contains("ratios to the floors") && text.contains("bucket-resolution"),
+        "{text}"
+    );
+    assert!(report.to_json().starts_with('{'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_counted_from_several_source_addresses() {
+    let Some(bin) = server_bin() else { return };
+    let config = IdleConfig {
+        per_source: 20,
+        settle: Duration::from_secs(1),
+        ..IdleConfig::new(bin, 40)
+    };
+    let report = idle::run(&config, CancellationToken::new(), |_| {})
+        .await
+        .expect("idle runs");
+    assert_eq!((report.joined, report.sources), (40, 2), "{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(report.players_gauge, 40.0, "{report}");
+    assert!(
+        report.server_fds >= 40 && report.rss_after_kib >= report.rss_before_kib,
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_samples_stops_by_itself_and_the_server_exits_cleanly() {
+    let Some(bin) = server_bin() else { return };
+    let config = SoakConfig {
+        sample_every: Duration::from_secs(1),
+        bots: 5,
+        spectators: 4,
+        long_pollers: 2,
+        pollers: 2,
+        ..SoakConfig::new(bin, Duration::from_secs(4))
+    };
+    let started = std::time::Instant::now();
+    let report = soak::run(&config, CancellationToken::new(), |_| {})
+        .await
+        .expect("soak runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(report.samples.len() >= 3 && report.crashed.is_none(), "{report}");
+    assert!(report.exit.contains("exit status: 0"), "{report}");
+    assert!(report.samples.iter().all(|s| s.answered && s.rss_kib > 0), "{report}");
+    assert!(report.bots.as_ref().is_some_and(|b| b.desyncs == 0), "{report}");
+    // The quick abuses have had time for several attempts each.
+    assert!(
+        report.close_reasons.get("TextFrame").is_some_and(|&n| n >= 1.0),
+        "{report}"
+    );
+    // Every client gone, the server holds a handful of descriptors again.
+    assert!(report.after.as_ref().is_some_and(|s| s.fds < 40), "{report}");
+}
+
+#[tokio::test]
+async fn a_dropped_server_process_is_stopped_and_reaped() {
+    let Some(bin) = server_bin() else { return };
+    let server = ServerProcess::start(&bin, &[]).await.expect("the server starts");
+    let pid = server.pid();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(server);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is still there"
+    );
+}
