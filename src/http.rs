@@ -5,6 +5,7 @@
 //!   `Retry-After` and closed, rather than left waiting in the accept backlog;
 //! - request heads are limited in size ([`MAX_HEAD_BYTES`]) and header count, and must arrive
 //!   within `--head-timeout` (a peer that trickles headers cannot hold a connection);
+//! - each socket's kernel send buffer is [`SEND_BUFFER`], not autotuned up to megabytes;
 //! - every connection task is tracked, so shutdown can wait for them with a deadline and
 //!   then stop regardless, instead of hanging on a peer that stopped reading.
 //!
@@ -31,6 +32,9 @@ use crate::metrics::{CloseReason, Metrics};
 
 /// The largest request head (request line and headers) accepted; larger gets 431.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The kernel send buffer per connection (Linux doubles it for bookkeeping): room for a
+/// keyframe of about 10 000 entities, and for a few seconds of deltas.
+pub const SEND_BUFFER: usize = 128 * 1024;
 /// The most headers a request may carry; more gets 431.
 pub const MAX_HEADERS: usize = 64;
 
@@ -67,6 +71,12 @@ pub(crate) async fn serve(
         // Deltas are small and latency-critical: never wait to coalesce them.
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+        // Left to autotuning, the kernel would buffer up to 4 MiB per socket for a peer that
+        // does not read: memory outside our bounds, and a stalled player would never back up
+        // into its queue, where the slow-consumer policy can see it.
+        if let Err(err) = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER) {
+            tracing::debug!(%err, "could not set SO_SNDBUF");
         }
         let Ok(place) = places.clone().try_acquire_owned() else {
             metrics.close(CloseReason::Full);

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior, timeout};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -366,6 +366,8 @@ fn read_error(err: axum::Error) -> Close {
                 close_code::SIZE,
                 format!("message of {size} bytes is over the {max_size}-byte limit"),
             ),
+            // A peer that vanished without a close handshake simply left.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Close::gone(),
             WsError::Protocol(p) => Close::new(CloseReason::Malformed, close_code::PROTOCOL, p.to_string()),
             _ => Close::gone(),
         },

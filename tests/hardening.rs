@@ -147,11 +147,12 @@ async fn stalled_player(server: &TestServer) -> tokio_tungstenite::WebSocketStre
 
 #[tokio::test]
 async fn a_player_that_stops_reading_is_closed_as_too_slow_and_nobody_else_notices() {
-    // Loopback absorbs about 2.8 MB from a peer that does not read; a keyframe of 300 000 orbs
-    // (about 3.3 MB) is more, so the write really stalls. A short queue and deadline keep it brief.
+    // The server bounds each socket's send buffer (256 KiB as Linux counts it); a keyframe of
+    // 60 000 orbs (about 0.7 MB) is more, so the write really stalls. A short queue and deadline
+    // keep it brief.
     let config = Config {
         tick_hz: 10,
-        orbs: 300_000,
+        orbs: 60_000,
         player_queue: 4,
         slow_timeout: Duration::from_millis(500),
         write_timeout: Duration::from_secs(10),
@@ -342,4 +343,42 @@ async fn shutdown_finishes_within_its_grace_even_with_stalled_peers() {
         "shutdown took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_peer_that_vanishes_without_a_close_handshake_is_a_departure_not_an_error() {
+    let server = TestServer::at(30).await;
+    let mut watcher = server.player("watcher").await;
+    until_snapshot(&mut watcher).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
+    ws.send(Message::Binary(ClientMsg::Hello(hello("vanisher", "")).encode().into()))
+        .await
+        .unwrap();
+    let before = server.metrics.closes(CloseReason::PeerGone);
+    // Wait until it is in the world, then drop the socket without a close frame.
+    while watcher
+        .world()
+        .unwrap()
+        .entities()
+        .iter()
+        .filter(|e| e.kind == tickcast::protocol::EntityKind::Player)
+        .count()
+        < 2
+    {
+        within(watcher.recv()).await.unwrap();
+    }
+    drop(ws);
+    // Up to five seconds of ticks while the server notices.
+    for _ in 0..150 {
+        if server.metrics.closes(CloseReason::PeerGone) > before {
+            break;
+        }
+        within(watcher.recv()).await.unwrap();
+    }
+    assert!(
+        server.metrics.closes(CloseReason::PeerGone) > before,
+        "the departure was not counted"
+    );
+    assert_eq!(server.metrics.closes(CloseReason::Malformed), 0);
 }
