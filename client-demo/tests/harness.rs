@@ -24,6 +24,12 @@ fn server_bin() -> Option<PathBuf> {
     if bin.is_file() {
         Some(bin)
     } else {
+        // A workspace `cargo test` always builds it; in CI its absence is a failure, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no server binary at {} in CI",
+            bin.display()
+        );
         eprintln!(
             "skipped: no server binary at {}; build it with cargo build -p tickcast",
             bin.display()
