@@ -108,10 +108,10 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// A feed starting from `world`, remembering `ring_len` deltas for resumes.
-    pub(crate) fn new(world: &NetWorld, ring_len: usize, world_size: u32) -> Self {
+    pub(crate) fn new(world: Arc<NetWorld>, ring_len: usize, world_size: u32) -> Self {
         let (latest, _) = watch::channel(world.tick());
         let state = State {
-            world: Arc::new(world.clone()),
+            world,
             ring: VecDeque::with_capacity(ring_len),
             snapshot: None,
         };
@@ -124,14 +124,14 @@ impl Feed {
         }
     }
 
-    /// Publishes the step from the previous event to `world` (called by the tick loop).
-    pub(crate) fn publish(&self, changes: &Changes, world: &NetWorld) {
+    /// Publishes the step from the previous event to `world` (called by the tick loop, which
+    /// keeps the same `Arc` as the base of its next diff: one copy of the world per event).
+    pub(crate) fn publish(&self, changes: &Changes, world: Arc<NetWorld>) {
         // The tick loop is the only publisher, so the base cannot change under us.
         let base = self.lock().world.tick();
-        let json = delta_json(base, changes, world, self.spectator_count());
+        let json = delta_json(base, changes, &world, self.spectator_count());
         let event = Arc::new(Event::new(world.tick(), base, EventKind::Delta, json));
         let tick = world.tick();
-        let world = Arc::new(world.clone());
         {
             let mut state = self.lock();
             if state.ring.len() == self.ring_len {

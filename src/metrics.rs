@@ -154,7 +154,7 @@ impl Metrics {
         let spectators = Family::<TransportLabel, Gauge>::default();
         r.register("spectators", "Connected spectators, by transport", spectators.clone());
         let traffic = Traffic::default();
-        let metrics = Self {
+        let mut metrics = Self {
             ticks: counter(&mut r, "ticks", "Ticks run"),
             tick_overruns: counter(&mut r, "tick_overruns", "Ticks whose work exceeded the tick period"),
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
@@ -194,10 +194,10 @@ impl Metrics {
             longpoll: traffic.for_transport(Transport::Longpoll),
             poll: traffic.for_transport(Transport::Poll),
             closes,
-            registry: Registry::default(),
+            registry: r,
         };
-        traffic.register(&mut r);
-        Self { registry: r, ..metrics }
+        traffic.register(&mut metrics.registry);
+        metrics
     }
 
     /// Counts a connection closed or refused for `reason`.

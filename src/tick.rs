@@ -52,7 +52,7 @@ pub(crate) struct TickLoop {
     next: NetWorld,
     roster: Roster,
     /// The world as of the last spectator event; the next event is the diff from here.
-    spectated: NetWorld,
+    spectated: Arc<NetWorld>,
     spectator_every: u64,
     feed: Arc<Feed>,
     joins: mpsc::Receiver<JoinRequest>,
@@ -73,7 +73,8 @@ impl TickLoop {
     ) -> Self {
         let world = World::new(config.rules(), seed);
         let sent = NetWorld::capture(&world);
-        let feed = Arc::new(Feed::new(&sent, config.spectator_ring(), config.world_size));
+        let spectated = Arc::new(sent.clone());
+        let feed = Arc::new(Feed::new(spectated.clone(), config.spectator_ring(), config.world_size));
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             player_id: 0,
@@ -85,7 +86,7 @@ impl TickLoop {
         Self {
             world,
             next: sent.clone(),
-            spectated: sent.clone(),
+            spectated,
             spectator_every: u64::from(config.spectator_every()),
             feed,
             sent,
@@ -167,8 +168,8 @@ impl TickLoop {
             // changed, nothing published: an idle match must not wake every long-poller.
             let changes = self.spectated.diff(&self.sent);
             if !changes.is_empty() {
-                self.feed.publish(&changes, &self.sent);
-                self.spectated.clone_from(&self.sent);
+                self.spectated = Arc::new(self.sent.clone());
+                self.feed.publish(&changes, self.spectated.clone());
             }
         }
         self.clock.0.store(tick, Ordering::Relaxed);

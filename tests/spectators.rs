@@ -71,6 +71,11 @@ impl Drop for Truth {
     }
 }
 
+/// GETs `url` and parses the JSON body.
+async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
+    within(http.get(url).send()).await.unwrap().json().await.unwrap()
+}
+
 fn config() -> Config {
     Config {
         tick_hz: 60,
@@ -157,27 +162,13 @@ fn idle() -> Config {
 async fn a_long_poll_with_nothing_new_waits_then_answers_204() {
     let server = TestServer::start(idle()).await;
     let http = reqwest::Client::new();
-    let state: serde_json::Value = http
-        .get(server.http_url("/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: serde_json::Value = get_json(&http, server.http_url("/state")).await;
     let url = server.http_url(&format!("/poll?after={}&timeout_ms=300", state["tick"]));
     let res = within(http.get(url).send()).await.unwrap();
     assert_eq!(res.status(), 204);
     assert_eq!(res.headers()["cache-control"], "no-store");
     // Without `after` the answer is immediate: the snapshot.
-    let events: serde_json::Value = http
-        .get(server.http_url("/poll"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: serde_json::Value = get_json(&http, server.http_url("/poll")).await;
     assert_eq!(events[0]["event"], "snapshot");
 }
 
