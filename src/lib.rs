@@ -11,7 +11,8 @@
 //! - `tick`: the tick loop that owns the world.
 //! - [`roster`]: the connected players: input slots in, bounded frame queues out, the fan-out
 //!   and its overflow policy.
-//! - `session`: one player's WebSocket connection.
+//! - `session`: one player's connection, from hello to close.
+//! - `socket`: the player WebSocket: tungstenite reads, frames framed once are written as is.
 //! - `feed`: the spectator feed (events encoded once, a resume ring, cached snapshots).
 //! - `spectators`: SSE, long-poll, polling and the spectator page.
 //! - [`server`]: HTTP routes, startup and shutdown.
@@ -47,6 +48,7 @@ pub mod roster;
 pub mod server;
 mod session;
 pub mod sim;
+mod socket;
 mod spectators;
 mod tick;
 

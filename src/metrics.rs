@@ -72,7 +72,8 @@ struct ReasonLabel {
 pub struct TrafficCounters {
     /// Messages (frames, events or responses) sent.
     pub messages_sent: Counter,
-    /// Payload bytes sent.
+    /// Bytes sent as the transport frames them: WebSocket frames with their headers, SSE
+    /// events with their field names, response bodies.
     pub bytes_sent: Counter,
     /// Messages received.
     pub messages_received: Counter,

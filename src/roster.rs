@@ -20,6 +20,7 @@ use crate::delta::NetWorld;
 use crate::metrics::Metrics;
 use crate::protocol::{Move, ServerMsg, Snapshot};
 use crate::sim::EntityId;
+use crate::socket;
 
 /// The latest move command of one player, written by its session and taken by the tick loop.
 ///
@@ -55,7 +56,8 @@ impl InputSlot {
 pub struct Outbound {
     /// The new ack, if it changed.
     pub ack: Option<u32>,
-    /// An encoded [`ServerMsg`]: the tick's delta or a keyframe.
+    /// A WebSocket frame carrying an encoded [`ServerMsg`] (the tick's delta, a keyframe or
+    /// the welcome), framed once for every player.
     pub frame: Bytes,
 }
 
@@ -160,7 +162,7 @@ impl Roster {
         }
     }
 
-    /// Queues this tick's frame for every player: `delta` (an encoded [`ServerMsg::Delta`]), or a
+    /// Queues this tick's frame for every player: `delta` (a framed [`ServerMsg::Delta`]), or a
     /// keyframe of `world` for those joining or behind. Every player gets the same bytes, so
     /// queueing is a reference count, not a copy. Returns the players kicked for being too
     /// slow (already removed).
@@ -181,7 +183,7 @@ impl Roster {
                             tick: world.tick(),
                             entities: world.entities().to_vec(),
                         };
-                        ServerMsg::Snapshot(snapshot).encode().into()
+                        socket::binary_frame(&ServerMsg::Snapshot(snapshot).encode())
                     })
                     .clone(),
             };

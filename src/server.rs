@@ -8,11 +8,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::ws::close_code;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
@@ -24,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::metrics::{CloseReason, Metrics};
-use crate::protocol::MAX_CLIENT_MESSAGE;
+use crate::socket::{self, PlayerSocket};
 use crate::tick::{JoinRequest, TickClock, TickLoop};
 use crate::{http, session, spectators};
 
@@ -166,12 +167,11 @@ fn app(state: Arc<AppState>) -> Router {
 }
 
 async fn player_upgrade(
-    ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    req: Request,
 ) -> Response {
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     if let Some(origin) = header(header::ORIGIN)
         && !origin_allowed(origin, header(header::HOST), &state.config.allowed_origins)
     {
@@ -181,30 +181,28 @@ async fn player_upgrade(
         tracing::info!(%peer, origin, "refused player: origin not allowed");
         return (StatusCode::FORBIDDEN, format!("origin {origin} is not allowed\n")).into_response();
     }
-    let ws = ws
-        .max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        // Client messages are tiny; the 128 KiB default would be most of a player's memory.
-        .read_buffer_size(4 * 1024)
-        // A tick's ack and frame are buffered and flushed together, in one write; what may
-        // pile up behind a stalled socket is capped, and writes time out (`--write-timeout`).
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(4 << 20);
+    let (response, upgrade) = match socket::accept(req) {
+        Ok(accepted) => accepted,
+        Err(refused) => return refused.into_response(),
+    };
+    let place = state.player_places.clone().try_acquire_owned();
     let tasks = state.tasks.clone();
-    match state.player_places.clone().try_acquire_owned() {
-        Ok(permit) => ws.on_upgrade(move |socket| tasks.track_future(session::run(socket, peer, state, permit))),
-        Err(_) => ws.on_upgrade(move |mut socket| {
-            tasks.track_future(async move {
+    tasks.spawn(async move {
+        let mut socket = match PlayerSocket::open(upgrade).await {
+            Ok(socket) => socket,
+            Err(err) => return tracing::debug!(%peer, %err, "upgrade failed"),
+        };
+        match place {
+            Ok(permit) => session::run(socket, peer, state, permit).await,
+            Err(_) => {
                 state.metrics.close(CloseReason::Full);
                 tracing::debug!(%peer, "refused player: server full");
-                let frame = CloseFrame {
-                    code: close_code::AGAIN,
-                    reason: "server full".into(),
-                };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-            })
-        }),
-    }
+                let refusal = socket::close_frame(close_code::AGAIN, "server full");
+                let _ = time::timeout(Duration::from_secs(1), socket.write(None, refusal)).await;
+            }
+        }
+    });
+    response
 }
 
 /// Whether a browser page from `origin` may open a player socket: its own host always may,

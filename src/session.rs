@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::close_code;
 use bytes::Bytes;
-use futures_util::SinkExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -28,6 +27,7 @@ use crate::protocol::{
 use crate::roster::{InputSlot, Outbound, Seat};
 use crate::server::AppState;
 use crate::sim::MAX_AXIS;
+use crate::socket::{self, Message, PlayerSocket};
 use crate::tick::JoinRequest;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.
@@ -73,7 +73,7 @@ impl Close {
 }
 
 /// Runs a player connection until it closes. `permit` holds its place under `--max-players`.
-pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+pub(crate) async fn run(socket: PlayerSocket, peer: SocketAddr, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
     let span = tracing::info_span!("player", peer = %peer, id = tracing::field::Empty);
     async move {
         let kick = CancellationToken::new();
@@ -93,7 +93,7 @@ pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: Arc<AppState
 }
 
 struct Session {
-    socket: WebSocket,
+    socket: PlayerSocket,
     state: Arc<AppState>,
     /// The highest move `seq` seen; lower or equal ones are stale and ignored.
     last_seq: Option<u32>,
@@ -149,9 +149,9 @@ impl Session {
                 _ = kick.cancelled() => return Err(Close::too_slow()),
                 out = frames.recv() => match out {
                     Some(Outbound { ack, frame }) => {
-                        let ack = ack.map(|seq| Bytes::from(ServerMsg::Ack(Ack { seq }).encode()));
+                        let ack = ack.map(|seq| socket::binary_frame(&ServerMsg::Ack(Ack { seq }).encode()));
                         let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
-                        self.write(ack.into_iter().chain([frame]).map(Message::Binary)).await?;
+                        self.write(ack, frame).await?;
                         sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
                     }
                     None => return Err(shutting_down()), // the tick loop has stopped
@@ -164,24 +164,29 @@ impl Session {
                     // Answered by any WebSocket client's stack: proves the path is alive, and
                     // measures the round trip without the client's cooperation.
                     let sent_at = unix_micros().to_le_bytes();
-                    self.send(Message::Ping(Bytes::copy_from_slice(&sent_at))).await?;
+                    self.write(None, socket::ping_frame(&sent_at)).await?;
                 }
                 msg = self.socket.recv() => {
                     last_heard = Instant::now();
-                    match read(msg)? {
-                        Incoming::Binary(bytes) => match allowance.check(last_heard) {
-                            Verdict::Allow => self.handle(bytes, &input).await?,
-                            Verdict::Drop => {
-                                self.state.metrics.rate_limited.inc();
-                            }
-                            Verdict::Abuse => return Err(Close::new(
-                                CloseReason::Flood,
-                                close_code::POLICY,
-                                format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
-                            )),
-                        },
+                    let incoming = read(msg)?;
+                    // Every message counts, WebSocket pings too: each costs a read, a ping a write.
+                    match allowance.check(last_heard) {
+                        Verdict::Allow => {}
+                        Verdict::Drop => {
+                            self.state.metrics.rate_limited.inc();
+                            continue;
+                        }
+                        Verdict::Abuse => return Err(Close::new(
+                            CloseReason::Flood,
+                            close_code::POLICY,
+                            format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
+                        )),
+                    }
+                    match incoming {
+                        Incoming::Binary(bytes) => self.handle(bytes, &input).await?,
                         Incoming::Pong(payload) => self.probed(&payload),
-                        Incoming::Control => {}
+                        // tungstenite has queued the pong: send it now, not with the next tick.
+                        Incoming::Ping => self.write(None, Bytes::new()).await?,
                     }
                 }
             }
@@ -270,8 +275,9 @@ impl Session {
                     server_time_us: unix_micros(),
                 })
                 .encode();
+                let pong = socket::binary_frame(&pong);
                 let len = pong.len();
-                self.send(Message::Binary(pong.into())).await?;
+                self.write(None, pong).await?;
                 metrics.websocket.sent(len);
                 Ok(())
             }
@@ -279,23 +285,13 @@ impl Session {
         }
     }
 
-    async fn send(&mut self, msg: Message) -> Result<(), Close> {
-        self.write([msg]).await
-    }
-
-    /// Writes `msgs` and flushes once (one syscall for a tick's ack and frame), within the
+    /// Writes `frame` after `lead` (a tick's ack and frame leave in one syscall), within the
     /// write timeout, and gives up at once if the tick loop kicks this player meanwhile.
-    async fn write(&mut self, msgs: impl IntoIterator<Item = Message>) -> Result<(), Close> {
+    async fn write(&mut self, lead: Option<Bytes>, frame: Bytes) -> Result<(), Close> {
         let limit = self.state.config.write_timeout;
         let (socket, kick) = (&mut self.socket, &self.kick);
-        let io = async {
-            for msg in msgs {
-                socket.feed(msg).await?;
-            }
-            socket.flush().await
-        };
         tokio::select! {
-            written = timeout(limit, io) => match written {
+            written = timeout(limit, socket.write(lead, frame)) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Close::gone()),
                 Err(_) => Err(Close::new(CloseReason::Timeout, close_code::POLICY, format!("write stalled for {limit:?}"))
@@ -314,19 +310,16 @@ impl Session {
             CloseReason::Shutdown => tracing::debug!("closed for shutdown"),
             reason => tracing::info!(?reason, code = close.code, reason = %close.text, "closing player"),
         }
-        if !close.send_frame {
-            return;
-        }
-        let frame = CloseFrame {
-            code: close.code,
-            reason: close.text.into(),
+        let frame = match (close.send_frame, close.reason) {
+            (true, _) => socket::close_frame(close.code, &close.text),
+            // The peer closed: tungstenite's reply to its close frame, which `write` sends
+            // ahead of any frame, is all there is to send.
+            (false, CloseReason::PeerGone) => Bytes::new(),
+            // A write stalled midway: anything more would be garbage.
+            (false, _) => return,
         };
         // Best effort, and briefly: a peer too slow to take a close frame is simply dropped.
-        let _ = timeout(
-            Duration::from_millis(500),
-            self.socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        let _ = timeout(Duration::from_millis(500), self.socket.write(None, frame)).await;
     }
 }
 
@@ -339,11 +332,11 @@ enum Incoming {
     Binary(Bytes),
     /// A pong to one of our heartbeat pings.
     Pong(Bytes),
-    /// Anything else harmless (tungstenite answers pings itself).
-    Control,
+    /// A WebSocket ping; tungstenite has queued its pong.
+    Ping,
 }
 
-fn read(msg: Option<Result<Message, axum::Error>>) -> Result<Incoming, Close> {
+fn read(msg: Option<Result<Message, WsError>>) -> Result<Incoming, Close> {
     match msg {
         Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Binary(bytes)),
         Some(Ok(Message::Text(_))) => Err(Close::new(
@@ -352,26 +345,24 @@ fn read(msg: Option<Result<Message, axum::Error>>) -> Result<Incoming, Close> {
             "text frames are not accepted: send binary bincode messages",
         )),
         Some(Ok(Message::Pong(payload))) => Ok(Incoming::Pong(payload)),
-        Some(Ok(Message::Ping(_))) => Ok(Incoming::Control),
+        // (A raw `Frame` is never produced by reading.)
+        Some(Ok(Message::Ping(_) | Message::Frame(_))) => Ok(Incoming::Ping),
         Some(Ok(Message::Close(_))) | None => Err(Close::gone()),
         Some(Err(err)) => Err(read_error(err)),
     }
 }
 
-fn read_error(err: axum::Error) -> Close {
-    match err.into_inner().downcast::<WsError>() {
-        Ok(ws) => match *ws {
-            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Close::new(
-                CloseReason::TooBig,
-                close_code::SIZE,
-                format!("message of {size} bytes is over the {max_size}-byte limit"),
-            ),
-            // A peer that vanished without a close handshake simply left.
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Close::gone(),
-            WsError::Protocol(p) => Close::new(CloseReason::Malformed, close_code::PROTOCOL, p.to_string()),
-            _ => Close::gone(),
-        },
-        Err(_) => Close::gone(),
+fn read_error(err: WsError) -> Close {
+    match err {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Close::new(
+            CloseReason::TooBig,
+            close_code::SIZE,
+            format!("message of {size} bytes is over the {max_size}-byte limit"),
+        ),
+        // A peer that vanished without a close handshake simply left.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Close::gone(),
+        WsError::Protocol(p) => Close::new(CloseReason::Malformed, close_code::PROTOCOL, p.to_string()),
+        _ => Close::gone(),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{Delta, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, Welcome};
 use crate::roster::{Outbound, Roster, Seat};
 use crate::sim::{EntityId, World};
+use crate::socket;
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
@@ -158,8 +159,8 @@ impl TickLoop {
             removed,
             checksum,
         };
-        // Encoded once; every player is queued the same bytes.
-        let delta = ServerMsg::Delta(delta).encode().into();
+        // Encoded and framed once; every player is queued the same bytes.
+        let delta = socket::binary_frame(&ServerMsg::Delta(delta).encode());
         for id in self.roster.fan_out(&delta, &self.sent, now) {
             self.world.remove_player(id);
         }
@@ -188,7 +189,7 @@ impl TickLoop {
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let _ = join.seat.out.try_send(Outbound {
             ack: None,
-            frame: welcome.encode().into(),
+            frame: socket::binary_frame(&welcome.encode()),
         });
         let _ = join.reply.send(id);
         self.roster.insert(id, join.seat);
@@ -219,7 +220,7 @@ mod tests {
     /// The next queued item, decoded, with its ack.
     fn next(rx: &mut mpsc::Receiver<Outbound>) -> (Option<u32>, ServerMsg) {
         let out = rx.try_recv().expect("a queued frame");
-        (out.ack, ServerMsg::decode(&out.frame).unwrap())
+        (out.ack, ServerMsg::decode(socket::tests::parse(&out.frame).1).unwrap())
     }
 
     #[test]
