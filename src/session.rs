@@ -73,23 +73,29 @@ impl Close {
 }
 
 /// Runs a player connection until it closes. `permit` holds its place under `--max-players`.
-pub(crate) async fn run(socket: PlayerSocket, peer: SocketAddr, state: Arc<AppState>, permit: OwnedSemaphorePermit) {
+///
+/// Not an `async fn`: one would keep its arguments in the future beside the session built
+/// from them, and this future is most of what an idle player costs.
+pub(crate) fn run(
+    socket: PlayerSocket,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()> {
     let span = tracing::info_span!("player", peer = %peer, id = tracing::field::Empty);
+    let mut session = Session {
+        socket,
+        state,
+        last_seq: None,
+        kick: CancellationToken::new(),
+        name: String::new(),
+    };
     async move {
-        let kick = CancellationToken::new();
-        let mut session = Session {
-            socket,
-            state,
-            last_seq: None,
-            kick,
-            name: String::new(),
-        };
         let close = session.serve().await;
         session.finish(close).await;
         drop(permit);
     }
     .instrument(span)
-    .await
 }
 
 struct Session {
@@ -303,7 +309,7 @@ impl Session {
     }
 
     /// Sends the close frame (unless the peer is gone or stalled) and counts the close.
-    async fn finish(mut self, close: Close) {
+    async fn finish(&mut self, close: Close) {
         self.state.metrics.close(close.reason);
         match close.reason {
             CloseReason::PeerGone => tracing::info!("player left"),
