@@ -15,8 +15,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::delta::{ApplyError, NetWorld};
 use crate::protocol::{
-    ClientMsg, DecodeFailure, Hello, MAX_SERVER_MESSAGE, Move, PROTOCOL_VERSION, Ping, Pong, ServerMsg, Welcome,
-    unix_micros,
+    ClientMsg, DecodeFailure, Hello, MAX_SERVER_MESSAGE, Move, PROTOCOL_VERSION, Peeked, Ping, Pong, ServerMsg,
+    Welcome, unix_micros,
 };
 
 /// What can go wrong for a client.
@@ -87,6 +87,8 @@ pub struct Client {
     /// The last move the server applied, from its `Ack` messages.
     ack: u32,
     bytes_received: u64,
+    /// Whether snapshots and deltas are decoded and applied (see [`Client::keep_world`]).
+    keeps_world: bool,
 }
 
 impl Client {
@@ -127,6 +129,7 @@ impl Client {
             seq: 0,
             ack: 0,
             bytes_received,
+            keeps_world: true,
         })
     }
 
@@ -138,6 +141,18 @@ impl Client {
     /// This player's entity id.
     pub fn player_id(&self) -> u32 {
         self.welcome.player_id
+    }
+
+    /// Whether to decode snapshots and deltas and keep the world (the default). Without it,
+    /// [`Client::recv`] still reports each snapshot and delta with its tick and ack, read
+    /// from the first bytes only ([`ServerMsg::peek_tick`]), but [`Client::world`] is `None`
+    /// and drift goes unnoticed: for load generators, whose cost would otherwise be mostly
+    /// decoding and applying every delta.
+    pub fn keep_world(&mut self, keep: bool) {
+        self.keeps_world = keep;
+        if !keep {
+            self.world = None;
+        }
     }
 
     /// The local copy of the world, once the first snapshot arrived.
@@ -178,8 +193,16 @@ impl Client {
     /// `Received` carries them.
     pub async fn recv(&mut self) -> Result<Received, ClientError> {
         loop {
-            let msg = next_msg(&mut self.ws, &mut self.bytes_received).await?;
-            if let Some(received) = self.apply(msg)? {
+            let bytes = next_binary(&mut self.ws, &mut self.bytes_received).await?;
+            if !self.keeps_world {
+                let ack = self.ack;
+                match ServerMsg::peek_tick(&bytes) {
+                    Some(Peeked::Snapshot(tick)) => return Ok(Received::Snapshot { tick, ack }),
+                    Some(Peeked::Delta(tick)) => return Ok(Received::Delta { tick, ack }),
+                    None => {}
+                }
+            }
+            if let Some(received) = self.apply(ServerMsg::decode(&bytes)?)? {
                 return Ok(received);
             }
         }
@@ -233,11 +256,19 @@ impl Client {
     }
 }
 
-/// Reads the next binary message, skipping control frames; a close frame becomes an error.
+/// Reads and decodes the next message.
 async fn next_msg(
     ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
     bytes_received: &mut u64,
 ) -> Result<ServerMsg, ClientError> {
+    Ok(ServerMsg::decode(&next_binary(ws, bytes_received).await?)?)
+}
+
+/// Reads the next binary message, skipping control frames; a close frame becomes an error.
+async fn next_binary(
+    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
+    bytes_received: &mut u64,
+) -> Result<tungstenite::Bytes, ClientError> {
     loop {
         let msg = match ws.next().await {
             Some(msg) => msg?,
@@ -251,7 +282,7 @@ async fn next_msg(
         match msg {
             Message::Binary(bytes) => {
                 *bytes_received += bytes.len() as u64;
-                return Ok(ServerMsg::decode(&bytes)?);
+                return Ok(bytes);
             }
             Message::Close(frame) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));

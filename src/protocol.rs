@@ -343,6 +343,28 @@ impl ServerMsg {
     pub fn encode(&self) -> Vec<u8> {
         encode_vec(self)
     }
+
+    /// The tick of a snapshot or delta, read from its first bytes (the tag, then the tick)
+    /// without decoding or checking the rest; `None` for other messages or bytes that do not
+    /// start like one. For clients that follow the stream without keeping a world, such as
+    /// load generators: decoding every delta is most of what a client costs.
+    pub fn peek_tick(bytes: &[u8]) -> Option<Peeked> {
+        let ((tag, tick), _): ((u32, u64), _) = bincode::decode_from_slice(bytes, wire::<16>()).ok()?;
+        match tag {
+            1 => Some(Peeked::Snapshot(tick)),
+            2 => Some(Peeked::Delta(tick)),
+            _ => None,
+        }
+    }
+}
+
+/// What [`ServerMsg::peek_tick`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peeked {
+    /// A snapshot of this tick.
+    Snapshot(u64),
+    /// A delta to this tick.
+    Delta(u64),
 }
 
 /// FNV-1a (32-bit) over each entity, in id order, as the little-endian bytes of `id`, then

@@ -207,3 +207,28 @@ async fn the_delta_stream_is_small_when_nothing_moves() {
     let per_tick = (player.bytes_received() - before) / 10;
     assert!(per_tick <= 8, "an idle delta took {per_tick} bytes");
 }
+
+#[tokio::test]
+async fn a_client_without_a_world_still_sees_every_tick_and_its_acks() {
+    let server = TestServer::at(60).await;
+    let mut player = server.player("light").await;
+    player.keep_world(false);
+    let mut last = match within(player.recv()).await.unwrap() {
+        Received::Snapshot { tick, .. } => tick,
+        other => panic!("expected the keyframe first, got {other:?}"),
+    };
+    let seq = player.send_move(50, 50).await.unwrap();
+    let mut acked = false;
+    for _ in 0..10 {
+        match within(player.recv()).await.unwrap() {
+            Received::Delta { tick, ack } => {
+                assert_eq!(tick, last + 1, "a tick went missing");
+                acked |= ack == seq;
+                last = tick;
+            }
+            other => panic!("expected deltas, got {other:?}"),
+        }
+    }
+    assert!(acked, "the move's ack arrived");
+    assert!(player.world().is_none());
+}

@@ -89,12 +89,15 @@ impl Brain {
         self.wander(arena, me.x, me.y)
     }
 
+    /// The direction to move in next without a world to look at (a bot that keeps none):
+    /// wandering headings, with no orbs to chase and no walls to turn from.
+    pub fn decide_blind(&mut self) -> (i8, i8) {
+        self.hold_or_turn();
+        self.heading
+    }
+
     fn wander(&mut self, arena: &Arena, x: u32, y: u32) -> (i8, i8) {
-        if self.hold == 0 || self.heading == (0, 0) {
-            self.heading = (self.rng.random_range(-127..=127), self.rng.random_range(-127..=127));
-            self.hold = self.rng.random_range(WANDER_HOLD);
-        }
-        self.hold -= 1;
+        self.hold_or_turn();
         // Point each axis away from a wall that is close; the server would clamp us against it.
         let away = |pos: u32, size: u32, d: i8| match () {
             _ if pos < WALL_MARGIN => d.saturating_abs(),
@@ -106,6 +109,15 @@ impl Brain {
             away(y, arena.height, self.heading.1),
         );
         self.heading
+    }
+
+    /// Keeps the heading for a while, then picks a new random one.
+    fn hold_or_turn(&mut self) {
+        if self.hold == 0 || self.heading == (0, 0) {
+            self.heading = (self.rng.random_range(-127..=127), self.rng.random_range(-127..=127));
+            self.hold = self.rng.random_range(WANDER_HOLD);
+        }
+        self.hold -= 1;
     }
 }
 

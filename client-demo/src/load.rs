@@ -3,7 +3,8 @@
 //! The run, in order:
 //! 1. Measure the floors ([`crate::floors`]): TCP and WebSocket echo RTT on loopback.
 //! 2. For each N: start a fresh release server ([`ServerProcess`]), note its idle memory, run
-//!    N bots in this process ([`crate::swarm`]) ramped over `max(2 s, N / 400 s)`, wait
+//!    N bots in this process ([`crate::swarm`], following the stream by tick without keeping
+//!    a world, see `Client::keep_world`) ramped over `max(2 s, N / 400 s)`, wait
 //!    [`LoadConfig::settle`], then measure a window of [`LoadConfig::window`]: the server's CPU
 //!    (`/proc/<pid>/stat`) and `/metrics` at both ends, memory at the end, and the bots' RTTs,
 //!    bytes and deltas of exactly the seconds in the window.
@@ -192,6 +193,9 @@ async fn run_step(
     let swarm_config = SwarmConfig {
         url: server.ws_url(),
         ramp,
+        // On the server's own cores, N bots that each decode and apply every delta (O(N)
+        // per delta, so O(N²) in all) saturate the machine long before the server does.
+        keep_world: false,
         ..SwarmConfig::new(players, Duration::from_secs(window_end + 1))
     };
     let halt = stop.child_token();

@@ -180,6 +180,10 @@ struct BotsArgs {
     /// Time between one bot's pings.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     ping_every: Duration,
+    /// Follow the stream by tick only, without decoding it into a world: far cheaper per bot,
+    /// for big swarms; bots then wander blind and checksums go unchecked.
+    #[arg(long)]
+    blind: bool,
     /// Print the report as one JSON object on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -308,6 +312,7 @@ async fn bots(args: BotsArgs) -> ExitCode {
         move_every: args.move_every,
         ping_every: args.ping_every,
         allow_remote: args.allow_remote,
+        keep_world: !args.blind,
         ..defaults
     };
     let stop = stop_on_ctrl_c();

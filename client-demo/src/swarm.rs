@@ -57,6 +57,9 @@ pub struct SwarmConfig {
     pub ping_every: Duration,
     /// Allow a target outside 127.0.0.0/8 and ::1.
     pub allow_remote: bool,
+    /// Whether each bot keeps the world (decoding every frame, checking checksums) or only
+    /// follows the stream by tick and wanders blind, which costs far less per bot.
+    pub keep_world: bool,
 }
 
 impl SwarmConfig {
@@ -72,6 +75,7 @@ impl SwarmConfig {
             move_every: Duration::from_millis(100),
             ping_every: Duration::from_millis(500),
             allow_remote: false,
+            keep_world: true,
         }
     }
 }
@@ -198,6 +202,7 @@ pub async fn run_observed(
                     seed: config.seed.wrapping_add(spawned as u64),
                     move_every: config.move_every,
                     ping_every: config.ping_every,
+                    keep_world: config.keep_world,
                 };
                 bots.spawn(bot::run(spec, live.clone(), rtt_tx.clone(), halt.clone()));
                 spawned += 1;

@@ -44,6 +44,27 @@ async fn twenty_bots_connect_move_and_stay_in_sync() {
     assert!(progress.iter().any(|p| p.connected == 20), "{progress:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_bots_follow_every_tick_and_still_move() {
+    let server = TestServer::at(30).await;
+    let config = SwarmConfig {
+        keep_world: false,
+        ..swarm_for(server.ws_url(), 10, Duration::from_secs(2))
+    };
+    let report = within(swarm::run(&config, CancellationToken::new(), |_| {}))
+        .await
+        .expect("the swarm runs");
+    assert_eq!((report.bots_connected, report.bots_failed), (10, 0), "{report}");
+    assert!(report.deltas_per_sec_per_bot > 10.0, "{report}");
+    assert_eq!(
+        report.checksums_verified, 0,
+        "nothing is checked without a world: {report}"
+    );
+    assert!(report.rtt_us.samples >= 20, "{report}");
+    assert!(report.close_reasons.is_empty(), "{report}");
+    assert!(server.metrics.inputs_applied.get() > 100, "blind bots still move");
+}
+
 #[tokio::test]
 async fn a_server_that_is_not_running_fails_every_bot_with_the_reason() {
     let url = format!("ws://{}/ws", closed_port().await);

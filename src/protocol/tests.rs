@@ -253,3 +253,25 @@ fn quantization_round_trips_within_half_a_step() {
         assert!((dequantize(quantize(v)) - v).abs() <= 0.5 / POSITION_SCALE as f32);
     }
 }
+
+#[test]
+fn peek_tick_reads_the_tick_of_every_snapshot_and_delta_vector_and_nothing_else() {
+    let server_vectors = vectors()
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "hello" | "move" | "ping"));
+    for (name, bytes) in server_vectors {
+        let peeked = ServerMsg::peek_tick(&bytes);
+        match ServerMsg::decode(&bytes) {
+            Ok(ServerMsg::Snapshot(s)) => assert_eq!(peeked, Some(Peeked::Snapshot(s.tick)), "{name}"),
+            Ok(ServerMsg::Delta(d)) => assert_eq!(peeked, Some(Peeked::Delta(d.tick)), "{name}"),
+            _ => assert_eq!(peeked, None, "{name}"),
+        }
+    }
+    let late = ServerMsg::Delta(Delta {
+        tick: u64::MAX - 1,
+        ..delta()
+    });
+    assert_eq!(ServerMsg::peek_tick(&late.encode()), Some(Peeked::Delta(u64::MAX - 1)));
+    assert_eq!(ServerMsg::peek_tick(&[2]), None, "cut short");
+    assert_eq!(ServerMsg::peek_tick(&[]), None);
+}
