@@ -1,8 +1,8 @@
 //! Fan-out: one tick's broadcast to N in-process sessions (10 to 4 000 players).
 //!
 //! Timed: `Roster::fan_out` queueing this tick's delta to every player, which is per player a
-//! reference-count clone of the one encoded frame, the ack if it changed, and one `try_send`
-//! on its bounded queue. Not timed: the diff and encode before it (the delta
+//! reference-count clone of the one encoded frame, the ack if it changed, and one push on
+//! its bounded queue. Not timed: the diff and encode before it (the delta
 //! bench), waking session tasks (none awaits these queues), their WebSocket writes, and
 //! draining the queues, which happens between timed ticks so every queue has room.
 //!
@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use tickcast::Config;
 use tickcast::delta::NetWorld;
 use tickcast::metrics::Metrics;
+use tickcast::outbox::{Inbox, outbox};
 use tickcast::protocol::{Delta, Move, ServerMsg, Updates};
-use tickcast::roster::{InputSlot, Outbound, Roster, Seat};
+use tickcast::roster::{InputSlot, Roster, Seat};
 use tickcast::sim::{Rules, World};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
@@ -62,7 +62,7 @@ fn fanout(c: &mut Criterion) {
 /// A roster of N synced players, the receiving ends of their queues, and two ticks to send.
 struct Table {
     roster: Roster,
-    queues: Vec<mpsc::Receiver<Outbound>>,
+    queues: Vec<Inbox>,
     /// The world the tick's keyframes would show; only a player behind would get one.
     world: NetWorld,
     idle: Bytes,
@@ -91,7 +91,7 @@ impl Table {
             sim.set_direction(id, dx, dy);
             let input = Arc::new(InputSlot::default());
             input.put(Move { seq: ACK, dx, dy });
-            let (out, queue) = mpsc::channel(config.player_queue as usize);
+            let (out, queue) = outbox(config.player_queue as usize);
             let kick = CancellationToken::new();
             roster.insert(id, Seat { input, out, kick });
             queues.push(queue);
@@ -152,7 +152,7 @@ impl Table {
     fn drain(&mut self) -> usize {
         let mut frames = 0;
         for queue in &mut self.queues {
-            while queue.try_recv().is_ok() {
+            while let Some(Some(_)) = queue.try_recv() {
                 frames += 1;
             }
         }

@@ -9,6 +9,7 @@
 //! - [`protocol`]: every wire message and the one bincode encoding (see PROTOCOL.md).
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
 //! - `tick`: the tick loop that owns the world.
+//! - [`outbox`]: a player's bounded queue of outbound frames.
 //! - [`roster`]: the connected players: input slots in, bounded frame queues out, the fan-out
 //!   and its overflow policy.
 //! - `session`: one player's connection, from hello to close.
@@ -43,6 +44,7 @@ mod feed;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod roster;
 pub mod server;

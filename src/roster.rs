@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::delta::NetWorld;
 use crate::metrics::Metrics;
+use crate::outbox::{Outlet, PushError};
 use crate::protocol::{Move, ServerMsg, Snapshot};
 use crate::sim::EntityId;
 use crate::socket;
@@ -68,7 +68,7 @@ pub struct Seat {
     pub input: Arc<InputSlot>,
     /// Frames for this player, bounded by `--player-queue` (see the module docs for the
     /// overflow policy).
-    pub out: mpsc::Sender<Outbound>,
+    pub out: Outlet,
     /// Cancelled when the player is too slow to keep.
     pub kick: CancellationToken,
 }
@@ -172,7 +172,7 @@ impl Roster {
         let mut kicked = Vec::new();
         let (mut queued, mut deepest) = (0, 0);
         for (id, peer) in &mut self.peers {
-            let depth = peer.seat.out.max_capacity() - peer.seat.out.capacity();
+            let depth = peer.seat.out.len();
             queued += depth;
             deepest = deepest.max(depth);
             let frame = match peer.sync {
@@ -188,7 +188,7 @@ impl Roster {
                     .clone(),
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
-            match peer.seat.out.try_send(Outbound { ack, frame }) {
+            match peer.seat.out.push(Outbound { ack, frame }) {
                 Ok(()) => {
                     peer.ack_sent = peer.ack;
                     if peer.sync == Sync::Behind {
@@ -197,7 +197,7 @@ impl Roster {
                     peer.sync = Sync::Synced;
                     peer.full_since = None;
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(PushError::Full) => {
                     if peer.sync == Sync::Synced {
                         self.metrics.deltas_dropped.inc();
                         peer.sync = Sync::Behind;
@@ -209,7 +209,7 @@ impl Roster {
                     }
                 }
                 // The session ended; `remove_departed` takes it out next tick.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(PushError::Closed) => {}
             }
         }
         for id in &kicked {

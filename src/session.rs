@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::ws::close_code;
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::auth;
 use crate::limits::{COMMANDS_PER_TICK, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
+use crate::outbox::outbox;
 use crate::protocol::{
     Ack, ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
@@ -121,7 +122,7 @@ impl Session {
     async fn play(&mut self) -> Result<Infallible, Close> {
         let hello = self.hello().await?;
         let input = Arc::new(InputSlot::default());
-        let (out, mut frames) = mpsc::channel::<Outbound>(self.state.config.player_queue as usize);
+        let (out, mut frames) = outbox(self.state.config.player_queue as usize);
         let kick = self.kick.clone();
         let (reply, joined) = oneshot::channel();
         let seat = Seat {

@@ -187,7 +187,7 @@ impl TickLoop {
             ..self.welcome.clone()
         });
         // A fresh queue has room; if the session is already gone, the next tick removes it.
-        let _ = join.seat.out.try_send(Outbound {
+        let _ = join.seat.out.push(Outbound {
             ack: None,
             frame: socket::binary_frame(&welcome.encode()),
         });
@@ -199,11 +199,12 @@ impl TickLoop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::{Inbox, outbox};
     use crate::protocol::Move;
     use crate::roster::InputSlot;
 
-    fn join(tick: &mut TickLoop, queue: usize) -> (mpsc::Receiver<Outbound>, Arc<InputSlot>, CancellationToken) {
-        let (out, rx) = mpsc::channel(queue);
+    fn join(tick: &mut TickLoop, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
+        let (out, rx) = outbox(queue);
         let (reply, _) = oneshot::channel();
         let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
         tick.admit(JoinRequest {
@@ -218,8 +219,8 @@ mod tests {
     }
 
     /// The next queued item, decoded, with its ack.
-    fn next(rx: &mut mpsc::Receiver<Outbound>) -> (Option<u32>, ServerMsg) {
-        let out = rx.try_recv().expect("a queued frame");
+    fn next(rx: &mut Inbox) -> (Option<u32>, ServerMsg) {
+        let out = rx.try_recv().flatten().expect("a queued frame");
         (out.ack, ServerMsg::decode(socket::tests::parse(&out.frame).1).unwrap())
     }
 
@@ -268,13 +269,17 @@ mod tests {
             next(rx); // welcome
             next(rx); // keyframe
         }
-        let (a2, b2) = (a.try_recv().unwrap(), b.try_recv().unwrap());
+        let (a2, b2) = (a.try_recv().flatten().unwrap(), b.try_recv().flatten().unwrap());
         assert_eq!(a2.ack, Some(5), "the applied move is acked with the tick's frame");
         assert_eq!(b2.ack, None);
         assert!(
             a2.frame.as_ptr() == b2.frame.as_ptr(),
             "the delta is shared, not copied"
         );
-        assert_eq!(a.try_recv().unwrap().ack, None, "an unchanged ack is not resent");
+        assert_eq!(
+            a.try_recv().flatten().unwrap().ack,
+            None,
+            "an unchanged ack is not resent"
+        );
     }
 }
