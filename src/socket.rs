@@ -39,10 +39,10 @@ pub(crate) use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::MAX_CLIENT_MESSAGE;
 
-/// tungstenite's read buffer per player. Client messages are tens of bytes; the 128 KiB
-/// default would be most of an idle player's memory. It grows for a larger message, up to
-/// the message limit.
-const READ_BUFFER: usize = 512;
+/// tungstenite's read buffer per player. A move or a ping is under 20 bytes, so this holds a
+/// dozen at once; the 128 KiB default would be thirty times all the rest of an idle player.
+/// It grows for a larger message (a hello with a token), up to the message limit.
+const READ_BUFFER: usize = 256;
 
 /// A WebSocket binary frame (final, unmasked, as a server sends it) carrying `payload`.
 pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
