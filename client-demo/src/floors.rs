@@ -1,7 +1,8 @@
 //! The floors of this machine: what loopback networking costs before tickcast does anything,
 //! so the `load` command can state its figures as multiples of them.
 //!
-//! - **TCP echo RTT**: 32 bytes to an in-process echo task and back, Nagle off.
+//! - **TCP echo RTT**: 32 bytes to an echo server and back, Nagle off. The echo server runs on
+//!   its own thread and runtime, as the game server runs in its own process.
 //! - **WebSocket echo RTT**: the same over tokio-tungstenite, one 32-byte binary message.
 //! - **Fan-out**: one thread writes an already-framed message to N loopback TCP sockets at the
 //!   tick rate with non-blocking writes (what `try_write` is), while tasks on the other ends
@@ -51,17 +52,15 @@ pub struct FanoutFloor {
 
 /// RTT of `rounds` 32-byte echoes over a plain loopback TCP connection.
 pub async fn tcp_echo(rounds: usize) -> io::Result<RttSummary> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let echo = tokio::spawn(async move {
+    let (addr, echo) = serve_elsewhere(|listener| async move {
         let (mut tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
         let mut buf = [0; ECHO_BYTES];
         while tcp.read_exact(&mut buf).await.is_ok() {
             tcp.write_all(&buf).await?;
         }
-        io::Result::Ok(())
-    });
+        Ok(())
+    })?;
     let mut tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let mut stats = RttStats::new();
@@ -75,15 +74,13 @@ pub async fn tcp_echo(rounds: usize) -> io::Result<RttSummary> {
         }
     }
     drop(tcp);
-    echo.await.map_err(io::Error::other)??;
+    echo.await?;
     Ok(stats.summary())
 }
 
 /// RTT of `rounds` 32-byte binary messages echoed over tokio-tungstenite on loopback.
 pub async fn websocket_echo(rounds: usize) -> io::Result<RttSummary> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let echo = tokio::spawn(async move {
+    let (addr, echo) = serve_elsewhere(|listener| async move {
         let (tcp, _) = listener.accept().await?;
         tcp.set_nodelay(true)?;
         let mut ws = tokio_tungstenite::accept_async(tcp).await.map_err(io::Error::other)?;
@@ -92,8 +89,8 @@ pub async fn websocket_echo(rounds: usize) -> io::Result<RttSummary> {
                 break;
             }
         }
-        io::Result::Ok(())
-    });
+        Ok(())
+    })?;
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
@@ -115,8 +112,33 @@ pub async fn websocket_echo(rounds: usize) -> io::Result<RttSummary> {
         }
     }
     let _ = ws.close(None).await;
-    echo.await.map_err(io::Error::other)??;
+    echo.await?;
     Ok(stats.summary())
+}
+
+/// Runs an echo server on its own thread and single-threaded runtime, as the game server runs
+/// in its own process: an echo task on the client's runtime would skip the cross-thread
+/// wake-up every real round trip pays, and flatter the floor. The returned future waits for
+/// the server to finish (after the client closed its connection).
+fn serve_elsewhere<F, Fut>(serve: F) -> io::Result<(SocketAddr, impl Future<Output = io::Result<()>>)>
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = io::Result<()>>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async move { serve(TcpListener::from_std(listener)?).await })
+    });
+    let finished = async move {
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|_| io::Error::other("echo server panicked"))?
+    };
+    Ok((addr, finished))
 }
 
 /// Writes a `frame_bytes` message to each of `sockets` loopback connections `hz` times a

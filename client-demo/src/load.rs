@@ -1,7 +1,8 @@
 //! `load`: how much one server holds on this machine, step by step in player count.
 //!
 //! The run, in order:
-//! 1. Measure the floors ([`crate::floors`]): TCP and WebSocket echo RTT on loopback.
+//! 1. Measure the floors ([`crate::floors`]): TCP and WebSocket echo RTT on loopback; then
+//!    the tickcast client's ping RTT against a fresh server with no bots ("quiet ping").
 //! 2. For each N: start a fresh release server ([`ServerProcess`]), note its idle memory, run
 //!    N bots in this process ([`crate::swarm`], following the stream by tick without keeping
 //!    a world, see `Client::keep_world`) ramped over `max(2 s, N / 400 s)`, wait
@@ -17,6 +18,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +27,7 @@ use crate::load_report::{Floors, LoadReport, Step};
 use crate::procinfo::{self, Memory};
 use crate::scrape::Scrape;
 use crate::server_proc::{ServerProcess, StartError};
-use crate::stats::RttStats;
+use crate::stats::{RttStats, RttSummary};
 use crate::swarm::{self, SwarmConfig, SwarmError};
 
 /// What `load` does.
@@ -109,6 +111,8 @@ pub async fn run(
             .await
             .map_err(io("websocket echo floor"))?,
     };
+    log("measuring ping RTT against a quiet server");
+    let quiet_ping_us = quiet_ping(config).await?;
     let mut report = LoadReport {
         server_bin: config.server_bin.display().to_string(),
         tick_hz: config.tick_hz,
@@ -116,6 +120,8 @@ pub async fn run(
         clock_ticks_per_sec: procinfo::clock_ticks_per_sec(),
         rtt_limit_us: config.rtt_limit.as_micros() as u64,
         floors,
+        quiet_ping_us,
+        quiet_ping_vs_tcp: ratio(quiet_ping_us.p50 as f64, floors.tcp_rtt_us.p50 as f64),
         steps: Vec::new(),
         stopped: None,
     };
@@ -147,6 +153,54 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// Pings answered by a fresh server with nobody else on it, and how many of them each player
+/// sends: within the one-second burst the rate limit allows, so none is dropped.
+const QUIET_PINGS: usize = 2000;
+const PINGS_PER_PLAYER: usize = 50;
+
+/// Ping RTT of the tickcast client against a fresh server with no bots: what the goal
+/// compares with the TCP echo floor. The bots' RTTs are this plus the load of N players on
+/// the same two cores.
+async fn quiet_ping(config: &LoadConfig) -> Result<RttSummary, LoadError> {
+    let args = [format!("--tick-hz={}", config.tick_hz), "--seed=1".into()];
+    let server = ServerProcess::start(&config.server_bin, &args).await?;
+    let mut players = Vec::new();
+    for i in 0..QUIET_PINGS.div_ceil(PINGS_PER_PLAYER) {
+        let mut player = Client::connect(&server.ws_url(), &format!("pinger-{i}"))
+            .await
+            .map_err(|err| LoadError::Io {
+                what: "connecting a pinger",
+                source: io::Error::other(err),
+            })?;
+        player.keep_world(false);
+        players.push(player);
+    }
+    let mut rtt = RttStats::new();
+    let count = players.len();
+    for round in 0..QUIET_PINGS {
+        let player = &mut players[round % count];
+        let pinged = async {
+            player.send_ping(round as u32).await?;
+            loop {
+                if let Received::Pong { rtt, .. } = player.recv().await? {
+                    return Ok::<_, ClientError>(rtt);
+                }
+            }
+        };
+        let sample = pinged.await.map_err(|err| LoadError::Io {
+            what: "pinging the quiet server",
+            source: io::Error::other(err),
+        })?;
+        // The first round trips warm the connections up.
+        if round >= count {
+            rtt.record(sample);
+        }
+    }
+    drop(players);
+    server.stop().await.map_err(io("stopping the quiet server"))?;
+    Ok(rtt.summary())
 }
 
 /// What is read at each end of the window.

@@ -23,6 +23,10 @@ pub struct LoadReport {
     pub rtt_limit_us: u64,
     /// Loopback round trips without tickcast.
     pub floors: Floors,
+    /// The tickcast client's ping RTT against a fresh server with no bots, microseconds.
+    pub quiet_ping_us: RttSummary,
+    /// Its p50 over the raw TCP echo p50.
+    pub quiet_ping_vs_tcp: f64,
     /// One entry per player count run, in order.
     pub steps: Vec<Step>,
     /// Why the run stopped before its last step, if it did.
@@ -141,11 +145,13 @@ impl fmt::Display for LoadReport {
         let (tcp, ws) = (&self.floors.tcp_rtt_us, &self.floors.websocket_rtt_us);
         writeln!(
             f,
-            "floors (loopback, in-process): raw TCP echo RTT p50 {} p99 {}; tokio-tungstenite echo RTT p50 {} p99 {}\n",
-            Millis(tcp.p50),
-            Millis(tcp.p99),
-            Millis(ws.p50),
-            Millis(ws.p99)
+            "floors (loopback, echo on its own thread): raw TCP echo RTT p50 {} µs p99 {} µs; tokio-tungstenite echo RTT p50 {} µs p99 {} µs",
+            tcp.p50, tcp.p99, ws.p50, ws.p99
+        )?;
+        writeln!(
+            f,
+            "quiet ping (tickcast client, fresh server, no bots): RTT p50 {} µs p99 {} µs, {:.2}× the TCP echo p50\n",
+            self.quiet_ping_us.p50, self.quiet_ping_us.p99, self.quiet_ping_vs_tcp
         )?;
         writeln!(
             f,

@@ -54,6 +54,9 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         .await
         .expect("load runs");
     assert!(report.floors.tcp_rtt_us.samples == 200 && report.floors.websocket_rtt_us.samples == 200);
+    // Every quiet ping was answered (the first round per player is warm-up).
+    assert_eq!(report.quiet_ping_us.samples, 2000 - 40, "{report}");
+    assert!(report.quiet_ping_vs_tcp > 0.0, "{report}");
     let [step] = &report.steps[..] else { panic!("{report}") };
     assert_eq!((step.players, step.connected), (10, 10), "{report}");
     assert!(step.ticks_per_sec > 15.0 && step.window_secs >= 1.9, "{report}");
