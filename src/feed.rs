@@ -46,7 +46,8 @@ pub(crate) struct Event {
     /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
     base: u64,
     pub(crate) kind: EventKind,
-    /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field.
+    /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field: a slice
+    /// of `sse`, not a second copy (the resume ring holds 30 s of these).
     pub(crate) json: Bytes,
     /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
     pub(crate) sse: Bytes,
@@ -54,17 +55,19 @@ pub(crate) struct Event {
 
 impl Event {
     fn new(tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
-        let mut sse = Vec::with_capacity(json.len() + 48);
+        let head = format!("id: {tick}\nevent: {}\ndata: ", kind.name());
+        let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
         // serde_json's compact output has no newlines, so one `data:` line holds it all.
-        sse.extend_from_slice(format!("id: {tick}\nevent: {}\ndata: ", kind.name()).as_bytes());
+        sse.extend_from_slice(head.as_bytes());
         sse.extend_from_slice(&json);
         sse.extend_from_slice(b"\n\n");
+        let sse = Bytes::from(sse);
         Self {
             tick,
             base,
             kind,
-            json: json.into(),
-            sse: sse.into(),
+            json: sse.slice(head.len()..head.len() + json.len()),
+            sse,
         }
     }
 

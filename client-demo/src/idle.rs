@@ -3,8 +3,9 @@
 //! Start the release server, note its resident memory, open N player WebSockets that send their
 //! hello and then only read (tungstenite answers the server's keep-alive pings by itself), wait
 //! until every one is welcomed, let it settle, and read the resident memory again:
-//! `(VmRSS after - VmRSS before) / N` is what one idle player costs the server, its socket,
-//! session task, queue and place in the world included.
+//! `(VmRSS after - VmRSS before) / players open` is what one idle player costs the server, its
+//! socket, session task, queue and place in the world included. (Players still open, by the
+//! server's count: an overloaded server closes those too slow to keep up.)
 //!
 //! Connections come from 127.0.0.1, 127.0.0.2, ... in turn, [`IdleConfig::per_source`] from
 //! each, since one source address has only so many ephemeral ports. Both this process and the
@@ -103,7 +104,7 @@ pub struct IdleReport {
     pub rss_after_kib: u64,
     /// The server's peak resident memory, KiB.
     pub peak_rss_kib: u64,
-    /// `(after - before) / joined`, bytes.
+    /// `(after - before) / players open at the measurement`, bytes.
     pub bytes_per_connection: f64,
     /// Open descriptors of the server at the measurement.
     pub server_fds: usize,
@@ -207,6 +208,9 @@ pub async fn run(
     let metrics = server.metrics().await?;
     let server_fds = procinfo::open_fds(pid)?;
     let ticks = metrics.value("tickcast_ticks_total") - first.value("tickcast_ticks_total");
+    // Divided by the players still open: an overloaded server may have closed some as too
+    // slow since they were welcomed, and they hold nothing any more.
+    let open = metrics.value("tickcast_players");
 
     halt.cancel();
     players.shutdown().await;
@@ -221,9 +225,9 @@ pub async fn run(
         rss_before_kib: before.rss_kib,
         rss_after_kib: after.rss_kib,
         peak_rss_kib: after.peak_kib,
-        bytes_per_connection: after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / joined.max(1) as f64,
+        bytes_per_connection: after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / open.max(1.0),
         server_fds,
-        players_gauge: metrics.value("tickcast_players"),
+        players_gauge: open,
         queued_frames: metrics.value("tickcast_outbound_queued_frames"),
         ticks_per_sec: ticks / config.settle.as_secs_f64().max(1e-3),
     })
@@ -263,7 +267,7 @@ impl fmt::Display for IdleReport {
         )?;
         writeln!(
             f,
-            "  per connection  {:.0} bytes ({:.2} KiB) = (RSS after - RSS before) / welcomed",
+            "  per connection  {:.0} bytes ({:.2} KiB) = (RSS after - RSS before) / players open",
             self.bytes_per_connection,
             self.bytes_per_connection / 1024.0
         )?;
