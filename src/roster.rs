@@ -183,7 +183,7 @@ impl Roster {
                             tick: world.tick(),
                             entities: world.entities().to_vec(),
                         };
-                        socket::binary_frame(&ServerMsg::Snapshot(snapshot).encode())
+                        socket::binary_frame(ServerMsg::Snapshot(snapshot).encode())
                     })
                     .clone(),
             };

@@ -149,14 +149,19 @@ impl Session {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         let mut allowance = RateLimit::for_tick_rate(self.state.config.tick_hz, last_heard);
+        // Made once, not once per pass of the loop: a fresh `cancelled()` registers with its
+        // token (under the token's lock) and deregisters when dropped, and every player
+        // shares the one shutdown token: twice a tick per player, all on one lock.
+        let (stopping, kicked) = (shutdown.cancelled(), kick.cancelled());
+        tokio::pin!(stopping, kicked);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Err(shutting_down()),
-                _ = kick.cancelled() => return Err(Close::too_slow()),
+                () = &mut stopping => return Err(shutting_down()),
+                () = &mut kicked => return Err(Close::too_slow()),
                 out = frames.recv() => match out {
                     Some(Outbound { ack, frame }) => {
-                        let ack = ack.map(|seq| socket::binary_frame(&ServerMsg::Ack(Ack { seq }).encode()));
+                        let ack = ack.map(|seq| socket::binary_frame(ServerMsg::Ack(Ack { seq }).encode()));
                         let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
                         self.write(ack, frame).await?;
                         sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
@@ -282,7 +287,7 @@ impl Session {
                     server_time_us: unix_micros(),
                 })
                 .encode();
-                let pong = socket::binary_frame(&pong);
+                let pong = socket::binary_frame(pong);
                 let len = pong.len();
                 self.write(None, pong).await?;
                 metrics.websocket.sent(len);

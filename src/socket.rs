@@ -45,12 +45,8 @@ use crate::protocol::MAX_CLIENT_MESSAGE;
 const READ_BUFFER: usize = 256;
 
 /// A WebSocket binary frame (final, unmasked, as a server sends it) carrying `payload`.
-pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
-    format(Frame::message(
-        Bytes::copy_from_slice(payload),
-        OpCode::Data(Data::Binary),
-        true,
-    ))
+pub(crate) fn binary_frame(payload: Vec<u8>) -> Bytes {
+    format(Frame::message(payload, OpCode::Data(Data::Binary), true))
 }
 
 /// A ping frame carrying `payload` (at most 125 bytes).
@@ -233,7 +229,7 @@ pub(crate) mod tests {
     fn frames_carry_their_payload_unmasked_with_the_shortest_length() {
         for len in [0, 125, 126, 65_535, 65_536] {
             let payload = vec![7u8; len];
-            let frame = binary_frame(&payload);
+            let frame = binary_frame(payload.clone());
             let header_len = match len {
                 0..=125 => 2,
                 126..=65_535 => 4,

@@ -160,7 +160,7 @@ impl TickLoop {
             checksum,
         };
         // Encoded and framed once; every player is queued the same bytes.
-        let delta = socket::binary_frame(&ServerMsg::Delta(delta).encode());
+        let delta = socket::binary_frame(ServerMsg::Delta(delta).encode());
         for id in self.roster.fan_out(&delta, &self.sent, now) {
             self.world.remove_player(id);
         }
@@ -189,7 +189,7 @@ impl TickLoop {
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let _ = join.seat.out.push(Outbound {
             ack: None,
-            frame: socket::binary_frame(&welcome.encode()),
+            frame: socket::binary_frame(welcome.encode()),
         });
         let _ = join.reply.send(id);
         self.roster.insert(id, join.seat);
