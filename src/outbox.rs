@@ -76,8 +76,9 @@ impl Shared {
 pub struct Outlet(Arc<Shared>);
 
 impl Outlet {
-    /// Queues `frame` unless the queue is full or closed.
-    pub fn push(&self, frame: Outbound) -> Result<(), PushError> {
+    /// Queues `frame` unless the queue is full or closed; returns how many frames were
+    /// already waiting (one lock for the fan-out's push and its queue-depth gauge).
+    pub fn push(&self, frame: Outbound) -> Result<usize, PushError> {
         let mut queue = self.0.lock();
         if queue.closed {
             return Err(PushError::Closed);
@@ -85,10 +86,16 @@ impl Outlet {
         if queue.frames.len() >= self.0.capacity {
             return Err(PushError::Full);
         }
+        let waiting = queue.frames.len();
         queue.frames.push_back(frame);
         drop(queue);
         self.0.ready.notify_one();
-        Ok(())
+        Ok(waiting)
+    }
+
+    /// The most frames it holds.
+    pub fn capacity(&self) -> usize {
+        self.0.capacity
     }
 
     /// Frames queued and not yet taken.
@@ -167,12 +174,12 @@ mod tests {
     #[test]
     fn refuses_past_capacity_and_keeps_order() {
         let (out, mut inbox) = outbox(2);
-        assert_eq!(out.push(frame(1)), Ok(()));
-        assert_eq!(out.push(frame(2)), Ok(()));
+        assert_eq!(out.push(frame(1)), Ok(0));
+        assert_eq!(out.push(frame(2)), Ok(1));
         assert_eq!(out.push(frame(3)), Err(PushError::Full));
         assert_eq!(out.len(), 2);
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 1);
-        assert_eq!(out.push(frame(4)), Ok(()));
+        assert_eq!(out.push(frame(4)), Ok(1));
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 2);
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 4);
         assert!(inbox.try_recv().is_none());

@@ -172,9 +172,6 @@ impl Roster {
         let mut kicked = Vec::new();
         let (mut queued, mut deepest) = (0, 0);
         for (id, peer) in &mut self.peers {
-            let depth = peer.seat.out.len();
-            queued += depth;
-            deepest = deepest.max(depth);
             let frame = match peer.sync {
                 Sync::Synced => delta.clone(),
                 Sync::Joining | Sync::Behind => keyframe
@@ -188,8 +185,16 @@ impl Roster {
                     .clone(),
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
-            match peer.seat.out.push(Outbound { ack, frame }) {
-                Ok(()) => {
+            let pushed = peer.seat.out.push(Outbound { ack, frame });
+            let depth = match pushed {
+                Ok(waiting) => waiting,
+                Err(PushError::Full) => peer.seat.out.capacity(),
+                Err(PushError::Closed) => 0,
+            };
+            queued += depth;
+            deepest = deepest.max(depth);
+            match pushed {
+                Ok(_) => {
                     peer.ack_sent = peer.ack;
                     if peer.sync == Sync::Behind {
                         self.metrics.resync_keyframes.inc();
