@@ -19,20 +19,8 @@
 //! - [`sse`], [`feed`], [`spectate`]: the spectator: a server-sent events parser, the feed's
 //!   JSON events and world, and the HTTP follower.
 //!
-//! The measuring commands (`load`, `idle`, `transports`, `soak`) start the release server as a
-//! child process and load it from here, over loopback only:
-//! - [`server_proc`]: the server under test, started on a free port and always stopped.
-//! - [`procinfo`]: its CPU time, memory and open files, from `/proc`.
-//! - [`scrape`]: its `/metrics`, and quantiles from histogram buckets.
-//! - [`counted`], [`http1`], [`wire`]: clients that count every byte on the wire: a socket
-//!   wrapper, a hand-written HTTP/1.1 client, and a bare player WebSocket.
-//! - [`floors`]: loopback RTT and fan-out floors of this machine.
-//! - [`load`] and [`load_report`]: the step-by-step load harness and its table.
-//! - [`idle`]: memory per idle connection.
-//! - [`followers`] and [`transports`]: one client per way of following a match, and their
-//!   comparison.
-//! - [`abuse`], [`soak`] and [`soak_report`]: misbehaving clients, the bounded soak that runs
-//!   them with bots and spectators while sampling the server, and its verdicts.
+//! The measuring commands (`load`, `idle`, `transports`, `soak`) live in [`measure`]: they start
+//! the release server as a child process and load it from here, over loopback only.
 //!
 //! # A client's loop, step by step
 //! This is [`bot`]'s loop, and [`play`]'s with keys added:
@@ -50,31 +38,17 @@
 //!    it applied) or a ping.
 //! 6. A close from the server ends the loop with its code and reason.
 
-pub mod abuse;
 pub mod arena;
 pub mod behaviour;
 pub mod bot;
 pub mod connect;
-pub mod counted;
 pub mod draw;
 pub mod feed;
-pub mod floors;
-pub mod followers;
-pub mod http1;
-pub mod idle;
 pub mod keys;
-pub mod load;
-pub mod load_report;
+pub mod measure;
 pub mod play;
-pub mod procinfo;
 pub mod report;
-pub mod scrape;
-pub mod server_proc;
-pub mod soak;
-pub mod soak_report;
 pub mod spectate;
 pub mod sse;
 pub mod stats;
 pub mod swarm;
-pub mod transports;
-pub mod wire;

@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use client_demo::idle::{self, IdleConfig};
-use client_demo::load::{self, LoadConfig};
-use client_demo::server_proc::ServerProcess;
-use client_demo::soak::{self, SoakConfig};
+use client_demo::measure::idle::{self, IdleConfig};
+use client_demo::measure::load::{self, LoadConfig};
+use client_demo::measure::server_proc::ServerProcess;
+use client_demo::measure::soak::{self, SoakConfig};
 use tokio_util::sync::CancellationToken;
 
 /// `target/<profile>/tickcast`, if it has been built.

@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client_demo::abuse::{self, Abuse, Outcomes};
-use client_demo::followers::{self, Tally, Transport};
-use client_demo::procinfo;
-use client_demo::scrape;
+use client_demo::measure::abuse::{self, Abuse, Outcomes};
+use client_demo::measure::followers::{self, Tally, Transport};
+use client_demo::measure::procinfo;
+use client_demo::measure::scrape;
 use client_demo::swarm::{self, SwarmConfig};
 use common::{TestServer, within};
 use tokio_util::sync::CancellationToken;

@@ -1,7 +1,7 @@
 //! `load`: how much one server holds on this machine, step by step in player count.
 //!
 //! The run, in order:
-//! 1. Measure the floors ([`crate::floors`]): TCP and WebSocket echo RTT on loopback; then
+//! 1. Measure the floors ([`crate::measure::floors`]): TCP and WebSocket echo RTT on loopback; then
 //!    the tickcast client's ping RTT against a fresh server with no bots ("quiet ping").
 //! 2. For each N: start a fresh release server ([`ServerProcess`]), note its idle memory, run
 //!    N bots in this process ([`crate::swarm`], following the stream by tick without keeping
@@ -22,11 +22,11 @@ use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::floors;
-use crate::load_report::{Floors, LoadReport, Step};
-use crate::procinfo::{self, Memory};
-use crate::scrape::Scrape;
-use crate::server_proc::{ServerProcess, StartError};
+use crate::measure::floors;
+use crate::measure::load_report::{Floors, LoadReport, Step};
+use crate::measure::procinfo::{self, Memory};
+use crate::measure::scrape::Scrape;
+use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::stats::{RttStats, RttSummary};
 use crate::swarm::{self, SwarmConfig, SwarmError};
 

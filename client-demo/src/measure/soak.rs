@@ -2,7 +2,7 @@
 //!
 //! For [`SoakConfig::duration`], against one release server: bots playing ([`crate::swarm`]),
 //! SSE spectators (a quarter of them reconnecting every 10 s with `Last-Event-ID`),
-//! long-pollers, pollers of `/state`, and every kind of misbehaving client ([`crate::abuse`]).
+//! long-pollers, pollers of `/state`, and every kind of misbehaving client ([`crate::measure::abuse`]).
 //! Every [`SoakConfig::sample_every`] the server's resident memory, open descriptors, ticks,
 //! overruns and players are sampled, and whether it is still alive.
 //!
@@ -21,12 +21,12 @@ use tokio::task::JoinSet;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::abuse::{self, Abuse, Outcomes};
-use crate::counted::{Dial, Traffic};
-use crate::followers::{self, Tally, Transport};
-use crate::http1::Conn;
-use crate::server_proc::{ServerProcess, StartError};
-use crate::soak_report::{Sample, SoakReport};
+use crate::measure::abuse::{self, Abuse, Outcomes};
+use crate::measure::counted::{Dial, Traffic};
+use crate::measure::followers::{self, Tally, Transport};
+use crate::measure::http1::Conn;
+use crate::measure::server_proc::{ServerProcess, StartError};
+use crate::measure::soak_report::{Sample, SoakReport};
 use crate::sse;
 use crate::swarm::{self, SwarmConfig};
 

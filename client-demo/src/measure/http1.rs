@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::counted::{Counted, Dial, Traffic};
+use crate::measure::counted::{Counted, Dial, Traffic};
 
 /// Longest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;

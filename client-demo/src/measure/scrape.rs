@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::http1::Conn;
+use crate::measure::http1::Conn;
 
 /// How long a scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,7 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::counted::{Counted, Dial, Traffic};
+use crate::measure::counted::{Counted, Dial, Traffic};
 
 /// A player WebSocket whose traffic is counted.
 pub type Ws = WebSocketStream<Counted<TcpStream>>;

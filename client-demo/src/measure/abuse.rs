@@ -17,9 +17,9 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::counted::{Dial, Traffic};
-use crate::http1::Conn;
-use crate::wire::{self, Ws};
+use crate::measure::counted::{Dial, Traffic};
+use crate::measure::http1::Conn;
+use crate::measure::wire::{self, Ws};
 
 /// A receive buffer small enough that a client that stops reading fills it within seconds.
 const TINY_BUFFER: u32 = 4096;

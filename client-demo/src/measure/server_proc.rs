@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::time::{self, Instant};
 
-use crate::scrape::{self, Scrape};
+use crate::measure::scrape::{self, Scrape};
 
 /// How long a started server has to answer `GET /metrics`.
 const START_PATIENCE: Duration = Duration::from_secs(15);

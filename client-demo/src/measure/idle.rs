@@ -25,10 +25,10 @@ use tokio::task::JoinSet;
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::counted::{Dial, Traffic};
-use crate::procinfo;
-use crate::server_proc::{ServerProcess, StartError};
-use crate::wire;
+use crate::measure::counted::{Dial, Traffic};
+use crate::measure::procinfo;
+use crate::measure::server_proc::{ServerProcess, StartError};
+use crate::measure::wire;
 
 /// Descriptors this process and the server need beyond one per connection.
 const SPARE_FDS: u64 = 512;

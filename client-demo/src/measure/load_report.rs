@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::floors::FanoutFloor;
+use crate::measure::floors::FanoutFloor;
 use crate::stats::{Millis, RttSummary};
 
 /// Everything `load` measured.

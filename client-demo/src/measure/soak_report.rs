@@ -7,11 +7,11 @@ use std::fmt;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::abuse::Abuse;
-use crate::procinfo;
+use crate::measure::abuse::Abuse;
+use crate::measure::procinfo;
+use crate::measure::server_proc::ServerProcess;
+use crate::measure::soak::PLATEAU_TOLERANCE;
 use crate::report::Report;
-use crate::server_proc::ServerProcess;
-use crate::soak::PLATEAU_TOLERANCE;
 
 /// The server at one moment.
 #[derive(Debug, Clone, Serialize)]

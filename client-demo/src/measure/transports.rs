@@ -2,7 +2,7 @@
 //!
 //! The run: start the release server, run [`TransportsConfig::bots`] bots so the world moves,
 //! and connect one reference player that stays for the whole run. Then, one phase at a time:
-//! nobody else (the baseline), then K followers of each [`Transport`] ([`crate::followers`]),
+//! nobody else (the baseline), then K followers of each [`Transport`] ([`crate::measure::followers`]),
 //! each phase warmed up for 2 s and measured for [`TransportsConfig::window`].
 //!
 //! - **Update latency**: the server does not put times on the wire, so a tick's time is taken
@@ -30,9 +30,9 @@ use tokio::task::JoinSet;
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::followers::{self, Arrival, Tally, Transport};
-use crate::procinfo;
-use crate::server_proc::{ServerProcess, StartError};
+use crate::measure::followers::{self, Arrival, Tally, Transport};
+use crate::measure::procinfo;
+use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::stats::{Millis, RttStats, RttSummary};
 use crate::swarm::{self, SwarmConfig};
 

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::procinfo;
+use crate::measure::procinfo;
 use crate::stats::{RttStats, RttSummary};
 
 /// Size of an echo message: about a ping or a move.

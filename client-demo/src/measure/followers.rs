@@ -23,9 +23,10 @@ use tickcast::protocol::ServerMsg;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::counted::{Dial, Traffic};
-use crate::http1::Conn;
-use crate::{sse, wire};
+use crate::measure::counted::{Dial, Traffic};
+use crate::measure::http1::Conn;
+use crate::measure::wire;
+use crate::sse;
 
 /// Longest a long-poll waits on the server before answering 204.
 const LONG_POLL_WAIT_MS: u64 = 25_000;
