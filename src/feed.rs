@@ -9,7 +9,11 @@
 //! A ring of recent events serves resumes (`Last-Event-ID`, `?after=`). A spectator whose
 //! position is older than the ring, or unknown, gets a snapshot instead: the world at the
 //! latest event, encoded on demand by the first spectator that needs it and cached until the
-//! next event.
+//! next event. So does one whose missed events add up to more bytes than that snapshot: the
+//! snapshot says the same in fewer bytes, and is shared by every spectator resuming at once.
+//!
+//! Spectators are written these very bytes (reference counts, never a copy per spectator), so
+//! a spectator that stops reading holds at most a reference to events that exist anyway.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,12 +49,14 @@ pub(crate) struct Event {
     pub(crate) tick: u64,
     /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
     base: u64,
-    pub(crate) kind: EventKind,
     /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field: a slice
     /// of `sse`, not a second copy (the resume ring holds 30 s of these).
     pub(crate) json: Bytes,
     /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
     pub(crate) sse: Bytes,
+    /// What precedes `json` in the long-poll form, `{"event":"delta","id":310,"data":`
+    /// (followed by `json` and `}`).
+    pub(crate) poll_head: Bytes,
 }
 
 impl Event {
@@ -62,20 +68,14 @@ impl Event {
         sse.extend_from_slice(&json);
         sse.extend_from_slice(b"\n\n");
         let sse = Bytes::from(sse);
+        let poll_head = format!(r#"{{"event":"{}","id":{tick},"data":"#, kind.name());
         Self {
             tick,
             base,
-            kind,
             json: sse.slice(head.len()..head.len() + json.len()),
             sse,
+            poll_head: poll_head.into(),
         }
-    }
-
-    /// The long-poll form: `{"event":"delta","id":310,"data":{...}}`.
-    pub(crate) fn poll_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(format!(r#"{{"event":"{}","id":{},"data":"#, self.kind.name(), self.tick).as_bytes());
-        out.extend_from_slice(&self.json);
-        out.push(b'}');
     }
 }
 
@@ -161,10 +161,18 @@ impl Feed {
         } else {
             state.ring.iter().position(|e| e.tick == after).map(|i| i + 1)
         };
-        match start {
-            Some(i) => Catchup::Events(state.ring.iter().skip(i).cloned().collect()),
-            None => Catchup::Snapshot(self.snapshot_of(state)),
+        let Some(start) = start else {
+            return Catchup::Snapshot(self.snapshot_of(state));
+        };
+        let events: Vec<_> = state.ring.iter().skip(start).cloned().collect();
+        if events.len() > 1 {
+            let missed: usize = events.iter().map(|e| e.sse.len()).sum();
+            let snapshot = self.snapshot_of(state);
+            if missed > snapshot.sse.len() {
+                return Catchup::Snapshot(snapshot);
+            }
         }
+        Catchup::Events(events)
     }
 
     /// The current snapshot (for polling).

@@ -10,18 +10,26 @@
 //! - `GET /`: the spectator page.
 //!
 //! A spectator that stops reading is simply not polled by the HTTP layer: it holds no queue,
-//! only its position in the feed. When it reads again and its position has left the ring, it
-//! gets a fresh snapshot (counted in `tickcast_spectator_resyncs_total`).
+//! only its position in the feed and references to events that exist anyway (every response
+//! is written from the feed's own bytes, never a copy per spectator). When it reads again and
+//! its position has left the ring, or the events it missed outweigh a snapshot, it gets a
+//! fresh snapshot (counted in `tickcast_spectator_resyncs_total`). A long-poll holds its
+//! spectator place until its answer has been handed to the connection, not just until the
+//! handler returns.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -35,6 +43,8 @@ use crate::server::AppState;
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// The reconnection delay suggested to EventSource clients.
 const RETRY: &[u8] = b"retry: 2000\n\n";
+/// Sent to an idle SSE stream every [`HEARTBEAT`].
+const KEEPALIVE: &[u8] = b": keepalive\n\n";
 /// Long-poll wait when the client names none.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
 /// Longest long-poll wait a client may ask for.
@@ -79,6 +89,7 @@ pub(crate) async fn events(
         shutdown: state.shutdown.clone(),
         heartbeat: heartbeat(),
         cursor: resume,
+        pending: VecDeque::new(),
         started: false,
         done: false,
         metrics: state.metrics.clone(),
@@ -108,8 +119,10 @@ struct SseStream {
     latest: watch::Receiver<u64>,
     shutdown: CancellationToken,
     heartbeat: tokio::time::Interval,
-    /// The tick of the last event sent; `None` before the first.
+    /// The tick of the last event taken from the feed; `None` before the first.
     cursor: Option<u64>,
+    /// Events taken from the feed and not yet handed to the connection, one per chunk.
+    pending: VecDeque<Arc<Event>>,
     started: bool,
     done: bool,
     metrics: Arc<Metrics>,
@@ -118,44 +131,43 @@ struct SseStream {
 }
 
 impl SseStream {
-    /// The next bytes to write, or `None` when the response is complete.
+    /// The next bytes to write, or `None` when the response is complete. Each event goes out
+    /// as the feed's own bytes: the connection holds a reference, not a copy.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.done {
             return None;
         }
-        let mut out = BytesMut::new();
         if !self.started {
             self.started = true;
-            out.put_slice(RETRY);
+            return Some(self.count(Bytes::from_static(RETRY)));
         }
         loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(self.count(event.sse.clone()));
+            }
             if self.shutdown.is_cancelled() {
                 self.done = true;
-                out.put_slice(format!("event: shutdown\ndata: {SHUTDOWN_JSON}\n\n").as_bytes());
-                return Some(self.count(out));
+                let shutdown = format!("event: shutdown\ndata: {SHUTDOWN_JSON}\n\n");
+                return Some(self.count(shutdown.into()));
             }
             // Mark the current event seen before reading the feed, so one published in between
             // wakes the wait below rather than being missed.
             self.latest.borrow_and_update();
-            let events = catch_up(&self.feed, &mut self.cursor, &self.metrics);
-            if !events.is_empty() {
-                events.iter().for_each(|e| out.put_slice(&e.sse));
-                return Some(self.count(out));
-            }
-            if !out.is_empty() {
-                return Some(self.count(out)); // the `retry:` line, while nothing is new
+            self.pending = catch_up(&self.feed, &mut self.cursor, &self.metrics).into();
+            if !self.pending.is_empty() {
+                continue;
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => {}
                 changed = self.latest.changed() => if changed.is_err() { self.shutdown.cancel() },
-                _ = self.heartbeat.tick() => return Some(self.count(BytesMut::from(&b": keepalive\n\n"[..]))),
+                _ = self.heartbeat.tick() => return Some(self.count(Bytes::from_static(KEEPALIVE))),
             }
         }
     }
 
-    fn count(&self, chunk: BytesMut) -> Bytes {
+    fn count(&self, chunk: Bytes) -> Bytes {
         self.metrics.sse.sent(chunk.len());
-        chunk.freeze()
+        chunk
     }
 }
 
@@ -191,10 +203,10 @@ pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query
         .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
         .min(MAX_POLL_WAIT);
     let deadline = Instant::now() + wait;
-    let Some(_permit) = spectator_place(&state) else {
+    let Some(place) = spectator_place(&state) else {
         return full(&state.metrics);
     };
-    let _guard = state.feed.spectator(state.metrics.spectators_longpoll.clone());
+    let guard = state.feed.spectator(state.metrics.spectators_longpoll.clone());
     let mut latest = state.feed.subscribe();
     let mut cursor = query.after;
     let traffic = &state.metrics.longpoll;
@@ -207,15 +219,16 @@ pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query
         latest.borrow_and_update();
         let events = catch_up(&state.feed, &mut cursor, &state.metrics);
         if !events.is_empty() {
-            let mut body = b"[".to_vec();
-            for (i, event) in events.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                event.poll_json(&mut body);
-            }
-            body.push(b']');
-            return json_response(traffic, body);
+            let body = PollBody::new(&events, place, guard);
+            traffic.sent(body.remaining as usize);
+            return (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                Body::new(body),
+            )
+                .into_response();
         }
         tokio::select! {
             _ = state.shutdown.cancelled() => {}
@@ -225,6 +238,59 @@ pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query
                 return (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response();
             }
         }
+    }
+}
+
+/// A long-poll answer, `[{"event":…,"id":…,"data":…},…]`, written from the events' own bytes
+/// (their JSON is shared with the feed, never copied), with an exact length. It holds the
+/// spectator's place until the connection has taken all of it: a spectator that does not
+/// read its answer still counts under `--max-spectators`.
+struct PollBody {
+    parts: VecDeque<Bytes>,
+    remaining: u64,
+    _place: OwnedSemaphorePermit,
+    _guard: SpectatorGuard,
+}
+
+impl PollBody {
+    fn new(events: &[Arc<Event>], place: OwnedSemaphorePermit, guard: SpectatorGuard) -> Self {
+        let mut parts = VecDeque::with_capacity(events.len() * 3 + 1);
+        for (i, event) in events.iter().enumerate() {
+            let open = if i == 0 { "[" } else { "," };
+            parts.push_back(Bytes::from_static(open.as_bytes()));
+            parts.push_back(event.poll_head.clone());
+            parts.push_back(event.json.clone());
+            parts.push_back(Bytes::from_static(b"}"));
+        }
+        parts.push_back(Bytes::from_static(b"]"));
+        let remaining = parts.iter().map(|p| p.len() as u64).sum();
+        Self {
+            parts,
+            remaining,
+            _place: place,
+            _guard: guard,
+        }
+    }
+}
+
+impl http_body::Body for PollBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let part = self.parts.pop_front();
+        if let Some(part) = &part {
+            self.remaining -= part.len() as u64;
+        }
+        Poll::Ready(part.map(|part| Ok(Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }
 

@@ -283,6 +283,72 @@ async fn a_resumed_spectator_gets_exactly_the_events_it_missed() {
 }
 
 #[tokio::test]
+async fn a_resume_whose_missed_events_outweigh_a_snapshot_gets_the_snapshot() {
+    // Three movers and no orbs: a snapshot is about as big as one delta, so ten missed
+    // deltas weigh more than the snapshot that says the same.
+    let server = TestServer::start(Config { orbs: 0, ..config() }).await;
+    let mut truth = Truth::start(&server, 3).await;
+    let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
+    let first = sse.next().await.unwrap().id.unwrap().parse::<u64>().unwrap();
+    let target = first + 10 * 6;
+    read_until(&mut sse, target).await;
+    let mut resumer = SseClient::connect(&server.http_url("/events"), Some(&first.to_string())).await;
+    let caught_up = resumer.next().await.unwrap();
+    assert_eq!(
+        caught_up.event, "snapshot",
+        "ten deltas were sent instead of one snapshot"
+    );
+    let tick: u64 = caught_up.id.clone().unwrap().parse().unwrap();
+    let mut world = SpecWorld::default();
+    apply(&mut world, &caught_up);
+    assert_eq!(world, truth.at(tick).await);
+    assert_eq!(server.metrics.spectator_resyncs.get(), 1);
+}
+
+#[tokio::test]
+async fn a_long_poll_holds_its_place_until_its_answer_is_written() {
+    // A snapshot of 60 000 orbs (about 4 MB of JSON) is far more than the kernel buffers
+    // between a server and a client that does not read.
+    let server = TestServer::start(Config {
+        max_spectators: 1,
+        orbs: 60_000,
+        ..idle()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /poll HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await
+        .unwrap();
+    while server.metrics.longpoll.messages_sent.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await; // a counter cannot be awaited
+    }
+    // Its answer is stuck on the socket: the place is still taken.
+    let http = reqwest::Client::new();
+    let refused = within(http.get(server.http_url("/events")).send()).await.unwrap();
+    assert_eq!(refused.status(), 503, "the stalled long-poll's place was released");
+    // Once it goes, so does its place.
+    drop(stalled);
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    loop {
+        let res = within(http.get(server.http_url("/state")).send()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        if within(http.get(server.http_url("/poll?timeout_ms=1")).send())
+            .await
+            .unwrap()
+            .status()
+            != 503
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the place never came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_too_old_or_unknown_id_gets_a_fresh_snapshot() {
     let history = Duration::from_millis(500); // five events at 10 Hz
     let server = TestServer::start(Config {
