@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::origin::Origin;
 use crate::sim::Rules;
 
 /// tickcast: an authoritative fixed-tick multiplayer game-state server.
@@ -68,9 +69,14 @@ pub struct Config {
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// Web origins allowed to open player WebSockets, comma-separated, or "*" for any.
-    /// Same-host pages and clients that send no Origin (native games, bots) are always allowed.
-    #[arg(long, value_delimiter = ',')]
+    /// This server's own web origins (scheme://host[:port]), comma-separated: the pages it
+    /// serves are loaded from these. Defaults to the bind address and its localhost forms.
+    #[arg(long, value_delimiter = ',', value_parser = crate::origin::parse_origin)]
+    pub public_origin: Vec<Origin>,
+
+    /// Other web origins allowed to open player WebSockets, comma-separated, or "*" for any.
+    /// Clients that send no Origin (native games, bots) are always allowed.
+    #[arg(long, value_delimiter = ',', value_parser = crate::origin::parse_allowed)]
     pub allowed_origins: Vec<String>,
 
     /// Require players to present a join token signed with this secret (see README, Security).

@@ -13,13 +13,15 @@
 //! - [`roster`]: the connected players: input slots in, bounded frame queues out, the fan-out
 //!   and its overflow policy.
 //! - `session`: one player's connection, from hello to close.
-//! - `socket`: the player WebSocket: tungstenite reads, frames framed once are written as is.
+//! - `frames`: reading a player's WebSocket frames (RFC 6455, server side), every one counted.
+//! - `socket`: the player WebSocket: frames read by `frames`, frames framed once written as is.
 //! - `feed`: the spectator feed (events encoded once, a resume ring, cached snapshots).
 //! - `spectators`: SSE, long-poll, polling and the spectator page.
 //! - [`server`]: HTTP routes, startup and shutdown.
 //! - [`http`]: the accept loop and its limits (connections, request heads, slow peers).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: command-line settings.
+//! - [`origin`]: which web origins may open player sockets.
 //! - [`auth`]: join tokens (HMAC-SHA256 over name and expiry).
 //! - [`limits`]: the per-player input rate limit.
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
@@ -41,9 +43,11 @@ pub mod client;
 pub mod config;
 pub mod delta;
 mod feed;
+mod frames;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod origin;
 pub mod outbox;
 pub mod protocol;
 pub mod roster;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 pub const COMMANDS_PER_TICK: u32 = 2;
 /// The smallest allowance, whatever the tick rate, in messages per second.
 pub const MIN_PER_SECOND: u32 = 20;
-/// Consecutive seconds of sending at more than twice the allowance before a close.
+/// Consecutive one-second windows of sending more than twice the allowance before a close.
 pub const STRIKES_TO_CLOSE: u32 = 3;
 
 const WINDOW: Duration = Duration::from_secs(1);
@@ -42,6 +42,8 @@ pub struct RateLimit {
     refilled: Instant,
     window_start: Instant,
     window_drops: u32,
+    /// Whether the current window already counted as a strike.
+    window_abusive: bool,
     strikes: u32,
 }
 
@@ -56,6 +58,7 @@ impl RateLimit {
             refilled: now,
             window_start: now,
             window_drops: 0,
+            window_abusive: false,
             strikes: 0,
         }
     }
@@ -68,12 +71,13 @@ impl RateLimit {
 
         let since_window = now.saturating_duration_since(self.window_start);
         if since_window >= WINDOW {
-            // A window in which the player sent more than twice its allowance is a strike; a
-            // calmer window, or a gap of more than one window, clears them.
-            let abusive = f64::from(self.window_drops) >= self.rate && since_window < 2 * WINDOW;
-            self.strikes = if abusive { self.strikes + 1 } else { 0 };
+            // A calm window, or a gap of more than one, ends a run of strikes.
+            if !self.window_abusive || since_window >= 2 * WINDOW {
+                self.strikes = 0;
+            }
             self.window_start = now;
             self.window_drops = 0;
+            self.window_abusive = false;
         }
 
         if self.tokens >= 1.0 {
@@ -81,6 +85,12 @@ impl RateLimit {
             return Verdict::Allow;
         }
         self.window_drops += 1;
+        // Dropping as many as it allows means the peer sent over twice its allowance in this
+        // window: a strike, counted the moment it happens rather than when the window ends.
+        if !self.window_abusive && f64::from(self.window_drops) >= self.rate {
+            self.window_abusive = true;
+            self.strikes += 1;
+        }
         if self.strikes >= STRIKES_TO_CLOSE {
             Verdict::Abuse
         } else {
@@ -134,6 +144,21 @@ mod tests {
         let mut limit = RateLimit::for_tick_rate(30, now);
         let (_, _, abuse) = send(&mut limit, now, 150, 5);
         assert!(abuse > 0, "five seconds at 2.5x the allowance is abuse");
+    }
+
+    #[test]
+    fn a_flood_from_the_first_message_is_abuse_within_three_seconds() {
+        let now = Instant::now();
+        let mut limit = RateLimit::for_tick_rate(30, now);
+        let first_abuse = (0..5_000u32)
+            .map(|i| now + Duration::from_micros(u64::from(i) * 1_000))
+            .find(|at| limit.check(*at) == Verdict::Abuse)
+            .expect("a flood of 1 000 messages a second is abuse");
+        let after = first_abuse - now;
+        assert!(
+            after >= Duration::from_secs(2) && after < Duration::from_secs(3),
+            "{after:?}"
+        );
     }
 
     #[test]

@@ -41,10 +41,11 @@ pub enum CloseReason {
     Handshake,
     /// A message broke the rules (bad values, flooding).
     Policy,
-    /// The player's outbound queue stayed full too long.
+    /// The player did not keep up: its outbound queue stayed full, or its socket took
+    /// nothing for the write timeout.
     TooSlow,
-    /// The player was silent for too long or a write timed out.
-    Timeout,
+    /// A frame broke RFC 6455: bad framing, or invalid UTF-8 in text or a close reason.
+    Framing,
     /// The server was at capacity.
     Full,
     /// Nothing arrived from the player for the idle timeout.
@@ -107,6 +108,8 @@ pub struct Metrics {
     pub tick_work: Histogram,
     /// Connected players.
     pub players: Gauge,
+    /// Players whose hello was accepted and who joined.
+    pub joins: Counter,
     /// Move commands applied by the tick loop.
     pub inputs_applied: Counter,
     /// Move commands ignored: stale sequence numbers, or overwritten before a tick.
@@ -161,6 +164,7 @@ impl Metrics {
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
             tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),
             players: gauge(&mut r, "players", "Connected players"),
+            joins: counter(&mut r, "joins", "Players who joined"),
             inputs_applied: counter(&mut r, "inputs_applied", "Move commands applied"),
             inputs_dropped: counter(&mut r, "inputs_dropped", "Move commands ignored (stale or superseded)"),
             decode_errors: counter(&mut r, "decode_errors", "Client messages that failed to decode"),
@@ -297,6 +301,7 @@ mod tests {
             "tickcast_tick_overruns_total",
             "tickcast_tick_work_seconds_bucket",
             "tickcast_players",
+            "tickcast_joins_total",
             "tickcast_inputs_applied_total",
             "tickcast_inputs_dropped_total",
             "tickcast_decode_errors_total",

@@ -8,23 +8,23 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::close_code;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
-use tokio::time;
+use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::feed::Feed;
+use crate::http::ConnectionPlace;
 use crate::metrics::{CloseReason, Metrics};
+use crate::origin::{self, Origin};
 use crate::socket::{self, PlayerSocket};
 use crate::tick::{JoinRequest, TickClock, TickLoop};
 use crate::{http, session, spectators};
@@ -44,6 +44,8 @@ pub(crate) struct AppState {
     /// One permit per spectator place (`--max-spectators`).
     pub(crate) spectator_places: Arc<Semaphore>,
     pub(crate) feed: Arc<Feed>,
+    /// Which web origins may open player sockets.
+    pub(crate) origins: origin::Policy,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -64,7 +66,14 @@ impl Server {
         let clock = Arc::new(TickClock::default());
         let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
         let tick_loop = TickLoop::new(&config, seed, join_rx, clock.clone(), metrics.clone());
+        let own = match (&config.public_origin, listener.local_addr()) {
+            (own, _) if !own.is_empty() => own.clone(),
+            (_, Ok(addr)) => Origin::local_forms(addr),
+            (_, Err(_)) => Vec::new(),
+        };
+        let origins = origin::Policy::new(own, &config.allowed_origins);
         let state = Arc::new(AppState {
+            origins,
             player_places: Arc::new(Semaphore::new(config.max_players)),
             spectator_places: Arc::new(Semaphore::new(config.max_spectators)),
             feed: tick_loop.feed(),
@@ -171,52 +180,33 @@ async fn player_upgrade(
     State(state): State<Arc<AppState>>,
     req: Request,
 ) -> Response {
-    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    if let Some(origin) = header(header::ORIGIN)
-        && !origin_allowed(origin, header(header::HOST), &state.config.allowed_origins)
-    {
+    if let Err(refused) = state.origins.check(req.headers()) {
         // A page on another site must not open a socket with this browser's cookies and
-        // network position (cross-site WebSocket hijacking): refuse before upgrading.
+        // network position (cross-site WebSocket hijacking, DNS rebinding): refuse before
+        // upgrading.
         state.metrics.close(CloseReason::Origin);
-        tracing::info!(%peer, origin, "refused player: origin not allowed");
-        return (StatusCode::FORBIDDEN, format!("origin {origin} is not allowed\n")).into_response();
+        tracing::debug!(%peer, %refused, "refused player");
+        return (StatusCode::FORBIDDEN, format!("{refused}\n")).into_response();
     }
+    let Some(place) = req.extensions().get::<ConnectionPlace>().cloned() else {
+        // Every request comes through our accept loop, which adds it.
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no connection place\n").into_response();
+    };
     let (response, upgrade) = match socket::accept(req) {
         Ok(accepted) => accepted,
         Err(refused) => return refused.into_response(),
     };
-    let place = state.player_places.clone().try_acquire_owned();
+    // The hello deadline counts from here: every frame the peer sends before its hello is
+    // charged, nothing it sends re-arms the wait, and it holds no player place until then.
+    let upgraded = Instant::now();
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
-        let mut socket = match PlayerSocket::open(upgrade).await {
-            Ok(socket) => socket,
-            Err(err) => return tracing::debug!(%peer, %err, "upgrade failed"),
-        };
-        match place {
-            Ok(permit) => session::run(socket, peer, state, permit).await,
-            Err(_) => {
-                state.metrics.close(CloseReason::Full);
-                tracing::debug!(%peer, "refused player: server full");
-                let refusal = socket::close_frame(close_code::AGAIN, "server full");
-                let _ = time::timeout(Duration::from_secs(1), socket.write(None, refusal)).await;
-            }
+        match PlayerSocket::open(upgrade).await {
+            Ok(socket) => session::run(socket, peer, state, upgraded, place).await,
+            Err(err) => tracing::debug!(%peer, %err, "upgrade failed"),
         }
     });
     response
-}
-
-/// Whether a browser page from `origin` may open a player socket: its own host always may,
-/// and so may any origin listed (or all, with "*").
-fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
-    let same_host = host.is_some_and(|host| {
-        origin
-            .split_once("://")
-            .is_some_and(|(_, o)| o.eq_ignore_ascii_case(host))
-    });
-    same_host
-        || allowed
-            .iter()
-            .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -227,22 +217,4 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         state.metrics.encode(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_allowed;
-
-    #[test]
-    fn only_the_same_host_or_listed_origins_may_open_player_sockets() {
-        let none: Vec<String> = vec![];
-        assert!(origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080"), &none));
-        assert!(origin_allowed("https://Game.Example", Some("game.example"), &none));
-        assert!(!origin_allowed("https://evil.example", Some("game.example"), &none));
-        assert!(!origin_allowed("null", Some("game.example"), &none));
-        assert!(!origin_allowed("http://127.0.0.1:9999", Some("127.0.0.1:8080"), &none));
-        let listed = vec!["https://play.example/".to_owned()];
-        assert!(origin_allowed("https://play.example", Some("api.example"), &listed));
-        assert!(origin_allowed("https://anything", None, &["*".to_owned()]));
-    }
 }

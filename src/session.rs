@@ -1,9 +1,13 @@
-//! One player's WebSocket connection, from hello to close.
+//! One player's WebSocket connection, from upgrade to close.
 //!
-//! A single task per player: it reads the player's messages, answers pings on the spot, writes
+//! A single task per player: it reads the player's frames, answers pings on the spot, writes
 //! the frames the tick loop queues for it, and closes the socket with a code and a reason when
 //! anything goes wrong. Nothing a client sends reaches the world except through the player's
 //! [`InputSlot`], so a misbehaving client only ever closes its own connection.
+//!
+//! Before its hello a connection holds no player place: only its TCP connection (under
+//! `--max-connections`) and one deadline, counted from the upgrade and never re-armed. Every
+//! frame it sends, before the hello as after, is charged to the same rate limit.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,12 +17,13 @@ use std::time::Duration;
 use axum::extract::ws::close_code;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
-use tokio::time::{self, Instant, MissedTickBehavior, timeout};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio::time::{self, Instant, MissedTickBehavior, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
+use crate::frames::{Fault, Frame};
+use crate::http::ConnectionPlace;
 use crate::limits::{COMMANDS_PER_TICK, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::outbox::outbox;
@@ -28,52 +33,53 @@ use crate::protocol::{
 use crate::roster::{InputSlot, Outbound, Seat};
 use crate::server::AppState;
 use crate::sim::MAX_AXIS;
-use crate::socket::{self, Message, PlayerSocket};
+use crate::socket::{self, PlayerSocket, ReadError};
 use crate::tick::JoinRequest;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.
 #[derive(Debug)]
 struct Close {
     reason: CloseReason,
-    code: u16,
-    text: String,
-    /// Whether a close frame can still be sent: not when the peer is gone or a write stalled
-    /// midway (a close frame after half a frame would be garbage).
-    send_frame: bool,
+    /// The close frame to send: a code and reason, an empty one (echoing a peer's close that
+    /// carried no code), or none when the peer is gone.
+    frame: Option<(u16, String)>,
 }
 
 impl Close {
     fn new(reason: CloseReason, code: u16, text: impl Into<String>) -> Self {
         Self {
             reason,
-            code,
-            text: text.into(),
-            send_frame: true,
+            frame: Some((code, text.into())),
         }
     }
 
-    /// The peer went away: nothing to send.
+    /// The peer went away without a close frame: nothing to send.
     fn gone() -> Self {
-        Self::new(CloseReason::PeerGone, close_code::NORMAL, "").without_frame()
-    }
-
-    fn without_frame(self) -> Self {
         Self {
-            send_frame: false,
-            ..self
+            reason: CloseReason::PeerGone,
+            frame: None,
         }
     }
 
-    fn too_slow() -> Self {
+    /// The peer sent a close frame: echo its code (RFC 6455, 5.5.1).
+    fn echo(code: Option<u16>) -> Self {
+        Self {
+            reason: CloseReason::PeerGone,
+            frame: Some((code.unwrap_or(0), String::new())),
+        }
+    }
+
+    fn too_slow(why: impl Into<String>) -> Self {
         Self::new(
             CloseReason::TooSlow,
             close_code::POLICY,
-            "too slow: outbound queue stayed full",
+            format!("too slow: {}", why.into()),
         )
     }
 }
 
-/// Runs a player connection until it closes. `permit` holds its place under `--max-players`.
+/// Runs a player connection, upgraded at `upgraded`, until it closes. `connection` holds its
+/// place under `--max-connections` until then.
 ///
 /// Not an `async fn`: one would keep its arguments in the future beside the session built
 /// from them, and this future is most of what an idle player costs.
@@ -81,20 +87,25 @@ pub(crate) fn run(
     socket: PlayerSocket,
     peer: SocketAddr,
     state: Arc<AppState>,
-    permit: OwnedSemaphorePermit,
+    upgraded: Instant,
+    connection: ConnectionPlace,
 ) -> impl Future<Output = ()> {
-    let span = tracing::info_span!("player", peer = %peer, id = tracing::field::Empty);
+    let span = tracing::debug_span!("player", peer = %peer, id = tracing::field::Empty);
+    let now = Instant::now();
     let mut session = Session {
         socket,
+        allowance: RateLimit::for_tick_rate(state.config.tick_hz, now),
+        last_heard: now,
+        hello_by: upgraded + state.config.hello_timeout,
         state,
         last_seq: None,
         kick: CancellationToken::new(),
         name: String::new(),
+        _connection: connection,
     };
     async move {
         let close = session.serve().await;
         session.finish(close).await;
-        drop(permit);
     }
     .instrument(span)
 }
@@ -102,12 +113,18 @@ pub(crate) fn run(
 struct Session {
     socket: PlayerSocket,
     state: Arc<AppState>,
+    /// Every frame the peer sends is charged here, from the upgrade on.
+    allowance: RateLimit,
+    last_heard: Instant,
+    /// The one deadline for the hello, counted from the upgrade.
+    hello_by: Instant,
     /// The highest move `seq` seen; lower or equal ones are stale and ignored.
     last_seq: Option<u32>,
     /// Cancelled by the tick loop when this player is too slow to keep.
     kick: CancellationToken,
     /// The name from the hello, once accepted.
     name: String,
+    _connection: ConnectionPlace,
 }
 
 impl Session {
@@ -120,7 +137,26 @@ impl Session {
     }
 
     async fn play(&mut self) -> Result<Infallible, Close> {
-        let hello = self.hello().await?;
+        let shutdown = self.state.shutdown.clone();
+        let hello = tokio::select! {
+            _ = shutdown.cancelled() => return Err(shutting_down()),
+            hello = self.hello() => hello?,
+        };
+        // The place is taken only now, by a valid hello: sockets still waiting for theirs
+        // are bounded by the connection cap and their deadline, not by the player cap.
+        let Ok(place) = self.state.player_places.clone().try_acquire_owned() else {
+            return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
+        };
+        self.joined(hello, place, &shutdown).await
+    }
+
+    /// Plays a player whose hello was accepted, until it ends.
+    async fn joined(
+        &mut self,
+        hello: Hello,
+        _place: OwnedSemaphorePermit,
+        shutdown: &CancellationToken,
+    ) -> Result<Infallible, Close> {
         let input = Arc::new(InputSlot::default());
         let (out, mut frames) = outbox(self.state.config.player_queue as usize);
         let kick = self.kick.clone();
@@ -131,7 +167,6 @@ impl Session {
             kick: kick.clone(),
         };
         let join = JoinRequest { seat, reply };
-        let shutdown = self.state.shutdown.clone();
         tokio::select! {
             _ = shutdown.cancelled() => return Err(shutting_down()),
             sent = self.state.joins.send(join) => if sent.is_err() { return Err(shutting_down()) },
@@ -141,14 +176,14 @@ impl Session {
             id = joined => match id { Ok(id) => id, Err(_) => return Err(shutting_down()) },
         };
         tracing::Span::current().record("id", id);
-        tracing::info!(name = %hello.name, "player joined");
+        // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
+        tracing::debug!(name = ?hello.name, "player joined");
+        self.state.metrics.joins.inc();
         self.name = hello.name;
 
         let every = (self.state.config.idle_timeout / 3).max(Duration::from_millis(100));
         let mut heartbeat = time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut last_heard = Instant::now();
-        let mut allowance = RateLimit::for_tick_rate(self.state.config.tick_hz, last_heard);
         // Made once, not once per pass of the loop: a fresh `cancelled()` registers with its
         // token (under the token's lock) and deregisters when dropped, and every player
         // shares the one shutdown token: twice a tick per player, all on one lock.
@@ -158,7 +193,7 @@ impl Session {
             tokio::select! {
                 biased;
                 () = &mut stopping => return Err(shutting_down()),
-                () = &mut kicked => return Err(Close::too_slow()),
+                () = &mut kicked => return Err(Close::too_slow("outbound queue stayed full")),
                 out = frames.recv() => match out {
                     Some(Outbound { ack, frame }) => {
                         let ack = ack.map(|seq| socket::binary_frame(ServerMsg::Ack(Ack { seq }).encode()));
@@ -170,7 +205,7 @@ impl Session {
                 },
                 _ = heartbeat.tick() => {
                     let idle = self.state.config.idle_timeout;
-                    if last_heard.elapsed() >= idle {
+                    if self.last_heard.elapsed() >= idle {
                         return Err(Close::new(CloseReason::Idle, close_code::POLICY, format!("nothing received for {idle:?}")));
                     }
                     // Answered by any WebSocket client's stack: proves the path is alive, and
@@ -178,30 +213,90 @@ impl Session {
                     let sent_at = unix_micros().to_le_bytes();
                     self.write(None, socket::ping_frame(&sent_at)).await?;
                 }
-                msg = self.socket.recv() => {
-                    last_heard = Instant::now();
-                    let incoming = read(msg)?;
-                    // Every message counts, WebSocket pings too: each costs a read, a ping a write.
-                    match allowance.check(last_heard) {
-                        Verdict::Allow => {}
-                        Verdict::Drop => {
-                            self.state.metrics.rate_limited.inc();
-                            continue;
-                        }
-                        Verdict::Abuse => return Err(Close::new(
-                            CloseReason::Flood,
-                            close_code::POLICY,
-                            format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
-                        )),
-                    }
-                    match incoming {
-                        Incoming::Binary(bytes) => self.handle(bytes, &input).await?,
-                        Incoming::Pong(payload) => self.probed(&payload),
-                        // tungstenite has queued the pong: send it now, not with the next tick.
-                        Incoming::Ping => self.write(None, Bytes::new()).await?,
+                read = self.socket.recv() => {
+                    if let Some(bytes) = self.charge(read).await? {
+                        self.handle(bytes, &input).await?;
                     }
                 }
             }
+        }
+    }
+
+    /// Waits for the hello, until the deadline counted from the upgrade, and checks it.
+    async fn hello(&mut self) -> Result<Hello, Close> {
+        let deadline = self.hello_by;
+        let first = timeout_at(deadline, async {
+            loop {
+                let read = self.socket.recv().await;
+                if let Some(bytes) = self.charge(read).await? {
+                    return Ok(bytes);
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            let limit = self.state.config.hello_timeout;
+            Close::new(
+                CloseReason::Handshake,
+                close_code::POLICY,
+                format!("no hello within {limit:?}"),
+            )
+        })??;
+        self.state.metrics.websocket.received(first.len());
+        let hello = match decode(&self.state, &first)? {
+            ClientMsg::Hello(hello) => hello,
+            _ => {
+                return Err(Close::new(
+                    CloseReason::Handshake,
+                    close_code::PROTOCOL,
+                    "expected hello as the first message",
+                ));
+            }
+        };
+        check_hello(&hello)?;
+        if let Some(secret) = &self.state.config.auth_secret {
+            let now = unix_micros() / 1_000_000;
+            auth::verify(secret.as_bytes(), &hello.name, &hello.token, now)
+                .map_err(|err| Close::new(CloseReason::Auth, close_code::POLICY, err.to_string()))?;
+        }
+        Ok(hello)
+    }
+
+    /// Charges one frame to the rate limit and acts on it; returns a binary message to handle.
+    async fn charge(&mut self, read: Result<Frame, ReadError>) -> Result<Option<Bytes>, Close> {
+        let frame = read.map_err(|err| read_error(&self.state, err))?;
+        self.last_heard = Instant::now();
+        // Every frame counts, control frames and fragments too: each costs a parse, a ping
+        // also a write.
+        match self.allowance.check(self.last_heard) {
+            Verdict::Allow => {}
+            Verdict::Drop => {
+                self.state.metrics.rate_limited.inc();
+                return Ok(None);
+            }
+            Verdict::Abuse => {
+                return Err(Close::new(
+                    CloseReason::Flood,
+                    close_code::POLICY,
+                    format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
+                ));
+            }
+        }
+        match frame {
+            Frame::Binary(bytes) => Ok(Some(bytes)),
+            Frame::Text => Err(Close::new(
+                CloseReason::TextFrame,
+                close_code::UNSUPPORTED,
+                "text frames are not accepted: send binary bincode messages",
+            )),
+            Frame::Fragment => Ok(None),
+            // Answered now, not with the next tick: the peer is measuring.
+            Frame::Ping(_) => self.write(None, Bytes::new()).await.map(|()| None),
+            Frame::Pong(payload) => {
+                self.probed(&payload);
+                Ok(None)
+            }
+            Frame::Close(code) => Err(Close::echo(code)),
         }
     }
 
@@ -210,52 +305,6 @@ impl Session {
         if let Ok(sent_at) = <[u8; 8]>::try_from(payload) {
             let rtt_us = unix_micros().saturating_sub(u64::from_le_bytes(sent_at));
             self.state.metrics.probe_rtt.observe(rtt_us as f64 / 1e6);
-        }
-    }
-
-    /// Waits for the hello and checks it.
-    async fn hello(&mut self) -> Result<Hello, Close> {
-        let deadline = self.state.config.hello_timeout;
-        let first = loop {
-            let msg = timeout(deadline, self.socket.recv()).await.map_err(|_| {
-                Close::new(
-                    CloseReason::Handshake,
-                    close_code::POLICY,
-                    format!("no hello within {deadline:?}"),
-                )
-            })?;
-            if let Incoming::Binary(msg) = read(msg)? {
-                break msg;
-            }
-        };
-        self.state.metrics.websocket.received(first.len());
-        match decode(&self.state, &first)? {
-            ClientMsg::Hello(h) if h.version != PROTOCOL_VERSION => Err(Close::new(
-                CloseReason::Handshake,
-                close_code::PROTOCOL,
-                format!(
-                    "protocol version {} not supported: this server speaks {PROTOCOL_VERSION}",
-                    h.version
-                ),
-            )),
-            ClientMsg::Hello(h) if h.name.len() > MAX_NAME_LEN || h.token.len() > MAX_TOKEN_LEN => Err(Close::new(
-                CloseReason::Policy,
-                close_code::POLICY,
-                format!("name over {MAX_NAME_LEN} or token over {MAX_TOKEN_LEN} bytes"),
-            )),
-            ClientMsg::Hello(h) => {
-                if let Some(secret) = &self.state.config.auth_secret {
-                    let now = unix_micros() / 1_000_000;
-                    auth::verify(secret.as_bytes(), &h.name, &h.token, now)
-                        .map_err(|err| Close::new(CloseReason::Auth, close_code::POLICY, err.to_string()))?;
-                }
-                Ok(h)
-            }
-            _ => Err(Close::new(
-                CloseReason::Handshake,
-                close_code::PROTOCOL,
-                "expected hello as the first message",
-            )),
         }
     }
 
@@ -297,41 +346,38 @@ impl Session {
         }
     }
 
-    /// Writes `frame` after `lead` (a tick's ack and frame leave in one syscall), within the
-    /// write timeout, and gives up at once if the tick loop kicks this player meanwhile.
+    /// Writes `frame` after `lead` (a tick's ack and frame leave in one syscall), and after
+    /// whatever is owed (a pong). A socket that takes nothing for `--write-timeout`, or a kick
+    /// from the tick loop while this write is stuck, makes the player too slow; the frames
+    /// stay owed whole, so the close frame that follows is well formed.
     async fn write(&mut self, lead: Option<Bytes>, frame: Bytes) -> Result<(), Close> {
         let limit = self.state.config.write_timeout;
         let (socket, kick) = (&mut self.socket, &self.kick);
         tokio::select! {
-            written = timeout(limit, socket.write(lead, frame)) => match written {
+            written = timeout(limit, socket.send(lead, frame)) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Close::gone()),
-                Err(_) => Err(Close::new(CloseReason::Timeout, close_code::POLICY, format!("write stalled for {limit:?}"))
-                    .without_frame()),
+                Err(_) => Err(Close::too_slow(format!("nothing written for {limit:?}"))),
             },
-            // Kicked by the tick loop while this very write is stuck on a full socket.
-            _ = kick.cancelled() => Err(Close::too_slow().without_frame()),
+            _ = kick.cancelled() => Err(Close::too_slow("outbound queue stayed full")),
         }
     }
 
-    /// Sends the close frame (unless the peer is gone or stalled) and counts the close.
+    /// Sends the close frame (unless the peer is gone) and counts the close.
     async fn finish(&mut self, close: Close) {
         self.state.metrics.close(close.reason);
-        match close.reason {
-            CloseReason::PeerGone => tracing::info!("player left"),
-            CloseReason::Shutdown => tracing::debug!("closed for shutdown"),
-            reason => tracing::info!(?reason, code = close.code, reason = %close.text, "closing player"),
-        }
-        let frame = match (close.send_frame, close.reason) {
-            (true, _) => socket::close_frame(close.code, &close.text),
-            // The peer closed: tungstenite's reply to its close frame, which `write` sends
-            // ahead of any frame, is all there is to send.
-            (false, CloseReason::PeerGone) => Bytes::new(),
-            // A write stalled midway: anything more would be garbage.
-            (false, _) => return,
+        let Some((code, text)) = close.frame else {
+            return tracing::debug!("player left");
         };
-        // Best effort, and briefly: a peer too slow to take a close frame is simply dropped.
-        let _ = timeout(Duration::from_millis(500), self.socket.write(None, frame)).await;
+        tracing::debug!(reason = ?close.reason, code, text, "closing player");
+        let frame = if code == 0 {
+            socket::empty_close_frame()
+        } else {
+            socket::close_frame(code, &text)
+        };
+        // Best effort, and briefly: the rest of an interrupted frame, then the close. A peer
+        // too slow to take them is simply dropped.
+        let _ = timeout(Duration::from_millis(500), self.socket.send(None, frame)).await;
     }
 }
 
@@ -339,43 +385,20 @@ fn shutting_down() -> Close {
     Close::new(CloseReason::Shutdown, close_code::AWAY, "server shutting down")
 }
 
-/// What the socket produced, sorted.
-enum Incoming {
-    Binary(Bytes),
-    /// A pong to one of our heartbeat pings.
-    Pong(Bytes),
-    /// A WebSocket ping; tungstenite has queued its pong.
-    Ping,
-}
-
-fn read(msg: Option<Result<Message, WsError>>) -> Result<Incoming, Close> {
-    match msg {
-        Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Binary(bytes)),
-        Some(Ok(Message::Text(_))) => Err(Close::new(
-            CloseReason::TextFrame,
-            close_code::UNSUPPORTED,
-            "text frames are not accepted: send binary bincode messages",
-        )),
-        Some(Ok(Message::Pong(payload))) => Ok(Incoming::Pong(payload)),
-        // (A raw `Frame` is never produced by reading.)
-        Some(Ok(Message::Ping(_) | Message::Frame(_))) => Ok(Incoming::Ping),
-        Some(Ok(Message::Close(_))) | None => Err(Close::gone()),
-        Some(Err(err)) => Err(read_error(err)),
-    }
-}
-
-fn read_error(err: WsError) -> Close {
-    match err {
-        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Close::new(
-            CloseReason::TooBig,
-            close_code::SIZE,
-            format!("message of {size} bytes is over the {max_size}-byte limit"),
-        ),
+fn read_error(state: &AppState, err: ReadError) -> Close {
+    let fault = match err {
         // A peer that vanished without a close handshake simply left.
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Close::gone(),
-        WsError::Protocol(p) => Close::new(CloseReason::Malformed, close_code::PROTOCOL, p.to_string()),
-        _ => Close::gone(),
+        ReadError::Ended(_) => return Close::gone(),
+        ReadError::Fault(fault) => fault,
+    };
+    let reason = match fault {
+        Fault::TooBig { .. } => CloseReason::TooBig,
+        Fault::InvalidUtf8(_) | Fault::Protocol(_) => CloseReason::Framing,
+    };
+    if reason == CloseReason::Framing {
+        state.metrics.decode_errors.inc();
     }
+    Close::new(reason, fault.code(), fault.to_string())
 }
 
 fn decode(state: &AppState, bytes: &[u8]) -> Result<ClientMsg, Close> {
@@ -383,6 +406,33 @@ fn decode(state: &AppState, bytes: &[u8]) -> Result<ClientMsg, Close> {
         state.metrics.decode_errors.inc();
         Close::new(CloseReason::Malformed, close_code::UNSUPPORTED, err.to_string())
     })
+}
+
+/// The checks on a hello's own fields, in the order PROTOCOL.md gives.
+fn check_hello(hello: &Hello) -> Result<(), Close> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Close::new(
+            CloseReason::Handshake,
+            close_code::PROTOCOL,
+            format!(
+                "protocol version {} not supported: this server speaks {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        ));
+    }
+    let policy = |text: String| Err(Close::new(CloseReason::Policy, close_code::POLICY, text));
+    if hello.name.len() > MAX_NAME_LEN {
+        return policy(format!("name over {MAX_NAME_LEN} bytes"));
+    }
+    if hello.token.len() > MAX_TOKEN_LEN {
+        return policy(format!("token over {MAX_TOKEN_LEN} bytes"));
+    }
+    // A newline or an escape sequence in a name is a forged log line or a repainted terminal
+    // wherever the name is shown.
+    if hello.name.chars().any(char::is_control) {
+        return policy("name contains control characters".into());
+    }
+    Ok(())
 }
 
 fn check_move(m: &Move) -> Result<(), Close> {

@@ -1,57 +1,52 @@
-//! A player's WebSocket, split by direction: tungstenite reads, we write pre-framed bytes.
+//! A player's WebSocket: we read its frames ([`crate::frames`]) and write frames framed once.
 //!
-//! Reading is tungstenite's: it parses and unmasks what a client sends, enforces the frame and
-//! message limits and answers the client's pings and close. Writing is ours, because every
-//! frame the server sends is framed once, not once per player: the tick's delta becomes one
-//! [`binary_frame`] that every player's session writes straight to its socket. Sending through
-//! tungstenite instead would copy each frame into a per-connection write buffer, and that
-//! buffer keeps the capacity of the largest frame it ever held: a keyframe of the whole world
-//! (over 100 KiB in a match of 10 000 players), for every player, for as long as it stays.
+//! Reading is [`FrameReader`]'s: every frame the client sends is parsed, unmasked, checked and
+//! reported, so the session can charge each one to the player's rate limit. Writing is ours
+//! too, because every frame the server sends is framed once, not once per player: the tick's
+//! delta becomes one [`binary_frame`] that every player's session writes straight to its
+//! socket. A per-connection write buffer would keep the capacity of the largest frame it ever
+//! held: a keyframe of the whole world, for every player, for as long as it stays.
 //!
-//! The frame formatting itself is tungstenite's ([`Frame::format`]); only the choice of when
-//! to format, and where the bytes go, is ours. What tungstenite wants to write while reading
-//! (a pong, a close reply) is collected and written by the session between its own frames,
-//! so frames never interleave.
+//! Frame formatting is tungstenite's ([`WsFrame::format`]), and so is the handshake's
+//! `Sec-WebSocket-Accept`; only the choice of when to format, and where the bytes go, is ours.
+//! What the client is owed while reading (a pong) is written by the session between its own
+//! frames, so frames never interleave: a write cancelled midway leaves the rest owed, and
+//! the next write finishes it first.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes};
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Buf, BufMut, Bytes};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame as WsFrame};
 
-pub(crate) use tokio_tungstenite::tungstenite::Message;
-
+use crate::frames::{Fault, Frame, FrameReader};
 use crate::protocol::MAX_CLIENT_MESSAGE;
 
-/// tungstenite's read buffer per player. A move or a ping is under 20 bytes, so this holds a
-/// dozen at once; the 128 KiB default would be thirty times all the rest of an idle player.
-/// It grows for a larger message (a hello with a token), up to the message limit.
+/// The read buffer a player starts with. A move or a ping is under 20 bytes, so this holds a
+/// dozen at once; it grows for a larger message (a hello with a token), up to one frame of the
+/// message limit ([`FrameReader::space`]).
 const READ_BUFFER: usize = 256;
 
 /// A WebSocket binary frame (final, unmasked, as a server sends it) carrying `payload`.
 pub(crate) fn binary_frame(payload: Vec<u8>) -> Bytes {
-    format(Frame::message(payload, OpCode::Data(Data::Binary), true))
+    format(WsFrame::message(payload, OpCode::Data(Data::Binary), true))
 }
 
 /// A ping frame carrying `payload` (at most 125 bytes).
 pub(crate) fn ping_frame(payload: &[u8]) -> Bytes {
-    format(Frame::ping(Bytes::copy_from_slice(payload)))
+    format(WsFrame::ping(Bytes::copy_from_slice(payload)))
 }
 
 /// A close frame with `code` and `reason` (a reason over 123 bytes is cut, on a character
@@ -61,13 +56,18 @@ pub(crate) fn close_frame(code: u16, reason: &str) -> Bytes {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    format(Frame::close(Some(CloseFrame {
+    format(WsFrame::close(Some(CloseFrame {
         code: CloseCode::from(code),
         reason: reason[..end].into(),
     })))
 }
 
-fn format(frame: Frame) -> Bytes {
+/// A close frame without a code: the echo of a peer's close that carried none.
+pub(crate) fn empty_close_frame() -> Bytes {
+    format(WsFrame::close(None))
+}
+
+fn format(frame: WsFrame) -> Bytes {
     let mut out = Vec::with_capacity(frame.len());
     // Writing into a Vec cannot fail.
     frame.format(&mut out).expect("formatting into a Vec");
@@ -106,6 +106,12 @@ impl IntoResponse for Refused {
 /// Checks a WebSocket upgrade request; returns the `101` response to send and the upgrade to
 /// await.
 pub(crate) fn accept(mut req: Request) -> Result<(Response, OnUpgrade), Refused> {
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY);
+    if !key.is_some_and(|key| is_websocket_key(key.as_bytes())) {
+        return Err(Refused::NotAnUpgrade(
+            "Sec-WebSocket-Key must be 16 bytes in base64".into(),
+        ));
+    }
     let response = create_response_with_body(&req, Body::empty).map_err(|err| match err {
         WsError::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => Refused::Version,
         err => Refused::NotAnUpgrade(err.to_string()),
@@ -117,13 +123,38 @@ pub(crate) fn accept(mut req: Request) -> Result<(Response, OnUpgrade), Refused>
     Ok((response, upgrade))
 }
 
+/// Whether `key` is what RFC 6455 (4.1) asks of a client: 16 bytes, base64-encoded (24
+/// characters, the last two `=`).
+fn is_websocket_key(key: &[u8]) -> bool {
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    key.len() == 24 && key[..22].iter().all(base64) && &key[22..] == b"=="
+}
+
 /// A player's socket once the upgrade is done.
 #[derive(Debug)]
 pub(crate) struct PlayerSocket {
-    reader: WebSocketStream<Inbound>,
+    read: OwnedReadHalf,
+    frames: FrameReader,
     writer: OwnedWriteHalf,
-    /// Whether tungstenite owes the client a reply (a pong, a close) not yet in `replies`.
-    reply_pending: bool,
+    /// Whole frames owed to the peer, in order; the first may be partly written already (a
+    /// write was cancelled midway), and is finished before anything else is sent.
+    unsent: VecDeque<Bytes>,
+    /// Whether the first of `unsent` is partly written.
+    partial: bool,
+    /// The payload of the latest ping not yet answered. RFC 6455 (5.5.3) asks a pong for the
+    /// most recent ping only, so a peer that pings faster than it reads costs one slot.
+    pong: Option<Bytes>,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The peer broke RFC 6455 or our limits.
+    #[error(transparent)]
+    Fault(#[from] Fault),
+    /// The connection ended (or failed) without a close frame.
+    #[error("connection ended: {0}")]
+    Ended(#[from] io::Error),
 }
 
 impl PlayerSocket {
@@ -135,77 +166,77 @@ impl PlayerSocket {
             .downcast::<TokioIo<TcpStream>>()
             .map_err(|_| io::Error::other("upgraded connection is not a TCP stream"))?;
         let (read, writer) = parts.io.into_inner().into_split();
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_CLIENT_MESSAGE))
-            .max_frame_size(Some(MAX_CLIENT_MESSAGE))
-            .read_buffer_size(READ_BUFFER)
-            // Only tungstenite's own replies go through its writer: straight to `Inbound`.
-            .write_buffer_size(0);
-        let inbound = Inbound {
-            read,
-            replies: Vec::new(),
-        };
-        // Bytes the client sent right behind its request (its hello, say) are not lost.
-        let reader =
-            WebSocketStream::from_partially_read(inbound, parts.read_buf.to_vec(), Role::Server, Some(config)).await;
         Ok(Self {
-            reader,
+            read,
+            // Bytes the client sent right behind its request (its hello, say) are not lost.
+            frames: FrameReader::new(MAX_CLIENT_MESSAGE, &parts.read_buf, READ_BUFFER),
             writer,
-            reply_pending: false,
+            unsent: VecDeque::new(),
+            partial: false,
+            pong: None,
         })
     }
 
-    /// The next message from the client; `None` once the connection is closed.
-    pub(crate) async fn recv(&mut self) -> Option<Result<Message, WsError>> {
-        let msg = self.reader.next().await;
-        self.reply_pending |= matches!(msg, Some(Ok(Message::Ping(_) | Message::Close(_))));
-        msg
-    }
-
-    /// Writes `frame` (see [`binary_frame`]), after anything tungstenite had to send and
-    /// after `lead`, a small frame that belongs with it (a tick's ack): one vectored write
-    /// when the socket takes it all. Cancelling it can leave a frame half written: after
-    /// that, only dropping the socket is right.
-    pub(crate) async fn write(&mut self, lead: Option<Bytes>, frame: Bytes) -> io::Result<()> {
-        // tungstenite answers a ping or a close on its next read or flush: flush, so its reply
-        // lands in `replies` now. That cannot block (`Inbound` takes every write), and an error
-        // only says the connection is already closed, with nothing left to reply.
-        if std::mem::take(&mut self.reply_pending) {
-            let _ = self.reader.flush().await;
+    /// The next frame from the client. Cancel-safe: bytes read stay buffered until a whole
+    /// frame is there. A ping is answered with the next write ([`PlayerSocket::send`]).
+    pub(crate) async fn recv(&mut self) -> Result<Frame, ReadError> {
+        loop {
+            if let Some(frame) = self.frames.next()? {
+                if let Frame::Ping(payload) = &frame {
+                    self.pong = Some(payload.clone());
+                }
+                return Ok(frame);
+            }
+            let space = self.frames.space();
+            let read = self.read.read_buf(&mut self.frames.buffer().limit(space)).await?;
+            if read == 0 {
+                return Err(ReadError::Ended(io::ErrorKind::UnexpectedEof.into()));
+            }
         }
-        let replies = Bytes::from(std::mem::take(&mut self.reader.get_mut().replies));
-        let mut out = replies.chain(lead.unwrap_or_default()).chain(frame);
-        self.writer.write_all_buf(&mut out).await
-    }
-}
-
-/// The read half, as tungstenite sees the whole stream: reads come from the socket, writes
-/// (tungstenite's pongs and close replies) are kept for [`PlayerSocket::write`]. They stay
-/// small: tungstenite holds at most one pending reply, and each read adds at most one.
-#[derive(Debug)]
-struct Inbound {
-    read: OwnedReadHalf,
-    replies: Vec<u8>,
-}
-
-impl AsyncRead for Inbound {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.read).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Inbound {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.replies.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Writes `frame` (see [`binary_frame`]) after `lead`, a small frame that belongs with it
+    /// (a tick's ack), and after what is owed (the rest of an interrupted frame, a pong): one
+    /// vectored write when the socket takes it all.
+    ///
+    /// Cancel-safe at frame boundaries: cancelled midway, the frames stay owed and the next
+    /// call finishes them first, so a close frame can always follow whole frames.
+    pub(crate) async fn send(&mut self, lead: Option<Bytes>, frame: Bytes) -> io::Result<()> {
+        self.unsent.extend(lead);
+        if !frame.is_empty() {
+            self.unsent.push_back(frame);
+        }
+        self.flush().await
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    /// Writes everything owed.
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if let Some(payload) = self.pong.take() {
+            // Not inside a frame that is partly written.
+            let at = usize::from(self.partial).min(self.unsent.len());
+            self.unsent.insert(at, format(WsFrame::pong(payload)));
+        }
+        while !self.unsent.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 4];
+            for (slice, bytes) in slices.iter_mut().zip(&self.unsent) {
+                *slice = IoSlice::new(bytes);
+            }
+            let mut written = self.writer.write_vectored(&slices).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while let Some(front) = self.unsent.front_mut() {
+                if written < front.len() {
+                    front.advance(written);
+                    self.partial = true;
+                    break;
+                }
+                written -= front.len();
+                self.unsent.pop_front();
+                self.partial = false;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -240,6 +271,19 @@ pub(crate) mod tests {
             assert!(header.is_final && header.mask.is_none());
             assert_eq!(header.opcode, OpCode::Data(Data::Binary));
             assert_eq!(body, payload);
+        }
+    }
+
+    #[test]
+    fn only_a_base64_sixteen_byte_key_is_a_websocket_key() {
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        for bad in [
+            &b""[..],
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQ=",
+            b"dGhlIHNhbXBsZ!Bub25jZQ==",
+        ] {
+            assert!(!is_websocket_key(bad), "{bad:?}");
         }
     }
 

@@ -1,0 +1,385 @@
+//! Reading a player's WebSocket frames: RFC 6455, server side, pure (no I/O).
+//!
+//! Every frame a client sends is reported, one [`Frame`] each, data or control, complete
+//! message or fragment: the session counts each against the player's rate limit, so a peer
+//! cannot make the server work (parse, unmask, answer) without being charged for it, before
+//! its hello as after. tungstenite read for us before; it reports messages, not frames, and
+//! queues a pong per ping where nothing drains it until a message is written, which let a
+//! peer that never said hello grow memory by the byte.
+//!
+//! The reader holds at most one frame's worth of bytes (the message limit plus a header):
+//! [`FrameReader::space`] says how much more the socket may read into it. Faults are refused
+//! with the close code RFC 6455 gives them ([`Fault::code`]).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// A frame header is at most 14 bytes (2, an extended length of 8, a mask of 4).
+const MAX_HEADER: usize = 14;
+
+/// What one frame was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// The last frame of a binary message: the whole message.
+    Binary(Bytes),
+    /// The last frame of a text message, which was valid UTF-8 (invalid text is a fault).
+    Text,
+    /// A data frame that is not the last of its message: nothing to act on yet.
+    Fragment,
+    /// A ping, with its payload (at most 125 bytes) to echo in the pong.
+    Ping(Bytes),
+    /// A pong, with its payload.
+    Pong(Bytes),
+    /// The peer is closing, with its code (`None` when it sent no code).
+    Close(Option<u16>),
+}
+
+/// A frame that breaks RFC 6455 or our limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Fault {
+    /// A message over the limit, known from a frame header or from the fragments so far.
+    #[error("message of {size} bytes is over the {max}-byte limit")]
+    TooBig {
+        /// Its size as far as known.
+        size: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// Text or a close reason that is not UTF-8.
+    #[error("invalid UTF-8 in a {0}")]
+    InvalidUtf8(&'static str),
+    /// Any other framing error.
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+}
+
+impl Fault {
+    /// The close code RFC 6455 gives this fault.
+    pub(crate) fn code(&self) -> u16 {
+        match self {
+            Fault::TooBig { .. } => 1009,
+            Fault::InvalidUtf8(_) => 1007,
+            Fault::Protocol(_) => 1002,
+        }
+    }
+}
+
+/// The bytes read from one player and not yet parsed, and the message being reassembled.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    buf: BytesMut,
+    /// The opcode and the fragments so far of a message whose last frame has not come.
+    partial: Option<(u8, BytesMut)>,
+    max_message: usize,
+}
+
+impl FrameReader {
+    /// A reader for messages of at most `max_message` bytes, starting with `initial` bytes
+    /// already read (those that came behind the upgrade request) and room for `capacity`.
+    pub(crate) fn new(max_message: usize, initial: &[u8], capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(capacity.max(initial.len()));
+        buf.extend_from_slice(initial);
+        Self {
+            buf,
+            partial: None,
+            max_message,
+        }
+    }
+
+    /// Where the socket reads into. Never holds more than one frame past what was parsed.
+    pub(crate) fn buffer(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// How many more bytes the buffer may take: enough for the largest frame allowed, so a
+    /// peer cannot make it grow beyond that however it sends.
+    pub(crate) fn space(&self) -> usize {
+        (self.max_message + MAX_HEADER).saturating_sub(self.buf.len())
+    }
+
+    /// Parses the next whole frame, if the buffer holds one.
+    pub(crate) fn next(&mut self) -> Result<Option<Frame>, Fault> {
+        let Some(header) = Header::parse(&self.buf, self.max_message)? else {
+            return Ok(None);
+        };
+        let total = header.len + header.payload;
+        if self.buf.len() < total {
+            // The rest is on its way; make sure it fits (the header is already bounded).
+            self.buf.reserve(total - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(header.len);
+        let mut payload = self.buf.split_to(header.payload);
+        unmask(&mut payload, header.mask);
+        self.frame(header, payload)
+    }
+
+    fn frame(&mut self, header: Header, payload: BytesMut) -> Result<Option<Frame>, Fault> {
+        match header.opcode {
+            opcode::PING => Ok(Some(Frame::Ping(payload.freeze()))),
+            opcode::PONG => Ok(Some(Frame::Pong(payload.freeze()))),
+            opcode::CLOSE => close(&payload).map(|code| Some(Frame::Close(code))),
+            opcode::CONTINUATION => {
+                let Some((kind, mut message)) = self.partial.take() else {
+                    return Err(Fault::Protocol("continuation frame without a message"));
+                };
+                let size = message.len() + payload.len();
+                if size > self.max_message {
+                    return Err(Fault::TooBig {
+                        size: size as u64,
+                        max: self.max_message,
+                    });
+                }
+                message.extend_from_slice(&payload);
+                if header.fin {
+                    message_done(kind, message).map(Some)
+                } else {
+                    self.partial = Some((kind, message));
+                    Ok(Some(Frame::Fragment))
+                }
+            }
+            kind => {
+                if self.partial.is_some() {
+                    return Err(Fault::Protocol("a new message before the last one ended"));
+                }
+                if header.fin {
+                    message_done(kind, payload).map(Some)
+                } else {
+                    self.partial = Some((kind, payload));
+                    Ok(Some(Frame::Fragment))
+                }
+            }
+        }
+    }
+}
+
+/// Frame opcodes (RFC 6455, 5.2).
+mod opcode {
+    pub(super) const CONTINUATION: u8 = 0x0;
+    pub(super) const TEXT: u8 = 0x1;
+    pub(super) const BINARY: u8 = 0x2;
+    pub(super) const CLOSE: u8 = 0x8;
+    pub(super) const PING: u8 = 0x9;
+    pub(super) const PONG: u8 = 0xa;
+}
+
+fn message_done(kind: u8, message: BytesMut) -> Result<Frame, Fault> {
+    match kind {
+        opcode::BINARY => Ok(Frame::Binary(message.freeze())),
+        _ if std::str::from_utf8(&message).is_ok() => Ok(Frame::Text),
+        _ => Err(Fault::InvalidUtf8("text message")),
+    }
+}
+
+/// A close frame's code, checked: a lone byte, a code no endpoint may send, or a reason that
+/// is not UTF-8 is a fault.
+fn close(payload: &[u8]) -> Result<Option<u16>, Fault> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(Fault::Protocol("a close frame with a one-byte code")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            // Codes a peer may send (RFC 6455, 7.4); 1005, 1006 and 1015 never go on the wire.
+            if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+                return Err(Fault::Protocol("a close code that may not be sent"));
+            }
+            std::str::from_utf8(reason).map_err(|_| Fault::InvalidUtf8("close reason"))?;
+            Ok(Some(code))
+        }
+    }
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    fin: bool,
+    opcode: u8,
+    mask: [u8; 4],
+    /// Header bytes.
+    len: usize,
+    /// Payload bytes.
+    payload: usize,
+}
+
+impl Header {
+    /// The header at the start of `buf`, or `None` if it is not all there yet.
+    fn parse(buf: &[u8], max_message: usize) -> Result<Option<Self>, Fault> {
+        let [first, second, ..] = *buf else { return Ok(None) };
+        if first & 0x70 != 0 {
+            return Err(Fault::Protocol("reserved bits set (no extension was negotiated)"));
+        }
+        let (fin, opcode) = (first & 0x80 != 0, first & 0x0f);
+        let control = match opcode {
+            opcode::CONTINUATION | opcode::TEXT | opcode::BINARY => false,
+            opcode::CLOSE | opcode::PING | opcode::PONG => true,
+            _ => return Err(Fault::Protocol("unknown opcode")),
+        };
+        if second & 0x80 == 0 {
+            return Err(Fault::Protocol("client frames must be masked"));
+        }
+        let (extra, payload) = match second & 0x7f {
+            126 => {
+                let Some(b) = buf.get(2..4) else { return Ok(None) };
+                let len = u64::from(u16::from_be_bytes([b[0], b[1]]));
+                if len < 126 {
+                    return Err(Fault::Protocol("length not in its shortest form"));
+                }
+                (2, len)
+            }
+            127 => {
+                let Some(b) = buf.get(2..10) else { return Ok(None) };
+                let len = u64::from_be_bytes(b.try_into().unwrap_or_default());
+                if len <= 0xffff || len >> 63 != 0 {
+                    return Err(Fault::Protocol("length not in its shortest form"));
+                }
+                (8, len)
+            }
+            n => (0, u64::from(n)),
+        };
+        if control && (!fin || payload > 125) {
+            return Err(Fault::Protocol("control frames must be whole and at most 125 bytes"));
+        }
+        if payload > max_message as u64 {
+            return Err(Fault::TooBig {
+                size: payload,
+                max: max_message,
+            });
+        }
+        let len = 2 + extra + 4;
+        let Some(mask) = buf.get(2 + extra..len) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            fin,
+            opcode,
+            mask: mask.try_into().unwrap_or_default(),
+            len,
+            payload: payload as usize,
+        }))
+    }
+}
+
+fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+    for (i, byte) in payload.iter_mut().enumerate() {
+        *byte ^= mask[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<Vec<Frame>, Fault> {
+        let mut reader = FrameReader::new(1024, &[], 256);
+        let mut frames = Vec::new();
+        // Fed one byte at a time: every split point of every frame is exercised.
+        for b in bytes {
+            reader.buffer().extend_from_slice(&[*b]);
+            while let Some(frame) = reader.next()? {
+                frames.push(frame);
+            }
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn every_frame_is_reported_and_messages_are_reassembled() {
+        let mut bytes = frame(0x82, b"whole");
+        bytes.extend(frame(0x89, b"ping"));
+        bytes.extend(frame(0x02, b"fra"));
+        bytes.extend(frame(0x8a, b"pong in between"));
+        bytes.extend(frame(0x00, b"gm"));
+        bytes.extend(frame(0x80, b"ents"));
+        bytes.extend(frame(0x81, "é".as_bytes()));
+        bytes.extend(frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e']));
+        assert_eq!(
+            read_all(&bytes).unwrap(),
+            [
+                Frame::Binary(Bytes::from_static(b"whole")),
+                Frame::Ping(Bytes::from_static(b"ping")),
+                Frame::Fragment,
+                Frame::Pong(Bytes::from_static(b"pong in between")),
+                Frame::Fragment,
+                Frame::Binary(Bytes::from_static(b"fragments")),
+                Frame::Text,
+                Frame::Close(Some(1000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn faults_get_the_close_code_rfc_6455_gives_them() {
+        let mut unmasked = frame(0x82, b"x");
+        unmasked[1] &= 0x7f;
+        let mut long_form = vec![0x82, 0x80 | 126, 0, 5];
+        long_form.extend_from_slice(&[0; 4]);
+        let cases: Vec<(Vec<u8>, u16)> = vec![
+            (frame(0x81, &[0xff, 0xfe]), 1007),
+            (frame(0x88, &[0x03, 0xe8, 0xc3, 0x28]), 1007),
+            (frame(0x88, &[0x03]), 1002),
+            (frame(0x88, &[0x03, 0xed]), 1002), // 1005 may not be sent
+            (frame(0x00, b"orphan"), 1002),
+            (frame(0xc2, b"rsv1"), 1002),
+            (frame(0x83, b"opcode 3"), 1002),
+            (frame(0x09, b"fragmented ping"), 1002),
+            (frame(0x89, &[0; 126]), 1002),
+            (unmasked, 1002),
+            (long_form, 1002),
+            (frame(0x82, &[0; 1025]), 1009),
+            ([frame(0x02, &[0; 1000]), frame(0x80, &[0; 25])].concat(), 1009),
+            ([frame(0x02, b"a"), frame(0x82, b"b")].concat(), 1002),
+        ];
+        for (bytes, code) in cases {
+            let fault = read_all(&bytes).expect_err("a fault");
+            assert_eq!(fault.code(), code, "{fault}");
+        }
+    }
+
+    #[test]
+    fn an_oversize_frame_is_refused_from_its_header_alone() {
+        let mut reader = FrameReader::new(1024, &[0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0], 256);
+        assert!(matches!(reader.next(), Err(Fault::TooBig { size: 65_536, .. })));
+    }
+
+    #[test]
+    fn the_buffer_never_holds_more_than_one_frame_beyond_what_was_parsed() {
+        let mut reader = FrameReader::new(1024, &[], 256);
+        let mut stream = Vec::new();
+        for _ in 0..100 {
+            stream.extend(frame(0x89, &[7; 125]));
+        }
+        let mut at = 0;
+        let mut pings = 0;
+        while at < stream.len() {
+            let take = reader.space().min(stream.len() - at);
+            assert!(take > 0, "no room to make progress");
+            reader.buffer().extend_from_slice(&stream[at..at + take]);
+            at += take;
+            while let Some(frame) = reader.next().unwrap() {
+                assert!(matches!(frame, Frame::Ping(p) if p.len() == 125));
+                pings += 1;
+            }
+            assert!(reader.buffer().len() <= 1024 + MAX_HEADER);
+        }
+        assert_eq!(pings, 100);
+    }
+}
