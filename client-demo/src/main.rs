@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use client_demo::behaviour::Mix;
 use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_WS_URL};
+use client_demo::measure::attack::{self, Attack};
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
 use client_demo::measure::server_proc::default_server_bin;
@@ -58,6 +59,17 @@ enum Command {
     Transports(TransportsArgs),
     /// Run bots, spectators and abusive clients for minutes and watch the server's memory.
     Soak(SoakArgs),
+    /// Attack a fresh server per attack, as an anonymous peer would, and report the cost.
+    Attack(AttackArgs),
+}
+
+#[derive(Debug, Args)]
+struct AttackArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The attacks to run, comma-separated [default: all].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Attack>,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +233,27 @@ async fn main() -> ExitCode {
             logging();
             soak(args).await
         }
+        Command::Attack(args) => {
+            logging();
+            attack(args).await
+        }
+    }
+}
+
+async fn attack(args: AttackArgs) -> ExitCode {
+    let attacks = if args.only.is_empty() {
+        Attack::ALL.to_vec()
+    } else {
+        args.only
+    };
+    println!("| attack | what it did to the server |\n|---|---|");
+    let bin = args.server.bin();
+    let printed = attack::run(&bin, &attacks, stop_on_ctrl_c(), |finding| {
+        println!("| {} | {} |", finding.attack, finding.result);
+    });
+    match printed.await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => fail(&err, None),
     }
 }
 

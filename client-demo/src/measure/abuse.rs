@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::measure::counted::{Dial, Traffic};
 use crate::measure::http1::Conn;
+use crate::measure::rawws::{self, KEY, opcode};
 use crate::measure::wire::{self, Ws};
 
 /// A receive buffer small enough that a client that stops reading fills it within seconds.
@@ -52,11 +53,24 @@ pub enum Abuse {
     SilentPlayer,
     /// Sends half an HTTP request head and goes silent.
     HalfHead,
+    /// Upgrades and, before any hello, floods pings, pongs or empty continuation frames.
+    PreHelloFlood,
+    /// Upgrades and pings every second without ever saying hello.
+    HelloSquat,
+    /// Resumes the SSE feed or a long-poll 200 events back with a tiny receive buffer, and
+    /// never reads.
+    StalledResumer,
+    /// Says hello with a name holding a newline and an escape sequence.
+    ControlName,
+    /// Upgrades with a rebinding, duplicated or non-ASCII Origin.
+    ForeignOrigin,
+    /// Sends invalid UTF-8 in a text frame or a close reason, or upgrades with a bad key.
+    ProtocolFault,
 }
 
 impl Abuse {
     /// Every kind.
-    pub const ALL: [Abuse; 11] = [
+    pub const ALL: [Abuse; 17] = [
         Abuse::Garbage,
         Abuse::Text,
         Abuse::Oversize,
@@ -68,15 +82,25 @@ impl Abuse {
         Abuse::SilentUpgrade,
         Abuse::SilentPlayer,
         Abuse::HalfHead,
+        Abuse::PreHelloFlood,
+        Abuse::HelloSquat,
+        Abuse::StalledResumer,
+        Abuse::ControlName,
+        Abuse::ForeignOrigin,
+        Abuse::ProtocolFault,
     ];
 
     /// How many of this kind run at once: the ones that hold a connection for seconds run
     /// several, so some are always open.
     pub fn parallel(self) -> usize {
         match self {
-            Abuse::SlowPlayer | Abuse::SlowSpectator | Abuse::SilentUpgrade | Abuse::SilentPlayer | Abuse::HalfHead => {
-                4
-            }
+            Abuse::SlowPlayer
+            | Abuse::SlowSpectator
+            | Abuse::SilentUpgrade
+            | Abuse::SilentPlayer
+            | Abuse::HalfHead
+            | Abuse::HelloSquat
+            | Abuse::StalledResumer => 4,
             Abuse::ReconnectStorm => 2,
             _ => 1,
         }
@@ -217,6 +241,80 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
                 let mut ws = wire::open(addr, Dial::default(), traffic.clone()).await.map_err(err)?;
                 Ok(wire::ending(&mut ws, Duration::from_secs(12)).await)
             }
+            Abuse::PreHelloFlood => pre_hello_flood(addr, rng).await,
+            Abuse::HelloSquat => {
+                let (tcp, status) = rawws::upgrade(addr, "/ws", &[], Some(KEY)).await.map_err(err)?;
+                if status != 101 {
+                    return Ok(format!("upgrade answered {status}"));
+                }
+                let (mut read, mut write) = tcp.into_split();
+                let pinger = async {
+                    loop {
+                        time::sleep(Duration::from_secs(1)).await;
+                        if write
+                            .write_all(&rawws::frame(opcode::PING, true, b"squat"))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                };
+                Ok(tokio::select! {
+                    ending = rawws::ending(&mut read, Duration::from_secs(20)) => ending.to_string(),
+                    () = pinger => "could not write".into(),
+                })
+            }
+            Abuse::StalledResumer => {
+                let mut state = Conn::connect(addr).await.map_err(err)?;
+                let etag = state.get("/state", &[]).await.map_err(err)?;
+                let tick: u64 = etag
+                    .head
+                    .header("etag")
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .parse()
+                    .unwrap_or(0);
+                // 200 events back at the default 30 Hz and 10 events/s.
+                let resume = tick.saturating_sub(600).to_string();
+                let mut conn = Conn::dial(addr, tiny, traffic.clone()).await.map_err(err)?;
+                let sse = rng.random_bool(0.5);
+                if sse {
+                    conn.send_get("/events", &[("last-event-id", &resume)])
+                        .await
+                        .map_err(err)?;
+                } else {
+                    conn.send_get(&format!("/poll?after={resume}"), &[])
+                        .await
+                        .map_err(err)?;
+                }
+                time::sleep(Duration::from_secs(15)).await;
+                Ok(format!(
+                    "{} resumed, held 15 s unread",
+                    if sse { "SSE" } else { "long-poll" }
+                ))
+            }
+            Abuse::ControlName => {
+                let mut ws = wire::open(addr, Dial::default(), traffic.clone()).await.map_err(err)?;
+                match wire::join(&mut ws, "x\nFAKE ERROR\u{1b}[2J", PROTOCOL_VERSION).await {
+                    Err(wire::WireError::Closed { code, .. }) => Ok(format!("close {code}")),
+                    Ok(_) => Ok("welcomed (!)".into()),
+                    Err(other) => Err(other.to_string()),
+                }
+            }
+            Abuse::ForeignOrigin => {
+                let host = format!("evil.example:{}", addr.port());
+                let rebinding = format!("http://{host}");
+                let own = format!("http://{addr}");
+                let headers: Vec<(&str, &str)> = match rng.random_range(0..3) {
+                    0 => vec![("origin", &rebinding)],
+                    1 => vec![("origin", &own), ("origin", "http://evil.example")],
+                    _ => vec![("origin", "http://\u{e9}vil.example")],
+                };
+                let (_, status) = rawws::upgrade(addr, "/ws", &headers, Some(KEY)).await.map_err(err)?;
+                Ok(format!("upgrade answered {status}"))
+            }
+            Abuse::ProtocolFault => protocol_fault(addr, rng).await,
             Abuse::HalfHead => {
                 let mut tcp = Dial::default().connect(addr).await.map_err(err)?;
                 tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -239,6 +337,59 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
     }
     .await;
     result.unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// Upgrades and floods pings, pongs or empty continuation frames before any hello, for at
+/// most 10 s, and says how the server ended it.
+async fn pre_hello_flood(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, String> {
+    let (tcp, status) = rawws::upgrade(addr, "/ws", &[], Some(KEY)).await.map_err(err)?;
+    if status != 101 {
+        return Ok(format!("upgrade answered {status}"));
+    }
+    let (mut read, mut write) = tcp.into_split();
+    let (opening, frame) = match rng.random_range(0..3) {
+        0 => (Vec::new(), rawws::frame(opcode::PING, true, &[b'p'; 125])),
+        1 => (Vec::new(), rawws::frame(opcode::PONG, true, &[b'p'; 125])),
+        _ => (
+            rawws::frame(opcode::BINARY, false, &[]),
+            rawws::frame(opcode::CONTINUATION, false, &[]),
+        ),
+    };
+    let batch = frame.repeat(64);
+    let flood = async {
+        write.write_all(&opening).await.ok()?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            write.write_all(&batch).await.ok()?;
+        }
+        Some(())
+    };
+    Ok(tokio::select! {
+        ending = rawws::ending(&mut read, Duration::from_secs(12)) => ending.to_string(),
+        _ = flood => "not closed after 10 s of flooding".into(),
+    })
+}
+
+/// Joins and sends invalid UTF-8 in a text frame or a close reason, or upgrades with a key
+/// that is not 16 bytes of base64.
+async fn protocol_fault(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, String> {
+    let fault = match rng.random_range(0..3) {
+        0 => rawws::frame(opcode::TEXT, true, &[0xff, 0xfe]),
+        1 => rawws::frame(opcode::CLOSE, true, &rawws::close_payload(1000, &[0xc3, 0x28])),
+        _ => {
+            let (_, status) = rawws::upgrade(addr, "/ws", &[], Some("not base64"))
+                .await
+                .map_err(err)?;
+            return Ok(format!("upgrade answered {status}"));
+        }
+    };
+    let (mut tcp, _) = rawws::upgrade(addr, "/ws", &[], Some(KEY)).await.map_err(err)?;
+    let hello = wire::hello("faulty", PROTOCOL_VERSION).encode();
+    tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello))
+        .await
+        .map_err(err)?;
+    tcp.write_all(&fault).await.map_err(err)?;
+    Ok(rawws::ending(&mut tcp, Duration::from_secs(5)).await.to_string())
 }
 
 /// Sends moves at about 500 a second (the allowance is 2 per tick) while reading, until the

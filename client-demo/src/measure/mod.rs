@@ -11,10 +11,13 @@
 //! - [`idle`]: memory per idle connection.
 //! - [`followers`] and [`transports`]: one client per way of following a match, and their
 //!   comparison.
+//! - [`attack`] and [`rawws`]: the outside attack run, one attack per fresh server, with
+//!   WebSocket frames written by hand.
 //! - [`abuse`], [`soak`] and [`soak_report`]: misbehaving clients, the bounded soak that runs
 //!   them with bots and spectators while sampling the server, and its verdicts.
 
 pub mod abuse;
+pub mod attack;
 pub mod counted;
 pub mod floors;
 pub mod followers;
@@ -23,6 +26,7 @@ pub mod idle;
 pub mod load;
 pub mod load_report;
 pub mod procinfo;
+pub mod rawws;
 pub mod scrape;
 pub mod server_proc;
 pub mod soak;

@@ -64,12 +64,17 @@ impl ServerProcess {
     /// Starts `bin` on a free loopback port with `args` (everything but `--bind`), logging at
     /// `warn` into a file in the temporary directory, and waits until it serves `/metrics`.
     pub async fn start(bin: &Path, args: &[String]) -> Result<Self, StartError> {
+        Self::start_logging(bin, args, "warn").await
+    }
+
+    /// [`ServerProcess::start`], logging at `level` (`info` is the server's default level).
+    pub async fn start_logging(bin: &Path, args: &[String], level: &str) -> Result<Self, StartError> {
         if !bin.is_file() {
             return Err(StartError::NoBinary(bin.into()));
         }
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(bin, args).await {
+            match Self::start_once(bin, args, level).await {
                 Ok(server) => return Ok(server),
                 Err(err @ StartError::NotUp { .. }) => last = Some(err),
                 Err(err) => return Err(err),
@@ -79,7 +84,7 @@ impl ServerProcess {
         Err(last.expect("at least one attempt"))
     }
 
-    async fn start_once(bin: &Path, args: &[String]) -> Result<Self, StartError> {
+    async fn start_once(bin: &Path, args: &[String], level: &str) -> Result<Self, StartError> {
         let spawn_err = |source| StartError::Spawn {
             bin: bin.into(),
             source,
@@ -92,7 +97,7 @@ impl ServerProcess {
             .arg("--bind")
             .arg(addr.to_string())
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out)
@@ -144,9 +149,14 @@ impl ServerProcess {
         scrape::fetch(self.addr).await
     }
 
+    /// Everything it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines of its log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log_text();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
