@@ -68,8 +68,10 @@ fn mac(secret: &[u8], name: &str, expires: u64) -> Hmac<Sha256> {
     mac
 }
 
+/// Decodes the MAC: exactly 64 lowercase hex digits (one spelling per token).
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if hex.len() != 64 || !hex.bytes().all(lower_hex) {
         return None;
     }
     (0..hex.len())
@@ -96,7 +98,18 @@ mod tests {
         let token = mint(b"k", "ann", 5_000);
         let later = token.replace("v1.5000.", "v1.9000.");
         assert_eq!(verify(b"k", "ann", &later, 10), Err(TokenError::Invalid));
-        for bad in ["v1", "v2.5000.00", "v1.x.00", "v1.5000.zz", "v1.5000.ab"] {
+        // The same MAC spelled in uppercase, or with a sign: one spelling per token.
+        let upper = format!("v1.5000.{}", token[8..].to_ascii_uppercase());
+        let signed = format!("v1.5000.+{}", &token[9..]);
+        for bad in [
+            "v1",
+            "v2.5000.00",
+            "v1.x.00",
+            "v1.5000.zz",
+            "v1.5000.ab",
+            &upper,
+            &signed,
+        ] {
             assert_eq!(verify(b"k", "ann", bad, 10), Err(TokenError::Malformed), "{bad}");
         }
         assert_eq!(verify(b"k", "ann", "", 10), Err(TokenError::Missing));

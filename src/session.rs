@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::auth;
 use crate::frames::{Fault, Frame};
 use crate::http::ConnectionPlace;
-use crate::limits::{COMMANDS_PER_TICK, RateLimit, STRIKES_TO_CLOSE, Verdict};
+use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::outbox::outbox;
 use crate::protocol::{
@@ -278,7 +278,7 @@ impl Session {
                 return Err(Close::new(
                     CloseReason::Flood,
                     close_code::POLICY,
-                    format!("flooding: over {COMMANDS_PER_TICK} messages per tick for {STRIKES_TO_CLOSE} s"),
+                    format!("flooding: over twice the message allowance in {STRIKES_TO_CLOSE} consecutive seconds"),
                 ));
             }
         }

@@ -25,8 +25,8 @@ use crate::measure::wire::{self, Ws};
 /// A receive buffer small enough that a client that stops reading fills it within seconds.
 const TINY_BUFFER: u32 = 4096;
 /// Longest any single attempt may take: longer than every server timeout it provokes
-/// (idle 15 s, head 10 s, slow 5 s, hello 5 s, flooding 3 s).
-const ATTEMPT_LIMIT: Duration = Duration::from_secs(30);
+/// (idle 15 s, head 10 s, slow 5 s, hello 5 s, flooding 3 s) and than a slow player's stall.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(40);
 
 /// One kind of misbehaving client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -205,9 +205,10 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
             Abuse::SlowPlayer => {
                 let mut ws = joined(tiny).await.map_err(err)?;
                 // Keep sending moves, so it is not idle, but never read: its queue on the server
-                // fills once the socket buffers do.
+                // fills once the socket buffers do (a quarter of a megabyte of deltas: about
+                // 17 s with a hundred players moving), and then it is too slow to keep.
                 let mut seq = 0;
-                let until = Instant::now() + Duration::from_secs(18);
+                let until = Instant::now() + Duration::from_secs(30);
                 while Instant::now() < until {
                     seq += 1;
                     let moved = ClientMsg::Move(Move { seq, dx: 0, dy: 1 });
@@ -356,18 +357,28 @@ async fn pre_hello_flood(addr: SocketAddr, rng: &mut impl Rng) -> Result<String,
         ),
     };
     let batch = frame.repeat(64);
+    // True when it flooded for the whole 10 s; false when the server stopped taking bytes.
     let flood = async {
-        write.write_all(&opening).await.ok()?;
+        if write.write_all(&opening).await.is_err() {
+            return false;
+        }
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
-            write.write_all(&batch).await.ok()?;
+            if write.write_all(&batch).await.is_err() {
+                return false;
+            }
         }
-        Some(())
+        true
     };
-    Ok(tokio::select! {
-        ending = rawws::ending(&mut read, Duration::from_secs(12)) => ending.to_string(),
-        _ = flood => "not closed after 10 s of flooding".into(),
-    })
+    let ran_out = tokio::select! {
+        ending = rawws::ending(&mut read, Duration::from_secs(12)) => return Ok(ending.to_string()),
+        ran_out = flood => ran_out,
+    };
+    if ran_out {
+        return Ok("not closed after 10 s of flooding".into());
+    }
+    // The server closed while we were writing: its close frame is in what is left to read.
+    Ok(rawws::ending(&mut read, Duration::from_secs(2)).await.to_string())
 }
 
 /// Joins and sends invalid UTF-8 in a text frame or a close reason, or upgrades with a key
