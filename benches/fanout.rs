@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tickcast::Config;
 use tickcast::delta::NetWorld;
 use tickcast::metrics::Metrics;
-use tickcast::outbox::{Inbox, outbox};
 use tickcast::protocol::{Delta, Move, ServerMsg, Updates};
-use tickcast::roster::{InputSlot, Roster, Seat};
+use tickcast::room::outbox::{Inbox, outbox};
+use tickcast::room::roster::{InputSlot, Roster, Seat};
 use tickcast::sim::{Rules, World};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];

@@ -100,7 +100,7 @@ impl Loopback {
             seed: Some(1),
             ..Config::defaults()
         };
-        let tick_period = config.tick_period();
+        let tick_period = Duration::from_secs(1) / TICK_HZ;
         let server = Server::new(listener, config);
         let url = format!("ws://{}/ws", server.local_addr()?);
         let shutdown = CancellationToken::new();

@@ -1,15 +1,19 @@
-//! Join tokens: proof from a game backend that a player may join, under a name, until a time.
+//! Join tokens: proof from a game backend that a player may join one room, under a name,
+//! until a time.
 //!
 //! When the server runs with `--auth-secret`, a player's `Hello.token` must be
 //!
 //! ```text
-//! v1.<expiry>.<mac>
+//! v2.<expiry>.<mac>
 //! ```
 //!
 //! where `expiry` is a Unix time in seconds (decimal) and `mac` is the lowercase hex
-//! HMAC-SHA256, keyed with the secret, of the bytes `tickcast-join-v1\n<name>\n<expiry>`, with
-//! `name` exactly as sent in the `Hello`. The backend that knows the secret mints tokens (see
-//! README, "Security"); the game server only verifies them, in constant time.
+//! HMAC-SHA256, keyed with the secret, of the bytes
+//! `tickcast-join-v2\n<room>\n<name>\n<expiry>`, with `room` the id of the room joined and
+//! `name` exactly as sent in the `Hello`: a token for one room does not open another. The
+//! backend that knows the secret mints tokens (see README, "Security"), and so does the
+//! server's matchmaking; the server verifies them in constant time. Version 1 tokens named no
+//! room and are refused.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,30 +33,37 @@ pub enum TokenError {
     /// Valid, but past its expiry.
     #[error("join token expired")]
     Expired,
+    /// A version 1 token, which names no room.
+    #[error("join token v1 names no room: mint a v2 token")]
+    Unbound,
 }
 
-const CONTEXT: &str = "tickcast-join-v1";
+const CONTEXT: &str = "tickcast-join-v2";
 
-/// Makes a token letting `name` join until `expires` (Unix seconds).
-pub fn mint(secret: &[u8], name: &str, expires: u64) -> String {
-    let mac = mac(secret, name, expires).finalize().into_bytes();
+/// Makes a token letting `name` join room `room` until `expires` (Unix seconds).
+pub fn mint(secret: &[u8], room: &str, name: &str, expires: u64) -> String {
+    let mac = mac(secret, room, name, expires).finalize().into_bytes();
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    format!("v1.{expires}.{hex}")
+    format!("v2.{expires}.{hex}")
 }
 
-/// Checks `token` for `name` at time `now` (Unix seconds).
-pub fn verify(secret: &[u8], name: &str, token: &str, now: u64) -> Result<(), TokenError> {
+/// Checks `token` for `name` joining `room` at time `now` (Unix seconds).
+pub fn verify(secret: &[u8], room: &str, name: &str, token: &str, now: u64) -> Result<(), TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
     let mut parts = token.splitn(3, '.');
-    let (Some("v1"), Some(expiry), Some(hex)) = (parts.next(), parts.next(), parts.next()) else {
+    let (version, expiry, hex) = (parts.next(), parts.next(), parts.next());
+    if version == Some("v1") && hex.is_some() {
+        return Err(TokenError::Unbound);
+    }
+    let (Some("v2"), Some(expiry), Some(hex)) = (version, expiry, hex) else {
         return Err(TokenError::Malformed);
     };
     let expires: u64 = expiry.parse().map_err(|_| TokenError::Malformed)?;
     let given = decode_hex(hex).ok_or(TokenError::Malformed)?;
     // `verify_slice` compares in constant time.
-    mac(secret, name, expires)
+    mac(secret, room, name, expires)
         .verify_slice(&given)
         .map_err(|_| TokenError::Invalid)?;
     if now >= expires {
@@ -61,10 +72,10 @@ pub fn verify(secret: &[u8], name: &str, token: &str, now: u64) -> Result<(), To
     Ok(())
 }
 
-fn mac(secret: &[u8], name: &str, expires: u64) -> Hmac<Sha256> {
+fn mac(secret: &[u8], room: &str, name: &str, expires: u64) -> Hmac<Sha256> {
     // HMAC accepts keys of any length.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(format!("{CONTEXT}\n{name}\n{expires}").as_bytes());
+    mac.update(format!("{CONTEXT}\n{room}\n{name}\n{expires}").as_bytes());
     mac
 }
 
@@ -85,42 +96,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_minted_token_verifies_for_its_name_until_it_expires() {
-        let token = mint(b"s3cret", "ann", 1_000);
-        assert_eq!(verify(b"s3cret", "ann", &token, 999), Ok(()));
-        assert_eq!(verify(b"s3cret", "ann", &token, 1_000), Err(TokenError::Expired));
-        assert_eq!(verify(b"s3cret", "bob", &token, 999), Err(TokenError::Invalid));
-        assert_eq!(verify(b"other", "ann", &token, 999), Err(TokenError::Invalid));
+    fn a_minted_token_verifies_for_its_room_and_name_until_it_expires() {
+        let token = mint(b"s3cret", "lobby1", "ann", 1_000);
+        assert_eq!(verify(b"s3cret", "lobby1", "ann", &token, 999), Ok(()));
+        assert_eq!(
+            verify(b"s3cret", "lobby1", "ann", &token, 1_000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify(b"s3cret", "lobby1", "bob", &token, 999),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            verify(b"s3cret", "lobby2", "ann", &token, 999),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(verify(b"other", "lobby1", "ann", &token, 999), Err(TokenError::Invalid));
     }
 
     #[test]
     fn tampering_and_garbage_are_refused() {
-        let token = mint(b"k", "ann", 5_000);
-        let later = token.replace("v1.5000.", "v1.9000.");
-        assert_eq!(verify(b"k", "ann", &later, 10), Err(TokenError::Invalid));
+        let token = mint(b"k", "r", "ann", 5_000);
+        let later = token.replace("v2.5000.", "v2.9000.");
+        assert_eq!(verify(b"k", "r", "ann", &later, 10), Err(TokenError::Invalid));
         // The same MAC spelled in uppercase, or with a sign: one spelling per token.
-        let upper = format!("v1.5000.{}", token[8..].to_ascii_uppercase());
-        let signed = format!("v1.5000.+{}", &token[9..]);
+        let upper = format!("v2.5000.{}", token[8..].to_ascii_uppercase());
+        let signed = format!("v2.5000.+{}", &token[9..]);
         for bad in [
-            "v1",
-            "v2.5000.00",
-            "v1.x.00",
-            "v1.5000.zz",
-            "v1.5000.ab",
+            "v2",
+            "v3.5000.00",
+            "v2.x.00",
+            "v2.5000.zz",
+            "v2.5000.ab",
             &upper,
             &signed,
         ] {
-            assert_eq!(verify(b"k", "ann", bad, 10), Err(TokenError::Malformed), "{bad}");
+            assert_eq!(verify(b"k", "r", "ann", bad, 10), Err(TokenError::Malformed), "{bad}");
         }
-        assert_eq!(verify(b"k", "ann", "", 10), Err(TokenError::Missing));
+        assert_eq!(verify(b"k", "r", "ann", "", 10), Err(TokenError::Missing));
+        let v1 = token.replacen("v2.", "v1.", 1);
+        assert_eq!(verify(b"k", "r", "ann", &v1, 10), Err(TokenError::Unbound));
     }
 
     #[test]
     fn the_documented_example_matches() {
-        // README, "Security": the openssl one-liner for secret "s3cret", name "ann",
-        // expiry 1800000000 prints this MAC.
+        // README, "Security": the openssl one-liner for secret "s3cret", room "default", name
+        // "ann", expiry 1800000000 prints this MAC.
         let doc = include_str!("../README.md");
-        let token = mint(b"s3cret", "ann", 1_800_000_000);
+        let token = mint(b"s3cret", "default", "ann", 1_800_000_000);
         assert!(doc.contains(&token), "README lacks the example token {token}");
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::origin::Origin;
-use crate::sim::Rules;
 
 /// tickcast: an authoritative fixed-tick multiplayer game-state server.
 #[derive(Debug, Clone, Parser)]
@@ -16,7 +15,7 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Simulation ticks per second.
+    /// Simulation ticks per second of the default room (and of created rooms that name none).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub tick_hz: u32,
 
@@ -32,9 +31,33 @@ pub struct Config {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub orbs: u32,
 
-    /// Most players connected at once; more are refused with close 1013.
+    /// Most players in one room (the default room's places, and the most a created room may
+    /// ask for); more are refused with close 1013.
     #[arg(long, default_value_t = 5000)]
     pub max_players: usize,
+
+    /// Most rooms at once, the default room included; creating one more answers 503.
+    #[arg(long, default_value_t = 1000)]
+    pub max_rooms: usize,
+
+    /// How long a room (other than the default one) may stay without players before it
+    /// closes itself.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub room_idle: Duration,
+
+    /// Do not open the default room (behind /ws, /events, /poll, /state) at start.
+    #[arg(long)]
+    pub no_default_room: bool,
+
+    /// Require `Authorization: Bearer <secret>` to create and close rooms (also
+    /// TICKCAST_ADMIN_SECRET). Without it anyone may, within the per-address rate limit.
+    #[arg(long, env = "TICKCAST_ADMIN_SECRET", hide_env_values = true)]
+    pub admin_secret: Option<String>,
+
+    /// The base URL clients reach this server at (e.g. https://game.example), used in the
+    /// URLs the rooms API answers. Defaults to http:// and the bound address.
+    #[arg(long)]
+    pub public_url: Option<String>,
 
     /// Spectator events per second; the ticks in between are merged into each event.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=240))]
@@ -102,24 +125,15 @@ impl Config {
         Self::parse_from(["tickcast"])
     }
 
-    /// The simulation's parameters.
-    pub fn rules(&self) -> Rules {
-        Rules {
-            width: self.world_size as f32,
-            height: self.world_size as f32,
-            tick_hz: self.tick_hz,
-            orbs: self.orbs as usize,
-        }
+    /// Ticks between spectator events in a room ticking at `tick_hz` (spectators never get
+    /// more events than ticks).
+    pub fn spectator_every(&self, tick_hz: u32) -> u32 {
+        (tick_hz / self.spectator_hz.min(tick_hz)).max(1)
     }
 
-    /// Ticks between spectator events (spectators never get more events than ticks).
-    pub fn spectator_every(&self) -> u32 {
-        (self.tick_hz / self.spectator_hz.min(self.tick_hz)).max(1)
-    }
-
-    /// How many spectator events the resume ring keeps.
-    pub fn spectator_ring(&self) -> usize {
-        let per_sec = f64::from(self.tick_hz) / f64::from(self.spectator_every());
+    /// How many spectator events the resume ring of a room ticking at `tick_hz` keeps.
+    pub fn spectator_ring(&self, tick_hz: u32) -> usize {
+        let per_sec = f64::from(tick_hz) / f64::from(self.spectator_every(tick_hz));
         (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
     }
 
@@ -127,11 +141,6 @@ impl Config {
     pub fn max_connections(&self) -> usize {
         self.max_connections
             .unwrap_or(self.max_players + self.max_spectators + 256)
-    }
-
-    /// The length of one tick.
-    pub fn tick_period(&self) -> Duration {
-        Duration::from_secs(1) / self.tick_hz
     }
 }
 

@@ -1,4 +1,6 @@
-//! Reading a player's WebSocket frames: RFC 6455, server side, pure (no I/O).
+//! WebSocket frames, RFC 6455, server side, pure (no I/O): reading a player's, and
+//! formatting ours (tungstenite's formatter; each of our frames is formatted once and the same
+//! bytes go to every player).
 //!
 //! Every frame a client sends is reported, one [`Frame`] each, data or control, complete
 //! message or fragment: the session counts each against the player's rate limit, so a peer
@@ -12,9 +14,51 @@
 //! with the close code RFC 6455 gives them ([`Fault::code`]).
 
 use bytes::{Buf, Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame as WsFrame};
 
 /// A frame header is at most 14 bytes (2, an extended length of 8, a mask of 4).
 const MAX_HEADER: usize = 14;
+
+/// A WebSocket binary frame (final, unmasked, as a server sends it) carrying `payload`.
+pub(crate) fn binary_frame(payload: Vec<u8>) -> Bytes {
+    format(WsFrame::message(payload, OpCode::Data(Data::Binary), true))
+}
+
+/// A ping frame carrying `payload` (at most 125 bytes).
+pub(crate) fn ping_frame(payload: &[u8]) -> Bytes {
+    format(WsFrame::ping(Bytes::copy_from_slice(payload)))
+}
+
+/// A close frame with `code` and `reason` (a reason over 123 bytes is cut, on a character
+/// boundary, to fit a control frame).
+pub(crate) fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format(WsFrame::close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason[..end].into(),
+    })))
+}
+
+/// A close frame without a code: the echo of a peer's close that carried none.
+pub(crate) fn empty_close_frame() -> Bytes {
+    format(WsFrame::close(None))
+}
+
+fn format(frame: WsFrame) -> Bytes {
+    let mut out = Vec::with_capacity(frame.len());
+    // Writing into a Vec cannot fail.
+    frame.format(&mut out).expect("formatting into a Vec");
+    out.into()
+}
+
+/// A pong frame echoing `payload`.
+pub(crate) fn pong_frame(payload: Bytes) -> Bytes {
+    format(WsFrame::pong(payload))
+}
 
 /// What one frame was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,11 +309,53 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::io;
+
+    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
+
     use super::*;
 
+    /// Parses one server frame the way a client would.
+    pub(crate) fn parse(bytes: &[u8]) -> (FrameHeader, &[u8]) {
+        let mut cursor = io::Cursor::new(bytes);
+        let (header, len) = FrameHeader::parse(&mut cursor).unwrap().expect("a whole header");
+        let start = cursor.position() as usize;
+        assert_eq!(start + len as usize, bytes.len(), "exactly one frame");
+        (header, &bytes[start..])
+    }
+
+    #[test]
+    fn frames_carry_their_payload_unmasked_with_the_shortest_length() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let payload = vec![7u8; len];
+            let frame = binary_frame(payload.clone());
+            let header_len = match len {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(frame.len(), header_len + len);
+            let (header, body) = parse(&frame);
+            assert!(header.is_final && header.mask.is_none());
+            assert_eq!(header.opcode, OpCode::Data(Data::Binary));
+            assert_eq!(body, payload);
+        }
+    }
+
+    #[test]
+    fn a_long_close_reason_is_cut_to_fit_a_control_frame() {
+        let frame = close_frame(1008, &"é".repeat(100));
+        let (header, body) = parse(&frame);
+        assert_eq!(header.opcode, OpCode::Control(Control::Close));
+        assert!(body.len() <= 125);
+        assert_eq!(&body[..2], &1008u16.to_be_bytes());
+        assert!(std::str::from_utf8(&body[2..]).is_ok(), "cut on a character boundary");
+    }
+
     /// A masked client frame.
-    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1, 2, 3, 4];
         let mut out = vec![first];
         match payload.len() {
@@ -303,14 +389,14 @@ mod tests {
 
     #[test]
     fn every_frame_is_reported_and_messages_are_reassembled() {
-        let mut bytes = frame(0x82, b"whole");
-        bytes.extend(frame(0x89, b"ping"));
-        bytes.extend(frame(0x02, b"fra"));
-        bytes.extend(frame(0x8a, b"pong in between"));
-        bytes.extend(frame(0x00, b"gm"));
-        bytes.extend(frame(0x80, b"ents"));
-        bytes.extend(frame(0x81, "é".as_bytes()));
-        bytes.extend(frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e']));
+        let mut bytes = client_frame(0x82, b"whole");
+        bytes.extend(client_frame(0x89, b"ping"));
+        bytes.extend(client_frame(0x02, b"fra"));
+        bytes.extend(client_frame(0x8a, b"pong in between"));
+        bytes.extend(client_frame(0x00, b"gm"));
+        bytes.extend(client_frame(0x80, b"ents"));
+        bytes.extend(client_frame(0x81, "é".as_bytes()));
+        bytes.extend(client_frame(0x88, &[0x03, 0xe8, b'b', b'y', b'e']));
         assert_eq!(
             read_all(&bytes).unwrap(),
             [
@@ -328,25 +414,28 @@ mod tests {
 
     #[test]
     fn faults_get_the_close_code_rfc_6455_gives_them() {
-        let mut unmasked = frame(0x82, b"x");
+        let mut unmasked = client_frame(0x82, b"x");
         unmasked[1] &= 0x7f;
         let mut long_form = vec![0x82, 0x80 | 126, 0, 5];
         long_form.extend_from_slice(&[0; 4]);
         let cases: Vec<(Vec<u8>, u16)> = vec![
-            (frame(0x81, &[0xff, 0xfe]), 1007),
-            (frame(0x88, &[0x03, 0xe8, 0xc3, 0x28]), 1007),
-            (frame(0x88, &[0x03]), 1002),
-            (frame(0x88, &[0x03, 0xed]), 1002), // 1005 may not be sent
-            (frame(0x00, b"orphan"), 1002),
-            (frame(0xc2, b"rsv1"), 1002),
-            (frame(0x83, b"opcode 3"), 1002),
-            (frame(0x09, b"fragmented ping"), 1002),
-            (frame(0x89, &[0; 126]), 1002),
+            (client_frame(0x81, &[0xff, 0xfe]), 1007),
+            (client_frame(0x88, &[0x03, 0xe8, 0xc3, 0x28]), 1007),
+            (client_frame(0x88, &[0x03]), 1002),
+            (client_frame(0x88, &[0x03, 0xed]), 1002), // 1005 may not be sent
+            (client_frame(0x00, b"orphan"), 1002),
+            (client_frame(0xc2, b"rsv1"), 1002),
+            (client_frame(0x83, b"opcode 3"), 1002),
+            (client_frame(0x09, b"fragmented ping"), 1002),
+            (client_frame(0x89, &[0; 126]), 1002),
             (unmasked, 1002),
             (long_form, 1002),
-            (frame(0x82, &[0; 1025]), 1009),
-            ([frame(0x02, &[0; 1000]), frame(0x80, &[0; 25])].concat(), 1009),
-            ([frame(0x02, b"a"), frame(0x82, b"b")].concat(), 1002),
+            (client_frame(0x82, &[0; 1025]), 1009),
+            (
+                [client_frame(0x02, &[0; 1000]), client_frame(0x80, &[0; 25])].concat(),
+                1009,
+            ),
+            ([client_frame(0x02, b"a"), client_frame(0x82, b"b")].concat(), 1002),
         ];
         for (bytes, code) in cases {
             let fault = read_all(&bytes).expect_err("a fault");
@@ -365,7 +454,7 @@ mod tests {
         let mut reader = FrameReader::new(1024, &[], 256);
         let mut stream = Vec::new();
         for _ in 0..100 {
-            stream.extend(frame(0x89, &[7; 125]));
+            stream.extend(client_frame(0x89, &[7; 125]));
         }
         let mut at = 0;
         let mut pings = 0;

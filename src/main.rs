@@ -20,11 +20,15 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.bind))?;
     let server = Server::new(listener, config.clone());
     let addr = server.local_addr()?;
-    tracing::info!(
-        tick_hz = config.tick_hz,
-        seed = server.seed(),
-        "tickcast listening: spectate at http://{addr}/ , players connect to ws://{addr}/ws"
-    );
+    match server.seed() {
+        Some(seed) => tracing::info!(
+            tick_hz = config.tick_hz,
+            seed,
+            "tickcast listening: rooms at http://{addr}/ , the default room at http://{addr}/rooms/default/ , \
+             players connect to ws://{addr}/ws"
+        ),
+        None => tracing::info!("tickcast listening: rooms at http://{addr}/ (no default room)"),
+    }
 
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));

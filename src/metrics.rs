@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::room::Ended;
+
 /// How a client follows the game.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum Transport {
@@ -31,6 +33,8 @@ pub enum CloseReason {
     PeerGone,
     /// The server is shutting down.
     Shutdown,
+    /// The player's room ended (closed, idle, crashed).
+    RoomEnded,
     /// A message failed to decode.
     Malformed,
     /// A text frame where only binary is accepted.
@@ -68,6 +72,11 @@ struct ReasonLabel {
     reason: CloseReason,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndedLabel {
+    reason: Ended,
+}
+
 /// Message and byte counters for one transport.
 #[derive(Debug, Clone, Default)]
 pub struct TrafficCounters {
@@ -100,7 +109,11 @@ impl TrafficCounters {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Ticks run.
+    /// Rooms open.
+    pub rooms: Gauge,
+    /// Rooms opened since the start.
+    pub rooms_created: Counter,
+    /// Ticks run, in all rooms.
     pub ticks: Counter,
     /// Ticks whose work took longer than the tick period.
     pub tick_overruns: Counter,
@@ -143,6 +156,7 @@ pub struct Metrics {
     /// Spectator traffic over plain polling.
     pub poll: TrafficCounters,
     closes: Family<ReasonLabel, Counter>,
+    rooms_closed: Family<EndedLabel, Counter>,
 }
 
 impl Metrics {
@@ -155,11 +169,15 @@ impl Metrics {
             "Connections closed or refused by the server, by reason",
             closes.clone(),
         );
+        let rooms_closed = Family::<EndedLabel, Counter>::default();
+        r.register("rooms_closed", "Rooms ended, by reason", rooms_closed.clone());
         let spectators = Family::<TransportLabel, Gauge>::default();
         r.register("spectators", "Connected spectators, by transport", spectators.clone());
         let traffic = Traffic::default();
         let mut metrics = Self {
-            ticks: counter(&mut r, "ticks", "Ticks run"),
+            rooms: gauge(&mut r, "rooms", "Rooms open"),
+            rooms_created: counter(&mut r, "rooms_created", "Rooms opened"),
+            ticks: counter(&mut r, "ticks", "Ticks run, in all rooms"),
             tick_overruns: counter(&mut r, "tick_overruns", "Ticks whose work exceeded the tick period"),
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
             tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),
@@ -199,6 +217,7 @@ impl Metrics {
             longpoll: traffic.for_transport(Transport::Longpoll),
             poll: traffic.for_transport(Transport::Poll),
             closes,
+            rooms_closed,
             registry: r,
         };
         traffic.register(&mut metrics.registry);
@@ -208,6 +227,16 @@ impl Metrics {
     /// Counts a connection closed or refused for `reason`.
     pub fn close(&self, reason: CloseReason) {
         self.closes.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a room ended for `reason`.
+    pub fn room_closed(&self, reason: Ended) {
+        self.rooms_closed.get_or_create(&EndedLabel { reason }).inc();
+    }
+
+    /// How many rooms ended for `reason` so far.
+    pub fn rooms_closed(&self, reason: Ended) -> u64 {
+        self.rooms_closed.get_or_create(&EndedLabel { reason }).get()
     }
 
     /// How many connections were closed for `reason` so far.
@@ -293,10 +322,14 @@ mod tests {
     fn every_metric_is_exported() {
         let m = Metrics::new();
         m.close(CloseReason::Full);
+        m.room_closed(Ended::Idle);
         m.spectators_sse.inc();
         m.sse.sent(10);
         let text = m.encode();
         for name in [
+            "tickcast_rooms ",
+            "tickcast_rooms_created_total",
+            "tickcast_rooms_closed_total{reason=\"Idle\"} 1",
             "tickcast_ticks_total",
             "tickcast_tick_overruns_total",
             "tickcast_tick_work_seconds_bucket",

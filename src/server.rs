@@ -1,10 +1,9 @@
-//! The HTTP front: one port for players (`/ws`), spectators (`/`, `/events`, `/poll`, `/state`)
-//! and metrics (`/metrics`).
+//! The HTTP front: one port for the lobby and the rooms API, players, spectators and metrics.
 //!
 //! [`Server::new`] takes an already-bound listener, so tests bind `127.0.0.1:0` and read the
-//! port back; `main` binds the configured address. [`Server::run`] serves until its
-//! cancellation token fires, then closes every player with 1001 and waits for their tasks for
-//! at most `--shutdown-grace`.
+//! port back; `main` binds the configured address. [`Server::run`] opens the default room,
+//! serves until its cancellation token fires, then ends every room (players get 1001,
+//! spectators a `shutdown` event) and waits for every task for at most `--shutdown-grace`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,83 +11,74 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::feed::Feed;
 use crate::http::ConnectionPlace;
+use crate::limits::PerAddress;
 use crate::metrics::{CloseReason, Metrics};
 use crate::origin::{self, Origin};
+use crate::room::{RoomId, Settings};
+use crate::rooms::Rooms;
 use crate::socket::{self, PlayerSocket};
-use crate::tick::{JoinRequest, TickClock, TickLoop};
-use crate::{http, session, spectators};
+use crate::state::{AppState, RoomAt};
+use crate::{api, http, session, spectators};
 
-/// Joins waiting for the next tick; a burst beyond this waits in its session (bounded by the
-/// player cap), it is not dropped.
-const JOIN_QUEUE: usize = 256;
-
-/// What every request handler and session shares.
-pub(crate) struct AppState {
-    pub(crate) config: Config,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) clock: Arc<TickClock>,
-    pub(crate) joins: mpsc::Sender<JoinRequest>,
-    /// One permit per player place (`--max-players`).
-    pub(crate) player_places: Arc<Semaphore>,
-    /// One permit per spectator place (`--max-spectators`).
-    pub(crate) spectator_places: Arc<Semaphore>,
-    pub(crate) feed: Arc<Feed>,
-    /// Which web origins may open player sockets.
-    pub(crate) origins: origin::Policy,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) tasks: TaskTracker,
-}
+const LOBBY: &str = include_str!("lobby.html");
 
 /// A tickcast server on a bound listener, ready to run.
 pub struct Server {
     listener: TcpListener,
     state: Arc<AppState>,
-    tick_loop: TickLoop,
-    seed: u64,
+    /// The default room's settings, opened by `run` (unless `--no-default-room`).
+    default_room: Option<Settings>,
 }
 
 impl Server {
-    /// Prepares a server on `listener`. The world is created now, from `--seed` or a random one.
+    /// Prepares a server on `listener`. The default room's seed is drawn now (from `--seed`,
+    /// else at random), so it can be logged before the server runs.
     pub fn new(listener: TcpListener, config: Config) -> Self {
-        let seed = config.seed.unwrap_or_else(rand::random);
         let metrics = Arc::new(Metrics::new());
-        let clock = Arc::new(TickClock::default());
-        let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
-        let tick_loop = TickLoop::new(&config, seed, join_rx, clock.clone(), metrics.clone());
-        let own = match (&config.public_origin, listener.local_addr()) {
+        let local = listener.local_addr().ok();
+        let own = match (&config.public_origin, local) {
             (own, _) if !own.is_empty() => own.clone(),
-            (_, Ok(addr)) => Origin::local_forms(addr),
-            (_, Err(_)) => Vec::new(),
+            (_, Some(addr)) => Origin::local_forms(addr),
+            (_, None) => Vec::new(),
         };
         let origins = origin::Policy::new(own, &config.allowed_origins);
+        let public_url = match (&config.public_url, local) {
+            (Some(url), _) => url.trim_end_matches('/').to_owned(),
+            (None, Some(addr)) => format!("http://{addr}"),
+            (None, None) => "http://localhost".into(),
+        };
+        let default_room = (!config.no_default_room).then(|| Settings::from_config(&config));
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let state = Arc::new(AppState {
+            rooms: Rooms::new(config.clone(), metrics.clone(), tasks.clone(), shutdown.clone()),
             origins,
-            player_places: Arc::new(Semaphore::new(config.max_players)),
+            public_url,
             spectator_places: Arc::new(Semaphore::new(config.max_spectators)),
-            feed: tick_loop.feed(),
+            room_creations: PerAddress::new(
+                1.0 / api::CREATE_EVERY.as_secs_f64(),
+                api::CREATE_BURST,
+                api::CREATE_ADDRESSES,
+            ),
             config,
             metrics,
-            clock,
-            joins,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
         });
         Self {
             listener,
             state,
-            tick_loop,
-            seed,
+            default_room,
         }
     }
 
@@ -102,47 +92,39 @@ impl Server {
         self.state.metrics.clone()
     }
 
-    /// The seed the world was created from.
-    pub fn seed(&self) -> u64 {
-        self.seed
+    /// The seed the default room's world is created from (`None` without a default room).
+    pub fn seed(&self) -> Option<u64> {
+        self.default_room.as_ref().map(|settings| settings.seed)
     }
 
-    /// Serves until `shutdown` is cancelled, then shuts down in order. Fails only if the tick
-    /// loop dies (it never should): the server then shuts down rather than serve a frozen world.
+    /// Serves until `shutdown` is cancelled, then shuts down in order.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
             state,
-            tick_loop,
-            ..
+            default_room,
         } = self;
+        if let Some(settings) = default_room {
+            let id = RoomId::parse(RoomId::DEFAULT).expect("the default room's id is valid");
+            state.rooms.create(settings, Some(id))?;
+        }
         let tasks = state.tasks.clone();
         let inner = state.shutdown.clone();
-        let mut ticking = tasks.spawn(tick_loop.run(inner.clone()));
-
         let router = app(state.clone());
         let (max_connections, head_timeout) = (state.config.max_connections(), state.config.head_timeout);
-        let metrics = state.metrics.clone();
         tasks.spawn(http::serve(
             listener,
             router,
             max_connections,
             head_timeout,
-            metrics,
+            state.metrics.clone(),
             inner.clone(),
             tasks.clone(),
         ));
-        let failure = tokio::select! {
-            _ = shutdown.cancelled() => None,
-            // The tick loop only returns once `inner` is cancelled; ending first is a bug.
-            ended = &mut ticking => Some(match ended {
-                Err(err) if err.is_panic() => anyhow::anyhow!("the tick loop panicked"),
-                _ => anyhow::anyhow!("the tick loop stopped unexpectedly"),
-            }),
-        };
+        shutdown.cancelled().await;
         // From here on everything watches `inner`: the accept loop stops, each connection
-        // finishes its current response, players get 1001, spectators a `shutdown` event,
-        // and the tick loop stops. Whatever a stalled peer holds open is left at the deadline.
+        // finishes its current response, every room ends (players get 1001, spectators a
+        // `shutdown` event). Whatever a stalled peer holds open is left at the deadline.
         inner.cancel();
         tasks.close();
         let grace = state.config.shutdown_grace;
@@ -153,31 +135,46 @@ impl Server {
                 "connections still open at the shutdown deadline"
             );
         }
-        failure.map_or(Ok(()), Err)
+        Ok(())
     }
 }
 
 /// The routes, on shared state. Built apart from [`Server::run`] so it reads in one place.
 fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(spectators::page))
+        .route("/", get(lobby))
+        .route("/rooms", get(api::list).post(api::create))
+        .route("/rooms/{id}", get(api::show).delete(api::close))
+        .route("/matchmake", post(api::matchmake))
+        .route("/rooms/{id}/", get(spectators::page))
+        .route("/rooms/{id}/ws", get(player_upgrade))
+        .route("/rooms/{id}/events", get(spectators::events))
+        .route("/rooms/{id}/poll", get(spectators::poll))
+        .route("/rooms/{id}/state", get(spectators::current_state))
+        // The default room, where a single-match server always had its match.
+        .route("/ws", get(player_upgrade))
         .route("/events", get(spectators::events))
         .route("/poll", get(spectators::poll))
         .route("/state", get(spectators::current_state))
-        .route("/ws", get(player_upgrade))
         .route("/metrics", get(metrics))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                "not found: try /, /events, /poll, /state, /ws or /metrics\n",
+                "not found: try /, /rooms, /rooms/{id}/ws, /rooms/{id}/events, /ws or /metrics\n",
             )
         })
         .with_state(state)
 }
 
+/// `GET /`: the lobby, a live list of the public rooms (embedded in the binary).
+async fn lobby() -> Html<&'static str> {
+    Html(LOBBY)
+}
+
 async fn player_upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<Arc<AppState>>,
+    RoomAt(room): RoomAt,
     req: Request,
 ) -> Response {
     if let Err(refused) = state.origins.check(req.headers()) {
@@ -202,7 +199,7 @@ async fn player_upgrade(
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
         match PlayerSocket::open(upgrade).await {
-            Ok(socket) => session::run(socket, peer, state, upgraded, place).await,
+            Ok(socket) => session::run(socket, peer, state, room, upgraded, place).await,
             Err(err) => tracing::debug!(%peer, %err, "upgrade failed"),
         }
     });

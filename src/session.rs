@@ -7,7 +7,9 @@
 //!
 //! Before its hello a connection holds no player place: only its TCP connection (under
 //! `--max-connections`) and one deadline, counted from the upgrade and never re-armed. Every
-//! frame it sends, before the hello as after, is charged to the same rate limit.
+//! frame it sends, before the hello as after, is charged to the same rate limit. A player
+//! plays in one room; when the room ends (closed, idle, crashed, or the server stopping) the
+//! session closes with the ending's code.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,25 +18,27 @@ use std::time::Duration;
 
 use axum::extract::ws::close_code;
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{self, Instant, MissedTickBehavior, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
-use crate::frames::{Fault, Frame};
+use crate::frames::{self, Fault, Frame};
 use crate::http::ConnectionPlace;
 use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
-use crate::outbox::outbox;
 use crate::protocol::{
     Ack, ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
-use crate::roster::{InputSlot, Outbound, Seat};
-use crate::server::AppState;
+use crate::room::outbox::{Outbound, outbox};
+use crate::room::roster::{InputSlot, Seat};
+use crate::room::seats::Place;
+use crate::room::tick::JoinRequest;
+use crate::room::{Ended, Room};
 use crate::sim::MAX_AXIS;
-use crate::socket::{self, PlayerSocket, ReadError};
-use crate::tick::JoinRequest;
+use crate::socket::{PlayerSocket, ReadError};
+use crate::state::AppState;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.
 #[derive(Debug)]
@@ -78,8 +82,8 @@ impl Close {
     }
 }
 
-/// Runs a player connection, upgraded at `upgraded`, until it closes. `connection` holds its
-/// place under `--max-connections` until then.
+/// Runs a player connection to `room`, upgraded at `upgraded`, until it closes. `connection`
+/// holds its place under `--max-connections` until then.
 ///
 /// Not an `async fn`: one would keep its arguments in the future beside the session built
 /// from them, and this future is most of what an idle player costs.
@@ -87,14 +91,16 @@ pub(crate) fn run(
     socket: PlayerSocket,
     peer: SocketAddr,
     state: Arc<AppState>,
+    room: Arc<Room>,
     upgraded: Instant,
     connection: ConnectionPlace,
 ) -> impl Future<Output = ()> {
-    let span = tracing::debug_span!("player", peer = %peer, id = tracing::field::Empty);
+    let span = tracing::debug_span!("player", room = %room.id(), peer = %peer, id = tracing::field::Empty);
     let now = Instant::now();
     let mut session = Session {
         socket,
-        allowance: RateLimit::for_tick_rate(state.config.tick_hz, now),
+        allowance: RateLimit::for_tick_rate(room.settings().tick_hz, now),
+        room,
         last_heard: now,
         hello_by: upgraded + state.config.hello_timeout,
         state,
@@ -113,6 +119,7 @@ pub(crate) fn run(
 struct Session {
     socket: PlayerSocket,
     state: Arc<AppState>,
+    room: Arc<Room>,
     /// Every frame the peer sends is charged here, from the upgrade on.
     allowance: RateLimit,
     last_heard: Instant,
@@ -137,26 +144,39 @@ impl Session {
     }
 
     async fn play(&mut self) -> Result<Infallible, Close> {
-        let shutdown = self.state.shutdown.clone();
+        let stop = self.room.stopping().clone();
         let hello = tokio::select! {
-            _ = shutdown.cancelled() => return Err(shutting_down()),
+            _ = stop.cancelled() => return Err(self.room_ended()),
             hello = self.hello() => hello?,
         };
         // The place is taken only now, by a valid hello: sockets still waiting for theirs
         // are bounded by the connection cap and their deadline, not by the player cap.
-        let Ok(place) = self.state.player_places.clone().try_acquire_owned() else {
+        let Some(place) = self.room.seats().take(&hello.name, Instant::now()) else {
             return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
         };
-        self.joined(hello, place, &shutdown).await
+        self.joined(hello, place, &stop).await
+    }
+
+    /// The close for a room whose tick loop has stopped: its supervisor ends the room at once
+    /// (with the reason: closed, idle, crashed), so wait for that.
+    async fn ended_room(&self) -> Close {
+        self.room.stopping().cancelled().await;
+        self.room_ended()
+    }
+
+    /// The close for a room that has ended (or is ending: its token is cancelled).
+    fn room_ended(&self) -> Close {
+        let ended = self.room.ended().unwrap_or(Ended::Shutdown);
+        let (code, text) = ended.close();
+        let reason = match ended {
+            Ended::Shutdown => CloseReason::Shutdown,
+            Ended::Closed | Ended::Idle | Ended::Crashed => CloseReason::RoomEnded,
+        };
+        Close::new(reason, code, text)
     }
 
     /// Plays a player whose hello was accepted, until it ends.
-    async fn joined(
-        &mut self,
-        hello: Hello,
-        _place: OwnedSemaphorePermit,
-        shutdown: &CancellationToken,
-    ) -> Result<Infallible, Close> {
+    async fn joined(&mut self, hello: Hello, _place: Place, stop: &CancellationToken) -> Result<Infallible, Close> {
         let input = Arc::new(InputSlot::default());
         let (out, mut frames) = outbox(self.state.config.player_queue as usize);
         let kick = self.kick.clone();
@@ -168,12 +188,12 @@ impl Session {
         };
         let join = JoinRequest { seat, reply };
         tokio::select! {
-            _ = shutdown.cancelled() => return Err(shutting_down()),
-            sent = self.state.joins.send(join) => if sent.is_err() { return Err(shutting_down()) },
+            _ = stop.cancelled() => return Err(self.room_ended()),
+            sent = self.room.joins().send(join) => if sent.is_err() { return Err(self.ended_room().await) },
         }
         let id = tokio::select! {
-            _ = shutdown.cancelled() => return Err(shutting_down()),
-            id = joined => match id { Ok(id) => id, Err(_) => return Err(shutting_down()) },
+            _ = stop.cancelled() => return Err(self.room_ended()),
+            id = joined => match id { Ok(id) => id, Err(_) => return Err(self.ended_room().await) },
         };
         tracing::Span::current().record("id", id);
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
@@ -185,23 +205,24 @@ impl Session {
         let mut heartbeat = time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Made once, not once per pass of the loop: a fresh `cancelled()` registers with its
-        // token (under the token's lock) and deregisters when dropped, and every player
-        // shares the one shutdown token: twice a tick per player, all on one lock.
-        let (stopping, kicked) = (shutdown.cancelled(), kick.cancelled());
+        // token (under the token's lock) and deregisters when dropped, and every player of a
+        // room shares its one token: twice a tick per player, all on one lock.
+        let (stopping, kicked) = (stop.cancelled(), kick.cancelled());
         tokio::pin!(stopping, kicked);
         loop {
             tokio::select! {
                 biased;
-                () = &mut stopping => return Err(shutting_down()),
+                () = &mut stopping => return Err(self.room_ended()),
                 () = &mut kicked => return Err(Close::too_slow("outbound queue stayed full")),
                 out = frames.recv() => match out {
                     Some(Outbound { ack, frame }) => {
-                        let ack = ack.map(|seq| socket::binary_frame(ServerMsg::Ack(Ack { seq }).encode()));
+                        let ack = ack.map(|seq| frames::binary_frame(ServerMsg::Ack(Ack { seq }).encode()));
                         let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
                         self.write(ack, frame).await?;
                         sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
                     }
-                    None => return Err(shutting_down()), // the tick loop has stopped
+                    // The tick loop has stopped: the room is ending (or has crashed).
+                    None => return Err(self.ended_room().await),
                 },
                 _ = heartbeat.tick() => {
                     let idle = self.state.config.idle_timeout;
@@ -211,7 +232,7 @@ impl Session {
                     // Answered by any WebSocket client's stack: proves the path is alive, and
                     // measures the round trip without the client's cooperation.
                     let sent_at = unix_micros().to_le_bytes();
-                    self.write(None, socket::ping_frame(&sent_at)).await?;
+                    self.write(None, frames::ping_frame(&sent_at)).await?;
                 }
                 read = self.socket.recv() => {
                     if let Some(bytes) = self.charge(read).await? {
@@ -256,8 +277,14 @@ impl Session {
         check_hello(&hello)?;
         if let Some(secret) = &self.state.config.auth_secret {
             let now = unix_micros() / 1_000_000;
-            auth::verify(secret.as_bytes(), &hello.name, &hello.token, now)
-                .map_err(|err| Close::new(CloseReason::Auth, close_code::POLICY, err.to_string()))?;
+            auth::verify(
+                secret.as_bytes(),
+                self.room.id().as_str(),
+                &hello.name,
+                &hello.token,
+                now,
+            )
+            .map_err(|err| Close::new(CloseReason::Auth, close_code::POLICY, err.to_string()))?;
         }
         Ok(hello)
     }
@@ -332,11 +359,11 @@ impl Session {
                 let pong = ServerMsg::Pong(Pong {
                     nonce: ping.nonce,
                     client_time_us: ping.client_time_us,
-                    server_tick: self.state.clock.get(),
+                    server_tick: self.room.tick(),
                     server_time_us: unix_micros(),
                 })
                 .encode();
-                let pong = socket::binary_frame(pong);
+                let pong = frames::binary_frame(pong);
                 let len = pong.len();
                 self.write(None, pong).await?;
                 metrics.websocket.sent(len);
@@ -371,18 +398,14 @@ impl Session {
         };
         tracing::debug!(reason = ?close.reason, code, text, "closing player");
         let frame = if code == 0 {
-            socket::empty_close_frame()
+            frames::empty_close_frame()
         } else {
-            socket::close_frame(code, &text)
+            frames::close_frame(code, &text)
         };
         // Best effort, and briefly: the rest of an interrupted frame, then the close. A peer
         // too slow to take them is simply dropped.
         let _ = timeout(Duration::from_millis(500), self.socket.send(None, frame)).await;
     }
-}
-
-fn shutting_down() -> Close {
-    Close::new(CloseReason::Shutdown, close_code::AWAY, "server shutting down")
 }
 
 fn read_error(state: &AppState, err: ReadError) -> Close {

@@ -3,12 +3,12 @@
 //! Reading is [`FrameReader`]'s: every frame the client sends is parsed, unmasked, checked and
 //! reported, so the session can charge each one to the player's rate limit. Writing is ours
 //! too, because every frame the server sends is framed once, not once per player: the tick's
-//! delta becomes one [`binary_frame`] that every player's session writes straight to its
+//! delta becomes one [`frames::binary_frame`] that every player's session writes straight to its
 //! socket. A per-connection write buffer would keep the capacity of the largest frame it ever
 //! held: a keyframe of the whole world, for every player, for as long as it stays.
 //!
-//! Frame formatting is tungstenite's ([`WsFrame::format`]), and so is the handshake's
-//! `Sec-WebSocket-Accept`; only the choice of when to format, and where the bytes go, is ours.
+//! Frames are formatted once ([`frames::binary_frame`]); the handshake's
+//! `Sec-WebSocket-Accept` is tungstenite's.
 //! What the client is owed while reading (a pong) is written by the session between its own
 //! frames, so frames never interleave: a write cancelled midway leaves the rest owed, and
 //! the next write finishes it first.
@@ -28,51 +28,14 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame as WsFrame};
 
-use crate::frames::{Fault, Frame, FrameReader};
+use crate::frames::{self, Fault, Frame, FrameReader};
 use crate::protocol::MAX_CLIENT_MESSAGE;
 
 /// The read buffer a player starts with. A move or a ping is under 20 bytes, so this holds a
 /// dozen at once; it grows for a larger message (a hello with a token), up to one frame of the
 /// message limit ([`FrameReader::space`]).
 const READ_BUFFER: usize = 256;
-
-/// A WebSocket binary frame (final, unmasked, as a server sends it) carrying `payload`.
-pub(crate) fn binary_frame(payload: Vec<u8>) -> Bytes {
-    format(WsFrame::message(payload, OpCode::Data(Data::Binary), true))
-}
-
-/// A ping frame carrying `payload` (at most 125 bytes).
-pub(crate) fn ping_frame(payload: &[u8]) -> Bytes {
-    format(WsFrame::ping(Bytes::copy_from_slice(payload)))
-}
-
-/// A close frame with `code` and `reason` (a reason over 123 bytes is cut, on a character
-/// boundary, to fit a control frame).
-pub(crate) fn close_frame(code: u16, reason: &str) -> Bytes {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    format(WsFrame::close(Some(CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason[..end].into(),
-    })))
-}
-
-/// A close frame without a code: the echo of a peer's close that carried none.
-pub(crate) fn empty_close_frame() -> Bytes {
-    format(WsFrame::close(None))
-}
-
-fn format(frame: WsFrame) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len());
-    // Writing into a Vec cannot fail.
-    frame.format(&mut out).expect("formatting into a Vec");
-    out.into()
-}
 
 /// Why an upgrade request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +158,7 @@ impl PlayerSocket {
         }
     }
 
-    /// Writes `frame` (see [`binary_frame`]) after `lead`, a small frame that belongs with it
+    /// Writes `frame` (see [`frames::binary_frame`]) after `lead`, a small frame that belongs with it
     /// (a tick's ack), and after what is owed (the rest of an interrupted frame, a pong): one
     /// vectored write when the socket takes it all.
     ///
@@ -214,7 +177,7 @@ impl PlayerSocket {
         if let Some(payload) = self.pong.take() {
             // Not inside a frame that is partly written.
             let at = usize::from(self.partial).min(self.unsent.len());
-            self.unsent.insert(at, format(WsFrame::pong(payload)));
+            self.unsent.insert(at, frames::pong_frame(payload));
         }
         while !self.unsent.is_empty() {
             let mut slices = [IoSlice::new(&[]); 4];
@@ -241,38 +204,8 @@ impl PlayerSocket {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
-
+mod tests {
     use super::*;
-
-    /// Parses one frame the way a client would.
-    pub(crate) fn parse(bytes: &[u8]) -> (FrameHeader, &[u8]) {
-        let mut cursor = io::Cursor::new(bytes);
-        let (header, len) = FrameHeader::parse(&mut cursor).unwrap().expect("a whole header");
-        let start = cursor.position() as usize;
-        assert_eq!(start + len as usize, bytes.len(), "exactly one frame");
-        (header, &bytes[start..])
-    }
-
-    #[test]
-    fn frames_carry_their_payload_unmasked_with_the_shortest_length() {
-        for len in [0, 125, 126, 65_535, 65_536] {
-            let payload = vec![7u8; len];
-            let frame = binary_frame(payload.clone());
-            let header_len = match len {
-                0..=125 => 2,
-                126..=65_535 => 4,
-                _ => 10,
-            };
-            assert_eq!(frame.len(), header_len + len);
-            let (header, body) = parse(&frame);
-            assert!(header.is_final && header.mask.is_none());
-            assert_eq!(header.opcode, OpCode::Data(Data::Binary));
-            assert_eq!(body, payload);
-        }
-    }
 
     #[test]
     fn only_a_base64_sixteen_byte_key_is_a_websocket_key() {
@@ -285,15 +218,5 @@ pub(crate) mod tests {
         ] {
             assert!(!is_websocket_key(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_long_close_reason_is_cut_to_fit_a_control_frame() {
-        let frame = close_frame(1008, &"é".repeat(100));
-        let (header, body) = parse(&frame);
-        assert_eq!(header.opcode, OpCode::Control(Control::Close));
-        assert!(body.len() <= 125);
-        assert_eq!(&body[..2], &1008u16.to_be_bytes());
-        assert!(std::str::from_utf8(&body[2..]).is_ok(), "cut on a character boundary");
     }
 }

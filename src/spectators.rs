@@ -1,13 +1,15 @@
-//! Read-only spectator endpoints over plain HTTP, all served from the one [`Feed`].
+//! Read-only spectator endpoints over plain HTTP, each served from its room's [`Feed`]
+//! (paths under `/rooms/{id}/`, or the default room's at `/events`, `/poll`, `/state`).
 //!
-//! - `GET /events`: Server-Sent Events. `retry:`, a snapshot (or, with `Last-Event-ID` or
+//! - `events`: Server-Sent Events. `retry:`, a snapshot (or, with `Last-Event-ID` or
 //!   `?last_event_id=`, exactly the missed events), then deltas as they happen, a comment
-//!   heartbeat every 15 s, and a final `shutdown` event when the server stops.
-//! - `GET /poll?after=<tick>&timeout_ms=<ms>`: long-polling. Answers at once with the events
+//!   heartbeat every 15 s, and a final event when the room ends: `closed` (closed, idle,
+//!   crashed) or `shutdown` (the server stops).
+//! - `poll?after=<tick>&timeout_ms=<ms>`: long-polling. Answers at once with the events
 //!   after `after` (a snapshot if it is too old or absent), otherwise waits for the next event
 //!   or the timeout (then 204).
-//! - `GET /state`: the current snapshot, with an ETag naming its tick (If-None-Match: 304).
-//! - `GET /`: the spectator page.
+//! - `state`: the current snapshot, with an ETag naming its tick (If-None-Match: 304).
+//! - `/rooms/{id}/`: the spectator page.
 //!
 //! A spectator that stops reading is simply not polled by the HTTP layer: it holds no queue,
 //! only its position in the feed and references to events that exist anyway (every response
@@ -33,11 +35,11 @@ use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
 
-use crate::feed::{Catchup, Event, Feed, SpectatorGuard};
 use crate::metrics::{CloseReason, Metrics, TrafficCounters};
-use crate::server::AppState;
+use crate::room::feed::{Catchup, Event, Feed, SpectatorGuard};
+use crate::room::{Ended, Room};
+use crate::state::{AppState, RoomAt};
 
 /// How often an idle SSE stream gets a comment line, so proxies do not time it out.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -49,14 +51,19 @@ const KEEPALIVE: &[u8] = b": keepalive\n\n";
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
 /// Longest long-poll wait a client may ask for.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
-/// Sent to every spectator when the server stops.
-const SHUTDOWN_JSON: &str = r#"{"reason":"server shutting down"}"#;
 
 const PAGE: &str = include_str!("page.html");
 
-/// `GET /`: the spectator page, embedded in the binary.
-pub(crate) async fn page() -> Html<&'static str> {
+/// The spectator page of a room, embedded in the binary (it finds its feed by relative URL).
+pub(crate) async fn page(RoomAt(_room): RoomAt) -> Html<&'static str> {
     Html(PAGE)
+}
+
+/// The last event a spectator of an ended room gets: its name and its JSON.
+fn last_event(room: &Room) -> (&'static str, String) {
+    let ended = room.ended().unwrap_or(Ended::Shutdown);
+    let name = if ended == Ended::Shutdown { "shutdown" } else { "closed" };
+    (name, format!(r#"{{"reason":"{}"}}"#, ended.close().1))
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +74,7 @@ pub(crate) struct EventsQuery {
 /// `GET /events`: the SSE feed.
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
+    RoomAt(room): RoomAt,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Response {
@@ -81,12 +89,13 @@ pub(crate) async fn events(
     let Some(permit) = spectator_place(&state) else {
         return full(&state.metrics);
     };
+    let feed = room.feed().clone();
     let stream = SseStream {
-        _guard: state.feed.spectator(state.metrics.spectators_sse.clone()),
+        _guard: feed.spectator(state.metrics.spectators_sse.clone()),
         _permit: permit,
-        feed: state.feed.clone(),
-        latest: state.feed.subscribe(),
-        shutdown: state.shutdown.clone(),
+        latest: feed.subscribe(),
+        feed,
+        room,
         heartbeat: heartbeat(),
         cursor: resume,
         pending: VecDeque::new(),
@@ -116,8 +125,8 @@ pub(crate) async fn events(
 /// One SSE response: its place in the feed and what it needs to notice.
 struct SseStream {
     feed: Arc<Feed>,
+    room: Arc<Room>,
     latest: watch::Receiver<u64>,
-    shutdown: CancellationToken,
     heartbeat: tokio::time::Interval,
     /// The tick of the last event taken from the feed; `None` before the first.
     cursor: Option<u64>,
@@ -145,10 +154,10 @@ impl SseStream {
             if let Some(event) = self.pending.pop_front() {
                 return Some(self.count(event.sse.clone()));
             }
-            if self.shutdown.is_cancelled() {
+            if self.room.stopping().is_cancelled() {
                 self.done = true;
-                let shutdown = format!("event: shutdown\ndata: {SHUTDOWN_JSON}\n\n");
-                return Some(self.count(shutdown.into()));
+                let (name, json) = last_event(&self.room);
+                return Some(self.count(format!("event: {name}\ndata: {json}\n\n").into()));
             }
             // Mark the current event seen before reading the feed, so one published in between
             // wakes the wait below rather than being missed.
@@ -158,8 +167,9 @@ impl SseStream {
                 continue;
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => {}
-                changed = self.latest.changed() => if changed.is_err() { self.shutdown.cancel() },
+                _ = self.room.stopping().cancelled() => {}
+                // The feed's sender lives as long as the room: the room is ending.
+                changed = self.latest.changed() => if changed.is_err() { self.room.stopping().cancelled().await },
                 _ = self.heartbeat.tick() => return Some(self.count(Bytes::from_static(KEEPALIVE))),
             }
         }
@@ -197,7 +207,11 @@ pub(crate) struct PollQuery {
 }
 
 /// `GET /poll`: long-polling.
-pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query<PollQuery>) -> Response {
+pub(crate) async fn poll(
+    State(state): State<Arc<AppState>>,
+    RoomAt(room): RoomAt,
+    Query(query): Query<PollQuery>,
+) -> Response {
     let wait = query
         .timeout_ms
         .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
@@ -206,18 +220,20 @@ pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query
     let Some(place) = spectator_place(&state) else {
         return full(&state.metrics);
     };
-    let guard = state.feed.spectator(state.metrics.spectators_longpoll.clone());
-    let mut latest = state.feed.subscribe();
+    let feed = room.feed();
+    let guard = feed.spectator(state.metrics.spectators_longpoll.clone());
+    let mut latest = feed.subscribe();
     let mut cursor = query.after;
     let traffic = &state.metrics.longpoll;
     traffic.received(0);
     loop {
-        if state.shutdown.is_cancelled() {
-            let body = format!(r#"[{{"event":"shutdown","data":{SHUTDOWN_JSON}}}]"#);
+        if room.stopping().is_cancelled() {
+            let (name, json) = last_event(&room);
+            let body = format!(r#"[{{"event":"{name}","data":{json}}}]"#);
             return json_response(traffic, body.into_bytes());
         }
         latest.borrow_and_update();
-        let events = catch_up(&state.feed, &mut cursor, &state.metrics);
+        let events = catch_up(feed, &mut cursor, &state.metrics);
         if !events.is_empty() {
             let body = PollBody::new(&events, place, guard);
             traffic.sent(body.remaining as usize);
@@ -231,8 +247,8 @@ pub(crate) async fn poll(State(state): State<Arc<AppState>>, Query(query): Query
                 .into_response();
         }
         tokio::select! {
-            _ = state.shutdown.cancelled() => {}
-            _ = latest.changed() => {}
+            _ = room.stopping().cancelled() => {}
+            changed = latest.changed() => if changed.is_err() { room.stopping().cancelled().await },
             _ = tokio::time::sleep_until(deadline) => {
                 traffic.sent(0);
                 return (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response();
@@ -295,10 +311,14 @@ impl http_body::Body for PollBody {
 }
 
 /// `GET /state`: the current snapshot, cacheable by its tick.
-pub(crate) async fn current_state(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(crate) async fn current_state(
+    State(state): State<Arc<AppState>>,
+    RoomAt(room): RoomAt,
+    headers: HeaderMap,
+) -> Response {
     let traffic = &state.metrics.poll;
     traffic.received(0);
-    let snapshot = state.feed.snapshot();
+    let snapshot = room.feed().snapshot();
     let etag = format!("\"{}\"", snapshot.tick);
     let cache = [
         (header::ETAG, etag.clone()),

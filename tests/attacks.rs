@@ -131,7 +131,7 @@ async fn sockets_waiting_for_their_hello_hold_no_player_place() {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             name: name.into(),
-            token: tickcast::auth::mint(secret.as_bytes(), name, now + 60),
+            token: tickcast::auth::mint(secret.as_bytes(), "default", name, now + 60),
         };
         Client::connect_with(&url, hello)
     };

@@ -41,7 +41,10 @@ struct Browser {
 
 impl Browser {
     fn launch(binary: &PathBuf) -> Self {
-        let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chromium-{}", std::process::id()));
+        // One profile per browser: two tests in one process launch two browsers at once.
+        static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chromium-{}-{n}", std::process::id()));
         let mut child = Command::new(binary)
             .args([
                 "--headless",
@@ -133,6 +136,17 @@ impl Page {
         }
     }
 
+    /// Evaluates `expression` in the page and returns its value, parsed from JSON.
+    async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await;
+        serde_json::from_str(result["result"]["value"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+    }
+
     /// What the page shows, read from the DOM text it keeps current.
     async fn shown(&mut self) -> Value {
         let expression = r##"JSON.stringify({
@@ -199,7 +213,7 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
 
     let browser = Browser::launch(&binary);
     for (query, transport) in [("", "SSE"), ("?transport=longpoll", "long-poll")] {
-        let mut page = Page::open(&browser, &server.http_url(&format!("/{query}"))).await;
+        let mut page = Page::open(&browser, &server.http_url(&format!("/rooms/default/{query}"))).await;
         let shown = page
             .until(&format!("both players live over {transport}"), |s| {
                 s["status"] == "live"
@@ -226,6 +240,69 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
         }
     }
     players.iter().for_each(tokio::task::JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
+    let Some(binary) = chromium() else {
+        assert!(
+            std::env::var_os("TICKCAST_REQUIRE_BROWSER").is_none(),
+            "TICKCAST_REQUIRE_BROWSER set but no chromium"
+        );
+        eprintln!("skipped: no chromium found (apt-get install chromium, or set TICKCAST_CHROMIUM)");
+        return;
+    };
+    let server = TestServer::at(30).await;
+    let created: Value = reqwest::Client::new()
+        .post(server.http_url("/rooms"))
+        .json(&json!({ "game": "arena" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = created["id"].as_str().unwrap().to_owned();
+    let mut player = within(tickcast::client::Client::connect(
+        created["ws"].as_str().unwrap(),
+        "cat",
+    ))
+    .await
+    .unwrap();
+    let id = player.player_id();
+    until_snapshot(&mut player).await;
+    let playing = tokio::spawn(async move { while player.recv().await.is_ok() {} });
+
+    let browser = Browser::launch(&binary);
+    let mut page = Page::open(&browser, &server.http_url("/")).await;
+    let rows = r##"JSON.stringify([...document.querySelectorAll("#rooms tr")].map(tr => tr.dataset.id))"##;
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = page.eval(rows).await;
+        if listed
+            .as_array()
+            .is_some_and(|ids| ids.contains(&json!(room)) && ids.contains(&json!("default")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
+    }
+    assert!(
+        listed.as_array().is_some_and(|ids| ids.contains(&json!(room))),
+        "the lobby listed {listed}"
+    );
+    // Follow the room's link, as a visitor clicks it.
+    let click = format!(r##"JSON.stringify(document.querySelector('#rooms tr[data-id="{room}"] a').click())"##);
+    page.eval(&click).await;
+    let shown = page
+        .until("the created room live with its player", |s| {
+            s["status"] == "live" && s["board"].as_array().is_some_and(|b| b == &vec![json!(id)])
+        })
+        .await;
+    assert_eq!(shown["players"], 1);
+    let location = page.eval("JSON.stringify(location.pathname)").await;
+    assert_eq!(location, json!(format!("/rooms/{room}/")));
+    playing.abort();
 }
 
 /// Standard base64 (the screenshot), without pulling in a crate for one test.

@@ -229,21 +229,31 @@ async fn with_an_auth_secret_only_valid_unexpired_tokens_for_the_name_join() {
     })
     .await;
     let now = tickcast::protocol::unix_micros() / 1_000_000;
-    let valid = tickcast::auth::mint(secret.as_bytes(), "ann", now + 60);
+    let valid = tickcast::auth::mint(secret.as_bytes(), "default", "ann", now + 60);
     let cases = [
         ("ann", String::new(), "a join token is required"),
         (
             "ann",
-            tickcast::auth::mint(secret.as_bytes(), "ann", now - 1),
+            tickcast::auth::mint(secret.as_bytes(), "default", "ann", now - 1),
             "join token expired",
         ),
         ("bob", valid.clone(), "invalid join token"),
         (
             "ann",
-            tickcast::auth::mint(b"guess", "ann", now + 60),
+            tickcast::auth::mint(b"guess", "default", "ann", now + 60),
             "invalid join token",
         ),
-        ("ann", "v1.garbage".into(), "malformed join token"),
+        (
+            "ann",
+            tickcast::auth::mint(secret.as_bytes(), "another-room", "ann", now + 60),
+            "invalid join token",
+        ),
+        ("ann", "v2.garbage".into(), "malformed join token"),
+        (
+            "ann",
+            valid.replacen("v2.", "v1.", 1),
+            "join token v1 names no room: mint a v2 token",
+        ),
     ];
     for (name, token, expected) in cases {
         let err = match within(Client::connect_with(&server.ws_url(), hello(name, &token))).await {
@@ -255,7 +265,7 @@ async fn with_an_auth_secret_only_valid_unexpired_tokens_for_the_name_join() {
             "{name}/{token}: {err}"
         );
     }
-    assert_eq!(server.metrics.closes(CloseReason::Auth), 5);
+    assert_eq!(server.metrics.closes(CloseReason::Auth), 7);
     let mut ann = within(Client::connect_with(&server.ws_url(), hello("ann", &valid)))
         .await
         .unwrap();

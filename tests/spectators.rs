@@ -424,7 +424,16 @@ async fn spectators_that_never_read_slow_down_nobody() {
 async fn spectator_endpoints_are_read_only_and_check_their_queries() {
     let server = TestServer::at(30).await;
     let http = reqwest::Client::new();
-    for path in ["/", "/events", "/poll", "/state"] {
+    for path in [
+        "/",
+        "/events",
+        "/poll",
+        "/state",
+        "/rooms/default/",
+        "/rooms/default/events",
+        "/rooms/default/poll",
+        "/rooms/default/state",
+    ] {
         let res = http.post(server.http_url(path)).send().await.unwrap();
         assert_eq!(res.status(), 405, "POST {path}");
     }
@@ -434,9 +443,12 @@ async fn spectator_endpoints_are_read_only_and_check_their_queries() {
         assert!(!res.text().await.unwrap().is_empty(), "a 400 says why");
     }
     assert_eq!(http.get(server.http_url("/nope")).send().await.unwrap().status(), 404);
-    let page = http.get(server.http_url("/")).send().await.unwrap();
+    let page = http.get(server.http_url("/rooms/default/")).send().await.unwrap();
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert!(page.text().await.unwrap().contains("EventSource"));
+    let lobby = http.get(server.http_url("/")).send().await.unwrap();
+    assert_eq!(lobby.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(lobby.text().await.unwrap().contains("fetch(\"rooms\""));
 }
 
 #[tokio::test]

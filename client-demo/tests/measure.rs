@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_scrape_gives_counters_and_tick_work_quantiles() {
     let server = TestServer::at(60).await;
+    // A room ticks while someone plays in it.
+    let mut player = within(tickcast::client::Client::connect(&server.ws_url(), "p"))
+        .await
+        .unwrap();
+    within(player.recv()).await.unwrap();
     let first = within(scrape::fetch(server.addr)).await.expect("scrape");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let last = within(scrape::fetch(server.addr)).await.expect("scrape");
@@ -35,7 +40,9 @@ async fn a_real_scrape_gives_counters_and_tick_work_quantiles() {
     );
     let (p50, p99) = (work.quantile(0.5).unwrap(), work.quantile(0.99).unwrap());
     assert!(0.0 < p50 && p50 <= p99 && p99 < 1.0, "p50 {p50} p99 {p99}");
-    assert_eq!(last.value("tickcast_players"), 0.0);
+    assert_eq!(last.value("tickcast_players"), 1.0);
+    assert_eq!(last.value("tickcast_rooms"), 1.0);
+    drop(player);
     server.stop().await;
 }
 

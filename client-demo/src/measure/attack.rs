@@ -254,7 +254,7 @@ async fn hello_squat(bin: &std::path::Path) -> Outcome {
     }
     time::sleep(Duration::from_secs(6)).await;
     let now = tickcast::protocol::unix_micros() / 1_000_000;
-    let token = tickcast::auth::mint(secret.as_bytes(), "ann", now + 60);
+    let token = tickcast::auth::mint(secret.as_bytes(), "default", "ann", now + 60);
     let hello = Hello {
         version: PROTOCOL_VERSION,
         name: "ann".into(),

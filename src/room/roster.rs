@@ -16,11 +16,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::delta::NetWorld;
+use crate::frames;
 use crate::metrics::Metrics;
-use crate::outbox::{Outlet, PushError};
 use crate::protocol::{Move, ServerMsg, Snapshot};
+use crate::room::outbox::{Outbound, Outlet, PushError};
 use crate::sim::EntityId;
-use crate::socket;
 
 /// The latest move command of one player, written by its session and taken by the tick loop.
 ///
@@ -47,18 +47,6 @@ impl InputSlot {
             dy: v as u8 as i8,
         })
     }
-}
-
-/// One tick's output for one player, written in one flush: an ack if the player's last
-/// applied move changed since the last one it was sent, then the tick's frame (the same bytes
-/// for every player).
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    /// The new ack, if it changed.
-    pub ack: Option<u32>,
-    /// A WebSocket frame carrying an encoded [`ServerMsg`] (the tick's delta, a keyframe or
-    /// the welcome), framed once for every player.
-    pub frame: Bytes,
 }
 
 /// What a session hands over to take its place in the game.
@@ -180,7 +168,7 @@ impl Roster {
                             tick: world.tick(),
                             entities: world.entities().to_vec(),
                         };
-                        socket::binary_frame(ServerMsg::Snapshot(snapshot).encode())
+                        frames::binary_frame(ServerMsg::Snapshot(snapshot).encode())
                     })
                     .clone(),
             };

@@ -1,4 +1,4 @@
-//! The tick loop: the one task that owns the world.
+//! The tick loop: the one task that owns a room's world.
 //!
 //! Each tick, in order:
 //! 1. admit players whose hello was accepted since the last tick (welcome queued);
@@ -7,10 +7,17 @@
 //! 4. step the simulation;
 //! 5. quantize the world and diff it against what players hold, encoding the shared part of
 //!    the delta once;
-//! 6. queue each player its delta (or a keyframe, if it joined or fell behind).
+//! 6. queue each player its delta (or a keyframe, if it joined or fell behind);
+//! 7. every `tick_hz / spectator_hz` ticks (and when the last player leaves), publish one
+//!    spectator event.
 //!
 //! Sessions never lock the world: a move command is written to the player's input slot,
 //! which keeps only the latest, and frames come back through a bounded queue.
+//!
+//! A room without players is paused: its world only changes through players, and nobody
+//! would be sent a tick, so the loop waits for a join (or its idle deadline) with no timer
+//! at all. Ticks fall at a fixed phase of the tick period, different for each room, so many
+//! rooms spread their work over the period instead of all ticking on the same instant.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +29,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::delta::NetWorld;
-use crate::feed::Feed;
+use crate::frames;
 use crate::metrics::Metrics;
 use crate::protocol::{Delta, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, Welcome};
-use crate::roster::{Outbound, Roster, Seat};
+use crate::room::Settings;
+use crate::room::feed::Feed;
+use crate::room::outbox::Outbound;
+use crate::room::roster::{Roster, Seat};
 use crate::sim::{EntityId, World};
-use crate::socket;
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
@@ -43,6 +52,15 @@ impl TickClock {
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// How a tick loop ended on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// Its token was cancelled (the room was closed, or the server is stopping).
+    Told,
+    /// Nobody played in it for its idle time.
+    Idle,
 }
 
 pub(crate) struct TickLoop {
@@ -61,34 +79,50 @@ pub(crate) struct TickLoop {
     metrics: Arc<Metrics>,
     welcome: Welcome,
     period: Duration,
+    /// Where in each period this room's ticks fall.
+    phase: Duration,
+    /// How long the room may stay empty before it closes itself (`None`: never).
+    idle_close: Option<Duration>,
     tick_hz: u32,
+}
+
+/// The first instant of `origin + k * period` after `now`.
+fn next_tick(origin: Instant, period: Duration, now: Instant) -> Instant {
+    if now <= origin {
+        return origin;
+    }
+    let into_period = (now - origin).as_nanos() % period.as_nanos().max(1);
+    now + period.saturating_sub(Duration::from_nanos(into_period as u64))
 }
 
 impl TickLoop {
     pub(crate) fn new(
+        settings: &Settings,
         config: &Config,
-        seed: u64,
         joins: mpsc::Receiver<JoinRequest>,
         clock: Arc<TickClock>,
         metrics: Arc<Metrics>,
+        phase: Duration,
+        idle_close: Option<Duration>,
     ) -> Self {
-        let world = World::new(config.rules(), seed);
+        let world = World::new(settings.rules(), settings.seed);
         let sent = NetWorld::capture(&world);
         let spectated = Arc::new(sent.clone());
-        let feed = Arc::new(Feed::new(spectated.clone(), config.spectator_ring(), config.world_size));
+        let ring = config.spectator_ring(settings.tick_hz);
+        let feed = Arc::new(Feed::new(spectated.clone(), ring, settings.world_size));
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             player_id: 0,
-            tick_hz: config.tick_hz,
-            world_width: config.world_size,
-            world_height: config.world_size,
+            tick_hz: settings.tick_hz,
+            world_width: settings.world_size,
+            world_height: settings.world_size,
             position_scale: POSITION_SCALE,
         };
         Self {
             world,
             next: sent.clone(),
             spectated,
-            spectator_every: u64::from(config.spectator_every()),
+            spectator_every: u64::from(config.spectator_every(settings.tick_hz)),
             feed,
             sent,
             roster: Roster::new(config.slow_timeout, metrics.clone()),
@@ -96,8 +130,10 @@ impl TickLoop {
             clock,
             metrics,
             welcome,
-            period: config.tick_period(),
-            tick_hz: config.tick_hz,
+            period: settings.tick_period(),
+            phase,
+            idle_close,
+            tick_hz: settings.tick_hz,
         }
     }
 
@@ -106,16 +142,35 @@ impl TickLoop {
         self.feed.clone()
     }
 
-    /// Runs ticks at the configured rate until `shutdown`.
-    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
-        let mut interval = time::interval(self.period);
+    /// Runs ticks at the room's rate until `stop`, or until it has been empty for its idle
+    /// time.
+    pub(crate) async fn run(mut self, stop: CancellationToken) -> Stopped {
+        // Ticks fall on `origin + k * period`.
+        let origin = Instant::now() + self.phase;
+        let mut interval = time::interval_at(origin, self.period);
         // A late tick is not followed by a burst of catch-up ticks: players would see the world
         // jump. Skipped ticks are counted as overruns instead.
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        loop {
+        let mut empty_since = Instant::now();
+        let stopped = loop {
+            if self.roster.is_empty() {
+                let idle_at = self.idle_close.map(|idle| empty_since + idle);
+                let join = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break Stopped::Told,
+                    join = self.joins.recv() => join,
+                    _ = time::sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => {
+                        break Stopped::Idle;
+                    }
+                };
+                // Every sender gone means the room handle is gone: nothing can join any more.
+                let Some(join) = join else { break Stopped::Told };
+                self.admit(join);
+                interval.reset_at(next_tick(origin, self.period, Instant::now()));
+            }
             tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = stop.cancelled() => break Stopped::Told,
                 _ = interval.tick() => {}
             }
             let started = Instant::now();
@@ -126,8 +181,13 @@ impl TickLoop {
             if work > self.period {
                 self.metrics.tick_overruns.inc();
             }
-        }
-        tracing::debug!(tick = self.world.tick(), "tick loop stopped");
+            if self.roster.is_empty() {
+                empty_since = Instant::now();
+            }
+        };
+        self.metrics.players.dec_by(self.roster.len() as i64);
+        tracing::debug!(tick = self.world.tick(), ?stopped, "tick loop stopped");
+        stopped
     }
 
     /// One tick's work; `now` is used only for slow-consumer deadlines.
@@ -137,6 +197,7 @@ impl TickLoop {
         }
         for id in self.roster.remove_departed() {
             self.world.remove_player(id);
+            self.metrics.players.dec();
         }
         let (world, metrics) = (&mut self.world, &self.metrics);
         self.roster.take_inputs(|id, m| {
@@ -160,11 +221,13 @@ impl TickLoop {
             checksum,
         };
         // Encoded and framed once; every player is queued the same bytes.
-        let delta = socket::binary_frame(ServerMsg::Delta(delta).encode());
+        let delta = frames::binary_frame(ServerMsg::Delta(delta).encode());
         for id in self.roster.fan_out(&delta, &self.sent, now) {
             self.world.remove_player(id);
+            self.metrics.players.dec();
         }
-        if tick % self.spectator_every == 0 {
+        // The last player gone, the room pauses: publish now what spectators have not seen.
+        if tick % self.spectator_every == 0 || self.roster.is_empty() {
             // Diffing against the last event's world merges the ticks in between. Nothing
             // changed, nothing published: an idle match must not wake every long-poller.
             let changes = self.spectated.diff(&self.sent);
@@ -174,7 +237,6 @@ impl TickLoop {
             }
         }
         self.clock.0.store(tick, Ordering::Relaxed);
-        self.metrics.players.set(self.roster.len() as i64);
     }
 
     fn admit(&mut self, join: JoinRequest) {
@@ -189,19 +251,49 @@ impl TickLoop {
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let _ = join.seat.out.push(Outbound {
             ack: None,
-            frame: socket::binary_frame(welcome.encode()),
+            frame: frames::binary_frame(welcome.encode()),
         });
         let _ = join.reply.send(id);
         self.roster.insert(id, join.seat);
+        self.metrics.players.inc();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{Inbox, outbox};
     use crate::protocol::Move;
-    use crate::roster::InputSlot;
+    use crate::room::outbox::{Inbox, outbox};
+    use crate::room::roster::InputSlot;
+
+    fn tick_loop(config: &Config) -> TickLoop {
+        let settings = Settings {
+            seed: 1,
+            ..Settings::from_config(config)
+        };
+        let (_, joins) = mpsc::channel(1);
+        TickLoop::new(
+            &settings,
+            config,
+            joins,
+            Arc::default(),
+            Arc::default(),
+            Duration::ZERO,
+            None,
+        )
+    }
+
+    #[test]
+    fn ticks_fall_on_the_rooms_phase_after_a_pause() {
+        let origin = Instant::now();
+        let period = Duration::from_millis(30);
+        assert_eq!(next_tick(origin, period, origin - period), origin);
+        assert_eq!(
+            next_tick(origin, period, origin + Duration::from_millis(45)),
+            origin + period * 2
+        );
+        assert_eq!(next_tick(origin, period, origin + period), origin + period * 2);
+    }
 
     fn join(tick: &mut TickLoop, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
         let (out, rx) = outbox(queue);
@@ -221,7 +313,7 @@ mod tests {
     /// The next queued item, decoded, with its ack.
     fn next(rx: &mut Inbox) -> (Option<u32>, ServerMsg) {
         let out = rx.try_recv().flatten().expect("a queued frame");
-        (out.ack, ServerMsg::decode(socket::tests::parse(&out.frame).1).unwrap())
+        (out.ack, ServerMsg::decode(frames::tests::parse(&out.frame).1).unwrap())
     }
 
     #[test]
@@ -230,8 +322,7 @@ mod tests {
             slow_timeout: Duration::from_secs(1),
             ..Config::defaults()
         };
-        let (_joins_tx, joins) = mpsc::channel(1);
-        let mut tick = TickLoop::new(&config, 1, joins, Arc::default(), Arc::default());
+        let mut tick = tick_loop(&config);
         let (mut rx, _, kick) = join(&mut tick, 3);
         let t0 = Instant::now();
         tick.tick(t0); // welcome + keyframe
@@ -256,8 +347,7 @@ mod tests {
 
     #[test]
     fn every_player_gets_the_same_delta_bytes_and_only_changed_acks() {
-        let (_joins_tx, joins) = mpsc::channel(1);
-        let mut tick = TickLoop::new(&Config::defaults(), 1, joins, Arc::default(), Arc::default());
+        let mut tick = tick_loop(&Config::defaults());
         let (mut a, a_input, _) = join(&mut tick, 8);
         let (mut b, _, _) = join(&mut tick, 8);
         let now = Instant::now();

@@ -220,6 +220,15 @@ impl Feed {
     }
 }
 
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("latest", &*self.latest.borrow())
+            .field("spectators", &self.spectator_count())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Keeps a spectator counted while it is connected.
 pub(crate) struct SpectatorGuard {
     feed: Arc<Feed>,

@@ -5,7 +5,7 @@
 //! 1.3 KiB per player whatever the queue holds, and the queue of a player who keeps up is
 //! empty almost always. This one holds a `VecDeque` that allocates for what is queued and
 //! gives back a backlog's room once it drains. The overflow policy is the fan-out's (see
-//! [`crate::roster`]); the queue only refuses when full.
+//! [`crate::room::roster`]); the queue only refuses when full.
 //!
 //! Either end dropped closes the queue: the tick loop sees a departed session, the session
 //! sees a tick loop that has stopped.
@@ -13,9 +13,20 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::roster::Outbound;
+/// One tick's output for one player, written in one flush: an ack if the player's last
+/// applied move changed since the last one it was sent, then the tick's frame (the same bytes
+/// for every player).
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The new ack, if it changed.
+    pub ack: Option<u32>,
+    /// A WebSocket frame carrying an encoded [`ServerMsg`] (the tick's delta, a keyframe or
+    /// the welcome), framed once for every player.
+    pub frame: Bytes,
+}
 
 /// Room kept when a drained queue gives its backlog's memory back.
 const KEEP: usize = 4;
@@ -160,8 +171,6 @@ impl Drop for Inbox {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
 
     fn frame(n: u8) -> Outbound {

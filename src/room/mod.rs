@@ -1,0 +1,325 @@
+//! A room: one authoritative match, with its own world, tick loop, roster and spectator feed.
+//!
+//! This folder owns everything about one match: the tick loop that owns its world
+//! ([`tick`]), the connected players and the fan-out to them ([`roster`], [`outbox`]), its
+//! player places ([`seats`]) and its spectator feed ([`feed`]). It calls down into the game
+//! (`sim`), the quantized world (`delta`), the wire (`protocol`, `frames`) and `metrics`;
+//! nothing here knows about HTTP, sockets or other rooms. Which rooms exist, and where, is
+//! [`crate::rooms`]'s business.
+//!
+//! A [`Room`] is the handle the rest of the server holds: sessions join through it,
+//! spectators read its feed, the rooms API lists and closes it. Ending a room (closed, idle,
+//! crashed, or the server stopping) cancels its token: its players are closed with the
+//! ending's code and its spectators get a final event.
+
+pub mod feed;
+pub mod outbox;
+pub mod roster;
+pub mod seats;
+pub(crate) mod tick;
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelValue;
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::room::feed::Feed;
+use crate::room::seats::Seats;
+use crate::room::tick::{JoinRequest, TickClock, TickLoop};
+use crate::sim::Rules;
+
+/// Joins waiting for a room's next tick; a burst beyond this waits in its session (bounded by
+/// the room's places), it is not dropped.
+const JOIN_QUEUE: usize = 64;
+
+/// The game every room plays until games are plug-ins.
+pub const ARENA: &str = "arena";
+
+/// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct RoomId(String);
+
+impl RoomId {
+    /// The id of the room the server opens at start, behind the old paths (`/ws`, `/events`).
+    pub const DEFAULT: &'static str = "default";
+
+    /// Checks an id from a URL or a request.
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        (!text.is_empty() && text.len() <= 32 && text.chars().all(valid)).then(|| Self(text.to_owned()))
+    }
+
+    /// A fresh id: 12 characters from 62, about 71 bits from the operating system's
+    /// generator, so a private room's id is as good as a password.
+    pub fn random() -> Self {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut rng = rand::rng();
+        Self(
+            (0..12)
+                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+                .collect(),
+        )
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a room is made of: its game and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The game it plays.
+    pub game: String,
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// Players at once.
+    pub max_players: usize,
+    /// The world's seed.
+    pub seed: u64,
+    /// Side of the square world, in units.
+    pub world_size: u32,
+    /// Orbs in the world at all times.
+    pub orbs: u32,
+    /// Left out of `GET /rooms` and matchmaking: only those given its id find it.
+    pub private: bool,
+}
+
+impl Settings {
+    /// A room as the server's flags describe one, with a random seed unless `--seed`.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            game: ARENA.into(),
+            tick_hz: config.tick_hz,
+            max_players: config.max_players,
+            seed: config.seed.unwrap_or_else(rand::random),
+            world_size: config.world_size,
+            orbs: config.orbs,
+            private: false,
+        }
+    }
+
+    /// The simulation's parameters.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            width: self.world_size as f32,
+            height: self.world_size as f32,
+            tick_hz: self.tick_hz,
+            orbs: self.orbs as usize,
+        }
+    }
+
+    /// The length of one tick.
+    pub fn tick_period(&self) -> Duration {
+        Duration::from_secs(1) / self.tick_hz
+    }
+}
+
+/// Why a room ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum Ended {
+    /// Closed through the API.
+    Closed,
+    /// Nobody played in it for `--room-idle`.
+    Idle,
+    /// Its tick loop panicked.
+    Crashed,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl Ended {
+    /// The close code and reason its players get.
+    pub fn close(self) -> (u16, &'static str) {
+        match self {
+            Ended::Closed => (1001, "room closed"),
+            Ended::Idle => (1001, "room closed: idle"),
+            Ended::Crashed => (1011, "room crashed"),
+            Ended::Shutdown => (1001, "server shutting down"),
+        }
+    }
+}
+
+/// A room, as the rest of the server holds it.
+#[derive(Debug)]
+pub struct Room {
+    id: RoomId,
+    settings: Settings,
+    /// Unix seconds.
+    created: u64,
+    is_default: bool,
+    clock: Arc<TickClock>,
+    feed: Arc<Feed>,
+    seats: Seats,
+    joins: mpsc::Sender<JoinRequest>,
+    stop: CancellationToken,
+    ended: OnceLock<Ended>,
+}
+
+/// What `GET /rooms` says of a room.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    /// Its id.
+    pub id: RoomId,
+    /// Its game.
+    pub game: String,
+    /// Players now.
+    pub players: usize,
+    /// Places.
+    pub max_players: usize,
+    /// Spectators now.
+    pub spectators: usize,
+    /// Its last tick.
+    pub tick: u64,
+    /// Ticks per second.
+    pub tick_hz: u32,
+    /// When it was created, Unix seconds.
+    pub created: u64,
+    /// Whether a player could join now (it is open and has a free place).
+    pub joinable: bool,
+    /// Whether it is left out of listings.
+    pub private: bool,
+}
+
+impl Room {
+    /// A new room and the tick loop that will run it (to be spawned by the caller). Its ticks
+    /// fall `phase` into each tick period, so rooms created together do not tick together;
+    /// `parent` ending (the server stopping) ends it too.
+    pub(crate) fn open(
+        id: RoomId,
+        settings: Settings,
+        is_default: bool,
+        config: &Config,
+        phase: Duration,
+        metrics: Arc<Metrics>,
+        parent: &CancellationToken,
+    ) -> (Arc<Self>, TickLoop) {
+        let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
+        let clock = Arc::new(TickClock::default());
+        let idle_close = (!is_default).then_some(config.room_idle);
+        let tick_loop = TickLoop::new(&settings, config, join_rx, clock.clone(), metrics, phase, idle_close);
+        let room = Arc::new(Self {
+            seats: Seats::new(settings.max_players),
+            feed: tick_loop.feed(),
+            id,
+            settings,
+            created: crate::protocol::unix_micros() / 1_000_000,
+            is_default,
+            clock,
+            joins,
+            stop: parent.child_token(),
+            ended: OnceLock::new(),
+        });
+        (room, tick_loop)
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &RoomId {
+        &self.id
+    }
+
+    /// What it was made with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// When it was created, Unix seconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    /// Whether it is the server's default room (behind the old paths; never idles out).
+    pub fn is_default(&self) -> bool {
+        self.is_default
+    }
+
+    /// Its player places.
+    pub fn seats(&self) -> &Seats {
+        &self.seats
+    }
+
+    /// Its spectator feed.
+    pub(crate) fn feed(&self) -> &Arc<Feed> {
+        &self.feed
+    }
+
+    /// The last tick it completed.
+    pub fn tick(&self) -> u64 {
+        self.clock.get()
+    }
+
+    /// Where sessions hand in their joins.
+    pub(crate) fn joins(&self) -> &mpsc::Sender<JoinRequest> {
+        &self.joins
+    }
+
+    /// Cancelled when the room ends, for whatever reason.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// Ends the room for `why` (the first reason given wins).
+    pub fn end(&self, why: Ended) {
+        let _ = self.ended.set(why);
+        self.stop.cancel();
+    }
+
+    /// Why it ended; `None` while it runs. A room stopped without a reason stopped with the
+    /// server.
+    pub fn ended(&self) -> Option<Ended> {
+        if let Some(why) = self.ended.get() {
+            return Some(*why);
+        }
+        self.stop.is_cancelled().then_some(Ended::Shutdown)
+    }
+
+    /// What the rooms API shows of it.
+    pub fn info(&self) -> Info {
+        let players = self.seats.taken();
+        Info {
+            id: self.id.clone(),
+            game: self.settings.game.clone(),
+            players,
+            max_players: self.settings.max_players,
+            spectators: self.feed.spectator_count(),
+            tick: self.tick(),
+            tick_hz: self.settings.tick_hz,
+            created: self.created,
+            joinable: self.ended().is_none() && self.seats.free(Instant::now()) > 0,
+            private: self.settings.private,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids_are_url_safe_and_random_ones_differ() {
+        assert!(RoomId::parse("default").is_some());
+        assert!(RoomId::parse("a-B_9").is_some());
+        for bad in ["", "a/b", "a b", "é", "../x", &"x".repeat(33)] {
+            assert!(RoomId::parse(bad).is_none(), "{bad:?}");
+        }
+        let (a, b) = (RoomId::random(), RoomId::random());
+        assert_ne!(a, b);
+        assert_eq!(RoomId::parse(a.as_str()), Some(a));
+    }
+}

@@ -1,0 +1,220 @@
+//! The rooms of this server, and where to find one.
+//!
+//! [`Rooms::locate`] is the one lookup everything goes through (player upgrades, spectator
+//! endpoints, the rooms API): a room id in, where that room lives out. Here every room lives
+//! in this process; a cluster answers the same question for rooms on other nodes, and
+//! nothing that calls it needs to change.
+//!
+//! Each room runs as two tracked tasks: its tick loop, and a supervisor that waits for the
+//! tick loop to end (closed, idle, crashed, or the server stopping), ends the room with that
+//! reason (players closed with its code, spectators told) and forgets it. A panic in one
+//! room's tick ends that room only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::room::tick::Stopped;
+use crate::room::{Ended, Room, RoomId, Settings};
+
+/// Where a room lives.
+#[derive(Debug, Clone)]
+pub enum Located {
+    /// In this process.
+    Here(Arc<Room>),
+    /// Nowhere: no room has this id.
+    Nowhere,
+}
+
+/// Why a room could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// `--max-rooms` rooms are open.
+    #[error("the server has its maximum of {0} rooms open: try again later")]
+    Full(usize),
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    Stopping,
+    /// This client address has created rooms faster than it may.
+    #[error("too many rooms created from this address: try again later")]
+    RateLimited,
+}
+
+/// The rooms of this server.
+#[derive(Debug)]
+pub struct Rooms {
+    // A std Mutex: lookups and inserts only, never held across an await.
+    rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
+    config: Config,
+    metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    /// Rooms created so far: places each new room's ticks in the tick period.
+    created: AtomicU64,
+}
+
+impl Rooms {
+    /// No rooms yet; rooms created later run on `tasks` and end with `shutdown`.
+    pub fn new(config: Config, metrics: Arc<Metrics>, tasks: TaskTracker, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            rooms: Mutex::default(),
+            config,
+            metrics,
+            tasks,
+            shutdown,
+            created: AtomicU64::new(0),
+        })
+    }
+
+    /// Where room `id` lives.
+    pub fn locate(&self, id: &RoomId) -> Located {
+        match self.lock().get(id) {
+            Some(room) => Located::Here(room.clone()),
+            None => Located::Nowhere,
+        }
+    }
+
+    /// Every open room (public and private), by creation time.
+    pub fn all(&self) -> Vec<Arc<Room>> {
+        let mut rooms: Vec<_> = self.lock().values().cloned().collect();
+        rooms.sort_by(|a, b| (a.created(), a.id()).cmp(&(b.created(), b.id())));
+        rooms
+    }
+
+    /// How many rooms are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no room is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Opens a room with a fresh id (or `id`, for the default room) and starts it.
+    pub fn create(self: &Arc<Self>, settings: Settings, id: Option<RoomId>) -> Result<Arc<Room>, CreateError> {
+        if self.shutdown.is_cancelled() {
+            return Err(CreateError::Stopping);
+        }
+        let is_default = id.as_ref().is_some_and(|id| id.as_str() == RoomId::DEFAULT);
+        let mut rooms = self.lock();
+        if rooms.len() >= self.config.max_rooms {
+            return Err(CreateError::Full(self.config.max_rooms));
+        }
+        let id = id.unwrap_or_else(|| {
+            loop {
+                // 71 random bits: a collision is as unlikely as guessing a private room.
+                let id = RoomId::random();
+                if !rooms.contains_key(&id) {
+                    break id;
+                }
+            }
+        });
+        let phase = self.phase(settings.tick_period());
+        let (room, tick_loop) = Room::open(
+            id.clone(),
+            settings,
+            is_default,
+            &self.config,
+            phase,
+            self.metrics.clone(),
+            &self.shutdown,
+        );
+        rooms.insert(id, room.clone());
+        drop(rooms);
+        self.metrics.rooms.inc();
+        self.metrics.rooms_created.inc();
+        let ticking = self.tasks.spawn(tick_loop.run(room.stopping().clone()));
+        let (rooms, watched) = (self.clone(), room.clone());
+        self.tasks.spawn(async move {
+            let ended = match ticking.await {
+                Ok(Stopped::Idle) => Ended::Idle,
+                Ok(Stopped::Told) => watched.ended().unwrap_or(Ended::Shutdown),
+                Err(_) => Ended::Crashed,
+            };
+            rooms.ended(&watched, ended);
+        });
+        tracing::debug!(room = %room.id(), "room opened");
+        Ok(room)
+    }
+
+    /// Closes room `id`; false if there is none.
+    pub fn close(&self, id: &RoomId) -> bool {
+        match self.locate(id) {
+            Located::Here(room) => {
+                room.end(Ended::Closed);
+                true
+            }
+            Located::Nowhere => false,
+        }
+    }
+
+    /// A public room of `settings.game` with a place held for `name`, or a new one made with
+    /// `settings`: as Colyseus' `joinOrCreate`. The fullest room with a free place is chosen,
+    /// so rooms fill before new ones open. `may_create` is asked only when a room must be
+    /// created (a rate limit). Returns the room and whether it was created.
+    pub fn matchmake(
+        self: &Arc<Self>,
+        settings: Settings,
+        name: &str,
+        may_create: impl FnOnce() -> bool,
+    ) -> Result<(Arc<Room>, bool), CreateError> {
+        let now = Instant::now();
+        let mut open: Vec<_> = self
+            .all()
+            .into_iter()
+            .filter(|r| !r.settings().private && r.settings().game == settings.game && r.ended().is_none())
+            .collect();
+        open.sort_by_key(|r| r.seats().free(now));
+        if let Some(room) = open.into_iter().find(|room| room.seats().hold(name, now)) {
+            return Ok((room, false));
+        }
+        if !may_create() {
+            return Err(CreateError::RateLimited);
+        }
+        let room = self.create(settings, None)?;
+        room.seats().hold(name, now);
+        Ok((room, true))
+    }
+
+    /// Where the next room's ticks fall in `period`: successive rooms are spread by the golden
+    /// ratio, so however many there are, their ticks are evenly spread over the period.
+    fn phase(&self, period: Duration) -> Duration {
+        const GOLDEN: f64 = 0.618_033_988_749_894_9;
+        let n = self.created.fetch_add(1, Ordering::Relaxed);
+        period.mul_f64((n as f64 * GOLDEN).fract())
+    }
+
+    /// A room's tick loop has ended: end the room (its players and spectators watch its
+    /// token) and forget it.
+    fn ended(&self, room: &Arc<Room>, ended: Ended) {
+        room.end(ended);
+        let removed = {
+            let mut rooms = self.lock();
+            match rooms.get(room.id()) {
+                Some(current) if Arc::ptr_eq(current, room) => rooms.remove(room.id()).is_some(),
+                _ => false,
+            }
+        };
+        if removed {
+            self.metrics.rooms.dec();
+        }
+        self.metrics.room_closed(ended);
+        match ended {
+            Ended::Crashed => tracing::error!(room = %room.id(), "room crashed: its tick loop panicked"),
+            _ => tracing::debug!(room = %room.id(), ?ended, "room ended"),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Arc<Room>>> {
+        // Nothing panics while holding the lock (map lookups and inserts).
+        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
