@@ -218,3 +218,99 @@ impl Rooms {
         self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+
+    use crate::client::{Client, ClientError, Received};
+    use crate::room::tick::tests::CRASH_NAME;
+    use crate::{Config, Server};
+
+    #[tokio::test]
+    async fn a_room_whose_tick_panics_ends_alone_and_says_so() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::new(
+            listener,
+            Config {
+                seed: Some(1),
+                ..Config::defaults()
+            },
+        );
+        let addr = server.local_addr().unwrap();
+        let metrics = server.metrics();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+        let http = reqwest::Client::new();
+        let created: serde_json::Value = http
+            .post(format!("http://{addr}/rooms"))
+            .json(&serde_json::json!({ "game": "arena" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let doomed_url = created["ws"].as_str().unwrap().to_owned();
+        let doomed_id = created["id"].as_str().unwrap().to_owned();
+
+        let mut bystander = Client::connect(&format!("ws://{addr}/ws"), "ann").await.unwrap();
+        let mut victim = Client::connect(&doomed_url, "bob").await.unwrap();
+        let mut spectator = http
+            .get(format!("http://{addr}/rooms/{doomed_id}/events"))
+            .send()
+            .await
+            .unwrap();
+        while !matches!(victim.recv().await.unwrap(), Received::Snapshot { .. }) {}
+        // Its tick loop panics admitting this player.
+        let crasher = Client::connect(&doomed_url, CRASH_NAME).await;
+        assert!(crasher.is_err(), "the crashing room welcomed its crasher");
+
+        let closed = loop {
+            match tokio::time::timeout(Duration::from_secs(10), victim.recv())
+                .await
+                .unwrap()
+            {
+                Ok(_) => continue,
+                Err(err) => break err,
+            }
+        };
+        assert!(
+            matches!(&closed, ClientError::Closed { code: 1011, reason } if reason == "room crashed"),
+            "{closed}"
+        );
+        let mut seen = String::new();
+        while !seen.contains("event: closed") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), spectator.chunk())
+                .await
+                .unwrap();
+            match chunk.unwrap() {
+                Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                None => break,
+            }
+        }
+        assert!(
+            seen.contains("event: closed\ndata: {\"reason\":\"room crashed\"}"),
+            "{seen}"
+        );
+        assert_eq!(metrics.rooms_closed(crate::room::Ended::Crashed), 1);
+        let gone = http
+            .get(format!("http://{addr}/rooms/{doomed_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), 404);
+
+        // The other room never noticed: its player keeps getting ticks.
+        let tick = loop {
+            if let Received::Delta { tick, .. } = bystander.recv().await.unwrap() {
+                break tick;
+            }
+        };
+        while !matches!(bystander.recv().await.unwrap(), Received::Delta { tick: t, .. } if t >= tick + 10) {}
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+    }
+}

@@ -186,7 +186,11 @@ impl Session {
             out,
             kick: kick.clone(),
         };
-        let join = JoinRequest { seat, reply };
+        let join = JoinRequest {
+            name: hello.name.clone(),
+            seat,
+            reply,
+        };
         tokio::select! {
             _ = stop.cancelled() => return Err(self.room_ended()),
             sent = self.room.joins().send(join) => if sent.is_err() { return Err(self.ended_room().await) },
@@ -196,8 +200,6 @@ impl Session {
             id = joined => match id { Ok(id) => id, Err(_) => return Err(self.ended_room().await) },
         };
         tracing::Span::current().record("id", id);
-        // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
-        tracing::debug!(name = ?hello.name, "player joined");
         self.state.metrics.joins.inc();
         self.name = hello.name;
 

@@ -40,6 +40,8 @@ use crate::sim::{EntityId, World};
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
+    /// The name from the player's hello.
+    pub(crate) name: String,
     pub(crate) seat: Seat,
     pub(crate) reply: oneshot::Sender<EntityId>,
 }
@@ -240,6 +242,8 @@ impl TickLoop {
     }
 
     fn admit(&mut self, join: JoinRequest) {
+        #[cfg(test)]
+        tests::maybe_crash(&join.name);
         if join.seat.out.is_closed() {
             return; // The session gave up while waiting for this tick.
         }
@@ -254,17 +258,27 @@ impl TickLoop {
             frame: frames::binary_frame(welcome.encode()),
         });
         let _ = join.reply.send(id);
+        // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
+        tracing::debug!(id, name = ?join.name, "player joined");
         self.roster.insert(id, join.seat);
         self.metrics.players.inc();
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::Move;
     use crate::room::outbox::{Inbox, outbox};
     use crate::room::roster::InputSlot;
+
+    /// A player by this name makes its room's tick loop panic when it is admitted (test
+    /// builds only).
+    pub(crate) const CRASH_NAME: &str = "crash-the-room";
+
+    pub(crate) fn maybe_crash(name: &str) {
+        assert!(name != CRASH_NAME, "injected tick loop failure");
+    }
 
     fn tick_loop(config: &Config) -> TickLoop {
         let settings = Settings {
@@ -300,6 +314,7 @@ mod tests {
         let (reply, _) = oneshot::channel();
         let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
         tick.admit(JoinRequest {
+            name: "p".into(),
             seat: Seat {
                 input: input.clone(),
                 out,
