@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::arena::Arena;
 use crate::behaviour::{Behaviour, Brain};
-use crate::connect::connect;
+use crate::connect::Target;
 use crate::stats::RttStats;
 use crate::swarm::Live;
 
@@ -29,8 +29,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 pub struct BotSpec {
     /// Its number in the swarm; its player name is `bot-<index>`.
     pub index: usize,
-    /// The server's player URL.
-    pub url: String,
+    /// Where it joins.
+    pub target: Target,
     /// How it moves.
     pub behaviour: Behaviour,
     /// Seed of its random choices.
@@ -83,7 +83,7 @@ pub async fn run(
     let mut brain = Brain::new(spec.behaviour, spec.seed);
     let mut client = tokio::select! {
         () = stop.cancelled() => return out,
-        connected = connect(&spec.url, &name) => match connected {
+        connected = spec.target.join(&name) => match connected {
             Ok(client) => client,
             Err(err) => {
                 live.failed.fetch_add(1, Relaxed);
@@ -119,7 +119,7 @@ pub async fn run(
                 let _ = time::timeout(CLOSE_GRACE, client.close()).await;
                 let reconnected = tokio::select! {
                     () = stop.cancelled() => break,
-                    reconnected = connect(&spec.url, &name) => reconnected,
+                    reconnected = spec.target.join(&name) => reconnected,
                 };
                 match reconnected {
                     Ok(fresh) => {

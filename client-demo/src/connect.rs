@@ -12,7 +12,10 @@ use tickcast::client::{Client, ClientError};
 use tickcast::protocol::PROTOCOL_VERSION;
 use tokio_tungstenite::tungstenite::{self, http::Uri};
 
-/// Where `cargo run --release` of the server accepts players.
+/// Where `cargo run --release` of the server serves its lobby and rooms API.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// Where the same server accepts players into its default room.
 pub const DEFAULT_WS_URL: &str = "ws://127.0.0.1:8080/ws";
 
 /// Where the same server serves its spectator feed.
@@ -94,15 +97,65 @@ pub async fn ensure_loopback(url: &str) -> Result<(), TargetError> {
 /// [`Client::connect`] with a deadline of [`CONNECT_TIMEOUT`]: a server that accepts the TCP
 /// connection but never answers is a failure, not a hang.
 pub async fn connect(url: &str, name: &str) -> Result<Client, ClientError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(url, name)).await {
-        Ok(result) => result,
-        Err(_) => Err(ClientError::Connect {
-            url: url.into(),
-            source: tungstenite::Error::Io(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no welcome within {CONNECT_TIMEOUT:?}"),
-            )),
-        }),
+    Target::Url(url.into()).join(name).await
+}
+
+/// Where a player goes: a room's player URL, or whatever room matchmaking finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A player URL: `ws://host:port/rooms/{id}/ws`, or `ws://host:port/ws` for the default
+    /// room.
+    Url(String),
+    /// `POST /matchmake` for `game` on the server at `server` (`http://host:port`), then the
+    /// room it answers, with its token.
+    Matchmake {
+        /// The server's base URL.
+        server: String,
+        /// The game.
+        game: String,
+    },
+}
+
+impl Target {
+    /// The player URL of room `room` on the server at `server` (`http://host:port`).
+    pub fn room(server: &str, room: &str) -> Self {
+        let ws = server
+            .strip_prefix("https://")
+            .map(|rest| format!("wss://{rest}"))
+            .unwrap_or_else(|| format!("ws://{}", server.trim_start_matches("http://")));
+        Self::Url(format!("{}/rooms/{room}/ws", ws.trim_end_matches('/')))
+    }
+
+    /// The URL load would go to (for the loopback rule and reports).
+    pub fn url(&self) -> &str {
+        match self {
+            Target::Url(url) => url,
+            Target::Matchmake { server, .. } => server,
+        }
+    }
+
+    /// Joins as `name`, within [`CONNECT_TIMEOUT`] (matchmaking included).
+    pub async fn join(&self, name: &str) -> Result<Client, ClientError> {
+        let joining = async {
+            match self {
+                Target::Url(url) => Client::connect(url, name).await,
+                Target::Matchmake { server, game } => {
+                    let seat = tickcast::client::lobby::matchmake(server, game, name).await?;
+                    Client::join(&seat, name).await
+                }
+            }
+        };
+        let url = self.url();
+        match tokio::time::timeout(CONNECT_TIMEOUT, joining).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Connect {
+                url: url.into(),
+                source: tungstenite::Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no welcome within {CONNECT_TIMEOUT:?}"),
+                )),
+            }),
+        }
     }
 }
 

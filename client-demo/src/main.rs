@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_demo::behaviour::Mix;
-use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_WS_URL};
+use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_SERVER, DEFAULT_WS_URL, Target};
 use client_demo::measure::attack::{self, Attack};
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
@@ -20,6 +20,7 @@ use client_demo::measure::transports::{self, TransportsConfig};
 use client_demo::play::{self, PlayError};
 use client_demo::spectate::{self, Ended};
 use client_demo::swarm::{self, SwarmConfig};
+use tickcast::client::lobby::{self, LobbyError, NewRoom};
 use tickcast::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -36,9 +37,8 @@ struct Cli {
 enum Command {
     /// Play in the terminal: arrows or WASD steer, space stops, q quits.
     Play {
-        /// The server's player URL.
-        #[arg(default_value = DEFAULT_WS_URL)]
-        url: String,
+        #[command(flatten)]
+        to: Where,
         /// Your name (at most 32 bytes).
         #[arg(long, default_value = "player")]
         name: String,
@@ -47,9 +47,14 @@ enum Command {
     Bots(BotsArgs),
     /// Follow the spectator feed and print a summary every second.
     Spectate {
-        /// The server's spectator feed.
-        #[arg(default_value = DEFAULT_EVENTS_URL)]
-        url: String,
+        /// The spectator feed [default: the default room's, or --room's on --server].
+        url: Option<String>,
+        /// The server's base URL.
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+        /// Follow this room on --server.
+        #[arg(long, conflicts_with = "url")]
+        room: Option<String>,
     },
     /// Start the release server at growing player counts and measure what each one costs.
     Load(LoadArgs),
@@ -70,6 +75,36 @@ struct AttackArgs {
     /// The attacks to run, comma-separated [default: all].
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Attack>,
+}
+
+/// Where a player joins: a URL, a room on a server, or whatever room matchmaking finds.
+#[derive(Debug, Args)]
+struct Where {
+    /// A player URL [default: the default room, ws://127.0.0.1:8080/ws].
+    url: Option<String>,
+    /// The server's base URL, for --room and --matchmake.
+    #[arg(long, default_value = DEFAULT_SERVER)]
+    server: String,
+    /// Join this room on --server.
+    #[arg(long, conflicts_with_all = ["url", "matchmake"])]
+    room: Option<String>,
+    /// Ask --server's matchmaking for a room of this game, and join it with its token.
+    #[arg(long, conflicts_with = "url")]
+    matchmake: bool,
+}
+
+impl Where {
+    fn target(&self) -> Target {
+        match (&self.url, &self.room, self.matchmake) {
+            (_, _, true) => Target::Matchmake {
+                server: self.server.clone(),
+                game: "arena".into(),
+            },
+            (_, Some(room), _) => Target::room(&self.server, room),
+            (Some(url), _, _) => Target::Url(url.clone()),
+            (None, None, false) => Target::Url(DEFAULT_WS_URL.into()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -167,9 +202,18 @@ struct LoadArgs {
 
 #[derive(Debug, Args)]
 struct BotsArgs {
-    /// The server's player URL; only loopback addresses unless --allow-remote.
-    #[arg(default_value = DEFAULT_WS_URL)]
-    url: String,
+    /// Where the bots join (only loopback addresses unless --allow-remote).
+    #[command(flatten)]
+    to: Where,
+    /// Create this many rooms on --server and spread the bots over them (--per-room each).
+    #[arg(long, requires = "per_room", conflicts_with_all = ["url", "room", "matchmake"])]
+    rooms: Option<u32>,
+    /// Bots per room with --rooms (the bot count is then rooms × per-room).
+    #[arg(long, requires = "rooms", value_parser = clap::value_parser!(u32).range(1..=5000))]
+    per_room: Option<u32>,
+    /// The server's admin secret, to create rooms with --rooms when it has one.
+    #[arg(long, env = "TICKCAST_ADMIN_SECRET", hide_env_values = true)]
+    admin_secret: Option<String>,
     /// Bots to run.
     #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     count: u32,
@@ -208,13 +252,18 @@ struct BotsArgs {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Play { url, name } => play(&url, &name).await,
+        Command::Play { to, name } => play(&to.target(), &name).await,
         Command::Bots(args) => {
             logging();
             bots(args).await
         }
-        Command::Spectate { url } => {
+        Command::Spectate { url, server, room } => {
             logging();
+            let url = match (url, room) {
+                (_, Some(room)) => format!("{}/rooms/{room}/events", server.trim_end_matches('/')),
+                (Some(url), None) => url,
+                (None, None) => DEFAULT_EVENTS_URL.into(),
+            };
             spectate(&url).await
         }
         Command::Load(args) => {
@@ -326,9 +375,9 @@ async fn load(args: LoadArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn play(url: &str, name: &str) -> ExitCode {
+async fn play(target: &Target, name: &str) -> ExitCode {
     // No logging here: it would write over the game's screen.
-    match play::run(url, name).await {
+    match play::run(target, name).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(PlayError::Client(err)) => fail(&err, connect::hint(&err).as_deref()),
         Err(err) => fail(&err, None),
@@ -336,9 +385,21 @@ async fn play(url: &str, name: &str) -> ExitCode {
 }
 
 async fn bots(args: BotsArgs) -> ExitCode {
-    let defaults = SwarmConfig::new(args.count as usize, args.duration);
+    let (count, spread) = match (args.rooms, args.per_room) {
+        (Some(rooms), Some(per_room)) => {
+            let spread = match create_rooms(&args.to.server, rooms, args.admin_secret.as_deref()).await {
+                Ok(spread) => spread,
+                Err(err) => return fail(&err, None),
+            };
+            eprintln!("created {rooms} rooms on {}", args.to.server);
+            ((rooms * per_room) as usize, spread)
+        }
+        _ => (args.count as usize, vec![args.to.target()]),
+    };
+    let defaults = SwarmConfig::new(count, args.duration);
     let config = SwarmConfig {
-        url: args.url,
+        url: spread[0].url().to_owned(),
+        spread,
         ramp: args.ramp.unwrap_or(defaults.ramp),
         seed: args.seed,
         mix: args.behaviour,
@@ -364,6 +425,19 @@ async fn bots(args: BotsArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Creates `rooms` arena rooms on `server` and returns their player URLs.
+async fn create_rooms(server: &str, rooms: u32, admin: Option<&str>) -> Result<Vec<Target>, LobbyError> {
+    let mut urls = Vec::new();
+    for _ in 0..rooms {
+        let room = NewRoom {
+            game: "arena".into(),
+            ..NewRoom::default()
+        };
+        urls.push(Target::Url(lobby::create_room(server, &room, admin).await?.ws));
+    }
+    Ok(urls)
 }
 
 async fn spectate(url: &str) -> ExitCode {
@@ -423,7 +497,7 @@ mod tests {
         let Command::Bots(args) = cli.command else {
             panic!("parsed as {:?}", cli.command);
         };
-        assert_eq!((args.url.as_str(), args.count), (DEFAULT_WS_URL, 50));
+        assert_eq!((args.to.target(), args.count), (Target::Url(DEFAULT_WS_URL.into()), 50));
         assert_eq!((args.duration, args.ramp), (Duration::from_secs(30), None));
         assert!(!args.allow_remote && !args.json);
         assert!(Cli::try_parse_from(["client-demo", "bots", "--count", "0"]).is_err());

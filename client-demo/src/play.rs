@@ -20,7 +20,7 @@ use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::arena::Arena;
-use crate::connect::connect;
+use crate::connect::Target;
 use crate::draw::View;
 use crate::keys::{Command, Steering, command_for};
 use crate::stats::RttStats;
@@ -48,12 +48,12 @@ pub enum PlayError {
     Terminal(#[from] io::Error),
 }
 
-/// Connects to `url` as `name` and plays until the player quits or the server ends the game.
-pub async fn run(url: &str, name: &str) -> Result<(), PlayError> {
+/// Joins `target` as `name` and plays until the player quits or the server ends the game.
+pub async fn run(target: &Target, name: &str) -> Result<(), PlayError> {
     // Connect before taking over the terminal, so a failure prints as a plain error.
-    let client = connect(url, name).await?;
+    let client = target.join(name).await?;
     let mut game = Game {
-        url,
+        target,
         name,
         client,
         steering: Steering::default(),
@@ -70,7 +70,7 @@ pub async fn run(url: &str, name: &str) -> Result<(), PlayError> {
 
 /// The player's side of the game.
 struct Game<'a> {
-    url: &'a str,
+    target: &'a Target,
     name: &'a str,
     client: Client,
     steering: Steering,
@@ -137,7 +137,7 @@ impl Game<'_> {
     /// panel counts it when it does.
     async fn resync(&mut self, err: tickcast::delta::ApplyError) -> Result<(), ClientError> {
         tracing::warn!(%err, "world out of sync: reconnecting");
-        let fresh = connect(self.url, self.name).await?;
+        let fresh = self.target.join(self.name).await?;
         let stale = std::mem::replace(&mut self.client, fresh);
         let _ = time::timeout(CLOSE_GRACE, stale.close()).await;
         self.resyncs += 1;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::Mix;
 use crate::bot::{self, BotSpec};
-use crate::connect::{self, DEFAULT_WS_URL, TargetError};
+use crate::connect::{self, DEFAULT_WS_URL, Target, TargetError};
 use crate::report::{Report, Tally};
 use crate::stats::{Millis, RttStats, RttSummary};
 
@@ -41,6 +41,8 @@ const LIVE_RTT_SAMPLES: usize = 8192;
 pub struct SwarmConfig {
     /// The server's player URL.
     pub url: String,
+    /// Where the bots join, bot `i` at `spread[i % len]`; empty: every bot joins `url`.
+    pub spread: Vec<Target>,
     /// Bots to run.
     pub count: usize,
     /// Total run time, ramp included.
@@ -67,6 +69,7 @@ impl SwarmConfig {
     pub fn new(count: usize, duration: Duration) -> Self {
         Self {
             url: DEFAULT_WS_URL.into(),
+            spread: Vec::new(),
             count,
             duration,
             ramp: Duration::from_secs(2).min(duration / 2),
@@ -160,8 +163,15 @@ pub async fn run_observed(
     stop: CancellationToken,
     mut on_progress: impl FnMut(&Progress, &RttStats),
 ) -> Result<Report, SwarmError> {
+    let targets = if config.spread.is_empty() {
+        vec![Target::Url(config.url.clone())]
+    } else {
+        config.spread.clone()
+    };
     if !config.allow_remote {
-        connect::ensure_loopback(&config.url).await?;
+        for target in &targets {
+            connect::ensure_loopback(target.url()).await?;
+        }
     }
     if config.duration.is_zero() || config.duration > MAX_DURATION {
         return Err(SwarmError::Settings(
@@ -197,7 +207,7 @@ pub async fn run_observed(
             () = time::sleep_until(start_at(spawned)), if spawned < config.count => {
                 let spec = BotSpec {
                     index: spawned,
-                    url: config.url.clone(),
+                    target: targets[spawned % targets.len()].clone(),
                     behaviour: config.mix.for_bot(spawned),
                     seed: config.seed.wrapping_add(spawned as u64),
                     move_every: config.move_every,

@@ -117,3 +117,46 @@ async fn only_loopback_targets_are_loaded_unless_allowed() {
     let refused = swarm::run(&config, CancellationToken::new(), |_| {}).await;
     assert!(matches!(refused, Err(SwarmError::Settings(_))), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_spreads_over_rooms_and_joins_through_matchmaking() {
+    use client_demo::connect::Target;
+    use tickcast::client::lobby::{self, NewRoom};
+
+    let server = TestServer::at(30).await;
+    let base = format!("http://{}", server.addr);
+    let new_room = NewRoom {
+        game: "arena".into(),
+        max_players: Some(3),
+        ..NewRoom::default()
+    };
+    let mut spread = Vec::new();
+    for _ in 0..2 {
+        let room = within(lobby::create_room(&base, &new_room, None)).await.unwrap();
+        spread.push(Target::Url(room.ws));
+    }
+    let config = SwarmConfig {
+        spread,
+        ..swarm_for(server.ws_url(), 6, Duration::from_secs(2))
+    };
+    let report = within(swarm::run(&config, CancellationToken::new(), |_| {}))
+        .await
+        .expect("the swarm runs");
+    assert_eq!((report.bots_connected, report.desyncs), (6, 0), "{report}");
+    let rooms = within(lobby::rooms(&base)).await.unwrap();
+    // Every bot has left by now; what the rooms saw is in their ticks.
+    assert_eq!(rooms.len(), 3, "{rooms:?}");
+
+    // Through matchmaking: each bot asks for a place, then joins with what it got.
+    let config = SwarmConfig {
+        spread: vec![Target::Matchmake {
+            server: base.clone(),
+            game: "arena".into(),
+        }],
+        ..swarm_for(server.ws_url(), 4, Duration::from_secs(2))
+    };
+    let report = within(swarm::run(&config, CancellationToken::new(), |_| {}))
+        .await
+        .expect("the swarm runs");
+    assert_eq!((report.bots_connected, report.desyncs), (4, 0), "{report}");
+}

@@ -4,6 +4,11 @@
 //! on [`Client::recv`] reads the server's messages and keeps a local copy of the world from the
 //! snapshot and the deltas, exactly as the server has it. Every failure is a [`ClientError`]
 //! that says what happened: nothing listening, a version mismatch, a close with its reason.
+//!
+//! A player joins one room: its URL (`ws://host/rooms/{id}/ws`, or `/ws` for the default
+//! room), or a [`lobby::Seat`] from matchmaking with [`Client::join`].
+
+pub mod lobby;
 
 use std::time::Duration;
 
@@ -50,6 +55,9 @@ pub enum ClientError {
     /// A delta did not apply to the world held: the local copy is out of sync.
     #[error("out of sync with the server: {0}")]
     Desync(#[from] ApplyError),
+    /// Matchmaking (or another rooms API call) failed.
+    #[error("matchmaking: {0}")]
+    Lobby(#[from] lobby::LobbyError),
 }
 
 /// What a call to [`Client::recv`] received, after applying it to the local world.
@@ -131,6 +139,17 @@ impl Client {
             bytes_received,
             keeps_world: true,
         })
+    }
+
+    /// Joins the room of a seat from [`lobby::matchmake`], as `name` (the name the seat was
+    /// asked for), with its token if it has one.
+    pub async fn join(seat: &lobby::Seat, name: &str) -> Result<Self, ClientError> {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            name: name.into(),
+            token: seat.token.clone().unwrap_or_default(),
+        };
+        Self::connect_with(&seat.ws, hello).await
     }
 
     /// The welcome: this player's id, the tick rate and the world size.
