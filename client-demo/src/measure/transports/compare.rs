@@ -98,7 +98,8 @@ pub(super) async fn run(
         };
         let target = relay.as_ref().map_or(addr, Relay::addr);
         let path = network.map_or_else(|| "direct".to_owned(), |n| n.to_string());
-        if network.is_some_and(|n| n == Network::new(Duration::ZERO, 0, None)) && relay_checked.is_none() {
+        // At 0 ms the relay must add nothing measurable: check it against a direct connection.
+        if network.is_some_and(|n| n.rtt_us == 0 && n.bandwidth.is_none()) && relay_checked.is_none() {
             let checked = relay_check(addr, target).await?;
             log(&format!("{path}: {checked}"));
             relay_checked = Some(checked);

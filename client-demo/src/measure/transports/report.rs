@@ -459,8 +459,8 @@ fn write_claims(f: &mut fmt::Formatter<'_>, figures: &Comparison) -> fmt::Result
             f,
             "| ~100 / 50 / 30 KB of server memory per long-poll / SSE / WebSocket connection | {} / {} / {} \
              (RSS, {} of each) | such figures fit a thread per connection or buffers of tens of KB per connection; \
-             tickcast holds a task, a socket and small buffers, and shares each encoded event between all \
-             spectators (the kernel's socket buffers are not in RSS) |",
+             tickcast holds per connection one task, the socket and its HTTP/1 or WebSocket buffers, and shares \
+             each encoded event between all spectators (the kernel's socket buffers are not in RSS) |",
             kib(long_poll.bytes_per_connection),
             kib(sse.bytes_per_connection),
             kib(ws.bytes_per_connection),
