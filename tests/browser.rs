@@ -1,5 +1,6 @@
 //! The spectator page in a real browser: headless Chromium, driven over the DevTools protocol,
-//! must show the live players of a running server, over SSE and over long-polling.
+//! must show the live players of a running server, over SSE and over long-polling, and its
+//! long-polling fallback must keep up across a 150 ms round trip (through `tickcast-relay`).
 //!
 //! Needs Chromium (`apt-get install chromium`; `.ci/run` installs it). Without it the test
 //! says so and passes, unless `TICKCAST_REQUIRE_BROWSER` is set, as CI sets it.
@@ -11,10 +12,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::sse::SseClient;
 use common::{TestServer, until_snapshot, within};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tickcast_relay::{Relay, RelayConfig, Shape};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 fn chromium() -> Option<PathBuf> {
     let candidates = std::env::var_os("TICKCAST_CHROMIUM")
@@ -40,11 +46,10 @@ struct Browser {
 }
 
 impl Browser {
-    fn launch(binary: &PathBuf) -> Self {
-        // One profile per browser: two tests in one process launch two browsers at once.
-        static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chromium-{}-{n}", std::process::id()));
+    /// Launches Chromium with a profile of its own: `name` keeps the tests of one run apart.
+    fn launch(binary: &PathBuf, name: &str) -> Self {
+        let profile =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("chromium-{name}-{}", std::process::id()));
         let mut child = Command::new(binary)
             .args([
                 "--headless",
@@ -166,6 +171,18 @@ impl Page {
         serde_json::from_str(result["result"]["value"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
     }
 
+    /// The ids of the events the page applied, oldest first (its `window.tickcastApplied`).
+    async fn applied(&mut self) -> Vec<u64> {
+        let expression = "JSON.stringify(window.tickcastApplied || [])";
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await;
+        serde_json::from_str(result["result"]["value"].as_str().unwrap_or("[]")).unwrap_or_default()
+    }
+
     /// Polls the page until `done` holds for what it shows, or fails after a while.
     async fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let mut last = Value::Null;
@@ -180,17 +197,22 @@ impl Page {
     }
 }
 
-#[tokio::test]
-async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
-    let Some(binary) = chromium() else {
+/// The Chromium to test with, or `None` (and the test passes) when there is none and CI does
+/// not require one.
+fn chromium_or_skip() -> Option<PathBuf> {
+    let binary = chromium();
+    if binary.is_none() {
         assert!(
             std::env::var_os("TICKCAST_REQUIRE_BROWSER").is_none(),
             "TICKCAST_REQUIRE_BROWSER set but no chromium"
         );
         eprintln!("skipped: no chromium found (apt-get install chromium, or set TICKCAST_CHROMIUM)");
-        return;
-    };
-    let server = TestServer::at(30).await;
+    }
+    binary
+}
+
+/// Two players that keep moving, so the page has something to follow; their ids and tasks.
+async fn moving_players(server: &TestServer) -> (Vec<u32>, Vec<JoinHandle<()>>) {
     let mut ids = Vec::new();
     let mut players = Vec::new();
     for name in ["ann", "bob"] {
@@ -198,7 +220,6 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
         ids.push(player.player_id());
         until_snapshot(&mut player).await;
         players.push(tokio::spawn(async move {
-            // Keep moving, so the page has something to follow.
             let mut dx = 127;
             while player.recv().await.is_ok() {
                 if player.world().is_some_and(|w| w.tick() % 30 == 0) {
@@ -210,8 +231,16 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
             }
         }));
     }
+    (ids, players)
+}
 
-    let browser = Browser::launch(&binary);
+#[tokio::test]
+async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
+    let Some(binary) = chromium_or_skip() else { return };
+    let server = TestServer::at(30).await;
+    let (ids, players) = moving_players(&server).await;
+
+    let browser = Browser::launch(&binary, "transports");
     for (query, transport) in [("", "SSE"), ("?transport=longpoll", "long-poll")] {
         let mut page = Page::open(&browser, &server.http_url(&format!("/rooms/default/{query}"))).await;
         let shown = page
@@ -239,19 +268,77 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
             .unwrap();
         }
     }
-    players.iter().for_each(tokio::task::JoinHandle::abort);
+    players.iter().for_each(JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip() {
+    let Some(binary) = chromium_or_skip() else { return };
+    let server = TestServer::at(30).await;
+    let (_, players) = moving_players(&server).await;
+    // 75 ms each way, ±10 ms: a long-poll's answer and the next request cost 150 ms, more than
+    // the 100 ms between events, so the page must take the events that piled up meanwhile in
+    // one answer, every one of them.
+    let config = RelayConfig {
+        shape: Shape {
+            delay: Duration::from_millis(75),
+            jitter: Duration::from_millis(10),
+            bandwidth: None,
+        },
+        ..RelayConfig::new(server.addr, Duration::ZERO)
+    };
+    let relay = Relay::start(config, CancellationToken::new()).await.unwrap();
+
+    let browser = Browser::launch(&binary, "longpoll-150ms");
+    let url = format!("http://{}/rooms/default/?transport=longpoll", relay.addr());
+    let mut page = Page::open(&browser, &url).await;
+    page.until("live over long-poll", |s| {
+        s["status"] == "live" && s["transport"] == "long-poll"
+    })
+    .await;
+
+    // What the server published meanwhile, seen directly: about 3 s of events.
+    let mut reference = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut published = Vec::new();
+    while published.len() < 30 {
+        let event = reference.next().await.expect("the reference stream ends");
+        if event.event == "delta" {
+            published.push(event.id.unwrap().parse::<u64>().unwrap());
+        }
+    }
+    let newest = *published.last().unwrap();
+    let published_at = Instant::now();
+    let mut applied = page.applied().await;
+    while applied.last().is_none_or(|&last| last < newest) {
+        assert!(
+            published_at.elapsed() < Duration::from_secs(2),
+            "the page fell behind: it applied up to {:?}, the server published {newest}",
+            applied.last()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // the page cannot be awaited
+        applied = page.applied().await;
+    }
+    // Shown within two round trips and a bit of the newest event.
+    assert!(
+        published_at.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        published_at.elapsed()
+    );
+    assert!(applied.windows(2).all(|w| w[0] < w[1]), "out of order: {applied:?}");
+    let shown: Vec<u64> = applied
+        .iter()
+        .copied()
+        .filter(|id| (published[0]..=newest).contains(id))
+        .collect();
+    assert_eq!(shown, published, "the page skipped or resynchronised");
+    let relayed = relay.stop().await;
+    assert!(relayed.connections >= 1 && relayed.down.bytes > 0, "{relayed}");
+    players.iter().for_each(JoinHandle::abort);
 }
 
 #[tokio::test]
 async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
-    let Some(binary) = chromium() else {
-        assert!(
-            std::env::var_os("TICKCAST_REQUIRE_BROWSER").is_none(),
-            "TICKCAST_REQUIRE_BROWSER set but no chromium"
-        );
-        eprintln!("skipped: no chromium found (apt-get install chromium, or set TICKCAST_CHROMIUM)");
-        return;
-    };
+    let Some(binary) = chromium_or_skip() else { return };
     let server = TestServer::at(30).await;
     let created: Value = reqwest::Client::new()
         .post(server.http_url("/rooms"))
@@ -273,7 +360,7 @@ async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
     until_snapshot(&mut player).await;
     let playing = tokio::spawn(async move { while player.recv().await.is_ok() {} });
 
-    let browser = Browser::launch(&binary);
+    let browser = Browser::launch(&binary, "lobby");
     let mut page = Page::open(&browser, &server.http_url("/")).await;
     let rows = r##"JSON.stringify([...document.querySelectorAll("#rooms tr")].map(tr => tr.dataset.id))"##;
     let mut listed = Value::Null;

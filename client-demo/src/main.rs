@@ -16,7 +16,7 @@ use client_demo::measure::load::{self, LoadConfig};
 use client_demo::measure::server_proc::default_server_bin;
 use client_demo::measure::soak::{self, SoakConfig};
 use client_demo::measure::soak_report::SAMPLE_HEADER;
-use client_demo::measure::transports::{self, TransportsConfig};
+use client_demo::measure::transports::{self, Network, TransportsConfig, chart};
 use client_demo::play::{self, PlayError};
 use client_demo::spectate::{self, Ended};
 use client_demo::swarm::{self, SwarmConfig};
@@ -24,6 +24,9 @@ use tickcast::client::lobby::{self, LobbyError, NewRoom};
 use tickcast::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+/// The most round trips one `transports` run compares (each adds a pass over every transport).
+const MAX_RTTS: usize = 8;
 
 /// The reference tickcast client: play in the terminal, load a server with bots, or watch.
 #[derive(Debug, Parser)]
@@ -155,6 +158,27 @@ struct TransportsArgs {
     /// The server's tick rate.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(10..=240))]
     tick_hz: u32,
+    /// Round trips to compare, in milliseconds (at most 8, e.g. 0,20,80,150): the clients then
+    /// reach the server through a loopback relay that delays each direction by half of it.
+    /// Without it they connect directly.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=1000))]
+    rtt: Vec<u64>,
+    /// How far each one-way delay varies, either way, in percent of it.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=100))]
+    jitter_pct: u32,
+    /// Cap each relayed connection at this many kbit/s in each direction.
+    #[arg(long, requires = "rtt", value_parser = clap::value_parser!(u64).range(8..=10_000_000))]
+    bandwidth_kbit: Option<u64>,
+    /// Clients of each kind (WebSocket player, SSE, long-poll) for the server-memory-per-
+    /// connection step, over loopback directly; 0 skips it.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    memory_clients: u64,
+    /// Complete runs; every figure reported is their median.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    runs: u64,
+    /// Also draw the latency against round trip as SVG into this file (needs --rtt).
+    #[arg(long, requires = "rtt")]
+    svg: Option<PathBuf>,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -330,17 +354,60 @@ async fn soak(args: SoakArgs) -> ExitCode {
 }
 
 async fn transports(args: TransportsArgs) -> ExitCode {
+    if args.rtt.len() > MAX_RTTS {
+        return fail(&format!("at most {MAX_RTTS} round trips, not {}", args.rtt.len()), None);
+    }
+    let bandwidth = args.bandwidth_kbit.map(|kbit| kbit * 1000 / 8);
+    let networks = if args.rtt.is_empty() {
+        vec![None]
+    } else {
+        args.rtt
+            .iter()
+            .map(|&ms| Some(Network::new(Duration::from_millis(ms), args.jitter_pct, bandwidth)))
+            .collect()
+    };
     let config = TransportsConfig {
-        server_bin: args.server.bin(),
         bots: args.bots as usize,
         clients: args.clients as usize,
         window: Duration::from_secs(args.seconds),
         tick_hz: args.tick_hz,
+        networks,
+        memory_clients: args.memory_clients as usize,
+        runs: args.runs as usize,
+        ..TransportsConfig::new(args.server.bin())
     };
-    match transports::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
-        Ok(report) if args.json => println!("{}", report.to_json()),
-        Ok(report) => print!("{report}"),
+    eprintln!(
+        "transports: about {:.0} minutes",
+        config.estimated_duration().as_secs_f64() / 60.0
+    );
+    let report = match transports::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) => report,
         Err(err) => return fail(&err, None),
+    };
+    if let Some(path) = &args.svg {
+        let subtitle = format!(
+            "tickcast, {} bots at {} Hz, {} clients per transport through a loopback delay relay (each way ±{} %), {}",
+            config.bots,
+            config.tick_hz,
+            config.clients,
+            args.jitter_pct,
+            match report.runs.len() {
+                1 => "one run".to_owned(),
+                n => format!("medians of {n} runs"),
+            }
+        );
+        let written = chart::svg(&report.median, &subtitle)
+            .map_err(|e| e.to_string())
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| format!("cannot write {}: {e}", path.display())));
+        if let Err(err) = written {
+            return fail(&err, None);
+        }
+        eprintln!("chart written to {}", path.display());
+    }
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
     }
     ExitCode::SUCCESS
 }
@@ -527,8 +594,21 @@ mod tests {
             Command::Transports(TransportsArgs {
                 seconds: 20,
                 clients: 50,
+                memory_clients: 1000,
+                runs: 1,
+                jitter_pct: 25,
                 ..
             })
         ));
+        let cli = Cli::try_parse_from(["client-demo", "transports", "--rtt", "0,20,80,150", "--svg", "x.svg"]).unwrap();
+        let Command::Transports(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            (args.rtt, args.svg),
+            (vec![0, 20, 80, 150], Some(PathBuf::from("x.svg")))
+        );
+        assert!(Cli::try_parse_from(["client-demo", "transports", "--svg", "x.svg"]).is_err());
+        assert!(Cli::try_parse_from(["client-demo", "transports", "--rtt", "2000"]).is_err());
     }
 }

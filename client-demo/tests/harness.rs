@@ -1,6 +1,7 @@
 //! The measuring commands end to end, tiny: `load` at N = 10 for 2 s, `idle` with 40
-//! connections from two source addresses, and a `soak` of a few seconds, each against the real
-//! server binary started as a child process.
+//! connections from two source addresses, a `soak` of a few seconds, and `transports` over
+//! two round trips with a small memory step, each against the real server binary started as a
+//! child process.
 //!
 //! The binary is the root package's, so `CARGO_BIN_EXE_tickcast` is not available here: it is
 //! looked up beside this test in the target directory, where `cargo test` of the workspace
@@ -10,10 +11,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use client_demo::measure::followers::Transport;
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
 use client_demo::measure::server_proc::ServerProcess;
 use client_demo::measure::soak::{self, SoakConfig};
+use client_demo::measure::transports::{self, Network, TransportsConfig, chart};
 use tokio_util::sync::CancellationToken;
 
 /// `target/<profile>/tickcast`, if it has been built.
@@ -135,6 +138,68 @@ async fn a_short_soak_samples_stops_by_itself_and_the_server_exits_cleanly() {
     );
     // Every client gone, the server holds a handful of descriptors again.
     assert!(report.after.as_ref().is_some_and(|s| s.fds < 40), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transports_across_a_round_trip_show_the_delay_and_batched_long_polls() {
+    let Some(bin) = server_bin() else { return };
+    // 200 ms: a long-poll's next request arrives after the next event, so answers batch.
+    let networks = [0, 200].map(|ms| Some(Network::new(Duration::from_millis(ms), 0, None)));
+    let config = TransportsConfig {
+        bots: 4,
+        clients: 3,
+        window: Duration::from_millis(1500),
+        warmup: Duration::from_millis(300),
+        settle: Duration::from_millis(250),
+        transports: vec![Transport::Sse, Transport::LongPoll],
+        networks: networks.to_vec(),
+        memory_clients: 20,
+        ..TransportsConfig::new(bin)
+    };
+    let started = std::time::Instant::now();
+    let report = transports::run(&config, CancellationToken::new(), |l| eprintln!("{l}"))
+        .await
+        .expect("transports runs");
+    assert!(started.elapsed() < config.estimated_duration() + Duration::from_secs(10));
+    let [direct, far] = &report.median.passes[..] else {
+        panic!("{report}")
+    };
+    let [sse, long_poll] = &far.rows[..] else {
+        panic!("{report}")
+    };
+    for row in direct.rows.iter().chain(&far.rows) {
+        assert_eq!(row.errors, 0, "{report}");
+        assert!(row.seen_pct > 99.0, "every event reaches every follower: {report}");
+    }
+    // A stream pays the one-way delay; a long-poll at 200 ms also waits for its next request,
+    // and so makes fewer requests than there are events.
+    let (sse_p50, long_poll_p50) = (sse.latency_us.p50, long_poll.latency_us.p50);
+    assert!((100_000..150_000).contains(&sse_p50), "{report}");
+    assert!(long_poll_p50 > sse_p50 + 30_000, "{report}");
+    assert!(
+        long_poll.requests_per_min < 60.0 * long_poll.updates_per_sec * 0.9,
+        "{report}"
+    );
+    let check = report.median.relay_check.expect("the 0 ms pass checks the relay");
+    assert!(check.relayed.p50 < check.direct.p50 + 1000, "{report}");
+    let kinds: Vec<_> = report
+        .median
+        .memory
+        .iter()
+        .map(|m| (m.kind.as_str(), m.counted))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("WebSocket player", 20), ("SSE", 20), ("long-poll", 20)],
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        text.contains("| long-poll |") && text.contains("What is often claimed"),
+        "{text}"
+    );
+    let svg = chart::svg(&report.median, "test").expect("a chart");
+    assert_eq!(svg.matches("<polygon").count(), 2, "a band per transport");
 }
 
 #[tokio::test]

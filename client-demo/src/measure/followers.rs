@@ -6,8 +6,9 @@
 //!
 //! - [`Transport::WebSocket`]: a player that never moves; every delta is an arrival.
 //! - [`Transport::Sse`]: `GET /events`; every event (its id is its tick) is an arrival.
-//! - [`Transport::LongPoll`]: `GET /poll?after=<last id>` on a kept-alive connection; each
-//!   answer with events is an arrival at its newest tick.
+//! - [`Transport::LongPoll`]: `GET /poll?after=<last id>` on a kept-alive connection; every
+//!   event in an answer is an arrival, all at the answer's time (an answer may carry several
+//!   when events were published while the next request was on its way).
 //! - [`Transport::Poll`]: `GET /state` with `If-None-Match` every interval; each 200 is an
 //!   arrival at its ETag's tick, a 304 is not.
 
@@ -24,7 +25,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::measure::counted::{Dial, Traffic};
-use crate::measure::http1::Conn;
+use crate::measure::http1::{Conn, Head};
 use crate::measure::wire;
 use crate::sse;
 
@@ -73,8 +74,19 @@ pub struct Tally {
     pub traffic: Arc<Traffic>,
     /// HTTP requests made (a WebSocket upgrade is one).
     pub requests: AtomicU64,
+    /// HTTP responses read (not counting a WebSocket upgrade's).
+    pub responses: AtomicU64,
+    /// Bytes of those responses' heads (status line, headers, blank line).
+    pub response_heads: AtomicU64,
     /// Followers whose connection failed or ended early.
     pub errors: AtomicU64,
+}
+
+impl Tally {
+    fn counted_response(&self, head: &Head) {
+        self.responses.fetch_add(1, Relaxed);
+        self.response_heads.fetch_add(head.len as u64, Relaxed);
+    }
 }
 
 /// Follows the match at `addr` over `transport` until `stop`; returns the arrivals.
@@ -135,6 +147,7 @@ async fn run(
                 .await
                 .map_err(|e| e.to_string())?;
             let head = bounded(conn.read_head()).await?.map_err(|e| e.to_string())?;
+            tally.counted_response(&head);
             if head.status != 200 || !head.chunked() {
                 return Err(format!("/events answered {}", head.status));
             }
@@ -158,14 +171,15 @@ async fn run(
                 };
                 tally.requests.fetch_add(1, Relaxed);
                 let response = bounded(conn.get(&path, &[])).await?.map_err(|e| e.to_string())?;
+                tally.counted_response(&response.head);
                 match response.head.status {
                     204 => {}
                     200 => {
                         let events: Vec<PolledEvent> =
                             serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
-                        if let Some(newest) = events.iter().filter_map(|e| e.id).max() {
-                            record(newest);
-                            after = Some(newest);
+                        for id in events.iter().filter_map(|e| e.id) {
+                            record(id);
+                            after = after.max(Some(id));
                         }
                     }
                     status => return Err(format!("/poll answered {status}")),
@@ -185,6 +199,7 @@ async fn run(
                     &[("if-none-match", &etag)]
                 };
                 let response = bounded(conn.get("/state", headers)).await?.map_err(|e| e.to_string())?;
+                tally.counted_response(&response.head);
                 match response.head.status {
                     304 => {}
                     200 => {

@@ -35,6 +35,8 @@ pub struct Head {
     pub status: u16,
     /// Headers in order, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// Its size on the wire: status line, headers and the blank line.
+    pub len: usize,
 }
 
 /// A complete response.
@@ -204,7 +206,11 @@ pub fn parse_head(raw: &[u8]) -> Option<Head> {
             Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         })
         .collect::<Option<_>>()?;
-    Some(Head { status, headers })
+    Some(Head {
+        status,
+        headers,
+        len: raw.len(),
+    })
 }
 
 fn invalid(why: &str) -> io::Error {
@@ -221,7 +227,7 @@ mod tests {
     fn heads_parse_with_lowercased_names() {
         let head =
             parse_head(b"HTTP/1.1 304 Not Modified\r\nETag: \"30\"\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        assert_eq!(head.status, 304);
+        assert_eq!((head.status, head.len), (304, 69));
         assert_eq!(head.header("etag"), Some("\"30\""));
         assert!(head.chunked());
         assert!(parse_head(b"SSH-2.0\r\n\r\n").is_none());

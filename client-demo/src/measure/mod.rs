@@ -10,7 +10,8 @@
 //! - [`load`] and [`load_report`]: the step-by-step load harness and its table.
 //! - [`idle`]: memory per idle connection.
 //! - [`followers`] and [`transports`]: one client per way of following a match, and their
-//!   comparison.
+//!   comparison, directly or across a simulated network (`tickcast-relay`), with the server's
+//!   memory per connection, medians of runs, markdown tables and an SVG chart.
 //! - [`attack`] and [`rawws`]: the outside attack run, one attack per fresh server, with
 //!   WebSocket frames written by hand.
 //! - [`abuse`], [`soak`] and [`soak_report`]: misbehaving clients, the bounded soak that runs

@@ -7,6 +7,7 @@
 //! - CPU time of one thread is `getrusage(RUSAGE_THREAD)`, in microseconds.
 //! - Memory is `VmRSS` (resident now) and `VmHWM` (the peak resident size) from
 //!   `/proc/<pid>/status`.
+//! - The machine's load average (is anything else running?) is `/proc/loadavg`.
 
 use std::io;
 use std::time::Duration;
@@ -137,6 +138,22 @@ pub fn ensure_open_files(needed: u64) -> Result<u64, TooFewDescriptors> {
         return Err(fail(raised, hard));
     }
     Ok(raised)
+}
+
+/// The machine's 1-minute load average: runnable tasks, averaged; on 2 cores, above ~1 while
+/// nothing of ours runs means someone else is using the machine.
+pub fn load_average() -> io::Result<f64> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg")?;
+    loadavg
+        .split_whitespace()
+        .next()
+        .and_then(|first| first.parse().ok())
+        .ok_or_else(|| bad("/proc/loadavg"))
+}
+
+/// Cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn bad(what: &str) -> io::Error {
