@@ -229,6 +229,23 @@ mod tests {
     use crate::room::tick::tests::CRASH_NAME;
     use crate::{Config, Server};
 
+    #[test]
+    fn successive_rooms_tick_at_phases_spread_over_the_period() {
+        let rooms = super::Rooms::new(
+            Config::defaults(),
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        );
+        let period = Duration::from_millis(1000);
+        let mut phases: Vec<u128> = (0..10).map(|_| rooms.phase(period).as_millis()).collect();
+        phases.sort_unstable();
+        phases.push(1000 + phases[0]);
+        // Ten rooms leave no gap over twice the even spacing (100 ms) between their ticks.
+        let widest = phases.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(widest <= 200, "{phases:?}");
+    }
+
     #[tokio::test]
     async fn a_room_whose_tick_panics_ends_alone_and_says_so() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@ use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_SERVER, DEFAULT_WS_
 use client_demo::measure::attack::{self, Attack};
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
+use client_demo::measure::rooms::{self as measure_rooms, RoomsConfig};
 use client_demo::measure::server_proc::default_server_bin;
 use client_demo::measure::soak::{self, SoakConfig};
 use client_demo::measure::soak_report::SAMPLE_HEADER;
@@ -69,6 +70,24 @@ enum Command {
     Soak(SoakArgs),
     /// Attack a fresh server per attack, as an anonymous peer would, and report the cost.
     Attack(AttackArgs),
+    /// Start the release server and measure what empty rooms cost and what churning rooms
+    /// leaves behind.
+    Rooms(RoomsArgs),
+}
+
+#[derive(Debug, Args)]
+struct RoomsArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Empty rooms to open at once.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    empty: u64,
+    /// Rooms to create and close, one after the other.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    churn: u64,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +225,10 @@ struct SoakArgs {
 struct LoadArgs {
     #[command(flatten)]
     server: ServerArgs,
+    /// Rooms mode: rooms × players per room to run instead of --steps, in order
+    /// (e.g. 1x1000,10x100,100x10,200x10,500x4).
+    #[arg(long, value_delimiter = ',', value_parser = parse_layout)]
+    rooms: Vec<(usize, usize)>,
     /// Player counts to run, in order; the run stops at the first one that fails.
     #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,4000",
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -310,7 +333,26 @@ async fn main() -> ExitCode {
             logging();
             attack(args).await
         }
+        Command::Rooms(args) => {
+            logging();
+            rooms(args).await
+        }
     }
+}
+
+async fn rooms(args: RoomsArgs) -> ExitCode {
+    let config = RoomsConfig {
+        server_bin: args.server.bin(),
+        empty: args.empty as usize,
+        churn: args.churn as usize,
+        idle_window: Duration::from_secs(10),
+    };
+    match measure_rooms::run(&config, |line| eprintln!("{line}")).await {
+        Ok(report) if args.json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        Ok(report) => print!("{report}"),
+        Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
 }
 
 async fn attack(args: AttackArgs) -> ExitCode {
@@ -429,6 +471,7 @@ async fn idle(args: IdleArgs) -> ExitCode {
 async fn load(args: LoadArgs) -> ExitCode {
     let config = LoadConfig {
         steps: args.steps.iter().map(|&n| n as usize).collect(),
+        rooms: args.rooms,
         tick_hz: args.tick_hz,
         window: Duration::from_secs(args.seconds),
         rtt_limit: Duration::from_millis(args.rtt_limit_ms),
@@ -515,6 +558,20 @@ async fn spectate(url: &str) -> ExitCode {
         }
         Ok(Ended::Stopped) => ExitCode::SUCCESS,
         Err(err) => fail(&err, err.hint()),
+    }
+}
+
+/// Parses `RxP` (rooms × players per room) for `load --rooms`.
+fn parse_layout(text: &str) -> Result<(usize, usize), String> {
+    let (rooms, per_room) = text
+        .split_once(['x', '×'])
+        .ok_or_else(|| format!("expected ROOMSxPLAYERS, like 100x10, got {text:?}"))?;
+    let number = |n: &str| n.trim().parse::<usize>().ok().filter(|n| (1..=10_000).contains(n));
+    match (number(rooms), number(per_room)) {
+        (Some(r), Some(p)) if r * p <= 10_000 => Ok((r, p)),
+        _ => Err(format!(
+            "{text:?}: rooms and players are 1..=10000, at most 10000 players in all"
+        )),
     }
 }
 

@@ -122,6 +122,12 @@ pub async fn create_room(server: &str, room: &NewRoom, admin: Option<&str>) -> R
     call(Method::POST, server, "/rooms", Some(body), admin).await
 }
 
+/// Closes room `id`; `admin` is the server's admin secret, when it has one.
+pub async fn close_room(server: &str, id: &str, admin: Option<&str>) -> Result<(), LobbyError> {
+    let _: serde_json::Value = call(Method::DELETE, server, &format!("/rooms/{id}"), None, admin).await?;
+    Ok(())
+}
+
 /// The public rooms.
 pub async fn rooms(server: &str) -> Result<Vec<RoomInfo>, LobbyError> {
     #[derive(Deserialize)]
@@ -189,5 +195,11 @@ async fn call<T: serde::de::DeserializeOwned>(
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
         return Err(LobbyError::Refused { status, message });
     }
+    // A 204 has no body: read it as JSON `null`.
+    let bytes = if bytes.is_empty() {
+        Bytes::from_static(b"null")
+    } else {
+        bytes
+    };
     serde_json::from_slice(&bytes).map_err(|err| LobbyError::Answer(err.to_string()))
 }

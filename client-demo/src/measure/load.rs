@@ -13,6 +13,11 @@
 //!    the server sent, on the now quiet machine.
 //! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
 //!    bots that could not connect, or a server that died.
+//!
+//! In rooms mode ([`LoadConfig::rooms`]) each step is R rooms of P players instead: the rooms
+//! are created through the rooms API (the server runs without a default room), the bots are
+//! spread P to a room, and the figures are per room where that is what they mean (ticks per
+//! second of each room, RSS per room) and per player-tick where the rooms add up (CPU).
 
 use std::io;
 use std::path::PathBuf;
@@ -22,6 +27,7 @@ use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::connect::Target;
 use crate::measure::floors;
 use crate::measure::load_report::{Floors, LoadReport, Step};
 use crate::measure::procinfo::{self, Memory};
@@ -29,14 +35,17 @@ use crate::measure::scrape::Scrape;
 use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::stats::{RttStats, RttSummary};
 use crate::swarm::{self, SwarmConfig, SwarmError};
+use tickcast::client::lobby::{self, NewRoom};
 
 /// What `load` does.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     /// The server binary to start for each step.
     pub server_bin: PathBuf,
-    /// Player counts, in the order to run them.
+    /// Player counts, in the order to run them (in the default room).
     pub steps: Vec<usize>,
+    /// Rooms mode: `(rooms, players per room)` layouts, run instead of `steps`.
+    pub rooms: Vec<(usize, usize)>,
     /// The server's tick rate.
     pub tick_hz: u32,
     /// The measured window of each step.
@@ -57,6 +66,7 @@ impl LoadConfig {
         Self {
             server_bin,
             steps: vec![100, 500, 1000, 2000, 4000],
+            rooms: Vec::new(),
             tick_hz: 30,
             window: Duration::from_secs(20),
             settle: Duration::from_secs(3),
@@ -100,7 +110,8 @@ pub async fn run(
     }
     // The fan-out floor holds both ends of N connections here; the server (which inherits our
     // limit) one per bot.
-    let most = config.steps.iter().copied().max().unwrap_or(0) as u64;
+    let layouts = config.layouts();
+    let most = layouts.iter().map(|(r, p)| r * p).max().unwrap_or(0) as u64;
     procinfo::ensure_open_files(2 * most + 512)?;
     log("measuring the loopback floors");
     let floors = Floors {
@@ -125,15 +136,21 @@ pub async fn run(
         steps: Vec::new(),
         stopped: None,
     };
-    for &players in &config.steps {
-        log(&format!("N = {players}: starting the server and the bots"));
-        let Some(mut step) = run_step(config, players, &stop, &mut log).await? else {
-            report.stopped = Some(format!("interrupted during N = {players}"));
+    for (rooms, per_room) in layouts {
+        let players = rooms * per_room;
+        let name = if config.rooms.is_empty() {
+            format!("N = {players}")
+        } else {
+            format!("{rooms} × {per_room}")
+        };
+        log(&format!("{name}: starting the server and the bots"));
+        let Some(mut step) = run_step(config, rooms, per_room, &stop, &mut log).await? else {
+            report.stopped = Some(format!("interrupted during {name}"));
             break;
         };
         step.rtt_p50_vs_tcp = ratio(step.rtt_us.p50 as f64, floors.tcp_rtt_us.p50 as f64);
         if step.mean_frame_bytes > 0.0 && !stop.is_cancelled() {
-            log(&format!("N = {players}: fan-out floor"));
+            log(&format!("{name}: fan-out floor"));
             let frame = framed_size(step.mean_frame_bytes.round() as usize);
             let floor = floors::fanout(players, frame, config.tick_hz, config.fanout_window)
                 .await
@@ -143,8 +160,12 @@ pub async fn run(
         }
         let failed = step.failed.clone();
         report.steps.push(step);
-        if let Some(why) = failed {
-            report.stopped = Some(format!("at N = {players}: {why}"));
+        // Player counts grow, so the first that fails ends the run; room layouts are compared
+        // with each other, so each one runs.
+        if let Some(why) = failed
+            && config.rooms.is_empty()
+        {
+            report.stopped = Some(format!("at {name}: {why}"));
             break;
         }
         if stop.is_cancelled() {
@@ -221,21 +242,64 @@ struct BotWindow {
     connected: usize,
 }
 
-/// One step; `None` when interrupted.
+impl LoadConfig {
+    /// The steps as `(rooms, players per room)`.
+    fn layouts(&self) -> Vec<(usize, usize)> {
+        if self.rooms.is_empty() {
+            self.steps.iter().map(|&n| (1, n)).collect()
+        } else {
+            self.rooms.clone()
+        }
+    }
+}
+
+/// The admin secret of the servers `load` starts in rooms mode (they listen on loopback only).
+const ADMIN: &str = "load-harness";
+
+/// One step of `rooms` rooms of `per_room` players; `None` when interrupted.
 async fn run_step(
     config: &LoadConfig,
-    players: usize,
+    rooms: usize,
+    per_room: usize,
     stop: &CancellationToken,
     log: &mut impl FnMut(&str),
 ) -> Result<Option<Step>, LoadError> {
-    let args = [
+    let players = rooms * per_room;
+    let mut args = vec![
         format!("--tick-hz={}", config.tick_hz),
         "--seed=1".into(),
-        format!("--max-players={}", players + 64),
+        format!("--max-players={}", per_room + 64),
         format!("--max-connections={}", players + 1024),
     ];
+    let rooms_mode = !config.rooms.is_empty();
+    if rooms_mode {
+        args.extend([
+            "--no-default-room".into(),
+            format!("--admin-secret={ADMIN}"),
+            format!("--max-rooms={rooms}"),
+            "--room-idle=10m".into(),
+        ]);
+    }
     let mut server = ServerProcess::start(&config.server_bin, &args).await?;
     let pid = server.pid();
+    let mut spread = Vec::new();
+    if rooms_mode {
+        let base = format!("http://{}", server.addr());
+        for _ in 0..rooms {
+            let room = NewRoom {
+                game: "arena".into(),
+                seed: Some(1),
+                ..NewRoom::default()
+            };
+            let created = lobby::create_room(&base, &room, Some(ADMIN))
+                .await
+                .map_err(|err| LoadError::Io {
+                    what: "creating a room",
+                    source: io::Error::other(err),
+                })?;
+            spread.push(Target::Url(created.ws));
+        }
+    }
     time::sleep(Duration::from_secs(1)).await;
     let idle = procinfo::memory(pid).map_err(io("reading the server's memory"))?;
 
@@ -246,6 +310,7 @@ async fn run_step(
     let window_end = window_start + window_secs;
     let swarm_config = SwarmConfig {
         url: server.ws_url(),
+        spread,
         ramp,
         // On the server's own cores, N bots that each decode and apply every delta (O(N)
         // per delta, so O(N²) in all) saturate the machine long before the server does.
@@ -299,7 +364,7 @@ async fn run_step(
         log(&format!("stopping the server: {err}"));
     }
 
-    let mut step = compute(config, players, idle, &first, &last, &bots);
+    let mut step = compute(config, (rooms, per_room), idle, &first, &last, &bots);
     step.desyncs = report.desyncs;
     step.failed = verdict(config, &step, died.map(|s| s.to_string()));
     Ok(Some(step))
@@ -318,7 +383,15 @@ async fn sample(server: &ServerProcess) -> Result<Sample, LoadError> {
 }
 
 /// The step's figures from the samples at both ends of the window.
-fn compute(config: &LoadConfig, players: usize, idle: Memory, first: &Sample, last: &Sample, bots: &BotWindow) -> Step {
+fn compute(
+    config: &LoadConfig,
+    (rooms, per_room): (usize, usize),
+    idle: Memory,
+    first: &Sample,
+    last: &Sample,
+    bots: &BotWindow,
+) -> Step {
+    let players = rooms * per_room;
     let secs = (last.at - first.at).as_secs_f64();
     let counter = |name: &str| last.metrics.value(name) - first.metrics.value(name);
     let ticks = counter("tickcast_ticks_total");
@@ -332,21 +405,26 @@ fn compute(config: &LoadConfig, players: usize, idle: Memory, first: &Sample, la
     let ws_bytes = counter("tickcast_bytes_sent_total{transport=\"Websocket\"}");
     let window = config.window.as_secs().max(1) as f64;
     let per_player = |total: u64| total as f64 / players as f64 / window;
+    let grown = last.memory.rss_kib.saturating_sub(idle.rss_kib) as f64;
     Step {
         players,
+        rooms,
         connected: bots.connected,
         window_secs: secs,
-        ticks_per_sec: ticks / secs,
-        tick_rate_held: ticks >= 0.95 * f64::from(config.tick_hz) * secs,
+        // Each room's: every room ticks at the rate, so all of them tick `rooms` times as often.
+        ticks_per_sec: ticks / secs / rooms as f64,
+        tick_rate_held: ticks >= 0.95 * f64::from(config.tick_hz) * secs * rooms as f64,
         overruns: counter("tickcast_tick_overruns_total") as u64,
         tick_work_p50_us: work.quantile(0.5).map(|s| s * 1e6),
         tick_work_p99_us: work.quantile(0.99).map(|s| s * 1e6),
         server_cpu_per_sec: server_cpu / secs,
-        us_per_player_tick: ratio(server_cpu * 1e6, players as f64 * ticks),
+        // Each tick of a room serves its `per_room` players.
+        us_per_player_tick: ratio(server_cpu * 1e6, per_room as f64 * ticks),
         idle_rss_kib: idle.rss_kib,
         rss_kib: last.memory.rss_kib,
         peak_rss_kib: last.memory.peak_kib,
-        kib_per_player: last.memory.rss_kib.saturating_sub(idle.rss_kib) as f64 / players as f64,
+        kib_per_player: grown / players as f64,
+        kib_per_room: grown / rooms as f64,
         rtt_us: bots.rtt.summary(),
         bytes_per_player_per_sec: per_player(bots.bytes),
         deltas_per_player_per_sec: per_player(bots.deltas),

@@ -42,16 +42,19 @@ pub struct Floors {
     pub websocket_rtt_us: RttSummary,
 }
 
-/// One player count's measurements, over the window after its ramp.
+/// One step's measurements (a player count, or rooms × players), over the window after its
+/// ramp.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// Bots asked for.
+    /// Bots asked for, in all rooms.
     pub players: usize,
+    /// Rooms they were spread over.
+    pub rooms: usize,
     /// Bots connected at the end of the window.
     pub connected: usize,
     /// The window's wall time.
     pub window_secs: f64,
-    /// Ticks run per second in the window (`tickcast_ticks_total`).
+    /// Ticks run per second in the window by each room (`tickcast_ticks_total` / rooms).
     pub ticks_per_sec: f64,
     /// Whether the ticks reached 95 % of the tick rate.
     pub tick_rate_held: bool,
@@ -73,6 +76,8 @@ pub struct Step {
     pub peak_rss_kib: u64,
     /// (resident at the end of the window - idle) / players, KiB.
     pub kib_per_player: f64,
+    /// (resident at the end of the window - idle) / rooms, KiB.
+    pub kib_per_room: f64,
     /// The bots' ping RTTs in the window, microseconds.
     pub rtt_us: RttSummary,
     /// Payload bytes each bot received per second.
@@ -100,6 +105,7 @@ impl Step {
     pub fn unmeasured(players: usize, why: String) -> Self {
         Self {
             players,
+            rooms: 1,
             connected: 0,
             window_secs: 0.0,
             ticks_per_sec: 0.0,
@@ -113,6 +119,7 @@ impl Step {
             rss_kib: 0,
             peak_rss_kib: 0,
             kib_per_player: 0.0,
+            kib_per_room: 0.0,
             rtt_us: RttSummary::default(),
             bytes_per_player_per_sec: 0.0,
             deltas_per_player_per_sec: 0.0,
@@ -155,8 +162,8 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "{:>6} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>9} {:>9} {:>8} {:>8}  result",
-            "N",
+            "{:>10} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8}  result",
+            "R × P",
             "ticks/s",
             "overruns",
             "tick p50",
@@ -165,6 +172,7 @@ impl fmt::Display for LoadReport {
             "µs/pl-tick",
             "peak RSS",
             "KiB/pl",
+            "KiB/room",
             "RTT p50",
             "RTT p99",
             "KiB/s/pl",
@@ -173,8 +181,8 @@ impl fmt::Display for LoadReport {
         for s in &self.steps {
             writeln!(
                 f,
-                "{:>6} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
-                s.players,
+                "{:>10} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>8.1} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
+                format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
                 s.ticks_per_sec,
                 s.overruns,
                 micros(s.tick_work_p50_us),
@@ -183,6 +191,7 @@ impl fmt::Display for LoadReport {
                 s.us_per_player_tick,
                 format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
                 s.kib_per_player,
+                s.kib_per_room,
                 Millis(s.rtt_us.p50).to_string(),
                 Millis(s.rtt_us.p99).to_string(),
                 s.bytes_per_player_per_sec / 1024.0,
@@ -193,8 +202,8 @@ impl fmt::Display for LoadReport {
         writeln!(f, "\nratios to the floors")?;
         writeln!(
             f,
-            "{:>6} {:>18} {:>24}   fan-out floor",
-            "N", "ping p50 / TCP p50", "µs/pl-tick / fan-out"
+            "{:>10} {:>18} {:>24}   fan-out floor",
+            "R × P", "ping p50 / TCP p50", "µs/pl-tick / fan-out"
         )?;
         for s in &self.steps {
             let fanout = match (&s.fanout_floor, s.cpu_vs_fanout) {
@@ -204,7 +213,8 @@ impl fmt::Display for LoadReport {
                 ),
                 _ => format!("{:>24}", "not measured"),
             };
-            writeln!(f, "{:>6} {:>17.1}× {fanout}", s.players, s.rtt_p50_vs_tcp)?;
+            let layout = format!("{} × {}", s.rooms, s.players / s.rooms.max(1));
+            writeln!(f, "{layout:>10} {:>17.1}× {fanout}", s.rtt_p50_vs_tcp)?;
         }
         match &self.stopped {
             Some(why) => writeln!(f, "\nstopped: {why}")?,
@@ -218,7 +228,8 @@ impl fmt::Display for LoadReport {
         writeln!(
             f,
             "notes: tick work quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
-             utime+stime from /proc/<pid>/stat at {} ticks/s; KiB/pl = (VmRSS at window end - idle VmRSS) / N; \
+             utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
+             the player-ticks of all rooms; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
              KiB/s/pl is WebSocket payload the bots received; the bots run on the same 2 cores (bots CPU, s/s).",
             self.clock_ticks_per_sec
         )

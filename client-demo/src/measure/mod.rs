@@ -8,7 +8,8 @@
 //!   wrapper, a hand-written HTTP/1.1 client, and a bare player WebSocket.
 //! - [`floors`]: loopback RTT and fan-out floors of this machine.
 //! - [`load`] and [`load_report`]: the step-by-step load harness and its table.
-//! - [`idle`]: memory per idle connection.
+//! - [`idle`]: memory per idle connection. [`rooms`]: memory per empty room, and rooms that
+//!   end giving back what they held.
 //! - [`followers`] and [`transports`]: one client per way of following a match, and their
 //!   comparison, directly or across a simulated network (`tickcast-relay`), with the server's
 //!   memory per connection, medians of runs, markdown tables and an SVG chart.
@@ -28,6 +29,7 @@ pub mod load;
 pub mod load_report;
 pub mod procinfo;
 pub mod rawws;
+pub mod rooms;
 pub mod scrape;
 pub mod server_proc;
 pub mod soak;
