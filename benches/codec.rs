@@ -1,7 +1,7 @@
 //! Codec: encode and decode of every wire message, one message at a time.
 //!
-//! Expected: flat, tens of nanoseconds, for the fixed-size messages (hello, move, ping, welcome,
-//! pong). Snapshot and delta cost in proportion to their entities, so compare those by
+//! Expected: flat, tens of nanoseconds, for the fixed-size messages (hello, move (arena's input),
+//! ping, pong, ack); the welcome carries the game's schema (a few hundred bytes). Snapshot and delta cost in proportion to their entities, so compare those by
 //! throughput (bytes/s, the throughput line) rather than by time. Each message's encoded size
 //! is printed before its benchmarks.
 //!
@@ -20,18 +20,23 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use tickcast::delta::NetWorld;
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::Arena;
 use tickcast::protocol::{
-    Ack, ClientMsg, DecodeFailure, Delta, Hello, Move, PROTOCOL_VERSION, Ping, Pong, ServerMsg, Snapshot, Welcome,
+    Ack, ClientMsg, DecodeFailure, Delta, Hello, Input, InputValues, PROTOCOL_VERSION, Ping, Pong, Schema, ServerMsg,
+    Snapshot, Welcome,
 };
-use tickcast::sim::{Rules, World};
 
 const PLAYERS: usize = 50;
 
 fn codec(c: &mut Criterion) {
-    let (snapshot, delta) = busy_tick();
+    let schema = Arena::schema(&GameConfig::default());
+    let (snapshot, delta) = busy_tick(&schema);
     let mut group = c.benchmark_group("codec");
+    let s = &schema;
     message(
         &mut group,
+        s,
         "hello",
         ClientMsg::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -41,15 +46,16 @@ fn codec(c: &mut Criterion) {
     );
     message(
         &mut group,
+        s,
         "move",
-        ClientMsg::Move(Move {
+        ClientMsg::Input(Input {
             seq: 1_000,
-            dx: 127,
-            dy: -64,
+            values: InputValues::new(&[127, -64]),
         }),
     );
     message(
         &mut group,
+        s,
         "ping",
         ClientMsg::Ping(Ping {
             nonce: 7,
@@ -58,20 +64,20 @@ fn codec(c: &mut Criterion) {
     );
     message(
         &mut group,
+        s,
         "welcome",
         ServerMsg::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             player_id: 1_234,
             tick_hz: 30,
-            world_width: 1000,
-            world_height: 1000,
-            position_scale: 16,
+            schema: schema.clone(),
         }),
     );
-    message(&mut group, "snapshot", ServerMsg::Snapshot(snapshot));
-    message(&mut group, "delta", ServerMsg::Delta(delta));
+    message(&mut group, s, "snapshot", ServerMsg::Snapshot(snapshot));
+    message(&mut group, s, "delta", ServerMsg::Delta(delta));
     message(
         &mut group,
+        s,
         "pong",
         ServerMsg::Pong(Pong {
             nonce: 7,
@@ -80,53 +86,53 @@ fn codec(c: &mut Criterion) {
             server_time_us: 1_700_000_000_000_250,
         }),
     );
-    message(&mut group, "ack", ServerMsg::Ack(Ack { seq: 1_000 }));
+    message(&mut group, s, "ack", ServerMsg::Ack(Ack { seq: 1_000 }));
     group.finish();
 }
 
 /// Benchmarks encoding and decoding `msg`, after checking that it round-trips.
-fn message<M: Wire>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, msg: M) {
-    let bytes = msg.to_wire();
-    let back = M::from_wire(&bytes).expect("a message the server encoded decodes");
+fn message<M: Wire>(group: &mut BenchmarkGroup<'_, WallTime>, schema: &Schema, name: &str, msg: M) {
+    let bytes = msg.to_wire(schema);
+    let back = M::from_wire(&bytes, schema).expect("a message the server encoded decodes");
     assert_eq!(back, msg, "{name} does not round-trip");
     println!("codec {name}: {} bytes encoded", bytes.len());
     group.throughput(Throughput::Bytes(bytes.len() as u64));
     group.bench_function(BenchmarkId::new("encode", name), |b| {
-        b.iter(|| black_box(&msg).to_wire())
+        b.iter(|| black_box(&msg).to_wire(schema))
     });
     group.bench_function(BenchmarkId::new("decode", name), |b| {
-        b.iter(|| M::from_wire(black_box(&bytes)))
+        b.iter(|| M::from_wire(black_box(&bytes), schema))
     });
 }
 
-/// The two message directions, seen alike.
+/// The two message directions, seen alike (each read and written with the game's schema).
 trait Wire: PartialEq + Debug + Sized {
-    fn to_wire(&self) -> Vec<u8>;
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeFailure>;
+    fn to_wire(&self, schema: &Schema) -> Vec<u8>;
+    fn from_wire(bytes: &[u8], schema: &Schema) -> Result<Self, DecodeFailure>;
 }
 
 impl Wire for ClientMsg {
-    fn to_wire(&self) -> Vec<u8> {
-        self.encode()
+    fn to_wire(&self, schema: &Schema) -> Vec<u8> {
+        self.encode(&schema.input)
     }
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeFailure> {
-        Self::decode(bytes)
+    fn from_wire(bytes: &[u8], schema: &Schema) -> Result<Self, DecodeFailure> {
+        Self::decode(bytes, &schema.input)
     }
 }
 
 impl Wire for ServerMsg {
-    fn to_wire(&self) -> Vec<u8> {
-        self.encode()
+    fn to_wire(&self, schema: &Schema) -> Vec<u8> {
+        self.encode(schema)
     }
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeFailure> {
-        Self::decode(bytes)
+    fn from_wire(bytes: &[u8], schema: &Schema) -> Result<Self, DecodeFailure> {
+        Self::decode(bytes, Some(schema))
     }
 }
 
 /// The snapshot after, and the delta of, the first tick in which a player collects an orb.
-fn busy_tick() -> (Snapshot, Delta) {
-    let mut world = World::new(Rules::default(), 1);
-    let players: Vec<_> = (0..PLAYERS).map(|_| world.add_player()).collect();
+fn busy_tick(schema: &Schema) -> (Snapshot, Delta) {
+    let mut world = Arena::new(&GameConfig::default(), 1);
+    let players: Vec<_> = (0..PLAYERS).map(|_| world.join("bench")).collect();
     for (i, id) in players.iter().enumerate() {
         // Spread over eight compass directions, all at full speed.
         let (dx, dy) = [
@@ -139,16 +145,20 @@ fn busy_tick() -> (Snapshot, Delta) {
             (0, -127),
             (90, -90),
         ][i % 8];
-        world.set_direction(*id, dx, dy);
+        world.input(*id, &[dx, dy]);
     }
     // Fifty players meet one of 100 orbs within a few hundred ticks for this seed.
-    for _ in 0..10_000 {
-        let before = NetWorld::capture(&world);
-        if world.step().is_empty() {
+    let mut before = NetWorld::default();
+    world.entities(before.reset(0));
+    for tick in 1..10_000 {
+        world.step();
+        let mut after = NetWorld::default();
+        world.entities(after.reset(tick));
+        let changes = before.diff(&after, schema);
+        if changes.removed.is_empty() {
+            before = after;
             continue;
         }
-        let after = NetWorld::capture(&world);
-        let changes = before.diff(&after);
         let snapshot = Snapshot {
             tick: after.tick(),
             entities: after.entities().to_vec(),
@@ -157,7 +167,7 @@ fn busy_tick() -> (Snapshot, Delta) {
             "codec fixture: tick {}, {} entities, delta with {} updated, {} spawned, {} removed",
             after.tick(),
             after.entities().len(),
-            changes.updated.0.len(),
+            changes.updated.iter().count(),
             changes.spawned.len(),
             changes.removed.len()
         );

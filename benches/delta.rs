@@ -26,8 +26,15 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+use std::sync::LazyLock;
+
 use tickcast::delta::NetWorld;
-use tickcast::protocol::{Ack, Delta, EntityKind, EntityState, POSITION_SCALE, ServerMsg, Snapshot, Updates};
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::{Arena, SCALE};
+use tickcast::protocol::{Ack, Delta, Entity, Schema, ServerMsg, Snapshot, Updates};
+
+/// Arena's schema: the entities are its players.
+static SCHEMA: LazyLock<Schema> = LazyLock::new(|| Arena::schema(&GameConfig::default()));
 
 const ENTITIES: [u32; 3] = [100, 1_000, 10_000];
 
@@ -42,7 +49,7 @@ const SHARES: [(&str, Option<u32>); 3] = [
 const TICK: u64 = 108_000;
 
 /// A tick's move at full speed: 150 units/s at 30 Hz is 5 units, 80 position steps.
-const STEP: f64 = 5.0 * POSITION_SCALE as f64;
+const STEP: f64 = 5.0 * SCALE as f64;
 
 fn delta(c: &mut Criterion) {
     let cases: Vec<Case> = ENTITIES
@@ -92,7 +99,7 @@ impl Case {
 
 /// The delta frame from `base` to `next`, as the tick loop makes it: the timed work.
 fn encode(base: &NetWorld, next: &NetWorld) -> Bytes {
-    let c = base.diff(next);
+    let c = base.diff(next, &SCHEMA);
     let delta = Delta {
         tick: next.tick(),
         base_gap: 1,
@@ -101,13 +108,13 @@ fn encode(base: &NetWorld, next: &NetWorld) -> Bytes {
         removed: c.removed,
         checksum: None,
     };
-    ServerMsg::Delta(delta).encode().into()
+    ServerMsg::Delta(delta).encode(&SCHEMA).into()
 }
 
 /// N player entities with ids 1..=N at tick `tick`; with `every`, one in `every` has moved one
 /// step since the tick before.
 fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
-    let side = 1000 * POSITION_SCALE;
+    let side = 1000 * SCALE;
     let entities = (1..=n)
         .map(|id| {
             // Scattered, and at least one step away from every wall.
@@ -119,13 +126,7 @@ fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
                 x = x.wrapping_add_signed((STEP * angle.cos()).round() as i32);
                 y = y.wrapping_add_signed((STEP * angle.sin()).round() as i32);
             }
-            EntityState {
-                id,
-                kind: EntityKind::Player,
-                x,
-                y,
-                score: 0,
-            }
+            Entity::new(id, 0, &[x, y, 0])
         })
         .collect();
     // Built in ascending id order, which is all `from_snapshot` asks.
@@ -134,12 +135,12 @@ fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
 
 /// Checks that `frame` is a delta with exactly `movers` updates that turns `base` into `next`.
 fn check(base: &NetWorld, next: &NetWorld, frame: &[u8], movers: u32) {
-    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(frame) else {
+    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(frame, Some(&SCHEMA)) else {
         panic!("the frame is not a delta");
     };
-    assert_eq!(delta.updated.0.len(), movers as usize);
+    assert_eq!(delta.updated.iter().count(), movers as usize);
     let mut replica = base.clone();
-    replica.apply(&delta).expect("the delta applies to its base");
+    replica.apply(&delta, &SCHEMA).expect("the delta applies to its base");
     assert_eq!(&replica, next);
 }
 
@@ -156,7 +157,7 @@ fn print_idle_frames() {
             removed: vec![],
             checksum,
         };
-        ServerMsg::Delta(delta).encode().len()
+        ServerMsg::Delta(delta).encode(&SCHEMA).len()
     };
     println!("delta: idle tick, the frame every player gets");
     println!("  at the start (tick 100): {}", on_the_wire(idle(100, None)));
@@ -169,7 +170,7 @@ fn print_idle_frames() {
     for seq in [10, 1_000, 108_000] {
         println!(
             "  ack {seq}: {}",
-            on_the_wire(ServerMsg::Ack(Ack { seq }).encode().len())
+            on_the_wire(ServerMsg::Ack(Ack { seq }).encode(&SCHEMA).len())
         );
     }
 }

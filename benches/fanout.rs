@@ -26,11 +26,12 @@ use tokio_util::sync::CancellationToken;
 
 use tickcast::Config;
 use tickcast::delta::NetWorld;
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::Arena;
 use tickcast::metrics::Metrics;
-use tickcast::protocol::{Delta, Move, ServerMsg, Updates};
+use tickcast::protocol::{Delta, Input, InputValues, Schema, ServerMsg, Updates};
 use tickcast::room::outbox::{Inbox, outbox};
 use tickcast::room::roster::{InputSlot, Roster, Seat};
-use tickcast::sim::{Rules, World};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
 
@@ -65,6 +66,7 @@ struct Table {
     queues: Vec<Inbox>,
     /// The world the tick's keyframes would show; only a player behind would get one.
     world: NetWorld,
+    schema: Schema,
     idle: Bytes,
     moving: Bytes,
 }
@@ -72,11 +74,12 @@ struct Table {
 impl Table {
     fn new(n: usize) -> Self {
         let config = Config::defaults();
-        let mut sim = World::new(Rules::default(), 1);
+        let schema = Arena::schema(&GameConfig::default());
+        let mut sim = Arena::new(&GameConfig::default(), 1);
         let mut roster = Roster::new(config.slow_timeout, Arc::new(Metrics::new()));
         let mut queues = Vec::with_capacity(n);
         for i in 0..n {
-            let id = sim.add_player();
+            let id = sim.join("bench");
             // Eight compass directions at full speed, so every player moves this tick.
             let (dx, dy) = [
                 (127, 0),
@@ -88,41 +91,53 @@ impl Table {
                 (0, -127),
                 (90, -90),
             ][i % 8];
-            sim.set_direction(id, dx, dy);
+            sim.input(id, &[dx, dy]);
             let input = Arc::new(InputSlot::default());
-            input.put(Move { seq: ACK, dx, dy });
+            input.put(Input {
+                seq: ACK,
+                values: InputValues::new(&[dx, dy]),
+            });
             let (out, queue) = outbox(config.player_queue as usize);
             let kick = CancellationToken::new();
             roster.insert(id, Seat { input, out, kick });
             queues.push(queue);
         }
         roster.take_inputs(|_, _| {});
-        let before = NetWorld::capture(&sim);
+        let mut before = NetWorld::default();
+        sim.entities(before.reset(0));
         sim.step();
-        let world = NetWorld::capture(&sim);
-        let c = before.diff(&world);
+        let mut world = NetWorld::default();
+        sim.entities(world.reset(1));
+        let c = before.diff(&world, &schema);
         // Numbered as an hour into a match, for realistic varint widths; nothing reads them.
         let (spawned, updated, removed) = (c.spawned, c.updated, c.removed);
-        let moving = encode(Delta {
-            tick: TICK,
-            base_gap: 1,
-            spawned,
-            updated,
-            removed,
-            checksum: None,
-        });
-        let idle = encode(Delta {
-            tick: TICK,
-            base_gap: 1,
-            spawned: vec![],
-            updated: Updates::default(),
-            removed: vec![],
-            checksum: None,
-        });
+        let moving = encode(
+            &schema,
+            Delta {
+                tick: TICK,
+                base_gap: 1,
+                spawned,
+                updated,
+                removed,
+                checksum: None,
+            },
+        );
+        let idle = encode(
+            &schema,
+            Delta {
+                tick: TICK,
+                base_gap: 1,
+                spawned: vec![],
+                updated: Updates::default(),
+                removed: vec![],
+                checksum: None,
+            },
+        );
         let mut table = Self {
             roster,
             queues,
             world,
+            schema,
             idle,
             moving,
         };
@@ -139,7 +154,7 @@ impl Table {
         for _ in 0..iters {
             let now = tokio::time::Instant::now();
             let start = Instant::now();
-            let kicked = self.roster.fan_out(body, &self.world, now);
+            let kicked = self.roster.fan_out(body, &self.world, &self.schema, now);
             spent += start.elapsed();
             assert!(kicked.is_empty(), "nobody can be too slow with drained queues");
             let drained = self.drain();
@@ -160,8 +175,8 @@ impl Table {
     }
 }
 
-fn encode(delta: Delta) -> Bytes {
-    ServerMsg::Delta(delta).encode().into()
+fn encode(schema: &Schema, delta: Delta) -> Bytes {
+    ServerMsg::Delta(delta).encode(schema).into()
 }
 
 criterion_group!(benches, fanout);

@@ -28,7 +28,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use tickcast::client::{Client, Received};
-use tickcast::sim::MAX_AXIS;
+use tickcast::games::MAX_AXIS;
 use tickcast::{Config, Server};
 
 const TICK_HZ: u32 = 60;
@@ -210,8 +210,8 @@ impl Mover {
     async fn connect(server: &Loopback) -> anyhow::Result<Self> {
         let mut client = Client::connect(&server.url, "mover").await?;
         until_snapshot(&mut client).await?;
-        let welcome = client.welcome();
-        let middle_x = welcome.world_width * welcome.position_scale / 2;
+        let schema = client.schema();
+        let middle_x = schema.width * schema.scale / 2;
         Ok(Self {
             client,
             tick_period: server.tick_period,
@@ -233,10 +233,11 @@ impl Mover {
             let x0 = self.x()?;
             let go = !self.moving;
             // Toward the middle, so a "go" never pushes against a wall.
+            let full = i8::try_from(MAX_AXIS).expect("a full move fits an i8");
             let dx = match (go, x0 < self.middle_x) {
                 (false, _) => 0,
-                (true, true) => MAX_AXIS,
-                (true, false) => -MAX_AXIS,
+                (true, true) => full,
+                (true, false) => -full,
             };
             let start = Instant::now();
             let seq = self.client.send_move(dx, 0).await?;
@@ -270,7 +271,7 @@ impl Mover {
     fn x(&self) -> anyhow::Result<u32> {
         let world = self.client.world().context("no world yet")?;
         let me = world.get(self.client.player_id()).context("player not in its world")?;
-        Ok(me.x)
+        Ok(me.values[0])
     }
 
     /// How long to wait before the next send: successive waits spread evenly over one tick.

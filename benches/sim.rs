@@ -1,8 +1,10 @@
-//! Simulation: one `World::step` with every player moving, for 10 to 10 000 players.
+//! Simulation: one `Game::step` with every player moving, for 10 to 10 000 players: arena
+//! (`sim/step`, the benchmark game) and tanks (`sim/tanks`, every tank firing when it can).
 //!
-//! Expected curve: linear in players. A step moves each player and tests it against the 100
-//! orbs for a pickup, so it costs about players × orbs distance tests; the time per player
-//! (criterion's throughput line, in players/s) should stay flat across the sweep.
+//! Expected curve: linear in players. An arena step moves each player and tests it against
+//! the 100 orbs for a pickup, so it costs about players × orbs distance tests; the time per
+//! player (criterion's throughput line, in players/s) should stay flat across the sweep. A
+//! tanks step tests each shell against each tank: players × shells, so it grows faster.
 //!
 //! Only `step` is timed. Every 64 steps, outside the timing, each player gets a new random
 //! direction (never standing still), as a crowd of real players would; without it they would
@@ -17,7 +19,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use tickcast::sim::{EntityId, MAX_AXIS, Rules, World};
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::{Arena, MAX_AXIS, Tanks};
+use tickcast::protocol::EntityId;
 
 const PLAYERS: [usize; 4] = [10, 100, 1_000, 10_000];
 
@@ -27,27 +31,31 @@ const REAIM_EVERY: u64 = 64;
 fn step(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim");
     for players in PLAYERS {
-        let mut arena = Arena::new(players);
         group.throughput(Throughput::Elements(players as u64));
+        let mut arena = Crowd::<Arena>::new(players);
         group.bench_function(BenchmarkId::new("step", players), |b| {
             b.iter_custom(|iters| arena.run(iters))
+        });
+        let mut tanks = Crowd::<Tanks>::new(players);
+        group.bench_function(BenchmarkId::new("tanks", players), |b| {
+            b.iter_custom(|iters| tanks.run(iters))
         });
     }
     group.finish();
 }
 
-/// A default world full of moving players.
-struct Arena {
-    world: World,
+/// A default world of game `G` full of moving players.
+struct Crowd<G> {
+    world: G,
     players: Vec<EntityId>,
     rng: StdRng,
     steps_since_reaim: u64,
 }
 
-impl Arena {
+impl<G: Game> Crowd<G> {
     fn new(players: usize) -> Self {
-        let mut world = World::new(Rules::default(), 1);
-        let players = (0..players).map(|_| world.add_player()).collect();
+        let mut world = G::new(&GameConfig::default(), 1);
+        let players = (0..players).map(|_| world.join("bench")).collect();
         let mut arena = Self {
             world,
             players,
@@ -66,7 +74,8 @@ impl Arena {
             let burst = left.min(REAIM_EVERY - self.steps_since_reaim);
             let start = Instant::now();
             for _ in 0..burst {
-                black_box(self.world.step());
+                self.world.step();
+                black_box(&self.world);
             }
             spent += start.elapsed();
             left -= burst;
@@ -88,7 +97,9 @@ impl Arena {
                     break d;
                 }
             };
-            self.world.set_direction(id, dx, dy);
+            // Arena reads (dx, dy); tanks also aims at random and keeps firing.
+            let aim = self.rng.random_range(0..=255);
+            self.world.input(id, &[dx, dy, aim, 1]);
         }
     }
 }

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::auth;
 use crate::protocol::{MAX_NAME_LEN, unix_micros};
 use crate::room::seats::HOLD_FOR;
-use crate::room::{ARENA, Info, Room, RoomId, Settings};
+use crate::room::{Info, Room, RoomId, Settings};
 use crate::rooms::{CreateError, Located};
 use crate::state::AppState;
 
@@ -69,6 +69,7 @@ impl From<CreateError> for ApiError {
         let status = match err {
             CreateError::Full(_) | CreateError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
             CreateError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            CreateError::UnknownGame(..) => StatusCode::BAD_REQUEST,
         };
         Self::new(status, err.to_string())
     }
@@ -249,12 +250,12 @@ pub(crate) async fn matchmake(
 
 /// The settings of a new room of `game`: the server's flags, a fresh seed.
 fn settings(state: &AppState, game: &str) -> Result<Settings, ApiError> {
-    if game != ARENA {
-        return Err(ApiError::bad(format!(
-            "unknown game {game:?}: this server plays {ARENA}"
-        )));
+    if state.games.get(game).is_none() {
+        let known = state.games.names().join(", ");
+        return Err(CreateError::UnknownGame(game.into(), known).into());
     }
     Ok(Settings {
+        game: game.into(),
         seed: rand::random(),
         ..Settings::from_config(&state.config)
     })

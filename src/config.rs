@@ -15,6 +15,11 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// The game of the default room: arena, tanks, or a game the program running the server
+    /// registered (`Server::with_game`).
+    #[arg(long, default_value = "arena")]
+    pub game: String,
+
     /// Simulation ticks per second of the default room (and of created rooms that name none).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub tick_hz: u32,

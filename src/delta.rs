@@ -1,15 +1,16 @@
-//! The world as the wire sees it: quantized entities in id order, and the deltas between two
-//! such views.
+//! The world as the wire sees it: entities in id order, each a kind and its field values, and
+//! the deltas between two such views, for any game's [`Schema`].
 //!
-//! The server captures a [`NetWorld`] from the simulation every tick and diffs it against the
-//! one it sent last; a client applies those deltas to the snapshot it joined with. Because both
-//! sides work on the same integers, a client that applies every delta holds exactly the
-//! server's [`NetWorld`] for that tick, which the convergence tests check.
+//! The server captures a [`NetWorld`] from its game every tick and diffs it against the one it
+//! sent last; a client applies those deltas to the snapshot it joined with. Because both sides
+//! work on the same integers, a client that applies every delta holds exactly the server's
+//! [`NetWorld`] for that tick, which the convergence tests check.
 
 use std::cmp::Ordering;
 
-use crate::protocol::{Delta, EntityKind, EntityState, EntityUpdate, Snapshot, Updates, quantize, world_checksum};
-use crate::sim::World;
+use crate::protocol::{
+    Delta, Entity, FieldType, KindUpdates, MAX_FIELDS, Schema, Snapshot, Update, Updates, world_checksum,
+};
 
 /// Why a delta could not be applied. Any of these means the client must resynchronise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,10 +28,13 @@ pub enum ApplyError {
     /// The delta updates or removes an entity that does not exist.
     #[error("delta names unknown entity {0}")]
     UnknownEntity(u32),
+    /// The delta updates an entity as another kind than it is.
+    #[error("delta updates entity {0} as another kind")]
+    WrongKind(u32),
     /// The delta spawns an entity that already exists.
     #[error("delta spawns existing entity {0}")]
     DuplicateEntity(u32),
-    /// A position change leaves the representable range.
+    /// A coordinate change leaves the representable range.
     #[error("delta moves entity {0} out of range")]
     OutOfRange(u32),
     /// After applying, the world's checksum differs from the one the server sent.
@@ -52,7 +56,7 @@ pub enum ApplyError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// Entities new in the later world.
-    pub spawned: Vec<EntityState>,
+    pub spawned: Vec<Entity>,
     /// Entities present in both whose fields differ.
     pub updated: Updates,
     /// Entities gone from the later world.
@@ -62,44 +66,28 @@ pub struct Changes {
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.spawned.is_empty() && self.updated.0.is_empty() && self.removed.is_empty()
+        self.spawned.is_empty() && self.updated.is_empty() && self.removed.is_empty()
     }
 }
 
-/// Quantized entities at one tick, in strictly ascending id order.
+/// Entities at one tick, in strictly ascending id order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetWorld {
     tick: u64,
-    entities: Vec<EntityState>,
+    entities: Vec<Entity>,
 }
 
 impl NetWorld {
-    /// Quantizes the simulation's current state.
-    pub fn capture(world: &World) -> Self {
-        let mut out = Self::default();
-        out.recapture(world);
-        out
+    /// The world at `tick` made of `entities` (in strictly ascending id order).
+    pub fn new(tick: u64, entities: Vec<Entity>) -> Self {
+        Self { tick, entities }
     }
 
-    /// Like [`NetWorld::capture`], reusing this value's allocation.
-    pub fn recapture(&mut self, world: &World) {
-        self.tick = world.tick();
+    /// Empties the world and sets its tick, keeping its allocation for the next capture.
+    pub fn reset(&mut self, tick: u64) -> &mut Vec<Entity> {
+        self.tick = tick;
         self.entities.clear();
-        let players = world.players().iter().map(|(&id, p)| EntityState {
-            id,
-            kind: EntityKind::Player,
-            x: quantize(p.pos.x),
-            y: quantize(p.pos.y),
-            score: p.score,
-        });
-        let orbs = world.orbs().iter().map(|(&id, o)| EntityState {
-            id,
-            kind: EntityKind::Orb,
-            x: quantize(o.pos.x),
-            y: quantize(o.pos.y),
-            score: 0,
-        });
-        merge_by_id(players, orbs, &mut self.entities);
+        &mut self.entities
     }
 
     /// The world a snapshot describes.
@@ -119,26 +107,27 @@ impl NetWorld {
     }
 
     /// Every entity, in ascending id order.
-    pub fn entities(&self) -> &[EntityState] {
+    pub fn entities(&self) -> &[Entity] {
         &self.entities
     }
 
     /// The [`world_checksum`] of this world.
-    pub fn checksum(&self) -> u32 {
-        world_checksum(&self.entities)
+    pub fn checksum(&self, schema: &Schema) -> u32 {
+        world_checksum(&self.entities, schema)
     }
 
     /// One entity by id.
-    pub fn get(&self, id: u32) -> Option<&EntityState> {
+    pub fn get(&self, id: u32) -> Option<&Entity> {
         self.entities
             .binary_search_by_key(&id, |e| e.id)
             .ok()
             .map(|i| &self.entities[i])
     }
 
-    /// What changed from `self` to `next`.
-    pub fn diff(&self, next: &NetWorld) -> Changes {
+    /// What changed from `self` to `next`, field by field as `schema` says.
+    pub fn diff(&self, next: &NetWorld, schema: &Schema) -> Changes {
         let mut changes = Changes::default();
+        let mut by_kind: Vec<Vec<Update>> = vec![Vec::new(); schema.kinds.len()];
         let (mut a, mut b) = (self.entities.iter().peekable(), next.entities.iter().peekable());
         loop {
             let order = match (a.peek(), b.peek()) {
@@ -148,30 +137,47 @@ impl NetWorld {
                 (Some(x), Some(y)) => x.id.cmp(&y.id),
             };
             match order {
-                Ordering::Less => changes.removed.push(a.next().map(|e| e.id).unwrap_or_default()),
+                Ordering::Less => changes.removed.extend(a.next().map(|e| e.id)),
                 Ordering::Greater => changes.spawned.extend(b.next().copied()),
                 Ordering::Equal => {
                     // Both peeked Some above.
                     let (old, new) = (a.next().unwrap(), b.next().unwrap());
-                    let update = EntityUpdate {
-                        id: new.id,
-                        dx: (old.x != new.x).then(|| new.x.wrapping_sub(old.x) as i32),
-                        dy: (old.y != new.y).then(|| new.y.wrapping_sub(old.y) as i32),
-                        score: (old.score != new.score).then_some(new.score),
-                    };
-                    if update.dx.is_some() || update.dy.is_some() || update.score.is_some() {
-                        changes.updated.0.push(update);
+                    if old.values == new.values && old.kind == new.kind {
+                        continue;
+                    }
+                    match (
+                        old.kind == new.kind,
+                        schema.kind(new.kind),
+                        by_kind.get_mut(usize::from(new.kind)),
+                    ) {
+                        (true, Some(kind), Some(bucket)) => bucket.extend(update(old, new, &kind.fields)),
+                        // An entity never changes kind; if a game did that, send it anew.
+                        _ => {
+                            changes.removed.push(old.id);
+                            changes.spawned.push(*new);
+                        }
                     }
                 }
             }
         }
+        changes.updated = Updates(
+            by_kind
+                .into_iter()
+                .enumerate()
+                .filter(|(_, updates)| !updates.is_empty())
+                .map(|(kind, updates)| KindUpdates {
+                    kind: kind as u8,
+                    updates,
+                })
+                .collect(),
+        );
         changes
     }
 
     /// Applies a delta and checks its checksum, if it has one. On any error other than a
     /// checksum mismatch the world is left unchanged; on a mismatch it holds the delta applied
     /// (and is wrong: the caller must resynchronise).
-    pub fn apply(&mut self, delta: &Delta) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, delta: &Delta, schema: &Schema) -> Result<(), ApplyError> {
         if delta.base_gap == 0 || delta.base_tick() != Some(self.tick) {
             return Err(ApplyError::WrongBase {
                 tick: delta.tick,
@@ -180,24 +186,34 @@ impl NetWorld {
             });
         }
         let mut next = self.entities.clone();
-        let mut from = 0;
-        for u in &delta.updated.0 {
-            // Updates ascend by id, so each search starts where the last one ended.
-            let i = from
-                + next[from..]
-                    .binary_search_by_key(&u.id, |e| e.id)
-                    .map_err(|_| ApplyError::UnknownEntity(u.id))?;
-            let e = &mut next[i];
-            if let Some(dx) = u.dx {
-                e.x = e.x.checked_add_signed(dx).ok_or(ApplyError::OutOfRange(u.id))?;
+        for group in &delta.updated.0 {
+            let fields = schema.kind(group.kind).map_or(&[][..], |k| k.fields.as_slice());
+            let mut from = 0;
+            for u in &group.updates {
+                // Updates ascend by id within their kind, so each search starts where the last
+                // one ended.
+                let i = from
+                    + next[from..]
+                        .binary_search_by_key(&u.id, |e| e.id)
+                        .map_err(|_| ApplyError::UnknownEntity(u.id))?;
+                let e = &mut next[i];
+                if e.kind != group.kind {
+                    return Err(ApplyError::WrongKind(u.id));
+                }
+                for (f, field) in fields.iter().enumerate() {
+                    if u.mask & (1 << f) == 0 {
+                        continue;
+                    }
+                    e.values[f] = match field.ty {
+                        FieldType::Coord => e.values[f]
+                            .checked_add_signed(u.values[f] as i32)
+                            .ok_or(ApplyError::OutOfRange(u.id))?,
+                        FieldType::Flag => e.values[f] ^ 1,
+                        FieldType::Uint | FieldType::Int | FieldType::Enum(_) => u.values[f],
+                    };
+                }
+                from = i + 1;
             }
-            if let Some(dy) = u.dy {
-                e.y = e.y.checked_add_signed(dy).ok_or(ApplyError::OutOfRange(u.id))?;
-            }
-            if let Some(score) = u.score {
-                e.score = score;
-            }
-            from = i + 1;
         }
         for id in &delta.removed {
             let i = next
@@ -214,85 +230,123 @@ impl NetWorld {
         self.entities = next;
         self.tick = delta.tick;
         match delta.checksum {
-            Some(server) if server != self.checksum() => Err(ApplyError::ChecksumMismatch {
+            Some(server) if server != self.checksum(schema) => Err(ApplyError::ChecksumMismatch {
                 tick: self.tick,
                 server,
-                local: self.checksum(),
+                local: self.checksum(schema),
             }),
             _ => Ok(()),
         }
     }
 }
 
-/// Merges two id-ascending entity streams into `out`.
-fn merge_by_id(a: impl Iterator<Item = EntityState>, b: impl Iterator<Item = EntityState>, out: &mut Vec<EntityState>) {
-    let (mut a, mut b) = (a.peekable(), b.peekable());
-    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-        let next = if x.id < y.id { a.next() } else { b.next() };
-        out.extend(next);
+/// The update from `old` to `new` (same id, same kind), if a field changed.
+fn update(old: &Entity, new: &Entity, fields: &[crate::protocol::Field]) -> Option<Update> {
+    let mut update = Update {
+        id: new.id,
+        mask: 0,
+        values: [0; MAX_FIELDS],
+    };
+    for (i, field) in fields.iter().enumerate() {
+        let (was, is) = (old.values[i], new.values[i]);
+        if was == is {
+            continue;
+        }
+        update.mask |= 1 << i;
+        update.values[i] = match field.ty {
+            FieldType::Coord => is.wrapping_sub(was),
+            _ => is,
+        };
     }
-    out.extend(a);
-    out.extend(b);
+    (update.mask != 0).then_some(update)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::{Game, GameConfig};
+    use crate::games::{Arena, Tanks};
     use crate::protocol::ServerMsg;
-    use crate::sim::Rules;
 
-    fn delta_of(base: &NetWorld, next: &NetWorld) -> Delta {
-        let c = base.diff(next);
+    fn capture<G: Game>(game: &G, tick: u64) -> NetWorld {
+        let mut world = NetWorld::default();
+        game.entities(world.reset(tick));
+        world
+    }
+
+    fn delta_of(base: &NetWorld, next: &NetWorld, schema: &Schema) -> Delta {
+        let c = base.diff(next, schema);
         Delta {
             tick: next.tick,
             base_gap: (next.tick - base.tick) as u32,
             spawned: c.spawned,
             updated: c.updated,
             removed: c.removed,
-            checksum: Some(next.checksum()),
+            checksum: Some(next.checksum(schema)),
         }
     }
 
-    #[test]
-    fn applying_every_diff_rebuilds_the_world_exactly() {
-        let mut world = World::new(Rules::default(), 9);
-        let mut ids = vec![world.add_player(), world.add_player()];
-        let mut base = NetWorld::capture(&world);
+    /// Plays `game` for 2 000 ticks with players coming and going, applying every diff through
+    /// the wire bytes to a replica, which must hold exactly the game's world after each.
+    fn replays_exactly<G: Game>(inputs: impl Fn(u32, usize) -> Vec<i32>) {
+        let config = GameConfig::default();
+        let schema = G::schema(&config);
+        let mut game = G::new(&config, 9);
+        let mut ids = vec![game.join("a"), game.join("b")];
+        let mut base = capture(&game, 0);
         let mut replica = base.clone();
         for t in 0..2_000u32 {
             for (i, id) in ids.iter().enumerate() {
-                world.set_direction(*id, ((t * 31 + i as u32 * 7) % 255) as i8, ((t * 17) % 255) as i8);
+                game.input(*id, &inputs(t, i));
             }
             if t % 200 == 0 {
-                ids.push(world.add_player());
+                ids.push(game.join("c"));
             }
             if t % 300 == 150 {
-                world.remove_player(ids.remove(0));
+                game.leave(ids.remove(0));
             }
-            world.step();
-            let next = NetWorld::capture(&world);
-            // Through the wire bytes, as a client would receive it.
-            let d = delta_of(&base, &next);
-            let bytes = ServerMsg::Delta(d).encode();
-            let ServerMsg::Delta(wire) = ServerMsg::decode(&bytes).unwrap() else {
-                panic!()
+            game.step();
+            let next = capture(&game, u64::from(t) + 1);
+            let bytes = ServerMsg::Delta(delta_of(&base, &next, &schema)).encode(&schema);
+            let Ok(ServerMsg::Delta(wire)) = ServerMsg::decode(&bytes, Some(&schema)) else {
+                panic!("a delta that does not decode");
             };
-            replica.apply(&wire).unwrap();
+            replica.apply(&wire, &schema).unwrap();
             assert_eq!(replica, next, "diverged at tick {}", next.tick);
             base = next;
         }
     }
 
     #[test]
+    fn applying_every_diff_rebuilds_an_arena_exactly() {
+        replays_exactly::<Arena>(|t, i| {
+            vec![
+                ((t * 31 + i as u32 * 7) % 255) as i32 - 127,
+                ((t * 17) % 255) as i32 - 127,
+            ]
+        });
+    }
+
+    #[test]
+    fn applying_every_diff_rebuilds_a_tank_battle_exactly() {
+        replays_exactly::<Tanks>(|t, i| {
+            let k = ((t * 13 + i as u32 * 29) % 255) as i32;
+            vec![k - 127, 127 - k, k, i32::from(t % 4 == 0)]
+        });
+    }
+
+    #[test]
     fn a_delta_for_another_base_is_refused_and_changes_nothing() {
-        let mut world = World::new(Rules::default(), 1);
-        let a = NetWorld::capture(&world);
-        world.step();
-        let b = NetWorld::capture(&world);
-        world.step();
-        let c = NetWorld::capture(&world);
+        let config = GameConfig::default();
+        let schema = Arena::schema(&config);
+        let mut game = Arena::new(&config, 1);
+        let a = capture(&game, 0);
+        game.step();
+        let b = capture(&game, 1);
+        game.step();
+        let c = capture(&game, 2);
         let mut held = a.clone();
-        let err = held.apply(&delta_of(&b, &c)).unwrap_err();
+        let err = held.apply(&delta_of(&b, &c, &schema), &schema).unwrap_err();
         assert_eq!(
             err,
             ApplyError::WrongBase {
@@ -305,33 +359,45 @@ mod tests {
     }
 
     #[test]
-    fn updates_to_unknown_entities_are_refused() {
-        let world = World::new(Rules::default(), 1);
-        let mut held = NetWorld::capture(&world);
-        let delta = Delta {
+    fn updates_to_unknown_entities_or_as_another_kind_are_refused() {
+        let config = GameConfig::default();
+        let schema = Arena::schema(&config);
+        let game = Arena::new(&config, 1);
+        let mut held = capture(&game, 0);
+        let orb = held.entities()[0];
+        let one = |kind, id| Delta {
             tick: 1,
             base_gap: 1,
             spawned: vec![],
-            updated: Updates(vec![EntityUpdate {
-                id: 9_999,
-                score: Some(1),
-                ..Default::default()
+            updated: Updates(vec![KindUpdates {
+                kind,
+                updates: vec![Update {
+                    id,
+                    mask: 1,
+                    values: [1, 0, 0, 0, 0, 0, 0, 0],
+                }],
             }]),
             removed: vec![],
             checksum: None,
         };
-        assert_eq!(held.apply(&delta), Err(ApplyError::UnknownEntity(9_999)));
+        assert_eq!(
+            held.apply(&one(1, 9_999), &schema),
+            Err(ApplyError::UnknownEntity(9_999))
+        );
+        assert_eq!(held.apply(&one(0, orb.id), &schema), Err(ApplyError::WrongKind(orb.id)));
     }
 
     #[test]
     fn a_checksum_that_disagrees_is_reported() {
-        let mut world = World::new(Rules::default(), 3);
-        let a = NetWorld::capture(&world);
-        world.step();
-        let b = NetWorld::capture(&world);
+        let config = GameConfig::default();
+        let schema = Arena::schema(&config);
+        let mut game = Arena::new(&config, 3);
+        let a = capture(&game, 0);
+        game.step();
+        let b = capture(&game, 1);
         let mut drifted = a.clone();
-        drifted.entities[0].x += 1; // a value drift no structural check would notice
-        let err = drifted.apply(&delta_of(&a, &b)).unwrap_err();
+        drifted.entities[0].values[0] += 1; // a value drift no structural check would notice
+        let err = drifted.apply(&delta_of(&a, &b, &schema), &schema).unwrap_err();
         assert!(matches!(err, ApplyError::ChecksumMismatch { tick: 1, .. }), "{err}");
     }
 }

@@ -16,7 +16,8 @@
 //!   and formatted once.
 //! - [`protocol`]: every wire message and the one bincode encoding (see PROTOCOL.md).
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
-//! - [`sim`]: the game rules, pure (no I/O, no clock, seeded randomness).
+//! - [`game`]: the [`game::Game`] trait a game implements (a schema, join and leave, inputs,
+//!   a pure `step`) and the registry of games. [`games`]: the built-in ones, arena and tanks.
 //! - [`metrics`], [`config`], [`auth`] (join tokens), [`limits`] (rate limits), [`origin`]
 //!   (which web origins may open player sockets).
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
@@ -24,8 +25,8 @@
 //! # The tick, step by step (in each room)
 //! 1. Admit players whose hello was accepted (each is queued a welcome).
 //! 2. Remove players whose connection ended.
-//! 3. Take each player's latest move command (older ones in the same tick are superseded).
-//! 4. Step the simulation by `1 / tick_hz` seconds.
+//! 3. Take each player's latest input (older ones in the same tick are superseded).
+//! 4. Step the game by `1 / tick_hz` seconds.
 //! 5. Quantize, diff against the previous tick and encode the shared delta body once.
 //! 6. Queue each player its delta with its own input ack, or a keyframe if it is new or fell
 //!    behind; a player whose queue stays full is closed as too slow.
@@ -41,6 +42,8 @@ pub mod client;
 pub mod config;
 pub mod delta;
 mod frames;
+pub mod game;
+pub mod games;
 pub mod http;
 pub mod limits;
 pub mod metrics;
@@ -50,7 +53,6 @@ pub mod room;
 pub mod rooms;
 pub mod server;
 mod session;
-pub mod sim;
 mod socket;
 mod spectators;
 mod state;

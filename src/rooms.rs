@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::game::SharedGames;
 use crate::metrics::Metrics;
 use crate::room::tick::Stopped;
 use crate::room::{Ended, Room, RoomId, Settings};
@@ -45,6 +46,9 @@ pub enum CreateError {
     /// This client address has created rooms faster than it may.
     #[error("too many rooms created from this address: try again later")]
     RateLimited,
+    /// No game of that name is registered.
+    #[error("unknown game {0:?}: this server plays {1}")]
+    UnknownGame(String, String),
 }
 
 /// The rooms of this server.
@@ -53,6 +57,7 @@ pub struct Rooms {
     // A std Mutex: lookups and inserts only, never held across an await.
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
     config: Config,
+    games: SharedGames,
     metrics: Arc<Metrics>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -61,11 +66,19 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// No rooms yet; rooms created later run on `tasks` and end with `shutdown`.
-    pub fn new(config: Config, metrics: Arc<Metrics>, tasks: TaskTracker, shutdown: CancellationToken) -> Arc<Self> {
+    /// No rooms yet; rooms created later play one of `games`, run on `tasks` and end with
+    /// `shutdown`.
+    pub(crate) fn new(
+        config: Config,
+        games: SharedGames,
+        metrics: Arc<Metrics>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             rooms: Mutex::default(),
             config,
+            games,
             metrics,
             tasks,
             shutdown,
@@ -104,6 +117,10 @@ impl Rooms {
             return Err(CreateError::Stopping);
         }
         let is_default = id.as_ref().is_some_and(|id| id.as_str() == RoomId::DEFAULT);
+        let Some(game) = self.games.get(&settings.game) else {
+            let known = self.games.names().join(", ");
+            return Err(CreateError::UnknownGame(settings.game, known));
+        };
         let mut rooms = self.lock();
         if rooms.len() >= self.config.max_rooms {
             return Err(CreateError::Full(self.config.max_rooms));
@@ -118,9 +135,10 @@ impl Rooms {
             }
         });
         let phase = self.phase(settings.tick_period());
-        let (room, tick_loop) = Room::open(
+        let (room, running) = Room::open(
             id.clone(),
             settings,
+            game,
             is_default,
             &self.config,
             phase,
@@ -131,7 +149,7 @@ impl Rooms {
         drop(rooms);
         self.metrics.rooms.inc();
         self.metrics.rooms_created.inc();
-        let ticking = self.tasks.spawn(tick_loop.run(room.stopping().clone()));
+        let ticking = self.tasks.spawn(running);
         let (rooms, watched) = (self.clone(), room.clone());
         self.tasks.spawn(async move {
             let ended = match ticking.await {
@@ -233,6 +251,7 @@ mod tests {
     fn successive_rooms_tick_at_phases_spread_over_the_period() {
         let rooms = super::Rooms::new(
             Config::defaults(),
+            Default::default(),
             Default::default(),
             Default::default(),
             Default::default(),

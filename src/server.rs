@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::game::Games;
 use crate::http::ConnectionPlace;
 use crate::limits::PerAddress;
 use crate::metrics::{CloseReason, Metrics};
@@ -32,6 +34,70 @@ use crate::{api, http, session, spectators};
 
 const LOBBY: &str = include_str!("lobby.html");
 
+/// What the `tickcast` binary does, for a binary of your own that serves your games: parses
+/// the flags (`--help`; `--game` names the default room's game), logs to stderr (filtered by
+/// `RUST_LOG`, `info` by default), then [`serve`]s until ctrl-c or SIGTERM.
+pub async fn main_with(games: Games) -> anyhow::Result<()> {
+    let config = <Config as clap::Parser>::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    serve(config, games).await
+}
+
+/// Serves `games` the way the `tickcast` binary does: binds `--bind`, logs where the rooms and
+/// the default room's page are, and serves until ctrl-c or SIGTERM, then shuts down in order.
+/// A game of your own is served with `serve(config, games)` after [`Games::register`].
+pub async fn serve(config: Config, games: Games) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let server = Server::with_games(listener, config.clone(), games);
+    let addr = server.local_addr()?;
+    match server.seed() {
+        Some(seed) => tracing::info!(
+            game = config.game,
+            tick_hz = config.tick_hz,
+            seed,
+            "tickcast listening: rooms at http://{addr}/ , the default room at http://{addr}/rooms/default/ , \
+             players connect to ws://{addr}/ws"
+        ),
+        None => tracing::info!("tickcast listening: rooms at http://{addr}/ (no default room)"),
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    server.run(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` on ctrl-c or SIGTERM.
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("ctrl-c: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}
+
 /// A tickcast server on a bound listener, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -41,9 +107,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Prepares a server on `listener`. The default room's seed is drawn now (from `--seed`,
-    /// else at random), so it can be logged before the server runs.
+    /// Prepares a server on `listener` with the built-in games. The default room's seed is
+    /// drawn now (from `--seed`, else at random), so it can be logged before the server runs.
     pub fn new(listener: TcpListener, config: Config) -> Self {
+        Self::with_games(listener, config, Games::builtin())
+    }
+
+    /// [`Server::new`] with these games (e.g. the built-in ones and your own, see
+    /// [`Games::register`]); `--game` names the default room's.
+    pub fn with_games(listener: TcpListener, config: Config, games: Games) -> Self {
         let metrics = Arc::new(Metrics::new());
         let local = listener.local_addr().ok();
         let own = match (&config.public_origin, local) {
@@ -60,8 +132,16 @@ impl Server {
         let default_room = (!config.no_default_room).then(|| Settings::from_config(&config));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let games = Arc::new(games);
         let state = Arc::new(AppState {
-            rooms: Rooms::new(config.clone(), metrics.clone(), tasks.clone(), shutdown.clone()),
+            rooms: Rooms::new(
+                config.clone(),
+                games.clone(),
+                metrics.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+            ),
+            games,
             origins,
             public_url,
             spectator_places: Arc::new(Semaphore::new(config.max_spectators)),

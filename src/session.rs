@@ -29,14 +29,13 @@ use crate::http::ConnectionPlace;
 use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::protocol::{
-    Ack, ClientMsg, Hello, MAX_NAME_LEN, MAX_TOKEN_LEN, Move, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
+    Ack, ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
 use crate::room::outbox::{Outbound, outbox};
 use crate::room::roster::{InputSlot, Seat};
 use crate::room::seats::Place;
 use crate::room::tick::JoinRequest;
 use crate::room::{Ended, Room};
-use crate::sim::MAX_AXIS;
 use crate::socket::{PlayerSocket, ReadError};
 use crate::state::AppState;
 
@@ -218,7 +217,7 @@ impl Session {
                 () = &mut kicked => return Err(Close::too_slow("outbound queue stayed full")),
                 out = frames.recv() => match out {
                     Some(Outbound { ack, frame }) => {
-                        let ack = ack.map(|seq| frames::binary_frame(ServerMsg::Ack(Ack { seq }).encode()));
+                        let ack = ack.map(|seq| frames::binary_frame(ServerMsg::Ack(Ack { seq }).encode(self.room.schema())));
                         let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
                         self.write(ack, frame).await?;
                         sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
@@ -266,7 +265,7 @@ impl Session {
             )
         })??;
         self.state.metrics.websocket.received(first.len());
-        let hello = match decode(&self.state, &first)? {
+        let hello = match decode(&self.state, &self.room, &first)? {
             ClientMsg::Hello(hello) => hello,
             _ => {
                 return Err(Close::new(
@@ -343,14 +342,14 @@ impl Session {
         tests::maybe_fail(&self.name);
         let metrics = self.state.metrics.clone();
         metrics.websocket.received(bytes.len());
-        match decode(&self.state, &bytes)? {
-            ClientMsg::Move(m) => {
-                check_move(&m)?;
-                if self.last_seq.is_some_and(|last| m.seq <= last) {
+        match decode(&self.state, &self.room, &bytes)? {
+            ClientMsg::Input(i) => {
+                check_input(&self.room.schema().input, i.values.get())?;
+                if self.last_seq.is_some_and(|last| i.seq <= last) {
                     metrics.inputs_dropped.inc(); // stale: reordered or replayed
                 } else {
-                    self.last_seq = Some(m.seq);
-                    if input.put(m) {
+                    self.last_seq = Some(i.seq);
+                    if input.put(i) {
                         metrics.inputs_dropped.inc(); // superseded before a tick took it
                     }
                 }
@@ -364,7 +363,7 @@ impl Session {
                     server_tick: self.room.tick(),
                     server_time_us: unix_micros(),
                 })
-                .encode();
+                .encode(self.room.schema());
                 let pong = frames::binary_frame(pong);
                 let len = pong.len();
                 self.write(None, pong).await?;
@@ -426,10 +425,14 @@ fn read_error(state: &AppState, err: ReadError) -> Close {
     Close::new(reason, fault.code(), fault.to_string())
 }
 
-fn decode(state: &AppState, bytes: &[u8]) -> Result<ClientMsg, Close> {
-    ClientMsg::decode(bytes).map_err(|err| {
+fn decode(state: &AppState, room: &Room, bytes: &[u8]) -> Result<ClientMsg, Close> {
+    ClientMsg::decode(bytes, &room.schema().input).map_err(|err| {
         state.metrics.decode_errors.inc();
-        Close::new(CloseReason::Malformed, close_code::UNSUPPORTED, err.to_string())
+        Close::new(
+            CloseReason::Malformed,
+            close_code::UNSUPPORTED,
+            format!("malformed message: {err}"),
+        )
     })
 }
 
@@ -460,17 +463,21 @@ fn check_hello(hello: &Hello) -> Result<(), Close> {
     Ok(())
 }
 
-fn check_move(m: &Move) -> Result<(), Close> {
-    let range = -MAX_AXIS..=MAX_AXIS;
-    if range.contains(&m.dx) && range.contains(&m.dy) {
-        Ok(())
-    } else {
-        Err(Close::new(
-            CloseReason::Policy,
-            close_code::POLICY,
-            format!("move ({}, {}) is outside [-{MAX_AXIS}, {MAX_AXIS}]", m.dx, m.dy),
-        ))
+/// Checks each input value against its field's range in the schema.
+fn check_input(fields: &[InputField], values: &[i32]) -> Result<(), Close> {
+    for (field, value) in fields.iter().zip(values) {
+        if !(field.min..=field.max).contains(value) {
+            return Err(Close::new(
+                CloseReason::Policy,
+                close_code::POLICY,
+                format!(
+                    "input {} = {value} is outside [{}, {}]",
+                    field.name, field.min, field.max
+                ),
+            ));
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::game::SharedGames;
 use crate::limits::PerAddress;
 use crate::metrics::Metrics;
 use crate::origin;
@@ -25,6 +26,8 @@ pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) rooms: Arc<Rooms>,
+    /// The games rooms can play.
+    pub(crate) games: SharedGames,
     /// One permit per spectator place (`--max-spectators`), over all rooms.
     pub(crate) spectator_places: Arc<Semaphore>,
     /// Room creations per client address, when there is no admin secret.

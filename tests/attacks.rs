@@ -28,7 +28,7 @@ fn hello(name: &str, token: &str) -> Vec<u8> {
         name: name.into(),
         token: token.into(),
     };
-    ClientMsg::Hello(hello).encode()
+    ClientMsg::Hello(hello).encode(&[])
 }
 
 /// Upgrades, sends no hello, and writes `frames` over and over until the server closes;

@@ -4,11 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, until_snapshot, until_tick, within};
+use common::{TestServer, arena_bytes, moving, until_snapshot, until_tick, within};
 use futures_util::{SinkExt, StreamExt};
 use tickcast::Config;
 use tickcast::metrics::CloseReason;
-use tickcast::protocol::{ClientMsg, Hello, Move, PROTOCOL_VERSION};
+use tickcast::protocol::{ClientMsg, Hello, PROTOCOL_VERSION};
 use tokio_tungstenite::tungstenite::Message;
 
 fn hello() -> Message {
@@ -17,11 +17,11 @@ fn hello() -> Message {
         name: "raw".into(),
         token: String::new(),
     };
-    Message::Binary(ClientMsg::Hello(hello).encode().into())
+    Message::Binary(ClientMsg::Hello(hello).encode(&[]).into())
 }
 
 fn binary(msg: ClientMsg) -> Message {
-    Message::Binary(msg.encode().into())
+    Message::Binary(arena_bytes(&msg).into())
 }
 
 /// Opens a raw WebSocket, sends `messages` and returns the close code and reason it gets.
@@ -96,7 +96,7 @@ async fn each_bad_input_closes_only_its_own_connection_with_its_code() {
         ),
         (
             "move before hello",
-            vec![binary(ClientMsg::Move(Move { seq: 1, dx: 0, dy: 0 }))],
+            vec![binary(moving(1, 0, 0))],
             1002,
             "expected hello",
             CloseReason::Handshake,
@@ -104,14 +104,7 @@ async fn each_bad_input_closes_only_its_own_connection_with_its_code() {
         ("no hello", vec![], 1008, "no hello", CloseReason::Handshake),
         (
             "move out of range",
-            vec![
-                hello(),
-                binary(ClientMsg::Move(Move {
-                    seq: 1,
-                    dx: -128,
-                    dy: 0,
-                })),
-            ],
+            vec![hello(), binary(moving(1, -128, 0))],
             1008,
             "outside",
             CloseReason::Policy,
@@ -156,19 +149,9 @@ async fn stale_sequence_numbers_are_ignored() {
     let mut player = server.player("replayer").await;
     until_snapshot(&mut player).await;
     let id = player.player_id();
-    player
-        .send(&ClientMsg::Move(Move { seq: 10, dx: 0, dy: 0 }))
-        .await
-        .unwrap();
+    player.send(&moving(10, 0, 0)).await.unwrap();
     // A replayed older command must not start the player moving again.
-    player
-        .send(&ClientMsg::Move(Move {
-            seq: 9,
-            dx: 127,
-            dy: 127,
-        }))
-        .await
-        .unwrap();
+    player.send(&moving(9, 127, 127)).await.unwrap();
     let tick = player.world().unwrap().tick();
     until_tick(&mut player, tick + 3).await;
     let at = *player.world().unwrap().get(id).unwrap();

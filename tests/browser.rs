@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::sse::SseClient;
-use common::{TestServer, until_snapshot, within};
+use common::{TestServer, duel, until_snapshot, within};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tickcast_relay::{Relay, RelayConfig, Shape};
@@ -158,9 +158,13 @@ impl Page {
             status: document.getElementById("status").textContent,
             transport: document.getElementById("transport").textContent,
             tick: Number(document.getElementById("tick").textContent) || 0,
-            players: Number(document.getElementById("players").textContent),
-            orbs: Number(document.getElementById("orbs").textContent),
+            game: document.getElementById("game").textContent,
+            players: Number(document.getElementById("count-player")?.textContent),
+            orbs: Number(document.getElementById("count-orb")?.textContent),
+            tanks: Number(document.getElementById("count-tank")?.textContent),
+            shells: Number(document.getElementById("count-shell")?.textContent),
             board: [...document.querySelectorAll("#leaderboard li")].map(li => Number(li.dataset.id)),
+            labels: [...document.querySelectorAll("#leaderboard li")].map(li => li.dataset.label),
         })"##;
         let result = self
             .call(
@@ -252,7 +256,10 @@ async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
                         .all(|id| s["board"].as_array().is_some_and(|b| b.contains(&json!(id))))
             })
             .await;
-        assert_eq!(shown["players"], 2);
+        assert_eq!(
+            (shown["game"].as_str(), shown["players"].as_u64()),
+            (Some("arena"), Some(2))
+        );
         assert_eq!(shown["orbs"], 100);
         // And it keeps following the match.
         let tick = shown["tick"].as_u64().unwrap();
@@ -334,6 +341,41 @@ async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip(
     let relayed = relay.stop().await;
     assert!(relayed.connections >= 1 && relayed.down.bytes > 0, "{relayed}");
     players.iter().for_each(JoinHandle::abort);
+}
+
+#[tokio::test]
+async fn the_page_draws_any_game_from_its_schema_tanks_with_shells_and_health_labels() {
+    let Some(binary) = chromium_or_skip() else { return };
+    // A small world, so shells reach their target within their one-second flight.
+    let server = TestServer::start(tickcast::Config {
+        game: "tanks".into(),
+        world_size: 200,
+        ..tickcast::Config::defaults()
+    })
+    .await;
+    let (shooter, target) = (server.player("ann").await, server.player("bob").await);
+    let ids = [shooter.player_id(), target.player_id()];
+    let fighting = tokio::spawn(duel(shooter, target));
+
+    let browser = Browser::launch(&binary, "tanks");
+    let mut page = Page::open(&browser, &server.http_url("/rooms/default/")).await;
+    let shown = page
+        .until("both tanks, a shell in flight and a hit", |s| {
+            s["status"] == "live"
+                && s["tanks"] == 2
+                && s["shells"].as_u64().is_some_and(|n| n >= 1)
+                && ids
+                    .iter()
+                    .all(|id| s["board"].as_array().is_some_and(|b| b.contains(&json!(id))))
+                // health is tanks' label: one below 100 is a hit the page followed
+                && s["labels"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with("health ") && l != "health 100")))
+        })
+        .await;
+    assert_eq!(shown["game"], "tanks");
+    assert!(shown["orbs"].is_null(), "no kind of another game: {shown}");
+    fighting.abort();
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use tickcast::Config;
 use tickcast::client::{Client, ClientError, Received};
 use tickcast::metrics::CloseReason;
-use tickcast::protocol::{ClientMsg, Hello, Move, PROTOCOL_VERSION};
+use tickcast::protocol::{ClientMsg, Hello, PROTOCOL_VERSION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -47,10 +47,7 @@ async fn a_burst_over_the_allowance_is_dropped_and_a_sustained_flood_is_closed()
     let mut flooder = server.player("flooder").await;
     until_snapshot(&mut flooder).await;
     for seq in 1..=100 {
-        flooder
-            .send(&ClientMsg::Move(Move { seq, dx: 1, dy: 1 }))
-            .await
-            .unwrap();
+        flooder.send(&common::moving(seq, 1, 1)).await.unwrap();
     }
     let tick = flooder.world().unwrap().tick();
     until_tick(&mut flooder, tick + 3).await; // still connected
@@ -66,11 +63,7 @@ async fn a_burst_over_the_allowance_is_dropped_and_a_sustained_flood_is_closed()
     let closed = loop {
         for _ in 0..10 {
             seq += 1;
-            if flooder
-                .send(&ClientMsg::Move(Move { seq, dx: 1, dy: 1 }))
-                .await
-                .is_err()
-            {
+            if flooder.send(&common::moving(seq, 1, 1)).await.is_err() {
                 break;
             }
         }
@@ -139,9 +132,11 @@ async fn stalled_player(server: &TestServer) -> tokio_tungstenite::WebSocketStre
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(server.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
-    ws.send(Message::Binary(ClientMsg::Hello(hello("stalled", "")).encode().into()))
-        .await
-        .unwrap();
+    ws.send(Message::Binary(
+        ClientMsg::Hello(hello("stalled", "")).encode(&[]).into(),
+    ))
+    .await
+    .unwrap();
     ws
 }
 
@@ -185,13 +180,7 @@ async fn a_player_that_stops_reading_is_closed_as_too_slow_and_nobody_else_notic
     // The stalled player is gone from the world the watcher sees.
     let tick = watcher.world().unwrap().tick();
     until_tick(&mut watcher, tick + 2).await;
-    let players = watcher
-        .world()
-        .unwrap()
-        .entities()
-        .iter()
-        .filter(|e| e.kind == tickcast::protocol::EntityKind::Player);
-    assert_eq!(players.count(), 1);
+    assert_eq!(common::count_of(&watcher, "player"), 1);
     drop(stalled);
 }
 
@@ -362,20 +351,14 @@ async fn a_peer_that_vanishes_without_a_close_handshake_is_a_departure_not_an_er
     until_snapshot(&mut watcher).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
-    ws.send(Message::Binary(ClientMsg::Hello(hello("vanisher", "")).encode().into()))
-        .await
-        .unwrap();
+    ws.send(Message::Binary(
+        ClientMsg::Hello(hello("vanisher", "")).encode(&[]).into(),
+    ))
+    .await
+    .unwrap();
     let before = server.metrics.closes(CloseReason::PeerGone);
     // Wait until it is in the world, then drop the socket without a close frame.
-    while watcher
-        .world()
-        .unwrap()
-        .entities()
-        .iter()
-        .filter(|e| e.kind == tickcast::protocol::EntityKind::Player)
-        .count()
-        < 2
-    {
+    while common::count_of(&watcher, "player") < 2 {
         within(watcher.recv()).await.unwrap();
     }
     drop(ws);

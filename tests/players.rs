@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tickcast::client::Received;
 use tickcast::delta::NetWorld;
-use tickcast::protocol::{EntityKind, PROTOCOL_VERSION};
+use tickcast::protocol::PROTOCOL_VERSION;
 use tokio::sync::{mpsc, watch};
 
 #[tokio::test]
@@ -19,19 +19,16 @@ async fn join_gives_welcome_then_a_snapshot_holding_the_player() {
     let welcome = player.welcome().clone();
     assert_eq!(welcome.version, PROTOCOL_VERSION);
     assert_eq!(
-        (welcome.tick_hz, welcome.world_width, welcome.world_height),
+        (welcome.tick_hz, welcome.schema.width, welcome.schema.height),
         (30, 1000, 1000)
     );
-    assert_eq!(welcome.position_scale, 16);
+    assert_eq!((welcome.schema.game.as_str(), welcome.schema.scale), ("arena", 16));
 
     until_snapshot(&mut player).await;
     let world = player.world().unwrap();
     let me = world.get(player.player_id()).expect("own entity in the snapshot");
-    assert_eq!(me.kind, EntityKind::Player);
-    assert_eq!(
-        world.entities().iter().filter(|e| e.kind == EntityKind::Orb).count(),
-        100
-    );
+    assert_eq!(player.schema().kinds[usize::from(me.kind)].name, "player");
+    assert_eq!(common::count_of(&player, "orb"), 100);
 }
 
 #[tokio::test]
@@ -40,7 +37,7 @@ async fn a_move_shows_in_the_deltas_within_two_ticks_with_its_ack() {
     let mut player = server.player("mover").await;
     let id = player.player_id();
     let sent_at = until_snapshot(&mut player).await;
-    let x0 = player.world().unwrap().get(id).unwrap().x;
+    let x0 = player.world().unwrap().get(id).unwrap().values[0];
     // Head away from the nearer wall so the move cannot be clamped to nothing.
     let dx = if x0 > 8000 { -127 } else { 127 };
     let seq = player.send_move(dx, 0).await.unwrap();
@@ -52,7 +49,7 @@ async fn a_move_shows_in_the_deltas_within_two_ticks_with_its_ack() {
                     tick <= sent_at + 2,
                     "move applied at tick {tick}, sent after tick {sent_at}"
                 );
-                let x = player.world().unwrap().get(id).unwrap().x;
+                let x = player.world().unwrap().get(id).unwrap().values[0];
                 assert_eq!(x > x0, dx > 0, "x went from {x0} to {x} for dx {dx}");
                 break;
             }
@@ -133,9 +130,10 @@ async fn three_players_moving_at_random_rebuild_exactly_the_servers_world() {
         // Including the observer itself, which the same tick's delta spawned for the movers.
         assert_eq!(rebuilt, truth, "player {id} diverged at tick {target}");
     }
-    let players = truth.entities().iter().filter(|e| e.kind == EntityKind::Player);
+    // Arena's players are kind 0, with x and y first.
+    let mut players = truth.entities().iter().filter(|e| e.kind == 0);
     assert!(
-        players.clone().any(|e| e.x % 16 != 0 || e.y % 16 != 0),
+        players.any(|e| e.values[0] % 16 != 0 || e.values[1] % 16 != 0),
         "positions look unmoved"
     );
     assert!(server.metrics.inputs_applied.get() > 50, "few moves were applied");

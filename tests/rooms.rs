@@ -10,7 +10,7 @@ use common::{PATIENCE, TestServer, until_snapshot, within};
 use serde_json::{Value, json};
 use tickcast::Config;
 use tickcast::client::{Client, ClientError, Received};
-use tickcast::protocol::{EntityKind, Hello, PROTOCOL_VERSION};
+use tickcast::protocol::{Hello, PROTOCOL_VERSION};
 use tickcast::room::Ended;
 
 /// Sends `method path` with a JSON body (and a bearer token) and returns the status and the
@@ -41,7 +41,7 @@ fn player_ids(client: &Client) -> Vec<u32> {
     world
         .entities()
         .iter()
-        .filter(|e| e.kind == EntityKind::Player)
+        .filter(|e| client.schema().kind(e.kind).is_some_and(|k| k.name == "player"))
         .map(|e| e.id)
         .collect()
 }
@@ -70,7 +70,7 @@ async fn rooms_do_not_see_each_others_players_or_events() {
         let players: Vec<u64> = seen
             .entities
             .iter()
-            .filter(|(_, e)| e.0 == "player")
+            .filter(|(_, e)| e["kind"] == "player")
             .map(|(id, _)| *id)
             .collect();
         if !players.is_empty() {

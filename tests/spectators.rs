@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use tickcast::Config;
 use tickcast::client::Received;
 use tickcast::delta::NetWorld;
+use tickcast::protocol::Schema;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 /// server's truth to compare spectators with (players are checked against keyframes elsewhere).
 struct Truth {
     history: Arc<Mutex<BTreeMap<u64, NetWorld>>>,
+    schema: Arc<Schema>,
     latest: watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -31,8 +33,10 @@ impl Truth {
         let (latest_tx, latest) = watch::channel(0);
         let latest_tx = Arc::new(latest_tx);
         let mut tasks = Vec::new();
+        let mut schema = None;
         for n in 0..players {
             let mut client = server.player(&format!("w{n}")).await;
+            schema.get_or_insert_with(|| client.schema().clone());
             let (history, latest_tx) = (history.clone(), latest_tx.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(n);
@@ -52,7 +56,13 @@ impl Truth {
                 }
             }));
         }
-        let mut truth = Self { history, latest, tasks };
+        let schema = schema.expect("at least one player");
+        let mut truth = Self {
+            history,
+            schema,
+            latest,
+            tasks,
+        };
         within(truth.latest.wait_for(|t| *t > 0)).await.unwrap();
         truth
     }
@@ -61,7 +71,7 @@ impl Truth {
     async fn at(&mut self, tick: u64) -> SpecWorld {
         within(self.latest.wait_for(|t| *t >= tick)).await.unwrap();
         let history = self.history.lock().unwrap();
-        SpecWorld::from_net(history.get(&tick).expect("the recorder saw that tick"))
+        SpecWorld::from_net(history.get(&tick).expect("the recorder saw that tick"), &self.schema)
     }
 }
 

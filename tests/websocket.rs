@@ -7,7 +7,9 @@ use std::io::Cursor;
 
 use common::{TestServer, within};
 use futures_util::{SinkExt, StreamExt};
-use tickcast::protocol::{ClientMsg, Hello, PROTOCOL_VERSION, ServerMsg};
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::Arena;
+use tickcast::protocol::{ClientMsg, Hello, PROTOCOL_VERSION, Schema, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -21,7 +23,12 @@ fn hello() -> Vec<u8> {
         name: "eager".into(),
         token: String::new(),
     };
-    ClientMsg::Hello(hello).encode()
+    ClientMsg::Hello(hello).encode(&[])
+}
+
+/// The test server's game's schema.
+fn arena() -> Schema {
+    Arena::schema(&GameConfig::default())
 }
 
 /// The next binary message, decoded, skipping WebSocket pings.
@@ -31,7 +38,7 @@ where
 {
     loop {
         match within(ws.next()).await {
-            Some(Ok(Message::Binary(bytes))) => return ServerMsg::decode(&bytes).unwrap(),
+            Some(Ok(Message::Binary(bytes))) => return ServerMsg::decode(&bytes, Some(&arena())).unwrap(),
             Some(Ok(Message::Ping(_))) => continue,
             other => panic!("expected a server message, got {other:?}"),
         }

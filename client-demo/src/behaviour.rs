@@ -1,7 +1,11 @@
 //! What a bot does: pure decisions from the world it holds and a seeded random source.
 //!
-//! A [`Brain`] is asked for a direction every time the bot is about to send a move. It reads
-//! no clock and does no I/O, so the same seed and the same worlds give the same moves.
+//! A [`Brain`] is asked for a [`Decision`] every time the bot is about to send an input. It
+//! reads no clock and does no I/O, so the same seed and the same worlds give the same inputs.
+//! It plays any game by the schema's kinds: a chaser heads for the nearest orb, or in a game
+//! without orbs for the nearest other entity of its own kind (the nearest tank); in a game
+//! whose input has `aim` and `fire`, every bot turns its turret to the nearest other entity of
+//! its kind and fires when it is within range.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -14,9 +18,27 @@ use crate::arena::{self, Arena};
 pub enum Behaviour {
     /// Holds a random heading for a while, then picks another; turns away from walls.
     Wander,
-    /// Heads for the nearest orb; wanders when there is none.
+    /// Heads for the nearest orb (or, without orbs, the nearest rival); wanders when there is
+    /// none.
     Chase,
 }
+
+/// One input's worth of decisions, by what the inputs mean; the bot sends the ones its game's
+/// input has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Direction, x.
+    pub dx: i8,
+    /// Direction, y.
+    pub dy: i8,
+    /// Turret angle, 256ths of a turn.
+    pub aim: u8,
+    /// Whether to fire.
+    pub fire: bool,
+}
+
+/// Within this distance (coordinate steps: 400 units) a rival is worth a shell.
+const FIRING_RANGE: u64 = 400 * 16;
 
 /// Which behaviour each bot of a swarm gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -73,20 +95,34 @@ impl Brain {
         self.behaviour
     }
 
-    /// The direction to move in next, for the player `me` in `world`.
-    pub fn decide(&mut self, world: &NetWorld, arena: &Arena, me: u32) -> (i8, i8) {
+    /// What to do next, as the player `me` in `world`.
+    pub fn decide(&mut self, world: &NetWorld, arena: &Arena, me: u32) -> Decision {
         let Some(me) = world.get(me) else {
             // Not in the world yet (joined after this tick): nothing to steer.
-            return (0, 0);
+            return Decision::default();
         };
-        let orb = match self.behaviour {
-            Behaviour::Chase => arena::nearest_orb(world, me),
-            Behaviour::Wander => None,
+        let rival = arena::nearest(world, arena, me, me.kind);
+        let prey = match (self.behaviour, arena.kind_named("orb")) {
+            (Behaviour::Chase, Some(orb)) => arena::nearest(world, arena, me, orb),
+            (Behaviour::Chase, None) => rival,
+            (Behaviour::Wander, _) => None,
         };
-        if let Some(orb) = orb {
-            return arena::heading(me, orb);
+        let (dx, dy) = match (prey, arena.position(me)) {
+            (Some(prey), _) => arena::heading(arena, me, prey),
+            (None, Some((x, y))) => self.wander(arena, x, y),
+            (None, None) => self.decide_blind(),
+        };
+        let mut decision = Decision {
+            dx,
+            dy,
+            ..Decision::default()
+        };
+        if let Some(rival) = rival {
+            decision.aim = arena::bearing(arena, me, rival).unwrap_or_default();
+            let distance = arena::distance_squared(arena, me, rival).unwrap_or(u64::MAX);
+            decision.fire = distance <= FIRING_RANGE * FIRING_RANGE;
         }
-        self.wander(arena, me.x, me.y)
+        decision
     }
 
     /// The direction to move in next without a world to look at (a bot that keeps none):
@@ -123,65 +159,68 @@ impl Brain {
 
 #[cfg(test)]
 mod tests {
-    use tickcast::protocol::{EntityKind, EntityState, Snapshot};
+    use tickcast::game::{Game, GameConfig};
+    use tickcast::games::Tanks;
+    use tickcast::protocol::Entity;
 
     use super::*;
+    use crate::arena::tests::{arena_schema, orb, player, world};
 
-    const ARENA: Arena = Arena {
-        width: 16_000,
-        height: 16_000,
-        scale: 16,
-    };
+    fn arena() -> Arena {
+        Arena::from_schema(&arena_schema())
+    }
 
-    fn world(entities: &[(u32, EntityKind, u32, u32)]) -> NetWorld {
-        let entities = entities
-            .iter()
-            .map(|&(id, kind, x, y)| EntityState {
-                id,
-                kind,
-                x,
-                y,
-                score: 0,
-            })
-            .collect();
-        NetWorld::from_snapshot(&Snapshot { tick: 1, entities }).unwrap()
+    fn direction(d: Decision) -> (i8, i8) {
+        (d.dx, d.dy)
     }
 
     #[test]
     fn a_chaser_heads_for_the_nearest_orb() {
-        let w = world(&[
-            (1, EntityKind::Orb, 8_000, 5_000),
-            (2, EntityKind::Orb, 12_000, 8_000),
-            (9, EntityKind::Player, 8_000, 8_000),
+        let w = world(vec![
+            orb(1, 8_000, 5_000),
+            orb(2, 12_000, 8_000),
+            player(9, 8_000, 8_000, 0),
         ]);
         let mut brain = Brain::new(Behaviour::Chase, 1);
-        assert_eq!(brain.decide(&w, &ARENA, 9), (0, -127));
+        assert_eq!(direction(brain.decide(&w, &arena(), 9)), (0, -127));
     }
 
     #[test]
     fn a_chaser_without_orbs_wanders_and_a_missing_player_stands_still() {
-        let w = world(&[(9, EntityKind::Player, 8_000, 8_000)]);
+        let w = world(vec![player(9, 8_000, 8_000, 0)]);
         let mut brain = Brain::new(Behaviour::Chase, 1);
-        assert_ne!(brain.decide(&w, &ARENA, 9), (0, 0));
-        assert_eq!(brain.decide(&w, &ARENA, 10), (0, 0));
+        assert_ne!(direction(brain.decide(&w, &arena(), 9)), (0, 0));
+        assert_eq!(brain.decide(&w, &arena(), 10), Decision::default());
     }
 
     #[test]
     fn wandering_is_deterministic_for_a_seed_and_turns_away_from_walls() {
-        let w = world(&[(9, EntityKind::Player, 8_000, 8_000)]);
+        let w = world(vec![player(9, 8_000, 8_000, 0)]);
         let run = |seed| {
             let mut brain = Brain::new(Behaviour::Wander, seed);
-            (0..100).map(|_| brain.decide(&w, &ARENA, 9)).collect::<Vec<_>>()
+            (0..100).map(|_| brain.decide(&w, &arena(), 9)).collect::<Vec<_>>()
         };
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));
 
-        let cornered = world(&[(9, EntityKind::Player, 0, 16_000)]);
+        let cornered = world(vec![player(9, 0, 16_000, 0)]);
         let mut brain = Brain::new(Behaviour::Wander, 3);
         for _ in 0..100 {
-            let (dx, dy) = brain.decide(&cornered, &ARENA, 9);
+            let (dx, dy) = direction(brain.decide(&cornered, &arena(), 9));
             assert!(dx >= 0 && dy <= 0, "({dx}, {dy}) heads into the corner");
         }
+    }
+
+    #[test]
+    fn a_tank_aims_at_the_nearest_rival_and_fires_in_range() {
+        let tanks = Arena::from_schema(&Tanks::schema(&GameConfig::default()));
+        let tank = |id, x, y| Entity::new(id, 0, &[x, y, 0, 100, 0, 0, 0]);
+        let w = world(vec![tank(1, 8_000, 8_000), tank(2, 8_000, 9_600), tank(3, 0, 0)]);
+        let mut brain = Brain::new(Behaviour::Chase, 1);
+        let d = brain.decide(&w, &tanks, 1);
+        assert_eq!((d.dx, d.dy, d.aim, d.fire), (0, 127, 64, true));
+        let far = world(vec![tank(1, 0, 0), tank(2, 16_000, 16_000)]);
+        assert!(!brain.decide(&far, &tanks, 1).fire, "out of range");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::arena::Arena;
-use crate::behaviour::{Behaviour, Brain};
+use crate::behaviour::{Behaviour, Brain, Decision};
 use crate::connect::Target;
 use crate::stats::RttStats;
 use crate::swarm::Live;
@@ -154,6 +154,23 @@ enum End {
     Closed(ClientError),
 }
 
+/// Sends a decision as the input fields the game has (by name: `dx`, `dy`, `aim`, `fire`).
+pub async fn send_decision(client: &mut Client, d: Decision) -> Result<(), ClientError> {
+    let schema = client.schema().clone();
+    let named = [
+        ("dx", i32::from(d.dx)),
+        ("dy", i32::from(d.dy)),
+        ("aim", i32::from(d.aim)),
+        ("fire", i32::from(d.fire)),
+    ];
+    let known: Vec<_> = named
+        .into_iter()
+        .filter(|(name, _)| schema.input_named(name).is_some())
+        .collect();
+    let values = client.input_values(&known)?;
+    client.send_input(&values).await.map(drop)
+}
+
 /// The counters one connection updates.
 struct Session<'a> {
     out: &'a mut BotOutcome,
@@ -164,7 +181,7 @@ struct Session<'a> {
 impl Session<'_> {
     /// Receives, moves and pings until the connection ends or `stop` fires.
     async fn drive(&mut self, client: &mut Client, brain: &mut Brain, spec: &BotSpec, stop: &CancellationToken) -> End {
-        let arena = Arena::from_welcome(client.welcome());
+        let arena = Arena::from_schema(client.schema());
         let me = client.player_id();
         let tick_hz = u64::from(client.welcome().tick_hz.max(1));
         let mut moves = time::interval(spec.move_every);
@@ -179,10 +196,10 @@ impl Session<'_> {
                 () = stop.cancelled() => return End::Stopped,
                 received = client.recv() => received.map(|r| self.count(r, tick_hz, spec.keep_world)),
                 _ = moves.tick() => match client.world().map(|world| brain.decide(world, &arena, me)) {
-                    Some((dx, dy)) => client.send_move(dx, dy).await.map(drop),
+                    Some(decision) => send_decision(client, decision).await,
                     None if !spec.keep_world => {
                         let (dx, dy) = brain.decide_blind();
-                        client.send_move(dx, dy).await.map(drop)
+                        send_decision(client, Decision { dx, dy, ..Decision::default() }).await
                     }
                     // Before the first snapshot there is nothing to decide on.
                     None => Ok(()),

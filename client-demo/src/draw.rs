@@ -1,5 +1,7 @@
-//! `play`'s screen: the arena scaled into the terminal and a side panel, drawn into a ratatui
-//! [`Buffer`] from plain data, so tests check it cell by cell without a terminal.
+//! `play`'s screen: the world scaled into the terminal and a side panel, drawn into a ratatui
+//! [`Buffer`] from plain data, so tests check it cell by cell without a terminal. Any game with
+//! positioned entities draws: the schema says where each kind's position and score are; the
+//! player's own kind is drawn `o`, the others `•`, `*`, `+`…
 //!
 //! ```text
 //! ┌ tickcast ──────────────────┐ you        #101
@@ -14,7 +16,6 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Widget};
 use tickcast::delta::NetWorld;
-use tickcast::protocol::EntityKind;
 
 use crate::arena::{self, Arena};
 use crate::keys::arrow;
@@ -29,18 +30,20 @@ const PANEL_WIDTH: u16 = 26;
 /// Players shown on the leaderboard.
 const LEADERS: usize = 5;
 
-/// Glyphs: the player, other players, orbs.
+/// Glyphs: the player, others of its kind, then the other kinds in order.
 const ME: &str = "@";
 const PLAYER: &str = "o";
-const ORB: &str = "•";
+const OTHERS: [&str; 4] = ["•", "*", "+", "x"];
 
 /// Everything the screen shows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct View<'a> {
     /// The world as last received; `None` until the first snapshot.
     pub world: Option<&'a NetWorld>,
-    /// The arena's size.
+    /// The world's size and its kinds' roles.
     pub arena: Arena,
+    /// The turret's angle, in games that have one.
+    pub aim: Option<u8>,
     /// This player's entity id.
     pub me: u32,
     /// The direction the player asked for.
@@ -86,16 +89,29 @@ impl View<'_> {
         let own = self.world.and_then(|w| w.get(self.me));
         let mut lines = vec![
             Line::styled(format!("{:<10} #{}", "you", self.me), highlight),
-            row("score", own.map(|e| e.score.to_string())),
+            row("score", own.and_then(|e| self.arena.score(e)).map(|s| s.to_string())),
             row(
                 "position",
-                own.map(|e| self.arena.units(e)).map(|(x, y)| format!("{x:.0}, {y:.0}")),
+                own.and_then(|e| self.arena.units(e))
+                    .map(|(x, y)| format!("{x:.0}, {y:.0}")),
             ),
             row("heading", Some(arrow(self.direction).to_string())),
             Line::default(),
             Line::from("leaderboard").bold(),
         ];
-        let leaders = self.world.map(|w| arena::leaderboard(w, LEADERS)).unwrap_or_default();
+        if let Some(aim) = self.aim {
+            let label = own
+                .and_then(|e| self.arena.label(e))
+                .map_or(String::new(), |l| format!(", {l}"));
+            lines.insert(
+                4,
+                row("turret", Some(format!("{}°{label}", u32::from(aim) * 360 / 256))),
+            );
+        }
+        let leaders = self
+            .world
+            .map(|w| arena::leaderboard(w, &self.arena, LEADERS))
+            .unwrap_or_default();
         for (rank, s) in leaders.iter().enumerate() {
             let style = if s.id == self.me { highlight } else { Style::new() };
             lines.push(Line::styled(
@@ -112,15 +128,23 @@ impl View<'_> {
         ));
         lines.push(row("rtt p99", p99.map(|us| Millis(us).to_string())));
         if let Some(world) = self.world {
-            let (players, orbs) = arena::census(world);
+            let counts = arena::census(world, &self.arena);
+            let census: Vec<String> = counts
+                .iter()
+                .enumerate()
+                .map(|(kind, n)| format!("{n} {}", self.arena.kind_name(kind as u8)))
+                .collect();
             lines.push(row("tick", Some(world.tick().to_string())));
-            lines.push(row("players", Some(format!("{players}, {orbs} orbs"))));
+            lines.push(row("world", Some(census.join(", "))));
         }
         if self.resyncs > 0 {
             lines.push(row("resyncs", Some(self.resyncs.to_string())));
         }
         lines.push(Line::default());
         lines.push(Line::from("arrows/WASD move").dim());
+        if self.aim.is_some() {
+            lines.push(Line::from("j/l turn, f fire").dim());
+        }
         lines.push(Line::from("space stop, q quit").dim());
         lines
     }
@@ -154,23 +178,30 @@ fn cell(inner: Rect, arena: &Arena, x: u32, y: u32) -> (u16, u16) {
     )
 }
 
-/// Orbs first, then the other players over them, then this player on top of everything.
+/// The other kinds first, then the others of this player's kind over them, then this player
+/// on top of everything.
 fn draw_entities(world: &NetWorld, arena: &Arena, me: u32, inner: Rect, buf: &mut Buffer) {
     if inner.is_empty() {
         return;
     }
-    let layers = [
-        (EntityKind::Orb, ORB, Style::new().fg(Color::Yellow)),
-        (EntityKind::Player, PLAYER, Style::new().fg(Color::Cyan)),
-    ];
-    for (kind, glyph, style) in layers {
-        for e in world.entities().iter().filter(|e| e.kind == kind && e.id != me) {
-            let (x, y) = cell(inner, arena, e.x, e.y);
-            buf.set_string(x, y, glyph, style);
-        }
+    let own_kind = world.get(me).map(|e| e.kind);
+    let colours = [Color::Yellow, Color::Magenta, Color::Blue, Color::Red];
+    let mut others = 0;
+    for kind in 0..arena.kinds() as u8 {
+        let (glyph, style) = if Some(kind) == own_kind {
+            continue;
+        } else {
+            others += 1;
+            let i = (others - 1) % OTHERS.len();
+            (OTHERS[i], Style::new().fg(colours[i]))
+        };
+        draw_kind(world, arena, kind, me, glyph, style, inner, buf);
     }
-    if let Some(e) = world.get(me) {
-        let (x, y) = cell(inner, arena, e.x, e.y);
+    if let Some(kind) = own_kind {
+        draw_kind(world, arena, kind, me, PLAYER, Style::new().fg(Color::Cyan), inner, buf);
+    }
+    if let Some((x, y)) = world.get(me).and_then(|e| arena.position(e)) {
+        let (x, y) = cell(inner, arena, x, y);
         let style = Style::new()
             .fg(Color::LightGreen)
             .add_modifier(Modifier::BOLD | Modifier::REVERSED);
@@ -178,32 +209,57 @@ fn draw_entities(world: &NetWorld, arena: &Arena, me: u32, inner: Rect, buf: &mu
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn draw_kind(
+    world: &NetWorld,
+    arena: &Arena,
+    kind: u8,
+    me: u32,
+    glyph: &str,
+    style: Style,
+    inner: Rect,
+    buf: &mut Buffer,
+) {
+    for e in world.entities().iter().filter(|e| e.kind == kind && e.id != me) {
+        if let Some((x, y)) = arena.position(e) {
+            let (x, y) = cell(inner, arena, x, y);
+            buf.set_string(x, y, glyph, style);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use tickcast::protocol::{EntityState, Snapshot};
-
     use super::*;
+    use crate::arena::tests::{arena_schema, orb, player, world as arena_world};
 
-    const ARENA: Arena = Arena {
-        width: 16_000,
-        height: 16_000,
-        scale: 16,
-    };
+    fn arena() -> Arena {
+        Arena::from_schema(&arena_schema())
+    }
 
     fn world() -> NetWorld {
-        let e = |id, kind, x, y, score| EntityState { id, kind, x, y, score };
-        NetWorld::from_snapshot(&Snapshot {
-            tick: 42,
-            entities: vec![
-                e(1, EntityKind::Orb, 0, 0, 0),
-                e(2, EntityKind::Orb, 15_999, 15_999, 0),
-                e(10, EntityKind::Player, 8_000, 0, 9),
-                e(11, EntityKind::Player, 8_000, 8_000, 3),
-            ],
-        })
-        .unwrap()
+        let mut w = arena_world(vec![
+            orb(1, 0, 0),
+            orb(2, 15_999, 15_999),
+            player(10, 8_000, 0, 9),
+            player(11, 8_000, 8_000, 3),
+        ]);
+        w = NetWorld::new(42, w.entities().to_vec());
+        w
+    }
+
+    fn view<'a>(world: Option<&'a NetWorld>, rtt: &'a RttStats, direction: (i8, i8)) -> View<'a> {
+        View {
+            world,
+            arena: arena(),
+            aim: None,
+            me: 11,
+            direction,
+            rtt,
+            resyncs: 0,
+        }
     }
 
     fn render(view: &View<'_>, w: u16, h: u16) -> Buffer {
@@ -222,27 +278,18 @@ mod tests {
     #[test]
     fn the_arena_keeps_its_shape_in_any_terminal() {
         // 80x24 leaves 54 columns: 22 rows of world need 44 columns.
-        assert_eq!(fit(Rect::new(0, 0, 54, 24), &ARENA), Rect::new(0, 0, 46, 24));
+        assert_eq!(fit(Rect::new(0, 0, 54, 24), &arena()), Rect::new(0, 0, 46, 24));
         // A tall, narrow space: the width decides.
-        assert_eq!(fit(Rect::new(0, 0, 22, 40), &ARENA), Rect::new(0, 0, 22, 12));
+        assert_eq!(fit(Rect::new(0, 0, 22, 40), &arena()), Rect::new(0, 0, 22, 12));
     }
 
     #[test]
     fn entities_land_in_their_cells_with_this_player_highlighted() {
-        let world = world();
-        let rtt = RttStats::new();
-        let view = View {
-            world: Some(&world),
-            arena: ARENA,
-            me: 11,
-            direction: (127, 0),
-            rtt: &rtt,
-            resyncs: 0,
-        };
-        let buf = render(&view, 80, 24);
+        let (world, rtt) = (world(), RttStats::new());
+        let buf = render(&view(Some(&world), &rtt, (127, 0)), 80, 24);
         // The field is 46x24 with a border: 44x22 cells inside, from (1, 1).
-        assert_eq!(buf[(1, 1)].symbol(), ORB, "orb at the origin");
-        assert_eq!(buf[(44, 22)].symbol(), ORB, "orb in the far corner");
+        assert_eq!(buf[(1, 1)].symbol(), OTHERS[0], "orb at the origin");
+        assert_eq!(buf[(44, 22)].symbol(), OTHERS[0], "orb in the far corner");
         assert_eq!(buf[(23, 1)].symbol(), PLAYER, "the other player, top middle");
         let me = &buf[(23, 12)];
         assert_eq!(me.symbol(), ME, "this player, in the middle");
@@ -252,18 +299,9 @@ mod tests {
 
     #[test]
     fn the_panel_shows_score_leaderboard_and_rtt() {
-        let world = world();
-        let mut rtt = RttStats::new();
+        let (world, mut rtt) = (world(), RttStats::new());
         rtt.record(Duration::from_micros(420));
-        let view = View {
-            world: Some(&world),
-            arena: ARENA,
-            me: 11,
-            direction: (0, -127),
-            rtt: &rtt,
-            resyncs: 0,
-        };
-        let screen = text(&render(&view, 80, 24));
+        let screen = text(&render(&view(Some(&world), &rtt, (0, -127)), 80, 24));
         for expected in [
             "you        #11",
             "score      3",
@@ -273,7 +311,7 @@ mod tests {
             " 2. #11          3",
             "rtt        0.42 ms",
             "tick       42",
-            "players    2, 2 orbs",
+            "world      2 player, 2 orb",
         ] {
             assert!(screen.contains(expected), "{expected:?} missing from\n{screen}");
         }
@@ -282,14 +320,7 @@ mod tests {
     #[test]
     fn before_the_snapshot_and_in_a_tiny_terminal_it_says_so() {
         let rtt = RttStats::new();
-        let view = View {
-            world: None,
-            arena: ARENA,
-            me: 11,
-            direction: (0, 0),
-            rtt: &rtt,
-            resyncs: 0,
-        };
+        let view = view(None, &rtt, (0, 0));
         assert!(text(&render(&view, 80, 24)).contains("waiting for the first snapshot"));
         assert!(text(&render(&view, 30, 10)).contains("terminal too small"));
     }

@@ -1,45 +1,68 @@
 //! The spectator feed's events (`GET /events`, JSON in server-sent events) and the world a
-//! spectator rebuilds from them.
+//! spectator rebuilds from them, for any game.
 //!
-//! The feed is for people and dashboards: positions are in world units (not position steps)
-//! and a delta's `updated` entries carry absolute values, each field only when it changed.
+//! The feed is for people and dashboards: entities carry their fields by the names the game's
+//! schema gives them (coordinates in world units), a snapshot carries the schema itself, and a
+//! delta's `updated` entries carry absolute values, each field only when it changed.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::arena::{self, Standing};
 use crate::sse;
 
-/// One entity in full.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+/// One entity in full: its id, its kind's name, and its fields by name.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Entity {
-    /// Unique for the server's life.
+    /// Unique for the room's life.
     pub id: u32,
-    /// What it is.
-    pub kind: Kind,
-    /// Position in world units.
-    pub x: f64,
-    /// Position in world units.
-    pub y: f64,
-    /// Orbs collected (0 for orbs).
-    pub score: u32,
+    /// Its kind's name in the schema.
+    pub kind: String,
+    /// Its fields, by the schema's names.
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, Value>,
 }
 
-/// What an entity is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// A connected player.
-    Player,
-    /// A collectible orb.
-    Orb,
-    /// A kind newer than this client; counted, never drawn.
-    #[serde(other)]
-    Other,
+impl Entity {
+    /// A field as a number, if it is one.
+    pub fn number(&self, field: &str) -> Option<f64> {
+        self.fields.get(field)?.as_f64()
+    }
 }
 
-/// `event: snapshot`: the whole world.
+/// The part of the game's schema a spectator reads: each kind's fields and their roles.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Schema {
+    /// The game's name.
+    #[serde(default)]
+    pub game: String,
+    /// Its entity kinds.
+    #[serde(default)]
+    pub kinds: Vec<KindSchema>,
+}
+
+/// One kind of the schema.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct KindSchema {
+    /// Its name.
+    pub name: String,
+    /// Its fields.
+    pub fields: Vec<FieldSchema>,
+}
+
+/// One field of a kind.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FieldSchema {
+    /// Its name.
+    pub name: String,
+    /// `x`, `y`, `score` or `label`, when it has a role.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
+/// `event: snapshot`: the whole world, and the game's schema.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Snapshot {
     /// The tick this is the world after.
@@ -50,6 +73,9 @@ pub struct Snapshot {
     pub height: f64,
     /// Spectators connected, this one included.
     pub spectators: u32,
+    /// The game.
+    #[serde(default)]
+    pub schema: Schema,
     /// Every entity.
     pub entities: Vec<Entity>,
 }
@@ -75,19 +101,16 @@ pub struct Delta {
 }
 
 /// The new values of an entity's changed fields.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Update {
     /// The entity.
     pub id: u32,
-    /// New x, if it changed.
-    pub x: Option<f64>,
-    /// New y, if it changed.
-    pub y: Option<f64>,
-    /// New score, if it changed.
-    pub score: Option<u32>,
+    /// The changed fields' new values.
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, Value>,
 }
 
-/// `event: shutdown`: the server is going away.
+/// `event: shutdown` (the server is going away) or `event: closed` (the room ended).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Shutdown {
     /// Why, in words.
@@ -101,7 +124,7 @@ pub enum FeedEvent {
     Snapshot(Snapshot),
     /// One tick's changes.
     Delta(Delta),
-    /// The server is stopping.
+    /// The server is stopping, or the room ended.
     Shutdown(Shutdown),
 }
 
@@ -140,7 +163,7 @@ impl FeedEvent {
         let parsed = match event.event.as_str() {
             "snapshot" => FeedEvent::Snapshot(serde_json::from_str(&event.data).map_err(json)?),
             "delta" => FeedEvent::Delta(serde_json::from_str(&event.data).map_err(json)?),
-            "shutdown" => FeedEvent::Shutdown(serde_json::from_str(&event.data).map_err(json)?),
+            "shutdown" | "closed" => FeedEvent::Shutdown(serde_json::from_str(&event.data).map_err(json)?),
             _ => return Ok(None),
         };
         Ok(Some(parsed))
@@ -154,6 +177,8 @@ pub struct World {
     pub tick: u64,
     /// Spectators connected, as last reported.
     pub spectators: u32,
+    /// The game, from the snapshot.
+    pub schema: Schema,
     entities: BTreeMap<u32, Entity>,
 }
 
@@ -163,6 +188,7 @@ impl World {
         Self {
             tick: snapshot.tick,
             spectators: snapshot.spectators,
+            schema: snapshot.schema,
             entities: snapshot.entities.into_iter().map(|e| (e.id, e)).collect(),
         }
     }
@@ -181,15 +207,13 @@ impl World {
         }
         for u in &delta.updated {
             if let Some(e) = self.entities.get_mut(&u.id) {
-                e.x = u.x.unwrap_or(e.x);
-                e.y = u.y.unwrap_or(e.y);
-                e.score = u.score.unwrap_or(e.score);
+                e.fields.extend(u.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
         }
         for id in &delta.removed {
             self.entities.remove(id);
         }
-        self.entities.extend(delta.spawned.iter().map(|e| (e.id, *e)));
+        self.entities.extend(delta.spawned.iter().map(|e| (e.id, e.clone())));
         self.tick = delta.tick;
         self.spectators = delta.spectators;
         Ok(())
@@ -200,21 +224,34 @@ impl World {
         self.entities.get(&id)
     }
 
-    /// How many entities of a kind there are.
-    pub fn count(&self, kind: Kind) -> usize {
-        self.entities.values().filter(|e| e.kind == kind).count()
+    /// How many entities of each kind there are, in the schema's kind order.
+    pub fn census(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = self.schema.kinds.iter().map(|k| (k.name.clone(), 0)).collect();
+        for e in self.entities.values() {
+            if let Some(count) = counts.iter_mut().find(|(name, _)| *name == e.kind) {
+                count.1 += 1;
+            }
+        }
+        counts
     }
 
-    /// The `n` best players, highest score first, older (lower id) first on a tie.
+    /// The `n` best-scoring entities (of kinds with a score field), highest first, older
+    /// (lower id) first on a tie.
     pub fn leaderboard(&self, n: usize) -> Vec<Standing> {
-        let players = self.entities.values().filter(|e| e.kind == Kind::Player);
-        arena::top(
-            players.map(|e| Standing {
+        let score_field = |kind: &str| {
+            let kind = self.schema.kinds.iter().find(|k| k.name == kind)?;
+            kind.fields
+                .iter()
+                .find(|f| f.role.as_deref() == Some("score"))
+                .map(|f| f.name.as_str())
+        };
+        let scored = self.entities.values().filter_map(|e| {
+            Some(Standing {
                 id: e.id,
-                score: e.score,
-            }),
-            n,
-        )
+                score: e.number(score_field(&e.kind)?)? as u32,
+            })
+        });
+        arena::top(scored, n)
     }
 }
 
@@ -222,9 +259,9 @@ impl World {
 mod tests {
     use super::*;
 
-    /// The examples of the feed's specification, verbatim.
-    const SNAPSHOT: &str = r#"{"tick":300,"width":1000,"height":1000,"spectators":2,"entities":[{"id":1,"kind":"orb","x":12.5,"y":40.0625,"score":0},{"id":101,"kind":"player","x":500.0,"y":20.5,"score":3}]}"#;
-    const DELTA: &str = r#"{"tick":301,"base":300,"spectators":2,"spawned":[{"id":7,"kind":"orb","x":1.0,"y":2.0,"score":0}],"updated":[{"id":101,"x":13.0,"y":40.0,"score":4}],"removed":[1]}"#;
+    /// The examples of the feed's specification (README, "Spectators"), for arena.
+    const SNAPSHOT: &str = r#"{"tick":300,"width":1000,"height":1000,"spectators":2,"schema":{"game":"arena","kinds":[{"name":"player","fields":[{"name":"x","type":"coord","role":"x"},{"name":"y","type":"coord","role":"y"},{"name":"score","type":"uint","role":"score"}]},{"name":"orb","fields":[{"name":"x","type":"coord","role":"x"},{"name":"y","type":"coord","role":"y"}]}]},"entities":[{"id":1,"kind":"orb","x":12.5,"y":40.0625},{"id":101,"kind":"player","x":500.0,"y":20.5,"score":3}]}"#;
+    const DELTA: &str = r#"{"tick":301,"base":300,"spectators":2,"spawned":[{"id":7,"kind":"orb","x":1.0,"y":2.0}],"updated":[{"id":101,"x":13.0,"y":40.0,"score":4}],"removed":[1]}"#;
 
     fn sse(event: &str, data: &str) -> sse::Event {
         sse::Event {
@@ -248,20 +285,21 @@ mod tests {
         }
     }
 
+    fn xys(e: &Entity) -> (Option<f64>, Option<f64>, Option<f64>) {
+        (e.number("x"), e.number("y"), e.number("score"))
+    }
+
     #[test]
     fn a_snapshot_then_a_delta_rebuild_the_world() {
         let mut world = snapshot();
-        assert_eq!(
-            (world.tick, world.count(Kind::Orb), world.count(Kind::Player)),
-            (300, 1, 1)
-        );
-        assert_eq!(world.get(1).unwrap().y, 40.0625);
+        assert_eq!(world.tick, 300);
+        assert_eq!(world.census(), [("player".into(), 1), ("orb".into(), 1)]);
+        assert_eq!(world.get(1).unwrap().number("y"), Some(40.0625));
         world.apply(&delta(DELTA)).unwrap();
         assert_eq!(world.tick, 301);
-        let p = world.get(101).unwrap();
-        assert_eq!((p.x, p.y, p.score), (13.0, 40.0, 4));
+        assert_eq!(xys(world.get(101).unwrap()), (Some(13.0), Some(40.0), Some(4.0)));
         assert!(world.get(1).is_none());
-        assert_eq!(world.get(7).unwrap().kind, Kind::Orb);
+        assert_eq!(world.get(7).unwrap().kind, "orb");
         assert_eq!(world.leaderboard(5), [Standing { id: 101, score: 4 }]);
     }
 
@@ -273,8 +311,7 @@ mod tests {
                 r#"{"tick":301,"base":300,"spectators":1,"updated":[{"id":101,"score":9}]}"#,
             ))
             .unwrap();
-        let p = world.get(101).unwrap();
-        assert_eq!((p.x, p.y, p.score), (500.0, 20.5, 9));
+        assert_eq!(xys(world.get(101).unwrap()), (Some(500.0), Some(20.5), Some(9.0)));
         assert_eq!(world.spectators, 1);
     }
 
@@ -294,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_unknown_events_and_bad_json() {
+    fn shutdown_closed_unknown_events_and_bad_json() {
         let shutdown = FeedEvent::parse(&sse("shutdown", r#"{"reason":"server shutting down"}"#)).unwrap();
         assert_eq!(
             shutdown,
@@ -302,10 +339,10 @@ mod tests {
                 reason: "server shutting down".into()
             }))
         );
+        let closed = FeedEvent::parse(&sse("closed", r#"{"reason":"room closed"}"#)).unwrap();
+        assert!(matches!(closed, Some(FeedEvent::Shutdown(s)) if s.reason == "room closed"));
         assert!(FeedEvent::parse(&sse("stats", "{}")).unwrap().is_none());
         let err = FeedEvent::parse(&sse("delta", "{\"tick\":")).unwrap_err();
         assert!(err.to_string().starts_with("bad delta event"), "{err}");
-        let kind: Entity = serde_json::from_str(r#"{"id":1,"kind":"portal","x":0,"y":0,"score":0}"#).unwrap();
-        assert_eq!(kind.kind, Kind::Other);
     }
 }

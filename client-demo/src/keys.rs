@@ -7,18 +7,27 @@
 //! - an arrow or W/A/S/D sets the direction (it replaces the previous one);
 //! - pressing or holding the key of the direction already set changes nothing, so key repeat
 //!   sends nothing;
-//! - space stops; q, Esc or ctrl-c quits.
+//! - space stops; q, Esc or ctrl-c quits;
+//! - in games with a turret (tanks): j and l (or , and .) turn it an eighth of a turn at a
+//!   time, f or Enter fires once.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// Full speed on one axis, as the protocol's `dx`/`dy` express it.
 const FULL: i8 = 127;
 
+/// One turret turn: an eighth of a turn, in 256ths.
+const TURN: i8 = 32;
+
 /// What a key asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Move in `(dx, dy)` (screen orientation: negative `dy` is up); `(0, 0)` stops.
     Go(i8, i8),
+    /// Turn the turret by this many 256ths of a turn.
+    Turn(i8),
+    /// Fire once.
+    Fire,
     /// Leave the game.
     Quit,
 }
@@ -36,16 +45,20 @@ pub fn command_for(key: &KeyEvent) -> Option<Command> {
         KeyCode::Left | KeyCode::Char('a' | 'A') => Command::Go(-FULL, 0),
         KeyCode::Right | KeyCode::Char('d' | 'D') => Command::Go(FULL, 0),
         KeyCode::Char(' ') => Command::Go(0, 0),
+        KeyCode::Char('j' | 'J' | ',') => Command::Turn(-TURN),
+        KeyCode::Char('l' | 'L' | '.') => Command::Turn(TURN),
+        KeyCode::Char('f' | 'F') | KeyCode::Enter => Command::Fire,
         KeyCode::Char('q' | 'Q') | KeyCode::Esc => Command::Quit,
         _ => return None,
     };
     Some(command)
 }
 
-/// The direction the player asked for last.
+/// The direction the player asked for last, and where its turret points.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Steering {
     direction: (i8, i8),
+    aim: u8,
 }
 
 impl Steering {
@@ -59,6 +72,16 @@ impl Steering {
         let changed = self.direction != direction;
         self.direction = direction;
         changed
+    }
+
+    /// The turret's angle, 256ths of a turn.
+    pub fn aim(&self) -> u8 {
+        self.aim
+    }
+
+    /// Turns the turret by `by` 256ths of a turn (wrapping).
+    pub fn turn(&mut self, by: i8) {
+        self.aim = self.aim.wrapping_add_signed(by);
     }
 }
 
@@ -116,7 +139,7 @@ mod tests {
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(command_for(&ctrl_c), Some(Command::Quit));
         assert_eq!(command_for(&press(KeyCode::Char('c'))), None);
-        assert_eq!(command_for(&press(KeyCode::Enter)), None);
+        assert_eq!(command_for(&press(KeyCode::Tab)), None);
     }
 
     #[test]
@@ -141,6 +164,16 @@ mod tests {
         assert!(steering.steer((0, -127)));
         assert_eq!(steering.direction(), (0, -127));
         assert!(steering.steer((0, 0)));
+    }
+
+    #[test]
+    fn the_turret_turns_and_fires_by_keys() {
+        assert_eq!(command_for(&press(KeyCode::Char('l'))), Some(Command::Turn(32)));
+        assert_eq!(command_for(&press(KeyCode::Char(','))), Some(Command::Turn(-32)));
+        assert_eq!(command_for(&press(KeyCode::Enter)), Some(Command::Fire));
+        let mut steering = Steering::default();
+        steering.turn(-32);
+        assert_eq!(steering.aim(), 224, "turning wraps around");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `play`: a player in the terminal, one task selecting over keys, the server and three timers.
 //!
 //! The loop, in the order a reader meets it:
-//! - a key becomes a [`Command`] ([`crate::keys`]); a change of direction is sent at once;
+//! - a key becomes a [`Command`] ([`crate::keys`]); a change of direction, a turn of the
+//!   turret or a shot is sent at once, as the input fields the game has (any game whose input
+//!   has `dx` and `dy`; tanks' `aim` and `fire` too);
 //! - every message from the server updates the local world (or records a pong's RTT);
 //! - every [`REFRESH`] the current direction is sent again, so a lost-looking player heals;
 //! - every [`PING_EVERY`] a ping measures the round trip;
@@ -20,6 +22,8 @@ use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::arena::Arena;
+use crate::behaviour::Decision;
+use crate::bot::send_decision;
 use crate::connect::Target;
 use crate::draw::View;
 use crate::keys::{Command, Steering, command_for};
@@ -98,9 +102,16 @@ impl Game<'_> {
                         Event::Key(key) => match command_for(&key) {
                             Some(Command::Quit) => return Ok(()),
                             Some(Command::Go(dx, dy)) if self.steering.steer((dx, dy)) => {
-                                self.client.send_move(dx, dy).await?;
+                                self.send(false).await?;
                                 dirty = true;
                             }
+                            Some(Command::Turn(by)) => {
+                                self.steering.turn(by);
+                                self.send(false).await?;
+                                dirty = true;
+                            }
+                            // Fire is a button: pressed in this input, released by the next.
+                            Some(Command::Fire) => self.send(true).await?,
                             _ => {}
                         },
                         Event::Resize(..) => dirty = true,
@@ -116,10 +127,7 @@ impl Game<'_> {
                     }
                     dirty = true;
                 }
-                _ = refresh.tick() => {
-                    let (dx, dy) = self.steering.direction();
-                    self.client.send_move(dx, dy).await?;
-                }
+                _ = refresh.tick() => self.send(false).await?,
                 _ = pings.tick() => {
                     self.nonce = self.nonce.wrapping_add(1);
                     self.client.send_ping(self.nonce).await?;
@@ -141,15 +149,21 @@ impl Game<'_> {
         let stale = std::mem::replace(&mut self.client, fresh);
         let _ = time::timeout(CLOSE_GRACE, stale.close()).await;
         self.resyncs += 1;
+        self.send(false).await
+    }
+
+    /// Sends the current controls (and a shot, if `fire`).
+    async fn send(&mut self, fire: bool) -> Result<(), ClientError> {
         let (dx, dy) = self.steering.direction();
-        self.client.send_move(dx, dy).await?;
-        Ok(())
+        let aim = self.steering.aim();
+        send_decision(&mut self.client, Decision { dx, dy, aim, fire }).await
     }
 
     fn view(&self) -> View<'_> {
         View {
             world: self.client.world(),
-            arena: Arena::from_welcome(self.client.welcome()),
+            arena: Arena::from_schema(self.client.schema()),
+            aim: self.client.schema().input_named("aim").map(|_| self.steering.aim()),
             me: self.client.player_id(),
             direction: self.steering.direction(),
             rtt: &self.rtt,

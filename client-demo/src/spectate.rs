@@ -23,7 +23,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::arena::Standing;
-use crate::feed::{self, FeedError, FeedEvent, Kind, World};
+use crate::feed::{self, FeedError, FeedEvent, World};
 use crate::sse::{self, SseError};
 
 /// Reconnection delay when the server did not set one (the standard leaves it to the client).
@@ -124,10 +124,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// The world's tick, once a snapshot arrived.
     pub tick: Option<u64>,
-    /// Players in the world.
-    pub players: usize,
-    /// Orbs in the world.
-    pub orbs: usize,
+    /// Entities in the world, by kind name, in the schema's order.
+    pub census: Vec<(String, usize)>,
     /// Spectators connected, as the server last said.
     pub spectators: u32,
     /// Events received in the last second.
@@ -144,11 +142,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{:>3}s] ", self.elapsed.as_secs())?;
         match self.tick {
-            Some(tick) => write!(
-                f,
-                "tick {tick} | {} players, {} orbs | {} spectators",
-                self.players, self.orbs, self.spectators
-            )?,
+            Some(tick) => {
+                let census: Vec<String> = self.census.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+                write!(
+                    f,
+                    "tick {tick} | {} | {} spectators",
+                    census.join(", "),
+                    self.spectators
+                )?;
+            }
             None => f.write_str("waiting for the first snapshot")?,
         }
         write!(
@@ -308,8 +310,7 @@ impl Follower<'_> {
         Summary {
             elapsed: self.started.elapsed(),
             tick: world.map(|w| w.tick),
-            players: world.map_or(0, |w| w.count(Kind::Player)),
-            orbs: world.map_or(0, |w| w.count(Kind::Orb)),
+            census: world.map(World::census).unwrap_or_default(),
             spectators: world.map_or(0, |w| w.spectators),
             events_per_sec: events,
             bytes_per_sec: bytes,

@@ -57,7 +57,8 @@ async fn the_screen_shows_this_player_where_the_server_put_it() {
     let world = client.world().expect("a world");
     let view = View {
         world: Some(world),
-        arena: Arena::from_welcome(client.welcome()),
+        arena: Arena::from_schema(client.schema()),
+        aim: None,
         me: client.player_id(),
         direction: (0, 0),
         rtt: &rtt,

@@ -9,8 +9,10 @@ use std::time::Duration;
 use client_demo::swarm::{self, SwarmConfig};
 use common::within;
 use futures_util::{SinkExt, StreamExt};
+use tickcast::game::{Game, GameConfig};
+use tickcast::games::Arena;
 use tickcast::protocol::{
-    ClientMsg, Delta, EntityKind, EntityState, PROTOCOL_VERSION, ServerMsg, Snapshot, Updates, Welcome, world_checksum,
+    ClientMsg, Delta, Entity, PROTOCOL_VERSION, ServerMsg, Snapshot, Updates, Welcome, world_checksum,
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,27 +22,29 @@ use tokio_util::sync::CancellationToken;
 /// checksum is wrong on the first connection and right on the others; then reads until the
 /// player leaves.
 async fn stand_in(listener: TcpListener, connections: usize) {
-    let orb = EntityState {
-        id: 1,
-        kind: EntityKind::Orb,
-        x: 160,
-        y: 160,
-        score: 0,
-    };
+    let schema = Arena::schema(&GameConfig::default());
+    let orb_kind = schema
+        .kinds
+        .iter()
+        .position(|k| k.name == "orb")
+        .expect("arena has orbs") as u8;
+    // x and y, in 1/16ths of a unit.
+    let orb = Entity::new(1, orb_kind, &[160, 160]);
     for n in 0..connections {
         let (tcp, _) = listener.accept().await.expect("accept");
         let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
         let hello = ws.next().await.expect("a hello").expect("read");
-        assert!(matches!(ClientMsg::decode(&hello.into_data()), Ok(ClientMsg::Hello(_))));
-        let checksum = world_checksum(&[orb]) ^ if n == 0 { 1 } else { 0 };
+        assert!(matches!(
+            ClientMsg::decode(&hello.into_data(), &schema.input),
+            Ok(ClientMsg::Hello(_))
+        ));
+        let checksum = world_checksum(&[orb], &schema) ^ if n == 0 { 1 } else { 0 };
         let messages = [
             ServerMsg::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
                 player_id: 100 + n as u32,
                 tick_hz: 1,
-                world_width: 100,
-                world_height: 100,
-                position_scale: 16,
+                schema: schema.clone(),
             }),
             ServerMsg::Snapshot(Snapshot {
                 tick: 1,
@@ -56,7 +60,9 @@ async fn stand_in(listener: TcpListener, connections: usize) {
             }),
         ];
         for msg in messages {
-            ws.send(Message::Binary(msg.encode().into())).await.expect("send");
+            ws.send(Message::Binary(msg.encode(&schema).into()))
+                .await
+                .expect("send");
         }
         // Moves and pings are read and ignored; the loop ends when the player closes.
         tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-const SNAPSHOT: &str = r#"{"tick":300,"width":1000,"height":1000,"spectators":1,"entities":[{"id":1,"kind":"orb","x":12.5,"y":40.0625,"score":0},{"id":101,"kind":"player","x":500.0,"y":20.5,"score":3}]}"#;
+const SNAPSHOT: &str = r#"{"tick":300,"width":1000,"height":1000,"spectators":1,"schema":{"game":"arena","kinds":[{"name":"player","fields":[{"name":"x","type":"coord","role":"x"},{"name":"y","type":"coord","role":"y"},{"name":"score","type":"uint","role":"score"}]},{"name":"orb","fields":[{"name":"x","type":"coord","role":"x"},{"name":"y","type":"coord","role":"y"}]}]},"entities":[{"id":1,"kind":"orb","x":12.5,"y":40.0625},{"id":101,"kind":"player","x":500.0,"y":20.5,"score":3}]}"#;
 const DELTA: &str =
     r#"{"tick":301,"base":300,"spectators":1,"spawned":[],"updated":[{"id":101,"score":4}],"removed":[1]}"#;
 const EVENT_STREAM: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\n";
@@ -73,12 +73,10 @@ async fn the_follower_rebuilds_the_world_and_stops_at_shutdown() {
 
     assert_eq!(ended, Ended::Shutdown("server shutting down".into()));
     let last = summaries.last().expect("a summary");
-    assert_eq!(
-        (last.tick, last.players, last.orbs, last.spectators),
-        (Some(301), 1, 0, 1)
-    );
+    assert_eq!((last.tick, last.spectators), (Some(301), 1));
+    assert_eq!(last.census, [("player".to_owned(), 1), ("orb".to_owned(), 0)]);
     assert_eq!(last.leaders.first().map(|s| (s.id, s.score)), Some((101, 4)));
-    assert!(last.to_string().contains("tick 301 | 1 players, 0 orbs"), "{last}");
+    assert!(last.to_string().contains("tick 301 | 1 player, 0 orb"), "{last}");
     within(feed).await.unwrap();
 }
 

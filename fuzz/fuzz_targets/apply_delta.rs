@@ -1,28 +1,32 @@
 //! What a client does with the server's messages: build a world from a snapshot and apply a
-//! delta to it. `NetWorld::apply` must never panic and must agree with a plain map model of
-//! PROTOCOL.md's rules (updates, then removals, then spawns); the world it leaves is in strictly
-//! ascending id order; and the server's `diff` of the two worlds applies back to the same world
-//! (when the delta reuses no id, as the server never does).
+//! delta to it, by a game's schema. `NetWorld::apply` must never panic and must agree with a
+//! plain map model of PROTOCOL.md's rules (updates by field type, then removals, then spawns);
+//! the world it leaves is in strictly ascending id order; and the server's `diff` of the two
+//! worlds applies back to the same world (when the delta reuses no id, as the server never
+//! does).
 //!
-//! Input: two bytes (little endian) giving the length of an encoded `Snapshot` message, that
-//! message, then an encoded `Delta` message filling the rest.
+//! Input: a byte choosing the game (arena or tanks), two bytes (little endian) giving the
+//! length of an encoded `Snapshot` message, that message, then an encoded `Delta` message
+//! filling the rest.
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use tickcast::delta::{ApplyError, NetWorld};
-use tickcast::protocol::{Delta, EntityState, ServerMsg};
+use tickcast::protocol::{Delta, Entity, FieldType, Schema, ServerMsg};
 
 fuzz_target!(|data: &[u8]| {
+    let Some((&which, data)) = data.split_first() else { return };
+    let schema = tickcast_fuzz::schema(which);
     let Some((head, rest)) = data.split_first_chunk::<2>() else {
         return;
     };
     let (snapshot, delta) = rest.split_at(usize::from(u16::from_le_bytes(*head)).min(rest.len()));
-    let Ok(ServerMsg::Snapshot(snapshot)) = ServerMsg::decode(snapshot) else {
+    let Ok(ServerMsg::Snapshot(snapshot)) = ServerMsg::decode(snapshot, Some(&schema)) else {
         return;
     };
-    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(delta) else {
+    let Ok(ServerMsg::Delta(delta)) = ServerMsg::decode(delta, Some(&schema)) else {
         return;
     };
     let ordered = snapshot.entities.windows(2).all(|w| w[0].id < w[1].id);
@@ -39,21 +43,27 @@ fuzz_target!(|data: &[u8]| {
     assert!(ordered, "an unordered snapshot was accepted");
 
     let mut world = base.clone();
-    let result = world.apply(&delta);
-    check_against_model(&base, &delta, &result, &world);
+    let result = world.apply(&delta, &schema);
+    check_against_model(&base, &delta, &schema, &result, &world);
     if matches!(result, Ok(()) | Err(ApplyError::ChecksumMismatch { .. })) {
         check_ascending(&world);
-        check_diff_round_trip(&base, &world, &delta);
+        check_diff_round_trip(&base, &world, &delta, &schema);
     }
 });
 
 /// The result and world `NetWorld::apply` gave must be the ones the model gives.
-fn check_against_model(base: &NetWorld, delta: &Delta, result: &Result<(), ApplyError>, world: &NetWorld) {
+fn check_against_model(
+    base: &NetWorld,
+    delta: &Delta,
+    schema: &Schema,
+    result: &Result<(), ApplyError>,
+    world: &NetWorld,
+) {
     // PROTOCOL.md: apply a delta only to the world at exactly `tick - base_gap`.
     // `tick < base_gap` names no tick at all, so no world is its base.
     let base_ok = delta.tick.checked_sub(u64::from(delta.base_gap)) == Some(base.tick()) && delta.base_gap > 0;
     let expected = if base_ok {
-        model(base, delta)
+        model(base, delta, schema)
     } else {
         Err(ApplyError::WrongBase { tick: delta.tick, base_gap: delta.base_gap, held: base.tick() })
     };
@@ -62,14 +72,14 @@ fn check_against_model(base: &NetWorld, delta: &Delta, result: &Result<(), Apply
             assert_eq!(world.entities(), &entities[..]);
             assert_eq!(world.tick(), delta.tick);
             if let Some(sum) = delta.checksum {
-                assert_eq!(world.checksum(), sum);
+                assert_eq!(world.checksum(schema), sum);
             }
         }
         (Ok(entities), Err(ApplyError::ChecksumMismatch { tick, server, local })) => {
             // The one error that leaves the delta applied.
             assert_eq!(world.entities(), &entities[..]);
             assert_eq!((*tick, Some(*server)), (delta.tick, delta.checksum));
-            assert_eq!(*local, world.checksum());
+            assert_eq!(*local, world.checksum(schema));
             assert_ne!(*server, *local);
         }
         (Err(want), Err(got)) => {
@@ -81,18 +91,27 @@ fn check_against_model(base: &NetWorld, delta: &Delta, result: &Result<(), Apply
 }
 
 /// PROTOCOL.md's delta rules on an id-keyed map, base tick already checked.
-fn model(base: &NetWorld, delta: &Delta) -> Result<Vec<EntityState>, ApplyError> {
-    let mut map: BTreeMap<u32, EntityState> = base.entities().iter().map(|e| (e.id, *e)).collect();
-    for u in &delta.updated.0 {
-        let e = map.get_mut(&u.id).ok_or(ApplyError::UnknownEntity(u.id))?;
-        if let Some(dx) = u.dx {
-            e.x = e.x.checked_add_signed(dx).ok_or(ApplyError::OutOfRange(u.id))?;
-        }
-        if let Some(dy) = u.dy {
-            e.y = e.y.checked_add_signed(dy).ok_or(ApplyError::OutOfRange(u.id))?;
-        }
-        if let Some(score) = u.score {
-            e.score = score;
+fn model(base: &NetWorld, delta: &Delta, schema: &Schema) -> Result<Vec<Entity>, ApplyError> {
+    let mut map: BTreeMap<u32, Entity> = base.entities().iter().map(|e| (e.id, *e)).collect();
+    for group in &delta.updated.0 {
+        let fields = &schema.kinds[usize::from(group.kind)].fields;
+        for u in &group.updates {
+            let e = map.get_mut(&u.id).ok_or(ApplyError::UnknownEntity(u.id))?;
+            if e.kind != group.kind {
+                return Err(ApplyError::WrongKind(u.id));
+            }
+            for (i, field) in fields.iter().enumerate() {
+                if u.mask & (1 << i) == 0 {
+                    continue;
+                }
+                e.values[i] = match field.ty {
+                    FieldType::Coord => e.values[i]
+                        .checked_add_signed(u.values[i] as i32)
+                        .ok_or(ApplyError::OutOfRange(u.id))?,
+                    FieldType::Flag => e.values[i] ^ 1,
+                    _ => u.values[i],
+                };
+            }
         }
     }
     for id in &delta.removed {
@@ -115,7 +134,7 @@ fn check_ascending(world: &NetWorld) {
 
 /// The server's `diff` from `base` to `world`, sent over the wire and applied to `base`, must
 /// give back `world`.
-fn check_diff_round_trip(base: &NetWorld, world: &NetWorld, delta: &Delta) {
+fn check_diff_round_trip(base: &NetWorld, world: &NetWorld, delta: &Delta, schema: &Schema) {
     // The server never reuses an id, and `diff` relies on that: an id removed and spawned again
     // in one delta may change its kind, which an update cannot say, or move further than the
     // i32 an update carries. Without reuse, every entity in both worlds changed only through
@@ -123,18 +142,19 @@ fn check_diff_round_trip(base: &NetWorld, world: &NetWorld, delta: &Delta) {
     if delta.spawned.iter().any(|s| delta.removed.contains(&s.id)) {
         return;
     }
-    let changes = base.diff(world);
+    let changes = base.diff(world, schema);
     let sent = Delta {
         spawned: changes.spawned,
         updated: changes.updated,
         removed: changes.removed,
-        checksum: Some(world.checksum()),
+        checksum: Some(world.checksum(schema)),
         ..delta.clone()
     };
-    let Ok(ServerMsg::Delta(received)) = ServerMsg::decode(&ServerMsg::Delta(sent).encode()) else {
+    let bytes = ServerMsg::Delta(sent).encode(schema);
+    let Ok(ServerMsg::Delta(received)) = ServerMsg::decode(&bytes, Some(schema)) else {
         panic!("a diff's delta does not decode");
     };
     let mut replica = base.clone();
-    assert_eq!(replica.apply(&received), Ok(()));
+    assert_eq!(replica.apply(&received, schema), Ok(()));
     assert_eq!(&replica, world, "applying the diff did not rebuild the world");
 }

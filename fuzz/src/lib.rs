@@ -69,17 +69,31 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Asserts that a decode held at most `limit` heap bytes at its peak, whatever its input.
-///
-/// bincode charges the decode limit for a container's whole in-memory size before allocating
-/// it, and for each value's in-memory size as it decodes it (freeing a container element's
-/// advance charge as it does), so no length prefix can make a decode hold more than the limit.
-/// `Updates` charges its container the same way.
-pub fn assert_bounded_decode(peak: usize, limit: usize) {
+/// The most heap a decode may hold per byte of input: a count is refused unless the bytes
+/// left could hold that many elements of at least one byte (two for an entity), and the
+/// largest element in memory is an entity or an update (40 bytes) or a schema's field.
+pub const HEAP_PER_INPUT_BYTE: usize = 64;
+
+/// Asserts that a decode of `input_len` bytes held at most [`HEAP_PER_INPUT_BYTE`] heap bytes
+/// per input byte (plus a constant) at its peak: no length prefix can make a decode allocate
+/// more than its input could fill.
+pub fn assert_bounded_decode(peak: usize, input_len: usize) {
+    let limit = 4096 + HEAP_PER_INPUT_BYTE * input_len;
     assert!(
         peak <= limit,
-        "a decode held {peak} heap bytes, over its {limit}-byte decode limit"
+        "a decode of {input_len} bytes held {peak} heap bytes, over its {limit}-byte bound"
     );
+}
+
+/// The schema of one of the built-in games, chosen by a byte: arena or tanks.
+pub fn schema(which: u8) -> tickcast::protocol::Schema {
+    use tickcast::game::{Game, GameConfig};
+    let config = GameConfig::default();
+    if which % 2 == 0 {
+        tickcast::games::Arena::schema(&config)
+    } else {
+        tickcast::games::Tanks::schema(&config)
+    }
 }
 
 /// Asserts that `input`, which decoded to a message whose encoding is `canonical`, is exactly

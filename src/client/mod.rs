@@ -10,6 +10,7 @@
 
 pub mod lobby;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,8 +21,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::delta::{ApplyError, NetWorld};
 use crate::protocol::{
-    ClientMsg, DecodeFailure, Hello, MAX_SERVER_MESSAGE, Move, PROTOCOL_VERSION, Peeked, Ping, Pong, ServerMsg,
-    Welcome, unix_micros,
+    ClientMsg, DecodeFailure, Hello, Input, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Peeked, Ping, Pong,
+    Schema, ServerMsg, Welcome, unix_micros,
 };
 
 /// What can go wrong for a client.
@@ -90,6 +91,8 @@ pub enum Received {
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     welcome: Welcome,
+    /// The game's schema, from the welcome: how every snapshot and delta is read.
+    schema: Arc<Schema>,
     world: Option<NetWorld>,
     seq: u32,
     /// The last move the server applied, from its `Ack` messages.
@@ -123,15 +126,17 @@ impl Client {
                 url: url.into(),
                 source,
             })?;
-        ws.send(Message::Binary(ClientMsg::Hello(hello).encode().into()))
+        ws.send(Message::Binary(ClientMsg::Hello(hello).encode(&[]).into()))
             .await?;
         let mut bytes_received = 0;
-        let welcome = match next_msg(&mut ws, &mut bytes_received).await? {
+        let first = next_binary(&mut ws, &mut bytes_received).await?;
+        let welcome = match ServerMsg::decode(&first, None)? {
             ServerMsg::Welcome(w) => w,
             other => return Err(ClientError::Protocol(format!("expected welcome, got {other:?}"))),
         };
         Ok(Self {
             ws,
+            schema: Arc::new(welcome.schema.clone()),
             welcome,
             world: None,
             seq: 0,
@@ -152,9 +157,14 @@ impl Client {
         Self::connect_with(&seat.ws, hello).await
     }
 
-    /// The welcome: this player's id, the tick rate and the world size.
+    /// The welcome: this player's id, the tick rate and the game's schema.
     pub fn welcome(&self) -> &Welcome {
         &self.welcome
+    }
+
+    /// The game's schema: its entity kinds and their fields, its input's fields.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
     }
 
     /// This player's entity id.
@@ -184,12 +194,35 @@ impl Client {
         self.bytes_received
     }
 
-    /// Sends a move command and returns its sequence number.
-    pub async fn send_move(&mut self, dx: i8, dy: i8) -> Result<u32, ClientError> {
+    /// Sends an input (one value per input field of the schema, in its order) and returns its
+    /// sequence number.
+    pub async fn send_input(&mut self, values: &[i32]) -> Result<u32, ClientError> {
         self.seq += 1;
         let seq = self.seq;
-        self.send(&ClientMsg::Move(Move { seq, dx, dy })).await?;
+        let values = InputValues::new(values);
+        self.send(&ClientMsg::Input(Input { seq, values })).await?;
         Ok(seq)
+    }
+
+    /// The input values for fields given by name (the others 0), in schema order. A name the
+    /// game's input does not have is an error.
+    pub fn input_values(&self, named: &[(&str, i32)]) -> Result<Vec<i32>, ClientError> {
+        let mut values = vec![0; self.schema.input.len()];
+        for (name, value) in named {
+            let i = self
+                .schema
+                .input_named(name)
+                .ok_or_else(|| ClientError::Protocol(format!("{} has no input field {name:?}", self.schema.game)))?;
+            values[i] = *value;
+        }
+        Ok(values)
+    }
+
+    /// Sends the direction `(dx, dy)` as the input fields named `dx` and `dy` (the others 0),
+    /// for games that have them (arena and tanks do), and returns its sequence number.
+    pub async fn send_move(&mut self, dx: i8, dy: i8) -> Result<u32, ClientError> {
+        let values = self.input_values(&[("dx", i32::from(dx)), ("dy", i32::from(dy))])?;
+        self.send_input(&values).await
     }
 
     /// Sends a ping stamped with the current time; the pong comes back through [`Client::recv`].
@@ -203,7 +236,8 @@ impl Client {
 
     /// Sends any message as is (for tests of the server's checks).
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
-        self.ws.send(Message::Binary(msg.encode().into())).await?;
+        let bytes = msg.encode(&self.schema.input);
+        self.ws.send(Message::Binary(bytes.into())).await?;
         Ok(())
     }
 
@@ -221,7 +255,8 @@ impl Client {
                     None => {}
                 }
             }
-            if let Some(received) = self.apply(ServerMsg::decode(&bytes)?)? {
+            let msg = ServerMsg::decode(&bytes, Some(&self.schema))?;
+            if let Some(received) = self.apply(msg)? {
                 return Ok(received);
             }
         }
@@ -247,7 +282,7 @@ impl Client {
                     .world
                     .as_mut()
                     .ok_or_else(|| ClientError::Protocol("delta before any snapshot".into()))?;
-                world.apply(&d)?;
+                world.apply(&d, &self.schema)?;
                 Received::Delta {
                     tick: d.tick,
                     ack: self.ack,
@@ -273,14 +308,6 @@ impl Client {
         while let Some(Ok(_)) = self.ws.next().await {}
         Ok(())
     }
-}
-
-/// Reads and decodes the next message.
-async fn next_msg(
-    ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>,
-    bytes_received: &mut u64,
-) -> Result<ServerMsg, ClientError> {
-    Ok(ServerMsg::decode(&next_binary(ws, bytes_received).await?)?)
 }
 
 /// Reads the next binary message, skipping control frames; a close frame becomes an error.

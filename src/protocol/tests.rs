@@ -1,113 +1,170 @@
-//! The wire format's tests: the PROTOCOL.md vectors byte for byte, limits and malformed input.
+//! The wire format's tests: the PROTOCOL.md vectors byte for byte (both built-in games), the
+//! decoding rules, hostile schemas and limits.
 
 use super::*;
+use crate::game::{Game, GameConfig};
+use crate::games::{Arena, Tanks};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
-/// The two entities of the `snapshot` vector (and of the checksum example) in PROTOCOL.md.
-fn documented_entities() -> [EntityState; 2] {
-    [
-        EntityState {
-            id: 1,
-            kind: EntityKind::Orb,
-            x: 160,
-            y: 16000,
-            score: 0,
-        },
-        EntityState {
-            id: 7,
-            kind: EntityKind::Player,
-            x: 8000,
-            y: 8000,
-            score: 3,
-        },
+fn arena() -> Schema {
+    Arena::schema(&GameConfig::default())
+}
+
+fn tanks() -> Schema {
+    Tanks::schema(&GameConfig::default())
+}
+
+/// The two entities of the arena `snapshot` vector (and of the checksum example).
+fn documented_entities() -> Vec<Entity> {
+    vec![
+        Entity::new(1, 1, &[160, 16000]),    // an orb
+        Entity::new(7, 0, &[8000, 8000, 3]), // a player
     ]
 }
 
-fn welcome() -> ServerMsg {
-    ServerMsg::Welcome(Welcome {
-        version: 2,
-        player_id: 7,
-        tick_hz: 30,
-        world_width: 1000,
-        world_height: 1000,
-        position_scale: 16,
-    })
+fn group(kind: u8, updates: Vec<Update>) -> KindUpdates {
+    KindUpdates { kind, updates }
 }
 
-fn delta() -> Delta {
+fn update(id: u32, fields: &[(usize, u32)]) -> Update {
+    let mut u = Update {
+        id,
+        mask: 0,
+        values: [0; MAX_FIELDS],
+    };
+    for &(i, v) in fields {
+        u.mask |= 1 << i;
+        u.values[i] = v;
+    }
+    u
+}
+
+fn arena_delta() -> Delta {
     Delta {
         tick: 1000,
         base_gap: 1,
-        spawned: vec![EntityState {
-            id: 260,
-            kind: EntityKind::Orb,
-            x: 1600,
-            y: 80,
-            score: 0,
-        }],
-        updated: Updates(vec![
-            EntityUpdate {
-                id: 7,
-                dx: Some(80),
-                dy: Some(-3),
-                score: None,
-            },
-            EntityUpdate {
-                id: 9,
-                dx: None,
-                dy: None,
-                score: Some(2),
-            },
-        ]),
+        spawned: vec![Entity::new(260, 1, &[1600, 80])],
+        updated: Updates(vec![group(
+            0,
+            vec![update(7, &[(0, 80), (1, (-3i32) as u32)]), update(9, &[(2, 2)])],
+        )]),
         removed: vec![12],
         checksum: Some(0xdead_beef),
     }
 }
 
-/// The vectors printed in PROTOCOL.md, message by message.
-fn vectors() -> Vec<(&'static str, Vec<u8>)> {
+fn tanks_delta() -> Delta {
+    Delta {
+        tick: 31,
+        base_gap: 1,
+        spawned: vec![Entity::new(40, 1, &[8000, 8320, 0, 320, 3])],
+        updated: Updates(vec![group(
+            0,
+            vec![update(3, &[(2, 64), (5, 1)]), update(5, &[(3, 75), (6, 1)])],
+        )]),
+        removed: vec![38],
+        checksum: None,
+    }
+}
+
+/// The vectors printed in PROTOCOL.md: (name, schema the bytes are read with, bytes).
+fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
+    let (arena, tanks) = (arena(), tanks());
+    let input = |values: &[i32], seq| {
+        ClientMsg::Input(Input {
+            seq,
+            values: InputValues::new(values),
+        })
+    };
     vec![
         (
             "hello",
+            arena.clone(),
             ClientMsg::Hello(Hello {
-                version: 2,
+                version: 3,
                 name: "ann".into(),
                 token: String::new(),
             })
-            .encode(),
+            .encode(&[]),
         ),
         (
-            "move",
-            ClientMsg::Move(Move {
-                seq: 5,
-                dx: 127,
-                dy: -127,
-            })
-            .encode(),
+            "arena input",
+            arena.clone(),
+            input(&[127, -127], 5).encode(&arena.input),
+        ),
+        (
+            "tanks input",
+            tanks.clone(),
+            input(&[0, 127, 64, 1], 6).encode(&tanks.input),
         ),
         (
             "ping",
+            arena.clone(),
             ClientMsg::Ping(Ping {
                 nonce: 42,
                 client_time_us: 1_000_000,
             })
-            .encode(),
+            .encode(&[]),
         ),
-        ("welcome", welcome().encode()),
         (
-            "snapshot",
+            "arena welcome",
+            arena.clone(),
+            ServerMsg::Welcome(Welcome {
+                version: 3,
+                player_id: 7,
+                tick_hz: 30,
+                schema: arena.clone(),
+            })
+            .encode(&arena),
+        ),
+        (
+            "tanks welcome",
+            tanks.clone(),
+            ServerMsg::Welcome(Welcome {
+                version: 3,
+                player_id: 3,
+                tick_hz: 30,
+                schema: tanks.clone(),
+            })
+            .encode(&tanks),
+        ),
+        (
+            "arena snapshot",
+            arena.clone(),
             ServerMsg::Snapshot(Snapshot {
                 tick: 3,
-                entities: documented_entities().to_vec(),
+                entities: documented_entities(),
             })
-            .encode(),
+            .encode(&arena),
         ),
-        ("delta", ServerMsg::Delta(delta()).encode()),
+        (
+            "tanks snapshot",
+            tanks.clone(),
+            ServerMsg::Snapshot(Snapshot {
+                tick: 30,
+                entities: vec![
+                    Entity::new(3, 0, &[8000, 8000, 0, 100, 2, 0, 0]),
+                    Entity::new(38, 1, &[4000, 4000, (-320i32) as u32, 0, 5]),
+                ],
+            })
+            .encode(&tanks),
+        ),
+        (
+            "arena delta",
+            arena.clone(),
+            ServerMsg::Delta(arena_delta()).encode(&arena),
+        ),
+        (
+            "tanks delta",
+            tanks.clone(),
+            ServerMsg::Delta(tanks_delta()).encode(&tanks),
+        ),
         (
             "idle delta",
+            arena.clone(),
             ServerMsg::Delta(Delta {
                 tick: 70_000,
                 base_gap: 1,
@@ -116,26 +173,31 @@ fn vectors() -> Vec<(&'static str, Vec<u8>)> {
                 removed: vec![],
                 checksum: None,
             })
-            .encode(),
+            .encode(&arena),
         ),
-        ("ack", ServerMsg::Ack(Ack { seq: 300 }).encode()),
+        ("ack", arena.clone(), ServerMsg::Ack(Ack { seq: 300 }).encode(&arena)),
         (
             "pong",
+            arena.clone(),
             ServerMsg::Pong(Pong {
                 nonce: 42,
                 client_time_us: 1_000_000,
                 server_tick: 250,
                 server_time_us: 1_700_000_000_000_000,
             })
-            .encode(),
+            .encode(&arena),
         ),
     ]
+}
+
+fn is_client(name: &str) -> bool {
+    matches!(name, "hello" | "ping") || name.ends_with("input")
 }
 
 #[test]
 fn protocol_md_vectors_match_the_encoder() {
     let doc = include_str!("../../PROTOCOL.md");
-    for (name, bytes) in vectors() {
+    for (name, _, bytes) in vectors() {
         let line = format!("{name}: {}", hex(&bytes));
         assert!(doc.contains(&line), "PROTOCOL.md lacks the vector line `{line}`");
     }
@@ -143,26 +205,69 @@ fn protocol_md_vectors_match_the_encoder() {
 
 #[test]
 fn every_vector_decodes_back_to_its_message() {
-    for (name, bytes) in vectors() {
-        let round = match name {
-            "hello" | "move" | "ping" => ClientMsg::decode(&bytes).map(|m| m.encode()),
-            _ => ServerMsg::decode(&bytes).map(|m| m.encode()),
+    for (name, schema, bytes) in vectors() {
+        let round = if is_client(name) {
+            ClientMsg::decode(&bytes, &schema.input).map(|m| m.encode(&schema.input))
+        } else {
+            ServerMsg::decode(&bytes, Some(&schema)).map(|m| m.encode(&schema))
         };
         assert_eq!(round.unwrap(), bytes, "{name} does not round-trip");
     }
 }
 
 #[test]
-fn non_minimal_varints_are_rejected() {
-    // Move { seq: 5, .. } with seq written as fb 05 00 instead of 05 (the fuzzer's find).
+fn fixed_messages_are_bincode_standard_bytes() {
+    // The messages every game shares are what bincode 2's standard configuration writes for
+    // the same structs: PROTOCOL.md's claim, checked against bincode itself.
+    #[derive(bincode::Encode)]
+    enum Client {
+        Hello {
+            version: u32,
+            name: String,
+            token: String,
+        },
+        #[allow(dead_code)]
+        Input,
+        Ping {
+            nonce: u32,
+            client_time_us: u64,
+        },
+    }
+    let config = bincode::config::standard();
+    let hello = Client::Hello {
+        version: 3,
+        name: "ann".into(),
+        token: "tok".into(),
+    };
+    let ours = ClientMsg::Hello(Hello {
+        version: 3,
+        name: "ann".into(),
+        token: "tok".into(),
+    });
+    assert_eq!(bincode::encode_to_vec(hello, config).unwrap(), ours.encode(&[]));
+    let ping = Client::Ping {
+        nonce: 70_000,
+        client_time_us: u64::MAX,
+    };
+    let ours = ClientMsg::Ping(Ping {
+        nonce: 70_000,
+        client_time_us: u64::MAX,
+    });
+    assert_eq!(bincode::encode_to_vec(ping, config).unwrap(), ours.encode(&[]));
+}
+
+#[test]
+fn non_minimal_varints_and_wide_prefixes_are_rejected() {
+    let arena = arena();
+    // Input { seq: 5, .. } with seq written as fb 05 00 instead of 05 (the fuzzer's find in v2).
     let long = [0x01, 0xfb, 0x05, 0x00, 0x7f, 0x81];
-    assert!(matches!(ClientMsg::decode(&long), Err(DecodeFailure::NonCanonical)));
-    assert!(ClientMsg::decode(&[0x01, 0x05, 0x7f, 0x81]).is_ok());
-    // Ack { seq: 300 } with a 4-byte varint.
-    assert!(matches!(
-        ServerMsg::decode(&[0x04, 0xfc, 0x2c, 0x01, 0x00, 0x00]),
-        Err(DecodeFailure::NonCanonical)
-    ));
+    assert_eq!(ClientMsg::decode(&long, &arena.input), Err(DecodeError::NonCanonical));
+    assert!(ClientMsg::decode(&[0x01, 0x05, 0x7f, 0x81], &arena.input).is_ok());
+    assert_eq!(
+        ServerMsg::decode(&[0x04, 0xfc, 0x2c, 0x01, 0x00, 0x00], None),
+        Err(DecodeError::NonCanonical)
+    );
+    assert_eq!(ServerMsg::decode(&[0x04, 0xfe], None), Err(DecodeError::NonCanonical));
 }
 
 #[test]
@@ -179,89 +284,137 @@ fn a_delta_reaching_back_before_tick_zero_has_no_base() {
 }
 
 #[test]
-fn trailing_bytes_are_rejected() {
-    let mut bytes = ClientMsg::Move(Move { seq: 1, dx: 0, dy: 0 }).encode();
+fn trailing_bytes_and_snapshots_before_a_schema_are_rejected() {
+    let arena = arena();
+    let mut bytes = ClientMsg::Input(Input {
+        seq: 1,
+        values: InputValues::new(&[0, 0]),
+    })
+    .encode(&arena.input);
     bytes.push(0);
-    assert!(matches!(
-        ClientMsg::decode(&bytes),
-        Err(DecodeFailure::TrailingBytes(1))
-    ));
+    assert_eq!(ClientMsg::decode(&bytes, &arena.input), Err(DecodeError::Trailing(1)));
+    let snapshot = ServerMsg::Snapshot(Snapshot {
+        tick: 1,
+        entities: documented_entities(),
+    })
+    .encode(&arena);
+    assert!(ServerMsg::decode(&snapshot, None).is_err());
 }
 
 #[test]
 fn huge_length_prefixes_fail_without_allocating() {
-    // Hello { version 1, name: length 2^40 } — the decode limit refuses it up front.
-    let bytes = [0x00, 0x01, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
-    let err = ClientMsg::decode(&bytes).unwrap_err();
-    assert!(
-        matches!(err, DecodeFailure::Malformed(DecodeError::LimitExceeded)),
-        "{err}"
-    );
-    // An update count claiming billions of entries is refused the same way.
-    let bytes = [0x02, 0x00, 0x01, 0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
-    assert!(ServerMsg::decode(&bytes).is_err());
+    // Hello { version 3, name: length 2^40 }: refused before anything is allocated.
+    let bytes = [0x00, 0x03, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+    assert!(ClientMsg::decode(&bytes, &[]).is_err());
+    // A snapshot claiming billions of entities is refused the same way.
+    let bytes = [0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
+    assert_eq!(ServerMsg::decode(&bytes, Some(&arena())), Err(DecodeError::Truncated));
 }
 
 #[test]
-fn malformed_updates_are_rejected() {
-    // tag 2, ack 0, tick 1, gap 1, 0 spawned, 2 updates with the same id.
-    let dup = [0x02, 0x00, 0x01, 0x01, 0x00, 0x02, 0x05, 0x01, 0x02, 0x00, 0x01, 0x02];
-    assert!(ServerMsg::decode(&dup).is_err());
-    // An update with an unknown field bit.
-    let bad_mask = [0x02, 0x00, 0x01, 0x01, 0x00, 0x01, 0x05, 0x08, 0x00];
-    assert!(ServerMsg::decode(&bad_mask).is_err());
-}
-
-#[test]
-fn a_moving_entity_costs_four_bytes() {
-    let one = Updates(vec![EntityUpdate {
-        id: 100,
-        dx: Some(-80),
-        dy: Some(80),
-        ..Default::default()
-    }]);
-    let two = Updates(vec![
-        EntityUpdate {
-            id: 100,
-            dx: Some(-80),
-            dy: Some(80),
-            ..Default::default()
-        },
-        EntityUpdate {
-            id: 101,
-            dx: Some(-80),
-            dy: Some(80),
-            ..Default::default()
-        },
-    ]);
-    assert_eq!(encode_vec(&two).len() - encode_vec(&one).len(), 4);
-}
-
-#[test]
-fn checksum_matches_the_documented_example() {
-    // The example in PROTOCOL.md: the two entities of the `snapshot` vector.
-    let entities = documented_entities();
-    let doc = include_str!("../../PROTOCOL.md");
-    let line = format!("checksum of the snapshot vector: 0x{:08x}", world_checksum(&entities));
-    assert!(doc.contains(&line), "PROTOCOL.md lacks `{line}`");
-    assert_eq!(world_checksum(&[]), 0x811c_9dc5);
-}
-
-#[test]
-fn quantization_round_trips_within_half_a_step() {
-    for v in [0.0, 0.03, 499.97, 1000.0] {
-        assert!((dequantize(quantize(v)) - v).abs() <= 0.5 / POSITION_SCALE as f32);
+fn malformed_entities_and_updates_are_rejected() {
+    let (arena, tanks) = (arena(), tanks());
+    let delta = |updated: &[u8]| {
+        let mut bytes = vec![0x02, 0x01, 0x01, 0x00]; // Delta, tick 1, gap 1, 0 spawned
+        bytes.extend_from_slice(updated);
+        bytes.extend_from_slice(&[0x00, 0x00]); // 0 removed, no checksum
+        bytes
+    };
+    let cases: [(&str, &Schema, Vec<u8>); 9] = [
+        ("two updates of one id", &arena, delta(&[1, 0, 2, 5, 4, 2, 0, 4, 3])),
+        ("a first id gap of 0", &arena, delta(&[1, 0, 1, 0, 4, 2])),
+        ("an empty mask", &arena, delta(&[1, 0, 1, 5, 0])),
+        ("a mask bit past the kind's fields", &arena, delta(&[1, 1, 1, 5, 4, 2])),
+        (
+            "groups out of kind order",
+            &arena,
+            delta(&[2, 1, 1, 5, 1, 2, 0, 1, 5, 4, 2]),
+        ),
+        ("an empty group", &arena, delta(&[1, 0, 0])),
+        ("an unknown kind", &arena, delta(&[1, 2, 1, 5, 1, 2])),
+        ("an enum value past its count", &tanks, delta(&[1, 0, 1, 5, 0x40, 3])),
+        ("entity id 0", &arena, vec![0x01, 0x01, 0x01, 0x00, 0x01, 0x02, 0x03]),
+    ];
+    for (what, schema, bytes) in cases {
+        assert!(
+            ServerMsg::decode(&bytes, Some(schema)).is_err(),
+            "{what} was accepted: {}",
+            hex(&bytes)
+        );
     }
 }
 
 #[test]
+fn hostile_schemas_are_refused() {
+    let welcome = |schema: &Schema| {
+        ServerMsg::Welcome(Welcome {
+            version: 3,
+            player_id: 1,
+            tick_hz: 30,
+            schema: schema.clone(),
+        })
+        .encode(schema)
+    };
+    let mut too_many_kinds = arena();
+    too_many_kinds.kinds = vec![too_many_kinds.kinds[1].clone(); 17];
+    let mut too_many_fields = arena();
+    too_many_fields.kinds[1].fields = vec![too_many_fields.kinds[1].fields[0].clone(); 9];
+    for (i, f) in too_many_fields.kinds[1].fields.iter_mut().enumerate() {
+        f.name = format!("f{i}");
+        f.role = Role::None;
+    }
+    let mut x_on_uint = arena();
+    x_on_uint.kinds[0].fields[2].role = Role::X;
+    let mut bad_name = arena();
+    bad_name.kinds[0].name = "Player!".into();
+    let mut bad_range = arena();
+    bad_range.input[0].max = 1000;
+    let mut no_kinds = arena();
+    no_kinds.kinds.clear();
+    for schema in [
+        too_many_kinds,
+        too_many_fields,
+        x_on_uint,
+        bad_name,
+        bad_range,
+        no_kinds,
+    ] {
+        assert!(ServerMsg::decode(&welcome(&schema), None).is_err(), "accepted {schema}");
+    }
+    assert!(ServerMsg::decode(&welcome(&tanks()), None).is_ok());
+}
+
+#[test]
+fn an_arena_moving_entity_costs_four_bytes() {
+    let arena = arena();
+    let moving = |ids: &[u32]| {
+        let updates = ids
+            .iter()
+            .map(|&id| update(id, &[(0, (-80i32) as u32), (1, 80)]))
+            .collect();
+        let delta = Delta {
+            updated: Updates(vec![group(0, updates)]),
+            ..arena_delta()
+        };
+        ServerMsg::Delta(delta).encode(&arena).len()
+    };
+    assert_eq!(moving(&[100, 101]) - moving(&[100]), 4);
+}
+
+#[test]
+fn checksum_matches_the_documented_example() {
+    let doc = include_str!("../../PROTOCOL.md");
+    let sum = world_checksum(&documented_entities(), &arena());
+    let line = format!("checksum of the arena snapshot vector: 0x{sum:08x}");
+    assert!(doc.contains(&line), "PROTOCOL.md lacks `{line}`");
+    assert_eq!(world_checksum(&[], &arena()), 0x811c_9dc5);
+}
+
+#[test]
 fn peek_tick_reads_the_tick_of_every_snapshot_and_delta_vector_and_nothing_else() {
-    let server_vectors = vectors()
-        .into_iter()
-        .filter(|(name, _)| !matches!(*name, "hello" | "move" | "ping"));
-    for (name, bytes) in server_vectors {
+    for (name, schema, bytes) in vectors().into_iter().filter(|(name, ..)| !is_client(name)) {
         let peeked = ServerMsg::peek_tick(&bytes);
-        match ServerMsg::decode(&bytes) {
+        match ServerMsg::decode(&bytes, Some(&schema)) {
             Ok(ServerMsg::Snapshot(s)) => assert_eq!(peeked, Some(Peeked::Snapshot(s.tick)), "{name}"),
             Ok(ServerMsg::Delta(d)) => assert_eq!(peeked, Some(Peeked::Delta(d.tick)), "{name}"),
             _ => assert_eq!(peeked, None, "{name}"),
@@ -269,9 +422,12 @@ fn peek_tick_reads_the_tick_of_every_snapshot_and_delta_vector_and_nothing_else(
     }
     let late = ServerMsg::Delta(Delta {
         tick: u64::MAX - 1,
-        ..delta()
+        ..arena_delta()
     });
-    assert_eq!(ServerMsg::peek_tick(&late.encode()), Some(Peeked::Delta(u64::MAX - 1)));
+    assert_eq!(
+        ServerMsg::peek_tick(&late.encode(&arena())),
+        Some(Peeked::Delta(u64::MAX - 1))
+    );
     assert_eq!(ServerMsg::peek_tick(&[2]), None, "cut short");
     assert_eq!(ServerMsg::peek_tick(&[]), None);
 }

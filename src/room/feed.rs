@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::delta::{Changes, NetWorld};
-use crate::protocol::{EntityKind, EntityState, dequantize};
+use crate::protocol::Schema;
+use crate::room::json;
 
 /// What an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +105,15 @@ pub(crate) struct Feed {
     state: Mutex<State>,
     latest: watch::Sender<u64>,
     ring_len: usize,
-    world_size: u32,
+    schema: Arc<Schema>,
+    /// The schema as JSON, written once: every snapshot event carries it.
+    schema_json: String,
     spectators: AtomicUsize,
 }
 
 impl Feed {
     /// A feed starting from `world`, remembering `ring_len` deltas for resumes.
-    pub(crate) fn new(world: Arc<NetWorld>, ring_len: usize, world_size: u32) -> Self {
+    pub(crate) fn new(world: Arc<NetWorld>, ring_len: usize, schema: Arc<Schema>) -> Self {
         let (latest, _) = watch::channel(world.tick());
         let state = State {
             world,
@@ -122,7 +124,8 @@ impl Feed {
             state: Mutex::new(state),
             latest,
             ring_len: ring_len.max(1),
-            world_size,
+            schema_json: json::schema(&schema),
+            schema,
             spectators: AtomicUsize::new(0),
         }
     }
@@ -132,7 +135,7 @@ impl Feed {
     pub(crate) fn publish(&self, changes: &Changes, world: Arc<NetWorld>) {
         // The tick loop is the only publisher, so the base cannot change under us.
         let base = self.lock().world.tick();
-        let json = delta_json(base, changes, &world, self.spectator_count());
+        let json = json::delta(base, changes, &world, &self.schema, self.spectator_count());
         let event = Arc::new(Event::new(world.tick(), base, EventKind::Delta, json));
         let tick = world.tick();
         {
@@ -205,7 +208,7 @@ impl Feed {
         }
         let world = state.world.clone();
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
-        let json = snapshot_json(&world, self.world_size, self.spectator_count());
+        let json = json::snapshot(&world, &self.schema, &self.schema_json, self.spectator_count());
         let snap = Arc::new(Event::new(world.tick(), world.tick(), EventKind::Snapshot, json));
         let mut state = self.lock();
         if state.world.tick() == world.tick() {
@@ -240,107 +243,4 @@ impl Drop for SpectatorGuard {
         self.feed.spectators.fetch_sub(1, Ordering::Relaxed);
         self.gauge.dec();
     }
-}
-
-#[derive(Serialize)]
-struct EntityJson {
-    id: u32,
-    kind: &'static str,
-    x: f64,
-    y: f64,
-    score: u32,
-}
-
-impl From<&EntityState> for EntityJson {
-    fn from(e: &EntityState) -> Self {
-        let kind = match e.kind {
-            EntityKind::Player => "player",
-            EntityKind::Orb => "orb",
-        };
-        Self {
-            id: e.id,
-            kind,
-            x: units(e.x),
-            y: units(e.y),
-            score: e.score,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct UpdateJson {
-    id: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    x: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    y: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    score: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct SnapshotJson {
-    tick: u64,
-    width: u32,
-    height: u32,
-    spectators: usize,
-    entities: Vec<EntityJson>,
-}
-
-#[derive(Serialize)]
-struct DeltaJson<'a> {
-    tick: u64,
-    base: u64,
-    spectators: usize,
-    spawned: Vec<EntityJson>,
-    updated: Vec<UpdateJson>,
-    removed: &'a [u32],
-}
-
-/// Positions in world units; `q / 16` is exact in an f64, so spectators lose no precision.
-fn units(q: u32) -> f64 {
-    f64::from(dequantize(q))
-}
-
-fn snapshot_json(world: &NetWorld, size: u32, spectators: usize) -> Vec<u8> {
-    let snap = SnapshotJson {
-        tick: world.tick(),
-        width: size,
-        height: size,
-        spectators,
-        entities: world.entities().iter().map(EntityJson::from).collect(),
-    };
-    to_json(&snap)
-}
-
-fn delta_json(base: u64, changes: &Changes, world: &NetWorld, spectators: usize) -> Vec<u8> {
-    let updated = changes
-        .updated
-        .0
-        .iter()
-        .filter_map(|u| {
-            // Every updated id exists in the world the changes lead to.
-            let now = world.get(u.id)?;
-            Some(UpdateJson {
-                id: u.id,
-                x: u.dx.map(|_| units(now.x)),
-                y: u.dy.map(|_| units(now.y)),
-                score: u.score,
-            })
-        })
-        .collect();
-    let delta = DeltaJson {
-        tick: world.tick(),
-        base,
-        spectators,
-        spawned: changes.spawned.iter().map(EntityJson::from).collect(),
-        updated,
-        removed: &changes.removed,
-    };
-    to_json(&delta)
-}
-
-fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Plain structs of numbers and static strings always serialize.
-    serde_json::to_vec(value).expect("serialize spectator event")
 }

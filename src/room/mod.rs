@@ -13,6 +13,7 @@
 //! ending's code and its spectators get a final event.
 
 pub mod feed;
+mod json;
 pub mod outbox;
 pub mod roster;
 pub mod seats;
@@ -30,18 +31,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::game::{GameConfig, Registered};
 use crate::metrics::Metrics;
+use crate::protocol::Schema;
 use crate::room::feed::Feed;
 use crate::room::seats::Seats;
-use crate::room::tick::{JoinRequest, TickClock, TickLoop};
-use crate::sim::Rules;
+use crate::room::tick::{JoinRequest, Running, TickClock, TickParts};
 
 /// Joins waiting for a room's next tick; a burst beyond this waits in its session (bounded by
 /// the room's places), it is not dropped.
 const JOIN_QUEUE: usize = 64;
-
-/// The game every room plays until games are plug-ins.
-pub const ARENA: &str = "arena";
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -105,7 +104,7 @@ impl Settings {
     /// A room as the server's flags describe one, with a random seed unless `--seed`.
     pub fn from_config(config: &Config) -> Self {
         Self {
-            game: ARENA.into(),
+            game: config.game.clone(),
             tick_hz: config.tick_hz,
             max_players: config.max_players,
             seed: config.seed.unwrap_or_else(rand::random),
@@ -115,13 +114,12 @@ impl Settings {
         }
     }
 
-    /// The simulation's parameters.
-    pub fn rules(&self) -> Rules {
-        Rules {
-            width: self.world_size as f32,
-            height: self.world_size as f32,
+    /// What the room's game is given.
+    pub fn game_config(&self) -> GameConfig {
+        GameConfig {
             tick_hz: self.tick_hz,
-            orbs: self.orbs as usize,
+            world_size: self.world_size,
+            orbs: self.orbs,
         }
     }
 
@@ -166,6 +164,7 @@ pub struct Room {
     is_default: bool,
     clock: Arc<TickClock>,
     feed: Arc<Feed>,
+    schema: Arc<Schema>,
     seats: Seats,
     joins: mpsc::Sender<JoinRequest>,
     stop: CancellationToken,
@@ -198,35 +197,50 @@ pub struct Info {
 }
 
 impl Room {
-    /// A new room and the tick loop that will run it (to be spawned by the caller). Its ticks
-    /// fall `phase` into each tick period, so rooms created together do not tick together;
-    /// `parent` ending (the server stopping) ends it too.
+    /// A new room of `game` and the tick loop that will run it (to be spawned by the caller).
+    /// Its ticks fall `phase` into each tick period, so rooms created together do not tick
+    /// together; `parent` ending (the server stopping) ends it too.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn open(
         id: RoomId,
         settings: Settings,
+        game: &Registered,
         is_default: bool,
         config: &Config,
         phase: Duration,
         metrics: Arc<Metrics>,
         parent: &CancellationToken,
-    ) -> (Arc<Self>, TickLoop) {
+    ) -> (Arc<Self>, Running) {
         let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
         let clock = Arc::new(TickClock::default());
-        let idle_close = (!is_default).then_some(config.room_idle);
-        let tick_loop = TickLoop::new(&settings, config, join_rx, clock.clone(), metrics, phase, idle_close);
+        let schema = Arc::new((game.schema)(&settings.game_config()));
+        let stop = parent.child_token();
+        let parts = TickParts {
+            settings: &settings,
+            config,
+            schema: schema.clone(),
+            joins: join_rx,
+            clock: clock.clone(),
+            metrics,
+            phase,
+            idle_close: (!is_default).then_some(config.room_idle),
+            stop: stop.clone(),
+        };
+        let (feed, running) = (game.start)(parts);
         let room = Arc::new(Self {
             seats: Seats::new(settings.max_players),
-            feed: tick_loop.feed(),
+            feed,
+            schema,
             id,
             settings,
             created: crate::protocol::unix_micros() / 1_000_000,
             is_default,
             clock,
             joins,
-            stop: parent.child_token(),
+            stop,
             ended: OnceLock::new(),
         });
-        (room, tick_loop)
+        (room, running)
     }
 
     /// Its id.
@@ -247,6 +261,11 @@ impl Room {
     /// Whether it is the server's default room (behind the old paths; never idles out).
     pub fn is_default(&self) -> bool {
         self.is_default
+    }
+
+    /// Its game's schema.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
     }
 
     /// Its player places.

@@ -7,8 +7,7 @@
 //! whose queue stays full for the slow timeout is kicked ("too slow") and leaves the world.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,34 +17,31 @@ use tokio_util::sync::CancellationToken;
 use crate::delta::NetWorld;
 use crate::frames;
 use crate::metrics::Metrics;
-use crate::protocol::{Move, ServerMsg, Snapshot};
+use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
 use crate::room::outbox::{Outbound, Outlet, PushError};
-use crate::sim::EntityId;
 
-/// The latest move command of one player, written by its session and taken by the tick loop.
+/// The latest input of one player, written by its session and taken by the tick loop.
 ///
-/// "The latest command received before a tick is the one applied": a slot that keeps only the
+/// "The latest input received before a tick is the one applied": a slot that keeps only the
 /// latest is exactly that rule, needs no queue, and cannot grow however fast a client sends.
+/// A std Mutex: its two users each hold it for a copy, never across an await.
 #[derive(Debug, Default)]
-pub struct InputSlot(AtomicU64);
+pub struct InputSlot(Mutex<Option<Input>>);
 
 impl InputSlot {
-    const PRESENT: u64 = 1 << 48;
-
-    /// Stores a command; returns whether it replaced one that no tick had taken.
-    pub fn put(&self, m: Move) -> bool {
-        let packed = Self::PRESENT | u64::from(m.seq) << 16 | u64::from(m.dx as u8) << 8 | u64::from(m.dy as u8);
-        self.0.swap(packed, Ordering::AcqRel) & Self::PRESENT != 0
+    /// Stores an input; returns whether it replaced one that no tick had taken.
+    pub fn put(&self, input: Input) -> bool {
+        self.lock().replace(input).is_some()
     }
 
-    /// Takes the stored command, if any.
-    pub fn take(&self) -> Option<Move> {
-        let v = self.0.swap(0, Ordering::AcqRel);
-        (v & Self::PRESENT != 0).then_some(Move {
-            seq: (v >> 16) as u32,
-            dx: (v >> 8) as u8 as i8,
-            dy: v as u8 as i8,
-        })
+    /// Takes the stored input, if any.
+    pub fn take(&self) -> Option<Input> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Input>> {
+        // Nothing panics while holding it (a copy in or out).
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -140,12 +136,12 @@ impl Roster {
         gone
     }
 
-    /// Takes each player's latest move, if any, recording its `seq` as the player's ack.
-    pub fn take_inputs(&mut self, mut apply: impl FnMut(EntityId, Move)) {
+    /// Takes each player's latest input, if any, recording its `seq` as the player's ack.
+    pub fn take_inputs(&mut self, mut apply: impl FnMut(EntityId, &Input)) {
         for (id, peer) in &mut self.peers {
-            if let Some(m) = peer.seat.input.take() {
-                peer.ack = m.seq;
-                apply(*id, m);
+            if let Some(input) = peer.seat.input.take() {
+                peer.ack = input.seq;
+                apply(*id, &input);
             }
         }
     }
@@ -154,7 +150,7 @@ impl Roster {
     /// keyframe of `world` for those joining or behind. Every player gets the same bytes, so
     /// queueing is a reference count, not a copy. Returns the players kicked for being too
     /// slow (already removed).
-    pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, now: Instant) -> Vec<EntityId> {
+    pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, schema: &Schema, now: Instant) -> Vec<EntityId> {
         // Encoded at most once per tick, and only if someone needs it.
         let mut keyframe: Option<Bytes> = None;
         let mut kicked = Vec::new();
@@ -168,7 +164,7 @@ impl Roster {
                             tick: world.tick(),
                             entities: world.entities().to_vec(),
                         };
-                        frames::binary_frame(ServerMsg::Snapshot(snapshot).encode())
+                        frames::binary_frame(ServerMsg::Snapshot(snapshot).encode(schema))
                     })
                     .clone(),
             };
@@ -217,29 +213,19 @@ impl Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::InputValues;
 
     #[test]
-    fn input_slot_keeps_only_the_latest_command() {
+    fn input_slot_keeps_only_the_latest_input() {
         let slot = InputSlot::default();
+        let input = |seq, values: &[i32]| Input {
+            seq,
+            values: InputValues::new(values),
+        };
         assert_eq!(slot.take(), None);
-        assert!(!slot.put(Move {
-            seq: 1,
-            dx: -127,
-            dy: 5
-        }));
-        assert!(slot.put(Move {
-            seq: u32::MAX,
-            dx: 127,
-            dy: -1
-        }));
-        assert_eq!(
-            slot.take(),
-            Some(Move {
-                seq: u32::MAX,
-                dx: 127,
-                dy: -1
-            })
-        );
+        assert!(!slot.put(input(1, &[-127, 5])));
+        assert!(slot.put(input(u32::MAX, &[127, -1])));
+        assert_eq!(slot.take(), Some(input(u32::MAX, &[127, -1])));
         assert_eq!(slot.take(), None);
     }
 }

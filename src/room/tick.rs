@@ -19,6 +19,8 @@
 //! at all. Ticks fall at a fixed phase of the tick period, different for each room, so many
 //! rooms spread their work over the period instead of all ticking on the same instant.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::delta::NetWorld;
 use crate::frames;
+use crate::game::Game;
 use crate::metrics::Metrics;
-use crate::protocol::{Delta, POSITION_SCALE, PROTOCOL_VERSION, ServerMsg, Welcome};
+use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
 use crate::room::Settings;
 use crate::room::feed::Feed;
 use crate::room::outbox::Outbound;
 use crate::room::roster::{Roster, Seat};
-use crate::sim::{EntityId, World};
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
@@ -65,8 +67,36 @@ pub(crate) enum Stopped {
     Idle,
 }
 
-pub(crate) struct TickLoop {
-    world: World,
+/// What a room hands the tick loop of its game.
+pub(crate) struct TickParts<'a> {
+    pub(crate) settings: &'a Settings,
+    pub(crate) config: &'a Config,
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) joins: mpsc::Receiver<JoinRequest>,
+    pub(crate) clock: Arc<TickClock>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) phase: Duration,
+    pub(crate) idle_close: Option<Duration>,
+    pub(crate) stop: CancellationToken,
+}
+
+/// A running room's tick loop, its game erased: what [`start`] returns.
+pub(crate) type Running = Pin<Box<dyn Future<Output = Stopped> + Send>>;
+
+/// How a registered game starts a room: its feed, and the tick loop to spawn.
+pub(crate) type Start = fn(TickParts<'_>) -> (Arc<Feed>, Running);
+
+/// Starts a tick loop of game `G` (one monomorphized loop per game: its calls are static).
+pub(crate) fn start<G: Game>(parts: TickParts<'_>) -> (Arc<Feed>, Running) {
+    let stop = parts.stop.clone();
+    let tick_loop = TickLoop::<G>::new(parts);
+    (tick_loop.feed(), Box::pin(tick_loop.run(stop)))
+}
+
+pub(crate) struct TickLoop<G> {
+    game: G,
+    schema: Arc<Schema>,
+    tick: u64,
     /// What every synced player holds: the world as of the last tick's delta.
     sent: NetWorld,
     /// This tick's capture; swapped with `sent` after the diff to reuse both allocations.
@@ -97,31 +127,35 @@ fn next_tick(origin: Instant, period: Duration, now: Instant) -> Instant {
     now + period.saturating_sub(Duration::from_nanos(into_period as u64))
 }
 
-impl TickLoop {
-    pub(crate) fn new(
-        settings: &Settings,
-        config: &Config,
-        joins: mpsc::Receiver<JoinRequest>,
-        clock: Arc<TickClock>,
-        metrics: Arc<Metrics>,
-        phase: Duration,
-        idle_close: Option<Duration>,
-    ) -> Self {
-        let world = World::new(settings.rules(), settings.seed);
-        let sent = NetWorld::capture(&world);
+impl<G: Game> TickLoop<G> {
+    pub(crate) fn new(parts: TickParts<'_>) -> Self {
+        let TickParts {
+            settings,
+            config,
+            schema,
+            joins,
+            clock,
+            metrics,
+            phase,
+            idle_close,
+            stop: _,
+        } = parts;
+        let game = G::new(&settings.game_config(), settings.seed);
+        let mut sent = NetWorld::default();
+        game.entities(sent.reset(0));
         let spectated = Arc::new(sent.clone());
         let ring = config.spectator_ring(settings.tick_hz);
-        let feed = Arc::new(Feed::new(spectated.clone(), ring, settings.world_size));
+        let feed = Arc::new(Feed::new(spectated.clone(), ring, schema.clone()));
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             player_id: 0,
             tick_hz: settings.tick_hz,
-            world_width: settings.world_size,
-            world_height: settings.world_size,
-            position_scale: POSITION_SCALE,
+            schema: (*schema).clone(),
         };
         Self {
-            world,
+            game,
+            schema,
+            tick: 0,
             next: sent.clone(),
             spectated,
             spectator_every: u64::from(config.spectator_every(settings.tick_hz)),
@@ -188,7 +222,7 @@ impl TickLoop {
             }
         };
         self.metrics.players.dec_by(self.roster.len() as i64);
-        tracing::debug!(tick = self.world.tick(), ?stopped, "tick loop stopped");
+        tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
         stopped
     }
 
@@ -198,21 +232,22 @@ impl TickLoop {
             self.admit(join);
         }
         for id in self.roster.remove_departed() {
-            self.world.remove_player(id);
+            self.game.leave(id);
             self.metrics.players.dec();
         }
-        let (world, metrics) = (&mut self.world, &self.metrics);
-        self.roster.take_inputs(|id, m| {
-            world.set_direction(id, m.dx, m.dy);
+        let (game, metrics) = (&mut self.game, &self.metrics);
+        self.roster.take_inputs(|id, input| {
+            game.input(id, input.values.get());
             metrics.inputs_applied.inc();
         });
-        self.world.step();
-        self.next.recapture(&self.world);
-        let changes = self.sent.diff(&self.next);
+        self.game.step();
+        self.tick += 1;
+        let tick = self.tick;
+        self.game.entities(self.next.reset(tick));
+        let changes = self.sent.diff(&self.next, &self.schema);
         std::mem::swap(&mut self.sent, &mut self.next);
-        let tick = self.world.tick();
         // Once a second, enough to catch a drifting client without hashing every tick.
-        let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum());
+        let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum(&self.schema));
         let (spawned, updated, removed) = (changes.spawned, changes.updated, changes.removed);
         let delta = Delta {
             tick,
@@ -223,16 +258,16 @@ impl TickLoop {
             checksum,
         };
         // Encoded and framed once; every player is queued the same bytes.
-        let delta = frames::binary_frame(ServerMsg::Delta(delta).encode());
-        for id in self.roster.fan_out(&delta, &self.sent, now) {
-            self.world.remove_player(id);
+        let delta = frames::binary_frame(ServerMsg::Delta(delta).encode(&self.schema));
+        for id in self.roster.fan_out(&delta, &self.sent, &self.schema, now) {
+            self.game.leave(id);
             self.metrics.players.dec();
         }
         // The last player gone, the room pauses: publish now what spectators have not seen.
         if tick % self.spectator_every == 0 || self.roster.is_empty() {
             // Diffing against the last event's world merges the ticks in between. Nothing
             // changed, nothing published: an idle match must not wake every long-poller.
-            let changes = self.spectated.diff(&self.sent);
+            let changes = self.spectated.diff(&self.sent, &self.schema);
             if !changes.is_empty() {
                 self.spectated = Arc::new(self.sent.clone());
                 self.feed.publish(&changes, self.spectated.clone());
@@ -247,7 +282,7 @@ impl TickLoop {
         if join.seat.out.is_closed() {
             return; // The session gave up while waiting for this tick.
         }
-        let id = self.world.add_player();
+        let id = self.game.join(&join.name);
         let welcome = ServerMsg::Welcome(Welcome {
             player_id: id,
             ..self.welcome.clone()
@@ -255,7 +290,7 @@ impl TickLoop {
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let _ = join.seat.out.push(Outbound {
             ack: None,
-            frame: frames::binary_frame(welcome.encode()),
+            frame: frames::binary_frame(welcome.encode(&self.schema)),
         });
         let _ = join.reply.send(id);
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
@@ -268,7 +303,9 @@ impl TickLoop {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::protocol::Move;
+    use crate::game::GameConfig;
+    use crate::games::Arena;
+    use crate::protocol::{Input, InputValues};
     use crate::room::outbox::{Inbox, outbox};
     use crate::room::roster::InputSlot;
 
@@ -280,21 +317,23 @@ pub(crate) mod tests {
         assert!(name != CRASH_NAME, "injected tick loop failure");
     }
 
-    fn tick_loop(config: &Config) -> TickLoop {
+    fn tick_loop(config: &Config) -> TickLoop<Arena> {
         let settings = Settings {
             seed: 1,
             ..Settings::from_config(config)
         };
         let (_, joins) = mpsc::channel(1);
-        TickLoop::new(
-            &settings,
+        TickLoop::new(TickParts {
+            settings: &settings,
             config,
+            schema: Arc::new(Arena::schema(&settings.game_config())),
             joins,
-            Arc::default(),
-            Arc::default(),
-            Duration::ZERO,
-            None,
-        )
+            clock: Arc::default(),
+            metrics: Arc::default(),
+            phase: Duration::ZERO,
+            idle_close: None,
+            stop: CancellationToken::new(),
+        })
     }
 
     #[test]
@@ -309,7 +348,7 @@ pub(crate) mod tests {
         assert_eq!(next_tick(origin, period, origin + period), origin + period * 2);
     }
 
-    fn join(tick: &mut TickLoop, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
+    fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
         let (out, rx) = outbox(queue);
         let (reply, _) = oneshot::channel();
         let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
@@ -328,7 +367,11 @@ pub(crate) mod tests {
     /// The next queued item, decoded, with its ack.
     fn next(rx: &mut Inbox) -> (Option<u32>, ServerMsg) {
         let out = rx.try_recv().flatten().expect("a queued frame");
-        (out.ack, ServerMsg::decode(frames::tests::parse(&out.frame).1).unwrap())
+        let schema = Arena::schema(&GameConfig::default());
+        (
+            out.ack,
+            ServerMsg::decode(frames::tests::parse(&out.frame).1, Some(&schema)).unwrap(),
+        )
     }
 
     #[test]
@@ -357,7 +400,7 @@ pub(crate) mod tests {
         assert!(!kick.is_cancelled());
         tick.tick(t0 + Duration::from_secs(1));
         assert!(kick.is_cancelled(), "a player full past the deadline is kicked");
-        assert!(tick.world.players().is_empty());
+        assert!(tick.game.players().is_empty());
     }
 
     #[test]
@@ -367,7 +410,10 @@ pub(crate) mod tests {
         let (mut b, _, _) = join(&mut tick, 8);
         let now = Instant::now();
         tick.tick(now);
-        a_input.put(Move { seq: 5, dx: 1, dy: 0 });
+        a_input.put(Input {
+            seq: 5,
+            values: InputValues::new(&[1, 0]),
+        });
         tick.tick(now);
         tick.tick(now);
         for rx in [&mut a, &mut b] {

@@ -105,3 +105,68 @@ pub async fn until_tick(client: &mut Client, tick: u64) {
         within(client.recv()).await.expect("recv");
     }
 }
+
+/// An arena input (the test server's game): a direction, as sequence number `seq`.
+pub fn moving(seq: u32, dx: i32, dy: i32) -> tickcast::protocol::ClientMsg {
+    tickcast::protocol::ClientMsg::Input(tickcast::protocol::Input {
+        seq,
+        values: tickcast::protocol::InputValues::new(&[dx, dy]),
+    })
+}
+
+/// `msg` as a client of arena writes it.
+pub fn arena_bytes(msg: &tickcast::protocol::ClientMsg) -> Vec<u8> {
+    use tickcast::game::Game;
+    let schema = tickcast::games::Arena::schema(&tickcast::game::GameConfig::default());
+    msg.encode(&schema.input)
+}
+
+/// How many entities of the kind named `kind` are in `client`'s world.
+pub fn count_of(client: &Client, kind: &str) -> usize {
+    let Some(world) = client.world() else { return 0 };
+    let schema = client.schema();
+    world
+        .entities()
+        .iter()
+        .filter(|e| schema.kind(e.kind).is_some_and(|k| k.name == kind))
+        .count()
+}
+
+/// Field `name` of entity `id` in `client`'s world, by the schema's name for it.
+pub fn field_of(client: &Client, id: u32, name: &str) -> Option<u32> {
+    let e = client.world()?.get(id)?;
+    let kind = client.schema().kind(e.kind)?;
+    let i = kind.fields.iter().position(|f| f.name == name)?;
+    Some(e.values[i])
+}
+
+/// Tanks: the input that turns `shooter`'s turret towards `target`'s tank and fires (`None`
+/// while either is not in its world).
+pub fn fire_at(shooter: &Client, target: u32) -> Option<Vec<i32>> {
+    let me = shooter.player_id();
+    let (ax, ay) = (field_of(shooter, me, "x")?, field_of(shooter, me, "y")?);
+    let (bx, by) = (field_of(shooter, target, "x")?, field_of(shooter, target, "y")?);
+    let angle = (f64::from(by) - f64::from(ay)).atan2(f64::from(bx) - f64::from(ax));
+    let aim = (angle / std::f64::consts::TAU * 256.0).round().rem_euclid(256.0) as i32;
+    Some(
+        shooter
+            .input_values(&[("aim", aim), ("fire", 1)])
+            .expect("tanks' input"),
+    )
+}
+
+/// Tanks: `shooter` keeps firing at `target`'s tank while `target` is read (so both stay
+/// connected), until either connection ends.
+pub async fn duel(mut shooter: Client, mut target: Client) {
+    loop {
+        tokio::select! {
+            received = shooter.recv() => if received.is_err() { return },
+            received = target.recv() => if received.is_err() { return } else { continue },
+        }
+        if let Some(values) = fire_at(&shooter, target.player_id())
+            && shooter.send_input(&values).await.is_err()
+        {
+            return;
+        }
+    }
+}

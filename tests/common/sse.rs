@@ -127,8 +127,9 @@ impl SseClient {
     }
 }
 
-/// kind, x, y, score
-pub type SpecEntity = (String, f64, f64, u64);
+/// An entity as spectators see it: its JSON object (`id`, `kind` and the fields its kind's schema
+/// names), with every number as an `f64` so that `10` and `10.0` compare equal.
+pub type SpecEntity = serde_json::Map<String, serde_json::Value>;
 
 /// The world as a spectator rebuilds it from JSON events.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,22 +138,36 @@ pub struct SpecWorld {
     pub entities: std::collections::BTreeMap<u64, SpecEntity>,
 }
 
+/// Numbers as `f64`, everything else as it is.
+fn normal(value: &serde_json::Value) -> serde_json::Value {
+    match value.as_f64() {
+        Some(n) if value.is_number() => serde_json::Value::from(n),
+        _ => value.clone(),
+    }
+}
+
 impl SpecWorld {
-    /// The same world as a player holds it, in world units.
-    pub fn from_net(world: &tickcast::delta::NetWorld) -> Self {
+    /// The same world as a player holds it, read by the game's schema as spectators read it.
+    pub fn from_net(world: &tickcast::delta::NetWorld, schema: &tickcast::protocol::Schema) -> Self {
+        use tickcast::protocol::FieldType;
         let entities = world
             .entities()
             .iter()
             .map(|e| {
-                let kind = match e.kind {
-                    tickcast::protocol::EntityKind::Player => "player",
-                    tickcast::protocol::EntityKind::Orb => "orb",
-                };
-                let units = |q: u32| f64::from(q) / 16.0;
-                (
-                    u64::from(e.id),
-                    (kind.to_owned(), units(e.x), units(e.y), u64::from(e.score)),
-                )
+                let kind = schema.kind(e.kind).expect("every entity's kind is in the schema");
+                let mut json = SpecEntity::new();
+                json.insert("id".into(), f64::from(e.id).into());
+                json.insert("kind".into(), kind.name.clone().into());
+                for (field, &v) in kind.fields.iter().zip(&e.values) {
+                    let value: serde_json::Value = match field.ty {
+                        FieldType::Coord => (f64::from(v) / f64::from(schema.scale)).into(),
+                        FieldType::Int => f64::from(v as i32).into(),
+                        FieldType::Flag => (v != 0).into(),
+                        _ => f64::from(v).into(),
+                    };
+                    json.insert(field.name.clone(), value);
+                }
+                (u64::from(e.id), json)
             })
             .collect();
         Self {
@@ -163,13 +178,11 @@ impl SpecWorld {
 
     /// Applies a `snapshot` or `delta` event; a delta must be based on the tick held.
     pub fn apply(&mut self, event: &str, data: &serde_json::Value) -> Result<(), String> {
-        let num = |v: &serde_json::Value| v.as_f64().ok_or_else(|| format!("not a number: {v}"));
         let entity = |e: &serde_json::Value| -> Result<(u64, SpecEntity), String> {
-            let kind = e["kind"].as_str().ok_or("kind")?.to_owned();
-            Ok((
-                e["id"].as_u64().ok_or("id")?,
-                (kind, num(&e["x"])?, num(&e["y"])?, e["score"].as_u64().ok_or("score")?),
-            ))
+            let object = e.as_object().ok_or_else(|| format!("not an object: {e}"))?;
+            let id = e["id"].as_u64().ok_or("id")?;
+            e["kind"].as_str().ok_or("kind")?;
+            Ok((id, object.iter().map(|(k, v)| (k.clone(), normal(v))).collect()))
         };
         match event {
             "snapshot" => {
@@ -187,14 +200,11 @@ impl SpecWorld {
                 for u in data["updated"].as_array().ok_or("updated")? {
                     let id = u["id"].as_u64().ok_or("id")?;
                     let e = self.entities.get_mut(&id).ok_or(format!("update of unknown {id}"))?;
-                    if !u["x"].is_null() {
-                        e.1 = num(&u["x"])?;
-                    }
-                    if !u["y"].is_null() {
-                        e.2 = num(&u["y"])?;
-                    }
-                    if !u["score"].is_null() {
-                        e.3 = u["score"].as_u64().ok_or("score")?;
+                    for (name, value) in u.as_object().ok_or("update")? {
+                        if !e.contains_key(name) {
+                            return Err(format!("update of {id} names an unknown field {name}"));
+                        }
+                        e.insert(name.clone(), normal(value));
                     }
                 }
                 for id in data["removed"].as_array().ok_or("removed")? {

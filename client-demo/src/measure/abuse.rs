@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::{Rng, SeedableRng};
-use tickcast::protocol::{ClientMsg, MAX_CLIENT_MESSAGE, Move, PROTOCOL_VERSION};
+use tickcast::protocol::{InputField, MAX_CLIENT_MESSAGE, PROTOCOL_VERSION};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -168,14 +168,14 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
         let traffic = traffic.clone();
         async move {
             let mut ws = wire::open(addr, dial, traffic).await?;
-            wire::join(&mut ws, "abuser", PROTOCOL_VERSION).await?;
-            Ok::<Ws, wire::WireError>(ws)
+            let welcome = wire::join(&mut ws, "abuser", PROTOCOL_VERSION).await?;
+            Ok::<(Ws, Vec<InputField>), wire::WireError>((ws, welcome.schema.input))
         }
     };
     let result: Result<String, String> = async {
         match kind {
             Abuse::Garbage | Abuse::Text | Abuse::Oversize => {
-                let mut ws = joined(Dial::default()).await.map_err(err)?;
+                let (mut ws, _) = joined(Dial::default()).await.map_err(err)?;
                 let message = match kind {
                     Abuse::Garbage => {
                         let mut bytes = vec![0u8; rng.random_range(1..64)];
@@ -199,11 +199,11 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
                 }
             }
             Abuse::Flood => {
-                let mut ws = joined(Dial::default()).await.map_err(err)?;
-                flood(&mut ws).await
+                let (mut ws, input) = joined(Dial::default()).await.map_err(err)?;
+                flood(&mut ws, &input).await
             }
             Abuse::SlowPlayer => {
-                let mut ws = joined(tiny).await.map_err(err)?;
+                let (mut ws, input) = joined(tiny).await.map_err(err)?;
                 // Keep sending moves, so it is not idle, but never read: its queue on the server
                 // fills once the socket buffers do (a quarter of a megabyte of deltas: about
                 // 17 s with a hundred players moving), and then it is too slow to keep.
@@ -211,8 +211,7 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
                 let until = Instant::now() + Duration::from_secs(30);
                 while Instant::now() < until {
                     seq += 1;
-                    let moved = ClientMsg::Move(Move { seq, dx: 0, dy: 1 });
-                    if ws.send(Message::Binary(moved.encode().into())).await.is_err() {
+                    if wire::send(&mut ws, &wire::input(seq, &[0, 1]), &input).await.is_err() {
                         break;
                     }
                     time::sleep(Duration::from_millis(100)).await;
@@ -220,7 +219,7 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
                 Ok(wire::ending(&mut ws, Duration::from_secs(5)).await)
             }
             Abuse::SilentPlayer => {
-                let mut ws = joined(Dial::default()).await.map_err(err)?;
+                let (mut ws, _) = joined(Dial::default()).await.map_err(err)?;
                 // Neither read nor answer pings, longer than the idle timeout; then read what is
                 // left to see how the server ended it.
                 time::sleep(Duration::from_secs(18)).await;
@@ -395,7 +394,7 @@ async fn protocol_fault(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, 
         }
     };
     let (mut tcp, _) = rawws::upgrade(addr, "/ws", &[], Some(KEY)).await.map_err(err)?;
-    let hello = wire::hello("faulty", PROTOCOL_VERSION).encode();
+    let hello = wire::hello("faulty", PROTOCOL_VERSION).encode(&[]);
     tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello))
         .await
         .map_err(err)?;
@@ -405,7 +404,7 @@ async fn protocol_fault(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, 
 
 /// Sends moves at about 500 a second (the allowance is 2 per tick) while reading, until the
 /// server closes the connection or 10 s pass.
-async fn flood(ws: &mut Ws) -> Result<String, String> {
+async fn flood(ws: &mut Ws, input: &[InputField]) -> Result<String, String> {
     let mut sends = time::interval(Duration::from_millis(2));
     sends.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -423,8 +422,7 @@ async fn flood(ws: &mut Ws) -> Result<String, String> {
             _ = sends.tick() => {}
         }
         seq += 1;
-        let moved = ClientMsg::Move(Move { seq, dx: 1, dy: 0 });
-        if ws.send(Message::Binary(moved.encode().into())).await.is_err() {
+        if wire::send(ws, &wire::input(seq, &[1, 0]), input).await.is_err() {
             return Ok(wire::ending(ws, Duration::from_secs(2)).await);
         }
     }

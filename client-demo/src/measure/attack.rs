@@ -510,7 +510,7 @@ async fn stalled_player(bin: &std::path::Path) -> Outcome {
         source: None,
         recv_buffer: Some(4096),
     };
-    let mut ws = crate::measure::wire::connect(server.addr(), tiny, Arc::new(Traffic::default()), "stalled")
+    let (mut ws, _) = crate::measure::wire::connect(server.addr(), tiny, Arc::new(Traffic::default()), "stalled")
         .await
         .map_err(|e| AttackError::Io(Attack::StalledPlayer, e.to_string()))?;
     let started = Instant::now();
@@ -563,7 +563,7 @@ async fn protocol_faults(bin: &std::path::Path) -> Outcome {
             name: "faulty".into(),
             token: String::new(),
         });
-        tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode()))
+        tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(&[])))
             .await
             .map_err(io(Attack::ProtocolFaults))?;
         tcp.write_all(&bytes).await.map_err(io(Attack::ProtocolFaults))?;

@@ -128,9 +128,9 @@ async fn run(
     if transport == Transport::WebSocket {
         tally.requests.fetch_add(1, Relaxed);
         let connecting = wire::connect(addr, Dial::default(), traffic, name);
-        let mut ws = bounded(connecting).await?.map_err(|e| e.to_string())?;
+        let (mut ws, schema) = bounded(connecting).await?.map_err(|e| e.to_string())?;
         loop {
-            match wire::next(&mut ws).await.map_err(|e| e.to_string())? {
+            match wire::next(&mut ws, &schema).await.map_err(|e| e.to_string())? {
                 ServerMsg::Snapshot(s) => record(s.tick),
                 ServerMsg::Delta(d) => record(d.tick),
                 _ => {}

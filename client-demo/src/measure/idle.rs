@@ -162,8 +162,8 @@ pub async fn run(
             let place = places.acquire_owned().await;
             let name = format!("idle-{i}");
             let joining = time::timeout(JOIN_TIMEOUT, wire::connect(addr, dial, traffic, &name));
-            let mut ws = match tokio::select! { () = halt.cancelled() => return, j = joining => j } {
-                Ok(Ok(ws)) => ws,
+            let (mut ws, schema) = match tokio::select! { () = halt.cancelled() => return, j = joining => j } {
+                Ok(Ok((ws, schema))) => (ws, schema),
                 Ok(Err(err)) => return drop(joined_tx.send(Err(short(&err.to_string()))).await),
                 Err(_) => return drop(joined_tx.send(Err("no welcome in time".into())).await),
             };
@@ -172,7 +172,7 @@ pub async fn run(
             // Idle: read (and so answer pings) until told to stop or the server closes.
             tokio::select! {
                 () = halt.cancelled() => {}
-                _ = async { while wire::next(&mut ws).await.is_ok() {} } => {}
+                _ = async { while wire::next(&mut ws, &schema).await.is_ok() {} } => {}
             }
         });
     }

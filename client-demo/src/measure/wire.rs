@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tickcast::protocol::{ClientMsg, Hello, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, ServerMsg, Welcome};
+use tickcast::protocol::{
+    ClientMsg, Hello, Input, InputField, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Schema, ServerMsg, Welcome,
+};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -54,10 +56,11 @@ pub async fn open(addr: SocketAddr, dial: Dial, traffic: Arc<Traffic>) -> Result
     Ok(ws)
 }
 
-/// Sends a hello of protocol `version` as `name`, and waits for the welcome.
+/// Sends a hello of protocol `version` as `name`, and waits for the welcome (which carries the
+/// game's schema, by which everything after it is read).
 pub async fn join(ws: &mut Ws, name: &str, version: u32) -> Result<Welcome, WireError> {
-    send(ws, &hello(name, version)).await?;
-    match next(ws).await? {
+    send(ws, &hello(name, version), &[]).await?;
+    match next_with(ws, None).await? {
         ServerMsg::Welcome(welcome) => Ok(welcome),
         other => Err(WireError::Protocol(format!("expected welcome, got {other:?}"))),
     }
@@ -72,22 +75,40 @@ pub fn hello(name: &str, version: u32) -> ClientMsg {
     })
 }
 
-/// Opens a connection and joins as `name`: [`open`] then [`join`].
-pub async fn connect(addr: SocketAddr, dial: Dial, traffic: Arc<Traffic>, name: &str) -> Result<Ws, WireError> {
-    let mut ws = open(addr, dial, traffic).await?;
-    join(&mut ws, name, PROTOCOL_VERSION).await?;
-    Ok(ws)
+/// An input of these values (the first input fields of the game's schema; the rest are 0).
+pub fn input(seq: u32, values: &[i32]) -> ClientMsg {
+    ClientMsg::Input(Input {
+        seq,
+        values: InputValues::new(values),
+    })
 }
 
-/// Sends one protocol message.
-pub async fn send(ws: &mut Ws, msg: &ClientMsg) -> Result<(), WireError> {
-    ws.send(Message::Binary(msg.encode().into())).await?;
+/// Opens a connection and joins as `name`: [`open`] then [`join`]. Returns the socket and the
+/// game's schema.
+pub async fn connect(
+    addr: SocketAddr,
+    dial: Dial,
+    traffic: Arc<Traffic>,
+    name: &str,
+) -> Result<(Ws, Schema), WireError> {
+    let mut ws = open(addr, dial, traffic).await?;
+    let welcome = join(&mut ws, name, PROTOCOL_VERSION).await?;
+    Ok((ws, welcome.schema))
+}
+
+/// Sends one protocol message (an input is written by the game's `input` fields).
+pub async fn send(ws: &mut Ws, msg: &ClientMsg, input: &[InputField]) -> Result<(), WireError> {
+    ws.send(Message::Binary(msg.encode(input).into())).await?;
     Ok(())
 }
 
-/// The next server message, skipping control frames (tungstenite answers pings by itself); a
-/// close frame or the end of the stream is [`WireError::Closed`].
-pub async fn next(ws: &mut Ws) -> Result<ServerMsg, WireError> {
+/// The next server message, read by the game's schema, skipping control frames (tungstenite
+/// answers pings by itself); a close frame or the end of the stream is [`WireError::Closed`].
+pub async fn next(ws: &mut Ws, schema: &Schema) -> Result<ServerMsg, WireError> {
+    next_with(ws, Some(schema)).await
+}
+
+async fn next_with(ws: &mut Ws, schema: Option<&Schema>) -> Result<ServerMsg, WireError> {
     loop {
         match ws.next().await {
             None => {
@@ -98,7 +119,7 @@ pub async fn next(ws: &mut Ws) -> Result<ServerMsg, WireError> {
             }
             Some(Err(err)) => return Err(err.into()),
             Some(Ok(Message::Binary(bytes))) => {
-                return ServerMsg::decode(&bytes).map_err(|err| WireError::Protocol(err.to_string()));
+                return ServerMsg::decode(&bytes, schema).map_err(|err| WireError::Protocol(err.to_string()));
             }
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
@@ -110,13 +131,13 @@ pub async fn next(ws: &mut Ws) -> Result<ServerMsg, WireError> {
     }
 }
 
-/// Reads and discards server messages until the connection ends, for at most `patience`, and
-/// says how it ended: `close <code>` (a close frame), `ended without a close frame`, `lost:
-/// <error>`, or `still open`.
+/// Reads and discards server messages (without decoding them) until the connection ends, for at
+/// most `patience`, and says how it ended: `close <code>` (a close frame), `ended without a
+/// close frame`, `lost: <error>`, or `still open`.
 pub async fn ending(ws: &mut Ws, patience: Duration) -> String {
     let until_ended = async {
         loop {
-            match next(ws).await {
+            match skip(ws).await {
                 Ok(_) => {}
                 Err(WireError::Closed { code: 1006, .. }) => return "ended without a close frame".to_owned(),
                 Err(WireError::Closed { code, .. }) => return format!("close {code}"),
@@ -132,4 +153,24 @@ pub async fn ending(ws: &mut Ws, patience: Duration) -> String {
     tokio::time::timeout(patience, until_ended)
         .await
         .unwrap_or_else(|_| "still open".into())
+}
+
+/// Skips server messages until the stream ends or closes (as [`next`] reports it).
+async fn skip(ws: &mut Ws) -> Result<(), WireError> {
+    loop {
+        match ws.next().await {
+            None => {
+                return Err(WireError::Closed {
+                    code: 1006,
+                    reason: "connection ended".into(),
+                });
+            }
+            Some(Err(err)) => return Err(err.into()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                return Err(WireError::Closed { code, reason });
+            }
+            Some(Ok(_)) => {}
+        }
+    }
 }
