@@ -19,6 +19,9 @@
 //! ids 1..=N, and the movers (every entity, every tenth, or none) each move one tick at full
 //! speed at 30 Hz (80 position steps) in a direction of their own.
 //!
+//! Then tanks' frames in play (50 tanks moving, turning and firing for 900 ticks): the mean
+//! frame, and what updates of tanks and of shells, and shells spawned and removed, cost each.
+//!
 //! Run: `cargo bench --bench delta`
 
 use std::hint::black_box;
@@ -28,9 +31,11 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 
 use std::sync::LazyLock;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tickcast::delta::NetWorld;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::{Arena, SCALE};
+use tickcast::games::{Arena, SCALE, Tanks};
 use tickcast::protocol::{Ack, Delta, Entity, Schema, ServerMsg, Snapshot, Updates};
 
 /// Arena's schema: the entities are its players.
@@ -58,6 +63,7 @@ fn delta(c: &mut Criterion) {
         .collect();
     print_idle_frames();
     print_bytes(&cases);
+    print_tanks();
     let mut group = c.benchmark_group("delta");
     for case in &cases {
         group.throughput(Throughput::Elements(u64::from(case.n)));
@@ -196,6 +202,89 @@ fn print_bytes(cases: &[Case]) {
             case.n, case.movers, case.bytes, per_mover
         );
     }
+}
+
+/// Tanks' frames in play: 50 tanks moving (a new direction every second), turning and firing
+/// whenever they can for 30 s of ticks at 30 Hz, each tick diffed and encoded as the tick loop
+/// does. Prints the mean frame and what it is made of, each part's bytes measured by encoding
+/// it alone (its frame minus the idle frame).
+fn print_tanks() {
+    const TANKS: u32 = 50;
+    const TICKS: u64 = 900;
+    let schema = Tanks::schema(&GameConfig::default());
+    let mut game = Tanks::new(&GameConfig::default(), 7);
+    let ids: Vec<_> = (0..TANKS).map(|_| game.join("bench")).collect();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut world = NetWorld::default();
+    game.entities(world.reset(0));
+    let encode = |delta: Delta| ServerMsg::Delta(delta).encode(&schema).len();
+    let empty = |tick| Delta {
+        tick,
+        base_gap: 1,
+        spawned: vec![],
+        updated: Updates::default(),
+        removed: vec![],
+        checksum: None,
+    };
+    let (mut frames, mut spawns, mut removals) = (0, 0, 0);
+    let (mut spawn_bytes, mut removal_bytes) = (0, 0);
+    // Per kind (tank, shell): updates, and their bytes with their group's header.
+    let mut updates = [(0, 0); 2];
+    for tick in 1..=TICKS {
+        for (i, id) in ids.iter().enumerate() {
+            if tick % 30 == (i as u64) % 30 {
+                let (dx, dy) = (rng.random_range(-127..=127), rng.random_range(-127..=127));
+                game.input(*id, &[dx, dy, ((tick * 3 + i as u64) % 256) as i32, 1]);
+            }
+        }
+        game.step();
+        let mut next = NetWorld::default();
+        game.entities(next.reset(tick));
+        let c = world.diff(&next, &schema);
+        let idle = encode(empty(tick));
+        spawns += c.spawned.len();
+        removals += c.removed.len();
+        for group in &c.updated.0 {
+            let (count, bytes) = &mut updates[usize::from(group.kind)];
+            *count += group.updates.len();
+            *bytes += encode(Delta {
+                updated: Updates(vec![group.clone()]),
+                ..empty(tick)
+            }) - idle;
+        }
+        spawn_bytes += encode(Delta {
+            spawned: c.spawned.clone(),
+            ..empty(tick)
+        }) - idle;
+        removal_bytes += encode(Delta {
+            removed: c.removed.clone(),
+            ..empty(tick)
+        }) - idle;
+        frames += encode(Delta {
+            spawned: c.spawned,
+            updated: c.updated,
+            removed: c.removed,
+            ..empty(tick)
+        });
+        world = next;
+    }
+    let per_tick = |n: usize| n as f64 / TICKS as f64;
+    let each = |bytes: usize, n: usize| bytes as f64 / n.max(1) as f64;
+    println!("delta: tanks, {TANKS} tanks moving, turning and firing, {TICKS} ticks at 30 Hz");
+    println!("  mean frame: {:.1} bytes", per_tick(frames));
+    let [(tanks, tank_bytes), (shells, shell_bytes)] = updates;
+    println!(
+        "  per tick: {:.1} tanks updated ({:.2} bytes each), {:.1} shells moved ({:.2} bytes each), \
+         {:.2} shells spawned ({:.2} bytes each), {:.2} removed ({:.2} bytes each)",
+        per_tick(tanks),
+        each(tank_bytes, tanks),
+        per_tick(shells),
+        each(shell_bytes, shells),
+        per_tick(spawns),
+        each(spawn_bytes, spawns),
+        per_tick(removals),
+        each(removal_bytes, removals)
+    );
 }
 
 /// "N bytes + H header = T bytes" for a server-to-client WebSocket message of `len` bytes.

@@ -12,6 +12,10 @@ use crate::protocol::{
     Delta, Entity, FieldType, KindUpdates, MAX_FIELDS, Schema, Snapshot, Update, Updates, world_checksum,
 };
 
+/// The most updates a kind's group makes room for on its first update (then it grows as
+/// vectors do).
+const FIRST_RESERVE: usize = 256;
+
 /// Why a delta could not be applied. Any of these means the client must resynchronise.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
@@ -127,7 +131,17 @@ impl NetWorld {
     /// What changed from `self` to `next`, field by field as `schema` says.
     pub fn diff(&self, next: &NetWorld, schema: &Schema) -> Changes {
         let mut changes = Changes::default();
-        let mut by_kind: Vec<Vec<Update>> = vec![Vec::new(); schema.kinds.len()];
+        // A group per kind, indexed by kind, made at the first update (an idle tick allocates
+        // nothing); the empty ones are dropped at the end.
+        let mut by_kind: Vec<KindUpdates> = Vec::new();
+        let groups = || {
+            (0..schema.kinds.len())
+                .map(|kind| KindUpdates {
+                    kind: kind as u8,
+                    updates: Vec::new(),
+                })
+                .collect()
+        };
         let (mut a, mut b) = (self.entities.iter().peekable(), next.entities.iter().peekable());
         loop {
             let order = match (a.peek(), b.peek()) {
@@ -145,12 +159,24 @@ impl NetWorld {
                     if old.values == new.values && old.kind == new.kind {
                         continue;
                     }
+                    if by_kind.is_empty() {
+                        by_kind = groups();
+                    }
                     match (
                         old.kind == new.kind,
                         schema.kind(new.kind),
                         by_kind.get_mut(usize::from(new.kind)),
                     ) {
-                        (true, Some(kind), Some(bucket)) => bucket.extend(update(old, new, &kind.fields)),
+                        (true, Some(kind), Some(group)) => {
+                            if let Some(update) = update(old, new, &kind.fields) {
+                                if group.updates.capacity() == 0 {
+                                    // Room for a good share of what is left at once, bounded so
+                                    // that one mover among thousands does not allocate for all.
+                                    group.updates.reserve(b.len().min(FIRST_RESERVE - 1) + 1);
+                                }
+                                group.updates.push(update);
+                            }
+                        }
                         // An entity never changes kind; if a game did that, send it anew.
                         _ => {
                             changes.removed.push(old.id);
@@ -160,17 +186,8 @@ impl NetWorld {
                 }
             }
         }
-        changes.updated = Updates(
-            by_kind
-                .into_iter()
-                .enumerate()
-                .filter(|(_, updates)| !updates.is_empty())
-                .map(|(kind, updates)| KindUpdates {
-                    kind: kind as u8,
-                    updates,
-                })
-                .collect(),
-        );
+        by_kind.retain(|group| !group.updates.is_empty());
+        changes.updated = Updates(by_kind);
         changes
     }
 

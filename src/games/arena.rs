@@ -39,6 +39,8 @@ pub struct Player {
     pub y: u32,
     /// The direction of its latest input.
     pub dir: (i32, i32),
+    /// Its step per tick along `dir` ([`super::velocity`]), worked out when the input comes.
+    pub step: (i32, i32),
     /// Orbs collected.
     pub score: u32,
 }
@@ -60,9 +62,10 @@ pub struct Arena {
     tick_hz: u32,
     rng: StdRng,
     next_id: EntityId,
-    // BTreeMaps keep iteration in id order, which makes pickups deterministic.
+    // Both in id order, which makes pickups deterministic. Orbs are a vector: every player
+    // scans them every tick, and a pickup (which removes one) is rare next to a scan.
     players: BTreeMap<EntityId, Player>,
-    orbs: BTreeMap<EntityId, Orb>,
+    orbs: Vec<(EntityId, Orb)>,
 }
 
 impl Game for Arena {
@@ -89,7 +92,7 @@ impl Game for Arena {
             rng: StdRng::seed_from_u64(seed),
             next_id: 1,
             players: BTreeMap::new(),
-            orbs: BTreeMap::new(),
+            orbs: Vec::with_capacity(config.orbs as usize),
         };
         for _ in 0..config.orbs {
             arena.spawn_orb();
@@ -104,6 +107,7 @@ impl Game for Arena {
             x,
             y,
             dir: (0, 0),
+            step: (0, 0),
             score: 0,
         };
         self.players.insert(id, player);
@@ -117,25 +121,31 @@ impl Game for Arena {
     fn input(&mut self, player: EntityId, input: &[i32]) {
         if let (Some(p), [dx, dy, ..]) = (self.players.get_mut(&player), input) {
             p.dir = (*dx, *dy);
+            p.step = velocity(*dx, *dy, PLAYER_SPEED, self.tick_hz);
         }
     }
 
     fn step(&mut self) {
-        let reach = i64::from(PICKUP_RADIUS * SCALE).pow(2);
-        let ids: Vec<EntityId> = self.players.keys().copied().collect();
-        for id in ids {
-            let Some(p) = self.players.get_mut(&id) else { continue };
-            let (vx, vy) = velocity(p.dir.0, p.dir.1, PLAYER_SPEED, self.tick_hz);
-            p.x = advance(p.x, vx, self.size);
-            p.y = advance(p.y, vy, self.size);
-            let (x, y) = (i64::from(p.x), i64::from(p.y));
-            let near = |o: &Orb| (i64::from(o.x) - x).pow(2) + (i64::from(o.y) - y).pow(2) <= reach;
-            let Some(orb) = self.orbs.iter().find(|(_, o)| near(o)).map(|(orb, _)| *orb) else {
+        let radius = PICKUP_RADIUS * SCALE;
+        let reach = u64::from(radius).pow(2);
+        for p in self.players.values_mut() {
+            p.x = advance(p.x, p.step.0, self.size);
+            p.y = advance(p.y, p.step.1, self.size);
+            let (x, y) = (p.x, p.y);
+            // The cheap test on each axis first: most orbs are far away on one of them.
+            let near = |o: &Orb| {
+                let (dx, dy) = (o.x.abs_diff(x), o.y.abs_diff(y));
+                dx <= radius && dy <= radius && u64::from(dx).pow(2) + u64::from(dy).pow(2) <= reach
+            };
+            let Some(at) = self.orbs.iter().position(|(_, o)| near(o)) else {
                 continue;
             };
             p.score += 1;
-            self.orbs.remove(&orb);
-            self.spawn_orb();
+            self.orbs.remove(at);
+            // The new orb may be collected by a player later in this same step.
+            let id = alloc_id(&mut self.next_id);
+            let orb = random_orb(&mut self.rng, self.size);
+            insert_orb(&mut self.orbs, id, orb);
         }
     }
 
@@ -144,7 +154,7 @@ impl Game for Arena {
             .players
             .iter()
             .map(|(&id, p)| Entity::new(id, PLAYER, &[p.x, p.y, p.score]));
-        let orbs = self.orbs.iter().map(|(&id, o)| Entity::new(id, ORB, &[o.x, o.y]));
+        let orbs = self.orbs.iter().map(|&(id, o)| Entity::new(id, ORB, &[o.x, o.y]));
         merge_by_id(players, orbs, out);
     }
 }
@@ -155,31 +165,46 @@ impl Arena {
         &self.players
     }
 
-    /// The orbs, by id.
-    pub fn orbs(&self) -> &BTreeMap<EntityId, Orb> {
+    /// The orbs, in id order.
+    pub fn orbs(&self) -> &[(EntityId, Orb)] {
         &self.orbs
     }
 
-    fn spawn_orb(&mut self) -> EntityId {
-        let id = self.alloc_id();
-        let (x, y) = self.random_pos();
-        self.orbs.insert(id, Orb { x, y });
-        id
+    fn spawn_orb(&mut self) {
+        let id = alloc_id(&mut self.next_id);
+        let orb = random_orb(&mut self.rng, self.size);
+        insert_orb(&mut self.orbs, id, orb);
     }
 
     fn alloc_id(&mut self) -> EntityId {
-        let id = self.next_id;
-        // 2^32 ids at thousands of pickups a second is still years of uptime.
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
+        alloc_id(&mut self.next_id)
     }
 
     fn random_pos(&mut self) -> (u32, u32) {
-        (
-            self.rng.random_range(0..=self.size),
-            self.rng.random_range(0..=self.size),
-        )
+        let Orb { x, y } = random_orb(&mut self.rng, self.size);
+        (x, y)
     }
+}
+
+/// The next entity id (ids start at 1; 0 is never given).
+fn alloc_id(next: &mut EntityId) -> EntityId {
+    let id = *next;
+    // 2^32 ids at thousands of pickups a second is still years of uptime.
+    *next = next.wrapping_add(1).max(1);
+    id
+}
+
+fn random_orb(rng: &mut StdRng, size: u32) -> Orb {
+    Orb {
+        x: rng.random_range(0..=size),
+        y: rng.random_range(0..=size),
+    }
+}
+
+/// Adds an orb, keeping the list in id order (a new id is the largest until ids wrap).
+fn insert_orb(orbs: &mut Vec<(EntityId, Orb)>, id: EntityId, orb: Orb) {
+    let at = orbs.partition_point(|(other, _)| *other < id);
+    orbs.insert(at, (id, orb));
 }
 
 /// Merges two id-ascending entity streams into `out`.
@@ -257,14 +282,14 @@ mod tests {
         };
         let mut w = Arena::new(&config, 7);
         let id = w.join("p");
-        let (&orb, o) = w.orbs.iter().next().unwrap();
+        let (orb, o) = w.orbs[0];
         let (ox, oy) = (o.x, o.y);
         let p = w.players.get_mut(&id).unwrap();
         (p.x, p.y) = (ox.saturating_sub(PICKUP_RADIUS * SCALE - 8), oy);
         w.step();
         assert_eq!(w.players[&id].score, 1);
         assert_eq!(w.orbs.len(), 1);
-        assert!(!w.orbs.contains_key(&orb), "the orb got a new id");
+        assert_ne!(w.orbs[0].0, orb, "the orb got a new id");
     }
 
     #[test]

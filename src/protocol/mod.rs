@@ -330,6 +330,19 @@ impl ClientMsg {
 }
 
 impl ServerMsg {
+    /// About how many bytes the encoding takes (enough for most, so the buffer is allocated
+    /// once): a few bytes per entity field, per update and per removal.
+    fn size_hint(&self) -> usize {
+        match self {
+            ServerMsg::Snapshot(m) => 16 + m.entities.len() * 16,
+            ServerMsg::Delta(m) => {
+                let updates: usize = m.updated.0.iter().map(|g| 2 + g.updates.len() * 6).sum();
+                24 + m.spawned.len() * 16 + updates + m.removed.len() * 4
+            }
+            _ => 64,
+        }
+    }
+
     /// Decodes one server message; `schema` is the game's, from the [`Welcome`] (entities and
     /// updates are read by it; without one, a snapshot or delta is refused). The whole buffer
     /// must be exactly one message.
@@ -381,7 +394,7 @@ impl ServerMsg {
     /// Encodes this message with `schema` (the game's: entities and updates are written by
     /// it). The server's own messages always fit their schema.
     pub fn encode(&self, schema: &Schema) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = Writer(Vec::with_capacity(self.size_hint()));
         match self {
             ServerMsg::Welcome(m) => {
                 w.u32(0);
@@ -507,9 +520,9 @@ fn entities(r: &mut Reader<'_>, schema: &Schema) -> Result<Vec<Entity>, DecodeEr
 }
 
 fn write_updates(w: &mut Writer, updates: &Updates, schema: &Schema) {
-    let groups: Vec<_> = updates.0.iter().filter(|g| !g.updates.is_empty()).collect();
-    w.varint(groups.len() as u64);
-    for group in groups {
+    let groups = || updates.0.iter().filter(|g| !g.updates.is_empty());
+    w.varint(groups().count() as u64);
+    for group in groups() {
         w.u32(u32::from(group.kind));
         w.varint(group.updates.len() as u64);
         let fields = schema.kind(group.kind).map_or(&[][..], |k| k.fields.as_slice());
