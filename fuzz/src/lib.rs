@@ -1,6 +1,9 @@
 //! Checks shared by the tickcast fuzz targets: how much memory a decode holds at its peak, and
 //! whether an input that decoded was the one canonical encoding of its message.
 
+#[cfg(test)]
+mod seeds;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
