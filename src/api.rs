@@ -11,6 +11,11 @@
 //!   fullest), or a new one; a place is held for the name for `HOLD_FOR` and, when the server
 //!   requires join tokens, the answer carries one for that room and name, expiring with it.
 //!
+//! In a cluster (`--redis`) every one of these answers for the whole cluster, on any node: a
+//! new room goes to the least-loaded node (through Redis, `crate::cluster`), a room is found
+//! and closed wherever it lives, and each room says which node owns it (`node`) and where its
+//! players connect (`ws`, on the owner).
+//!
 //! Every error is a status with `{"error": "<what went wrong>"}`. Request bodies are at most
 //! [`MAX_BODY`] bytes and must arrive within [`BODY_TIMEOUT`].
 
@@ -27,10 +32,12 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::auth;
+use crate::cluster::directory::RoomRecord;
+use crate::cluster::{Placed, Refusal};
 use crate::protocol::{MAX_NAME_LEN, unix_micros};
 use crate::room::seats::HOLD_FOR;
-use crate::room::{Info, Room, RoomId, Settings};
-use crate::rooms::{CreateError, Located};
+use crate::room::{Info, RoomId, Settings};
+use crate::rooms::CreateError;
 use crate::state::AppState;
 
 /// The largest request body accepted.
@@ -66,12 +73,15 @@ impl ApiError {
 
 impl From<CreateError> for ApiError {
     fn from(err: CreateError) -> Self {
-        let status = match err {
-            CreateError::Full(_) | CreateError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
-            CreateError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            CreateError::UnknownGame(..) => StatusCode::BAD_REQUEST,
-        };
+        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         Self::new(status, err.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self::new(status, refusal.message)
     }
 }
 
@@ -98,36 +108,50 @@ impl IntoResponse for ApiError {
 struct RoomJson {
     #[serde(flatten)]
     info: Info,
-    /// The player URL (WebSocket).
+    /// The player URL (WebSocket), on the node that owns the room.
     ws: String,
-    /// The spectator page.
+    /// The spectator page, on the node answering (any node serves any room's spectators).
     page: String,
+    /// The node that owns the room (in a cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
-fn room_json(state: &AppState, room: &Room) -> RoomJson {
+fn room_json(state: &AppState, record: RoomRecord) -> RoomJson {
     RoomJson {
-        info: room.info(),
-        ws: state.player_url(room.id()),
-        page: state.page_url(room.id()),
+        ws: AppState::player_url_at(&record.url, &record.info.id),
+        page: state.page_url(&record.info.id),
+        node: (!record.node.is_empty()).then_some(record.node),
+        info: record.info,
+    }
+}
+
+/// The record of a room wherever it lives.
+fn record_of(state: &AppState, placed: Placed) -> RoomRecord {
+    match placed {
+        Placed::Here(room) => state.record(&room),
+        Placed::There(record) => record,
     }
 }
 
 /// `GET /rooms`.
-pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Response {
-    let rooms: Vec<_> = state
-        .rooms
-        .all()
-        .iter()
-        .filter(|room| !room.settings().private)
-        .map(|room| room_json(&state, room))
+pub(crate) async fn list(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let records = match state.cluster() {
+        Some(cluster) => cluster.list().await?,
+        None => state.rooms.all().iter().map(|room| state.record(room)).collect(),
+    };
+    let rooms: Vec<_> = records
+        .into_iter()
+        .filter(|record| !record.info.private)
+        .map(|record| room_json(&state, record))
         .collect();
-    Json(serde_json::json!({ "rooms": rooms })).into_response()
+    Ok(Json(serde_json::json!({ "rooms": rooms })).into_response())
 }
 
 /// `GET /rooms/{id}`.
 pub(crate) async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let room = find(&state, &id)?;
-    Ok(Json(room_json(&state, &room)).into_response())
+    let placed = find(&state, &id).await?;
+    Ok(Json(room_json(&state, record_of(&state, placed))).into_response())
 }
 
 /// What `POST /rooms` takes.
@@ -170,8 +194,12 @@ pub(crate) async fn create(
     if !admin && !state.room_creations.allow(peer.ip(), Instant::now()) {
         return Err(CreateError::RateLimited.into());
     }
-    let room = state.rooms.create(settings, None)?;
-    Ok((StatusCode::CREATED, Json(room_json(&state, &room))).into_response())
+    let placed = match state.cluster() {
+        Some(cluster) => cluster.place(settings, None).await?,
+        None => Placed::Here(state.rooms.create(settings, None)?),
+    };
+    let record = record_of(&state, placed);
+    Ok((StatusCode::CREATED, Json(room_json(&state, record))).into_response())
 }
 
 /// `DELETE /rooms/{id}`.
@@ -181,14 +209,21 @@ pub(crate) async fn close(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admin(&state, &headers)?;
-    let room = find(&state, &id)?;
-    if room.is_default() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the default room cannot be closed: start the server with --no-default-room",
-        ));
+    match find(&state, &id).await? {
+        Placed::Here(room) if room.is_default() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "the default room cannot be closed: start the server with --no-default-room",
+            ));
+        }
+        Placed::Here(room) => {
+            state.rooms.close(room.id());
+        }
+        Placed::There(record) => {
+            let cluster = state.cluster().expect("rooms elsewhere only in a cluster");
+            cluster.close(&record).await?;
+        }
     }
-    state.rooms.close(room.id());
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -230,22 +265,66 @@ pub(crate) async fn matchmake(
     }
     let settings = settings(&state, &body.game)?;
     let may_create = || admin || state.room_creations.allow(peer.ip(), Instant::now());
-    let (room, created) = state.rooms.matchmake(settings, &body.name, may_create)?;
+    let (record, created) = match state.cluster() {
+        Some(_) => matchmake_in_cluster(&state, settings, &body.name, may_create).await?,
+        None => {
+            let (room, created) = state.rooms.matchmake(settings, &body.name, may_create)?;
+            (state.record(&room), created)
+        }
+    };
     let expires = unix_micros() / 1_000_000 + HOLD_FOR.as_secs();
+    let id = record.info.id;
     let token = state
         .config
         .auth_secret
         .as_ref()
-        .map(|secret| auth::mint(secret.as_bytes(), room.id().as_str(), &body.name, expires));
+        .map(|secret| auth::mint(secret.as_bytes(), id.as_str(), &body.name, expires));
     let seat = Seat {
-        ws: state.player_url(room.id()),
-        page: state.page_url(room.id()),
-        room: room.id().clone(),
+        ws: AppState::player_url_at(&record.url, &id),
+        page: state.page_url(&id),
+        room: id,
         created,
         token,
         expires,
     };
     Ok(Json(seat).into_response())
+}
+
+/// How many of the fullest open rooms matchmaking tries before it opens a new one.
+const MATCHMAKE_TRIES: usize = 3;
+
+/// Matchmaking over the whole cluster: a place in one of the fullest public rooms of the game
+/// that has one (held by the room's owner), else a new room on the least-loaded node.
+async fn matchmake_in_cluster(
+    state: &AppState,
+    settings: Settings,
+    name: &str,
+    may_create: impl FnOnce() -> bool,
+) -> Result<(RoomRecord, bool), ApiError> {
+    let cluster = state.cluster().expect("called in a cluster");
+    let mut open: Vec<RoomRecord> = cluster
+        .list()
+        .await?
+        .into_iter()
+        .filter(|r| !r.info.private && r.info.joinable && r.info.game == settings.game)
+        .collect();
+    open.sort_by_key(|r| r.info.max_players.saturating_sub(r.info.players));
+    for record in open.into_iter().take(MATCHMAKE_TRIES) {
+        if record.node == cluster.node() {
+            match state.rooms.get(&record.info.id) {
+                Some(room) if room.seats().hold(name, Instant::now()) => return Ok((state.record(&room), false)),
+                _ => continue,
+            }
+        }
+        if let Some(held) = cluster.hold(&record, name).await? {
+            return Ok((held, false));
+        }
+    }
+    if !may_create() {
+        return Err(CreateError::RateLimited.into());
+    }
+    let placed = cluster.place(settings, Some(name)).await?;
+    Ok((record_of(state, placed), true))
 }
 
 /// The settings of a new room of `game`: the server's flags, a fresh seed.
@@ -261,13 +340,10 @@ fn settings(state: &AppState, game: &str) -> Result<Settings, ApiError> {
     })
 }
 
-fn find(state: &AppState, id: &str) -> Result<Arc<Room>, ApiError> {
+async fn find(state: &AppState, id: &str) -> Result<Placed, ApiError> {
     let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no room {id:?}"));
     let id = RoomId::parse(id).ok_or_else(missing)?;
-    match state.rooms.locate(&id) {
-        Located::Here(room) => Ok(room),
-        Located::Nowhere => Err(missing()),
-    }
+    state.locate(&id).await?.ok_or_else(missing)
 }
 
 /// Checks the admin secret when there is one: `Ok(true)` for the admin, `Ok(false)` when the

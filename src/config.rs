@@ -16,7 +16,7 @@ pub struct Config {
     pub bind: SocketAddr,
 
     /// The game of the default room: arena, tanks, or a game the program running the server
-    /// registered (`Server::with_game`).
+    /// registered (`Server::with_games`).
     #[arg(long, default_value = "arena")]
     pub game: String,
 
@@ -122,6 +122,22 @@ pub struct Config {
     /// How long shutdown waits for connections to close before it stops anyway.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Join a cluster on this Redis (redis://host:port/db): rooms are placed on the
+    /// least-loaded node, listed and spectated from any node (README, "Run a cluster"). Every
+    /// node of a cluster must share --auth-secret (if any) and --admin-secret. Without it the
+    /// server runs alone and needs nothing else.
+    #[arg(long, env = "TICKCAST_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// This node's name in the cluster (letters, digits, `_`, `-`); generated when not given.
+    #[arg(long)]
+    pub node_id: Option<String>,
+
+    /// A spectator edge: run no rooms here (no default room, and new rooms are placed on other
+    /// nodes), only serve the cluster's spectators and rooms API. Needs --redis.
+    #[arg(long)]
+    pub no_rooms: bool,
 }
 
 impl Config {

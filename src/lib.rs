@@ -1,7 +1,7 @@
 //! tickcast: an authoritative fixed-tick multiplayer game-state server.
 //!
 //! One task owns the world and advances it at a fixed rate. Players connect over WebSocket,
-//! send binary move commands and receive a state delta every tick; they probe latency with
+//! send binary inputs and receive a state delta every tick; they probe latency with
 //! ping/pong, answered by their own connection task without waiting for a tick.
 //!
 //! # Module map
@@ -10,11 +10,13 @@
 //!   (connections, request heads, slow peers). `state`: what every handler and session shares.
 //! - `api`: the rooms API (list, create, close, matchmake). `session`: one player's connection,
 //!   from upgrade to close. `spectators`: SSE, long-poll, polling and the pages.
-//! - [`rooms`]: the rooms of this server and the one lookup that says where a room lives.
+//! - [`rooms`]: the rooms of this process. [`cluster`] (with `--redis`): nodes on Redis, the
+//!   directory of rooms (where a room lives is one lookup), placement, requests between
+//!   nodes, and each room's spectator stream, served from any node.
 //! - [`room`]: one match: its tick loop, roster, player queues, places and spectator feed.
 //! - `socket`: the player WebSocket. `frames`: WebSocket frames, read (every one counted)
 //!   and formatted once.
-//! - [`protocol`]: every wire message and the one bincode encoding (see PROTOCOL.md).
+//! - [`protocol`]: every wire message, its one encoding and the game's schema (PROTOCOL.md).
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
 //! - [`game`]: the [`game::Game`] trait a game implements (a schema, join and leave, inputs,
 //!   a pure `step`) and the registry of games. [`games`]: the built-in ones, arena and tanks.
@@ -39,6 +41,7 @@
 mod api;
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod delta;
 mod frames;

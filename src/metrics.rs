@@ -155,6 +155,20 @@ pub struct Metrics {
     pub longpoll: TrafficCounters,
     /// Spectator traffic over plain polling.
     pub poll: TrafficCounters,
+    /// Cluster: Redis operations that failed or timed out.
+    pub cluster_errors: Counter,
+    /// Cluster: spectator events not copied to their room's stream (its queue was full, or
+    /// Redis failed); the stream's next keyframe covers them.
+    pub cluster_events_dropped: Counter,
+    /// Cluster: spectator events and keyframes written to rooms' streams.
+    pub cluster_events_written: Counter,
+    /// Cluster: rooms of other nodes this node follows for its spectators.
+    pub cluster_mirrors: Gauge,
+    /// Cluster: times a followed room's stream had a gap and its feed restarted from a
+    /// keyframe.
+    pub cluster_mirror_resyncs: Counter,
+    /// Cluster: requests to other nodes (create, hold, close) that got no answer in time.
+    pub cluster_requests_unanswered: Counter,
     closes: Family<ReasonLabel, Counter>,
     rooms_closed: Family<EndedLabel, Counter>,
 }
@@ -216,6 +230,36 @@ impl Metrics {
             sse: traffic.for_transport(Transport::Sse),
             longpoll: traffic.for_transport(Transport::Longpoll),
             poll: traffic.for_transport(Transport::Poll),
+            cluster_errors: counter(
+                &mut r,
+                "cluster_redis_errors",
+                "Redis operations that failed or timed out",
+            ),
+            cluster_events_dropped: counter(
+                &mut r,
+                "cluster_events_dropped",
+                "Spectator events not copied to their room's Redis stream",
+            ),
+            cluster_events_written: counter(
+                &mut r,
+                "cluster_events_written",
+                "Spectator events and keyframes written to Redis streams",
+            ),
+            cluster_mirrors: gauge(
+                &mut r,
+                "cluster_mirrors",
+                "Rooms of other nodes followed for spectators",
+            ),
+            cluster_mirror_resyncs: counter(
+                &mut r,
+                "cluster_mirror_resyncs",
+                "Gaps in a followed room's stream, healed from a keyframe",
+            ),
+            cluster_requests_unanswered: counter(
+                &mut r,
+                "cluster_requests_unanswered",
+                "Requests to other nodes that got no answer in time",
+            ),
             closes,
             rooms_closed,
             registry: r,

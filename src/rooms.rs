@@ -1,9 +1,8 @@
 //! The rooms of this server, and where to find one.
 //!
-//! [`Rooms::locate`] is the one lookup everything goes through (player upgrades, spectator
-//! endpoints, the rooms API): a room id in, where that room lives out. Here every room lives
-//! in this process; a cluster answers the same question for rooms on other nodes, and
-//! nothing that calls it needs to change.
+//! [`Rooms::get`] finds a room of this process. "Where does room X live" is answered one
+//! level up, by `AppState::locate`: here, or (with `--redis`) on the node the cluster's
+//! directory names (`crate::cluster`).
 //!
 //! Each room runs as two tracked tasks: its tick loop, and a supervisor that waits for the
 //! tick loop to end (closed, idle, crashed, or the server stopping), ends the room with that
@@ -25,15 +24,6 @@ use crate::metrics::Metrics;
 use crate::room::tick::Stopped;
 use crate::room::{Ended, Room, RoomId, Settings};
 
-/// Where a room lives.
-#[derive(Debug, Clone)]
-pub enum Located {
-    /// In this process.
-    Here(Arc<Room>),
-    /// Nowhere: no room has this id.
-    Nowhere,
-}
-
 /// Why a room could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
@@ -51,6 +41,17 @@ pub enum CreateError {
     UnknownGame(String, String),
 }
 
+impl CreateError {
+    /// The HTTP status a request that got it is answered.
+    pub fn status(&self) -> u16 {
+        match self {
+            CreateError::Full(_) | CreateError::Stopping => 503,
+            CreateError::RateLimited => 429,
+            CreateError::UnknownGame(..) => 400,
+        }
+    }
+}
+
 /// The rooms of this server.
 #[derive(Debug)]
 pub struct Rooms {
@@ -63,6 +64,9 @@ pub struct Rooms {
     shutdown: CancellationToken,
     /// Rooms created so far: places each new room's ticks in the tick period.
     created: AtomicU64,
+    /// The id of the default room (behind the old paths): `default`, or in a cluster
+    /// `default-<node>` so that every node's default room has an id of its own.
+    default_id: RoomId,
 }
 
 impl Rooms {
@@ -70,12 +74,14 @@ impl Rooms {
     /// `shutdown`.
     pub(crate) fn new(
         config: Config,
+        default_id: RoomId,
         games: SharedGames,
         metrics: Arc<Metrics>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
+            default_id,
             rooms: Mutex::default(),
             config,
             games,
@@ -86,12 +92,14 @@ impl Rooms {
         })
     }
 
-    /// Where room `id` lives.
-    pub fn locate(&self, id: &RoomId) -> Located {
-        match self.lock().get(id) {
-            Some(room) => Located::Here(room.clone()),
-            None => Located::Nowhere,
-        }
+    /// Room `id`, if it lives in this process.
+    pub fn get(&self, id: &RoomId) -> Option<Arc<Room>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// The id the default room has (or would have).
+    pub fn default_id(&self) -> &RoomId {
+        &self.default_id
     }
 
     /// Every open room (public and private), by creation time.
@@ -116,7 +124,7 @@ impl Rooms {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::Stopping);
         }
-        let is_default = id.as_ref().is_some_and(|id| id.as_str() == RoomId::DEFAULT);
+        let is_default = id.as_ref() == Some(&self.default_id);
         let Some(game) = self.games.get(&settings.game) else {
             let known = self.games.names().join(", ");
             return Err(CreateError::UnknownGame(settings.game, known));
@@ -165,12 +173,12 @@ impl Rooms {
 
     /// Closes room `id`; false if there is none.
     pub fn close(&self, id: &RoomId) -> bool {
-        match self.locate(id) {
-            Located::Here(room) => {
+        match self.get(id) {
+            Some(room) => {
                 room.end(Ended::Closed);
                 true
             }
-            Located::Nowhere => false,
+            None => false,
         }
     }
 
@@ -251,6 +259,7 @@ mod tests {
     fn successive_rooms_tick_at_phases_spread_over_the_period() {
         let rooms = super::Rooms::new(
             Config::defaults(),
+            crate::room::RoomId::parse("default").unwrap(),
             Default::default(),
             Default::default(),
             Default::default(),

@@ -20,6 +20,7 @@ use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::game::Games;
 use crate::http::ConnectionPlace;
@@ -57,15 +58,15 @@ pub async fn serve(config: Config, games: Games) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.bind))?;
     let server = Server::with_games(listener, config.clone(), games);
     let addr = server.local_addr()?;
-    match server.seed() {
-        Some(seed) => tracing::info!(
+    match (server.seed(), server.default_room_id()) {
+        (Some(seed), Some(room)) => tracing::info!(
             game = config.game,
             tick_hz = config.tick_hz,
             seed,
-            "tickcast listening: rooms at http://{addr}/ , the default room at http://{addr}/rooms/default/ , \
+            "tickcast listening: rooms at http://{addr}/ , the default room at http://{addr}/rooms/{room}/ , \
              players connect to ws://{addr}/ws"
         ),
-        None => tracing::info!("tickcast listening: rooms at http://{addr}/ (no default room)"),
+        _ => tracing::info!("tickcast listening: rooms at http://{addr}/ (no default room)"),
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
@@ -104,6 +105,8 @@ pub struct Server {
     state: Arc<AppState>,
     /// The default room's settings, opened by `run` (unless `--no-default-room`).
     default_room: Option<Settings>,
+    /// This node's id in its cluster (with `--redis`).
+    node: Option<String>,
 }
 
 impl Server {
@@ -129,13 +132,25 @@ impl Server {
             (None, Some(addr)) => format!("http://{addr}"),
             (None, None) => "http://localhost".into(),
         };
-        let default_room = (!config.no_default_room).then(|| Settings::from_config(&config));
+        let default_room = (!config.no_default_room && !config.no_rooms).then(|| Settings::from_config(&config));
+        let node = config
+            .redis
+            .as_ref()
+            .map(|_| config.node_id.clone().unwrap_or_else(crate::cluster::generated_node_id));
+        // In a cluster every node's default room needs an id of its own.
+        let default_id = match &node {
+            Some(node) => RoomId::parse(&format!("default-{node}")),
+            None => RoomId::parse(RoomId::DEFAULT),
+        }
+        .unwrap_or_else(|| RoomId::parse(RoomId::DEFAULT).expect("the default room's id is valid"));
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let games = Arc::new(games);
         let state = Arc::new(AppState {
+            cluster: std::sync::OnceLock::new(),
             rooms: Rooms::new(
                 config.clone(),
+                default_id,
                 games.clone(),
                 metrics.clone(),
                 tasks.clone(),
@@ -159,7 +174,15 @@ impl Server {
             listener,
             state,
             default_room,
+            node,
         }
+    }
+
+    /// The id of the default room `run` opens (`None` without one).
+    pub fn default_room_id(&self) -> Option<RoomId> {
+        self.default_room
+            .as_ref()
+            .map(|_| self.state.rooms.default_id().clone())
     }
 
     /// The address the server listens on.
@@ -177,16 +200,43 @@ impl Server {
         self.default_room.as_ref().map(|settings| settings.seed)
     }
 
-    /// Serves until `shutdown` is cancelled, then shuts down in order.
+    /// Serves until `shutdown` is cancelled, then shuts down in order. With `--redis`, joins
+    /// the cluster first, and fails if its Redis does not answer.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
             state,
             default_room,
+            node,
         } = self;
+        let config = &state.config;
+        anyhow::ensure!(
+            !config.no_rooms || config.redis.is_some(),
+            "--no-rooms makes a spectator edge of a cluster node: it needs --redis"
+        );
+        if let (Some(url), Some(node)) = (&config.redis, node) {
+            anyhow::ensure!(
+                crate::cluster::valid_node_id(&node),
+                "--node-id {node:?}: use 1 to 24 of A-Z a-z 0-9 _ -"
+            );
+            let cluster = Cluster::join(
+                url,
+                node,
+                state.public_url.clone(),
+                config.clone(),
+                state.rooms.clone(),
+                state.metrics.clone(),
+                state.tasks.clone(),
+                state.shutdown.clone(),
+            )
+            .await?;
+            let _ = state.cluster.set(cluster);
+        }
         if let Some(settings) = default_room {
-            let id = RoomId::parse(RoomId::DEFAULT).expect("the default room's id is valid");
-            state.rooms.create(settings, Some(id))?;
+            let room = state.rooms.create(settings, Some(state.rooms.default_id().clone()))?;
+            if let Some(cluster) = state.cluster() {
+                cluster.adopt(&room).await;
+            }
         }
         let tasks = state.tasks.clone();
         let inner = state.shutdown.clone();
@@ -206,6 +256,10 @@ impl Server {
         // finishes its current response, every room ends (players get 1001, spectators a
         // `shutdown` event). Whatever a stalled peer holds open is left at the deadline.
         inner.cancel();
+        if let Some(cluster) = state.cluster() {
+            // The node and its rooms leave the directory at once, not at their expiry.
+            cluster.leave().await;
+        }
         tasks.close();
         let grace = state.config.shutdown_grace;
         if time::timeout(grace, tasks.wait()).await.is_err() {

@@ -4,12 +4,15 @@
 //! - `events`: Server-Sent Events. `retry:`, a snapshot (or, with `Last-Event-ID` or
 //!   `?last_event_id=`, exactly the missed events), then deltas as they happen, a comment
 //!   heartbeat every 15 s, and a final event when the room ends: `closed` (closed, idle,
-//!   crashed) or `shutdown` (the server stops).
-//! - `poll?after=<tick>&timeout_ms=<ms>`: long-polling. Answers at once with the events
-//!   after `after` (a snapshot if it is too old or absent), otherwise waits for the next event
-//!   or the timeout (then 204).
+//!   crashed, its node lost) or `shutdown` (the server stops).
+//! - `poll?after=<event id>&timeout_ms=<ms>`: long-polling. Answers at once with the events
+//!   after `after` (a snapshot if it is too old, from another epoch, or absent), otherwise
+//!   waits for the next event or the timeout (then 204).
 //! - `state`: the current snapshot, with an ETag naming its tick (If-None-Match: 304).
 //! - `/rooms/{id}/`: the spectator page.
+//!
+//! Every endpoint serves a [`Feed`]: the room's own, or in a cluster this node's copy of a room
+//! on another node, which behaves the same (event ids included).
 //!
 //! A spectator that stops reading is simply not polled by the HTTP layer: it holds no queue,
 //! only its position in the feed and references to events that exist anyway (every response
@@ -37,9 +40,8 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::metrics::{CloseReason, Metrics, TrafficCounters};
-use crate::room::feed::{Catchup, Event, Feed, SpectatorGuard};
-use crate::room::{Ended, Room};
-use crate::state::{AppState, RoomAt};
+use crate::room::feed::{Catchup, Event, Feed, Position, SpectatorGuard};
+use crate::state::{AppState, FeedAt};
 
 /// How often an idle SSE stream gets a comment line, so proxies do not time it out.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -55,47 +57,49 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 const PAGE: &str = include_str!("page.html");
 
 /// The spectator page of a room, embedded in the binary (it finds its feed by relative URL).
-pub(crate) async fn page(RoomAt(_room): RoomAt) -> Html<&'static str> {
+pub(crate) async fn page(FeedAt(_feed): FeedAt) -> Html<&'static str> {
     Html(PAGE)
-}
-
-/// The last event a spectator of an ended room gets: its name and its JSON.
-fn last_event(room: &Room) -> (&'static str, String) {
-    let ended = room.ended().unwrap_or(Ended::Shutdown);
-    let name = if ended == Ended::Shutdown { "shutdown" } else { "closed" };
-    (name, format!(r#"{{"reason":"{}"}}"#, ended.close().1))
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventsQuery {
-    last_event_id: Option<u64>,
+    last_event_id: Option<String>,
+}
+
+/// Reads an event id given by a client: `None` if absent, the reason if malformed.
+fn position(text: Option<&str>) -> Result<Option<Position>, &'static str> {
+    match text {
+        None => Ok(None),
+        Some(text) => Position::parse(text)
+            .map(Some)
+            .ok_or("an event id is <epoch>-<tick>, as the events carry them"),
+    }
 }
 
 /// `GET /events`: the SSE feed.
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
-    RoomAt(room): RoomAt,
+    FeedAt(feed): FeedAt,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Response {
-    let resume = match headers
-        .get("last-event-id")
-        .map(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
-    {
-        Some(Some(id)) => Some(id),
-        Some(None) => return bad_request("Last-Event-ID must be a tick number"),
-        None => query.last_event_id,
+    let header = match headers.get("last-event-id").map(|v| v.to_str()) {
+        Some(Ok(text)) => Some(text),
+        Some(Err(_)) => return bad_request("Last-Event-ID is not text"),
+        None => None,
+    };
+    let resume = match position(header.or(query.last_event_id.as_deref())) {
+        Ok(resume) => resume,
+        Err(why) => return bad_request(why),
     };
     let Some(permit) = spectator_place(&state) else {
         return full(&state.metrics);
     };
-    let feed = room.feed().clone();
     let stream = SseStream {
         _guard: feed.spectator(state.metrics.spectators_sse.clone()),
         _permit: permit,
         latest: feed.subscribe(),
         feed,
-        room,
         heartbeat: heartbeat(),
         cursor: resume,
         pending: VecDeque::new(),
@@ -125,11 +129,10 @@ pub(crate) async fn events(
 /// One SSE response: its place in the feed and what it needs to notice.
 struct SseStream {
     feed: Arc<Feed>,
-    room: Arc<Room>,
     latest: watch::Receiver<u64>,
     heartbeat: tokio::time::Interval,
-    /// The tick of the last event taken from the feed; `None` before the first.
-    cursor: Option<u64>,
+    /// The last event taken from the feed; `None` before the first.
+    cursor: Option<Position>,
     /// Events taken from the feed and not yet handed to the connection, one per chunk.
     pending: VecDeque<Arc<Event>>,
     started: bool,
@@ -154,9 +157,9 @@ impl SseStream {
             if let Some(event) = self.pending.pop_front() {
                 return Some(self.count(event.sse.clone()));
             }
-            if self.room.stopping().is_cancelled() {
+            if self.feed.stopping().is_cancelled() {
                 self.done = true;
-                let (name, json) = last_event(&self.room);
+                let (name, json) = self.feed.last_event();
                 return Some(self.count(format!("event: {name}\ndata: {json}\n\n").into()));
             }
             // Mark the current event seen before reading the feed, so one published in between
@@ -167,9 +170,9 @@ impl SseStream {
                 continue;
             }
             tokio::select! {
-                _ = self.room.stopping().cancelled() => {}
-                // The feed's sender lives as long as the room: the room is ending.
-                changed = self.latest.changed() => if changed.is_err() { self.room.stopping().cancelled().await },
+                _ = self.feed.stopping().cancelled() => {}
+                // The feed's sender lives as long as the feed: it is ending.
+                changed = self.latest.changed() => if changed.is_err() { self.feed.stopping().cancelled().await },
                 _ = self.heartbeat.tick() => return Some(self.count(Bytes::from_static(KEEPALIVE))),
             }
         }
@@ -183,8 +186,8 @@ impl SseStream {
 
 /// Moves `cursor` to the latest event and returns what lies between: the missed deltas, or a
 /// snapshot if they are no longer (or were never) in the ring.
-fn catch_up(feed: &Feed, cursor: &mut Option<u64>, metrics: &Metrics) -> Vec<Arc<Event>> {
-    let events = match feed.since(*cursor) {
+fn catch_up(feed: &Feed, cursor: &mut Option<Position>, metrics: &Metrics) -> Vec<Arc<Event>> {
+    let events = match feed.since(cursor.as_ref()) {
         Catchup::UpToDate => return Vec::new(),
         Catchup::Events(events) => events,
         Catchup::Snapshot(snapshot) => {
@@ -195,23 +198,27 @@ fn catch_up(feed: &Feed, cursor: &mut Option<u64>, metrics: &Metrics) -> Vec<Arc
         }
     };
     if let Some(last) = events.last() {
-        *cursor = Some(last.tick);
+        *cursor = Some(last.position());
     }
     events
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PollQuery {
-    after: Option<u64>,
+    after: Option<String>,
     timeout_ms: Option<u64>,
 }
 
 /// `GET /poll`: long-polling.
 pub(crate) async fn poll(
     State(state): State<Arc<AppState>>,
-    RoomAt(room): RoomAt,
+    FeedAt(feed): FeedAt,
     Query(query): Query<PollQuery>,
 ) -> Response {
+    let mut cursor = match position(query.after.as_deref()) {
+        Ok(cursor) => cursor,
+        Err(why) => return bad_request(why),
+    };
     let wait = query
         .timeout_ms
         .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
@@ -220,20 +227,18 @@ pub(crate) async fn poll(
     let Some(place) = spectator_place(&state) else {
         return full(&state.metrics);
     };
-    let feed = room.feed();
     let guard = feed.spectator(state.metrics.spectators_longpoll.clone());
     let mut latest = feed.subscribe();
-    let mut cursor = query.after;
     let traffic = &state.metrics.longpoll;
     traffic.received(0);
     loop {
-        if room.stopping().is_cancelled() {
-            let (name, json) = last_event(&room);
+        if feed.stopping().is_cancelled() {
+            let (name, json) = feed.last_event();
             let body = format!(r#"[{{"event":"{name}","data":{json}}}]"#);
             return json_response(traffic, body.into_bytes());
         }
         latest.borrow_and_update();
-        let events = catch_up(feed, &mut cursor, &state.metrics);
+        let events = catch_up(&feed, &mut cursor, &state.metrics);
         if !events.is_empty() {
             let body = PollBody::new(&events, place, guard);
             traffic.sent(body.remaining as usize);
@@ -247,8 +252,8 @@ pub(crate) async fn poll(
                 .into_response();
         }
         tokio::select! {
-            _ = room.stopping().cancelled() => {}
-            changed = latest.changed() => if changed.is_err() { room.stopping().cancelled().await },
+            _ = feed.stopping().cancelled() => {}
+            changed = latest.changed() => if changed.is_err() { feed.stopping().cancelled().await },
             _ = tokio::time::sleep_until(deadline) => {
                 traffic.sent(0);
                 return (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response();
@@ -313,13 +318,13 @@ impl http_body::Body for PollBody {
 /// `GET /state`: the current snapshot, cacheable by its tick.
 pub(crate) async fn current_state(
     State(state): State<Arc<AppState>>,
-    RoomAt(room): RoomAt,
+    FeedAt(feed): FeedAt,
     headers: HeaderMap,
 ) -> Response {
     let traffic = &state.metrics.poll;
     traffic.received(0);
-    let snapshot = room.feed().snapshot();
-    let etag = format!("\"{}\"", snapshot.tick);
+    let snapshot = feed.snapshot();
+    let etag = format!("\"{}\"", snapshot.id());
     let cache = [
         (header::ETAG, etag.clone()),
         (header::CACHE_CONTROL, "no-cache".to_owned()),

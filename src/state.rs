@@ -3,29 +3,34 @@
 //! A module of its own so that the routes (`server`), the sessions, the spectator endpoints and
 //! the rooms API all depend on it and not on each other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::directory::RoomRecord;
+use crate::cluster::{Cluster, Placed, Refusal};
 use crate::config::Config;
 use crate::game::SharedGames;
 use crate::limits::PerAddress;
 use crate::metrics::Metrics;
 use crate::origin;
+use crate::room::feed::Feed;
 use crate::room::{Room, RoomId};
-use crate::rooms::{Located, Rooms};
+use crate::rooms::Rooms;
 
 /// The server's shared state.
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) rooms: Arc<Rooms>,
+    /// This node's part in a cluster, once joined (with `--redis` only).
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
     /// The games rooms can play.
     pub(crate) games: SharedGames,
     /// One permit per spectator place (`--max-spectators`), over all rooms.
@@ -41,45 +46,124 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    /// The URL a player opens to join room `id`.
-    pub(crate) fn player_url(&self, id: &RoomId) -> String {
-        let ws = if let Some(rest) = self.public_url.strip_prefix("https://") {
+    /// The URL a player opens to join room `id`, on the node at `base` (a base URL).
+    pub(crate) fn player_url_at(base: &str, id: &RoomId) -> String {
+        let ws = if let Some(rest) = base.strip_prefix("https://") {
             format!("wss://{rest}")
         } else {
-            format!("ws://{}", self.public_url.trim_start_matches("http://"))
+            format!("ws://{}", base.trim_start_matches("http://"))
         };
         format!("{ws}/rooms/{id}/ws")
     }
 
-    /// The URL of room `id`'s spectator page.
+    /// The URL of room `id`'s spectator page on this node (any node serves any room's).
     pub(crate) fn page_url(&self, id: &RoomId) -> String {
         format!("{}/rooms/{id}/", self.public_url)
     }
+
+    /// The cluster, when this node is in one.
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Where room `id` lives: here, on another node of the cluster, or nowhere (`Ok(None)`).
+    pub(crate) async fn locate(&self, id: &RoomId) -> Result<Option<Placed>, Refusal> {
+        match self.cluster() {
+            Some(cluster) => cluster.locate(id).await,
+            None => Ok(self.rooms.get(id).map(Placed::Here)),
+        }
+    }
+
+    /// A room of this node as the directory describes it.
+    pub(crate) fn record(&self, room: &Room) -> RoomRecord {
+        match self.cluster() {
+            Some(cluster) => cluster.room_record(room),
+            None => RoomRecord {
+                node: String::new(),
+                url: self.public_url.clone(),
+                info: room.info(),
+            },
+        }
+    }
 }
 
-/// The room a request is for: the `{id}` in its path, or the default room for the old paths
-/// (`/ws`, `/events`, `/poll`, `/state`). Unknown rooms get 404 with a message.
+/// The room id a request names: the `{id}` in its path, or the default room's for the old
+/// paths (`/ws`, `/events`, `/poll`, `/state`); the second value says which.
+async fn room_id(parts: &mut Parts, state: &Arc<AppState>) -> Result<(RoomId, bool), Response> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let Some(text) = params.iter().find(|(name, _)| *name == "id").map(|(_, value)| value) else {
+        return Ok((state.rooms.default_id().clone(), true));
+    };
+    RoomId::parse(text)
+        .map(|id| (id, false))
+        .ok_or_else(|| not_found(&format!("no room {text:?}: see GET /rooms")))
+}
+
+/// Where the room a request names lives, or the response that says it is nowhere.
+async fn placed(parts: &mut Parts, state: &Arc<AppState>) -> Result<Placed, Response> {
+    let (id, default) = room_id(parts, state).await?;
+    match state.locate(&id).await {
+        Ok(Some(placed)) => Ok(placed),
+        Ok(None) if default => Err(not_found(
+            "this server has no default room (it runs with --no-default-room or --no-rooms): see GET /rooms",
+        )),
+        Ok(None) => Err(not_found(&format!("no room {id}: see GET /rooms"))),
+        Err(refusal) => Err(refused(&refusal)),
+    }
+}
+
+/// The room a player request is for, which must live on this node: an unknown room gets 404,
+/// one on another node of the cluster 421 naming the node to connect to (no node carries
+/// another's player traffic).
 pub(crate) struct RoomAt(pub(crate) Arc<Room>);
 
 impl FromRequestParts<Arc<AppState>> for RoomAt {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let named = params.iter().find(|(name, _)| *name == "id").map(|(_, value)| value);
-        let text = named.unwrap_or(RoomId::DEFAULT);
-        let not_found = |message: String| (StatusCode::NOT_FOUND, format!("{message}\n")).into_response();
-        let Some(id) = RoomId::parse(text) else {
-            return Err(not_found(format!("no room {text:?}: see GET /rooms")));
-        };
-        match state.rooms.locate(&id) {
-            Located::Here(room) => Ok(Self(room)),
-            Located::Nowhere if named.is_none() => Err(not_found(
-                "this server has no default room (it runs with --no-default-room): see GET /rooms".into(),
-            )),
-            Located::Nowhere => Err(not_found(format!("no room {id}: see GET /rooms"))),
+        match placed(parts, state).await? {
+            Placed::Here(room) => Ok(Self(room)),
+            Placed::There(record) => {
+                let url = AppState::player_url_at(&record.url, &record.info.id);
+                let message = format!("room {} is on node {}: connect to {url}\n", record.info.id, record.node);
+                Err((StatusCode::MISDIRECTED_REQUEST, [(header::LOCATION, url)], message).into_response())
+            }
         }
     }
+}
+
+/// The spectator feed a request follows: the room's own when it lives here, else (in a
+/// cluster) this node's copy of it, rebuilt from the room's stream.
+pub(crate) struct FeedAt(pub(crate) Arc<Feed>);
+
+impl FromRequestParts<Arc<AppState>> for FeedAt {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        match placed(parts, state).await? {
+            Placed::Here(room) => Ok(Self(room.feed().clone())),
+            Placed::There(record) => {
+                let cluster = state.cluster().expect("rooms elsewhere only in a cluster");
+                cluster.follow(&record).await.map(Self).map_err(|r| refused(&r))
+            }
+        }
+    }
+}
+
+fn not_found(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("{message}\n")).into_response()
+}
+
+/// A cluster refusal as a plain-text response.
+fn refused(refusal: &Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = (status, format!("{}\n", refusal.message)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    }
+    response
 }

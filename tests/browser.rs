@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::sse::SseClient;
+use common::sse::{SseClient, tick_of};
 use common::{TestServer, duel, until_snapshot, within};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -310,7 +310,7 @@ async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip(
     while published.len() < 30 {
         let event = reference.next().await.expect("the reference stream ends");
         if event.event == "delta" {
-            published.push(event.id.unwrap().parse::<u64>().unwrap());
+            published.push(tick_of(&event.id.unwrap()));
         }
     }
     let newest = *published.last().unwrap();

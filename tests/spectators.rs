@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::sse::{SpecWorld, SseClient, SseEvent, SseParser};
+use common::sse::{SpecWorld, SseClient, SseEvent, SseParser, tick_of};
 use common::{TestServer, until_snapshot, within};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -97,11 +97,8 @@ fn config() -> Config {
 
 fn apply(world: &mut SpecWorld, event: &SseEvent) {
     let data: serde_json::Value = serde_json::from_str(&event.data).expect("event data is JSON");
-    assert_eq!(
-        event.id.as_deref(),
-        Some(data["tick"].to_string().as_str()),
-        "an event's id is its tick"
-    );
+    let id = event.id.as_deref().expect("every event has an id");
+    assert_eq!(Some(tick_of(id)), data["tick"].as_u64(), "an event's id names its tick");
     world.apply(&event.event, &data).unwrap_or_else(|err| panic!("{err}"));
 }
 
@@ -138,8 +135,9 @@ async fn a_long_polling_spectator_rebuilds_exactly_the_servers_world() {
     let http = reqwest::Client::new();
     let mut world = SpecWorld::default();
     let mut rounds = 0;
+    let mut last_id: Option<String> = None;
     while rounds < 20 {
-        let after = world.tick.map(|t| format!("after={t}&")).unwrap_or_default();
+        let after = last_id.as_ref().map(|id| format!("after={id}&")).unwrap_or_default();
         let res = within(
             http.get(server.http_url(&format!("/poll?{after}timeout_ms=5000")))
                 .send(),
@@ -151,7 +149,9 @@ async fn a_long_polling_spectator_rebuilds_exactly_the_servers_world() {
         let events: Vec<serde_json::Value> = res.json().await.unwrap();
         assert!(!events.is_empty());
         for e in events {
-            assert_eq!(e["id"], e["data"]["tick"]);
+            let id = e["id"].as_str().expect("an id");
+            assert_eq!(Some(tick_of(id)), e["data"]["tick"].as_u64());
+            last_id = Some(id.to_owned());
             world.apply(e["event"].as_str().unwrap(), &e["data"]).unwrap();
         }
         rounds += 1;
@@ -199,7 +199,7 @@ async fn polling_state_matches_the_world_and_honours_its_etag() {
     assert_eq!(res.status(), 200);
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
     let snapshot: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(etag, format!("\"{}\"", snapshot["tick"]));
+    assert_eq!(tick_of(etag.trim_matches('"')), snapshot["tick"].as_u64().unwrap());
     let mut world = SpecWorld::default();
     world.apply("snapshot", &snapshot).unwrap();
     assert_eq!(world, truth.at(world.tick.unwrap()).await);
@@ -231,7 +231,7 @@ async fn read_until(sse: &mut SseClient, tick: u64) -> Vec<SseEvent> {
     let mut seen = Vec::new();
     loop {
         let event = sse.next().await.expect("stream open");
-        let done = event.id.as_deref() == Some(tick.to_string().as_str());
+        let done = event.id.as_deref().map(tick_of) == Some(tick);
         seen.push(event);
         if done {
             return seen;
@@ -252,18 +252,21 @@ async fn a_resumed_spectator_gets_exactly_the_events_it_missed() {
 
     let mut resumer = SseClient::connect(&server.http_url("/events"), None).await;
     let mut world = SpecWorld::default();
+    let mut last_id = String::new();
     for _ in 0..5 {
-        apply(&mut world, &resumer.next().await.unwrap());
+        let event = resumer.next().await.unwrap();
+        last_id = event.id.clone().unwrap();
+        apply(&mut world, &event);
     }
-    let last_id = world.tick.unwrap();
+    let last_tick = world.tick.unwrap();
     drop(resumer);
 
     // Let ten more events go by, then come back with the last id, once by header, once by query.
-    let target = last_id + 10 * 6;
+    let target = last_tick + 10 * 6;
     observed.extend(read_until(&mut observer, target).await);
     let missed: Vec<_> = observed
         .iter()
-        .filter(|e| e.id.as_ref().unwrap().parse::<u64>().unwrap() > last_id)
+        .filter(|e| tick_of(e.id.as_ref().unwrap()) > last_tick)
         .cloned()
         .collect();
     assert_eq!(missed.len(), 10);
@@ -272,7 +275,7 @@ async fn a_resumed_spectator_gets_exactly_the_events_it_missed() {
         let mut resumer = if via_query {
             SseClient::connect(&server.http_url(&format!("/events?last_event_id={last_id}")), None).await
         } else {
-            SseClient::connect(&server.http_url("/events"), Some(&last_id.to_string())).await
+            SseClient::connect(&server.http_url("/events"), Some(&last_id)).await
         };
         let got = read_until(&mut resumer, target).await;
         assert_eq!(
@@ -299,16 +302,16 @@ async fn a_resume_whose_missed_events_outweigh_a_snapshot_gets_the_snapshot() {
     let server = TestServer::start(Config { orbs: 0, ..config() }).await;
     let mut truth = Truth::start(&server, 3).await;
     let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
-    let first = sse.next().await.unwrap().id.unwrap().parse::<u64>().unwrap();
-    let target = first + 10 * 6;
+    let first_id = sse.next().await.unwrap().id.unwrap();
+    let target = tick_of(&first_id) + 10 * 6;
     read_until(&mut sse, target).await;
-    let mut resumer = SseClient::connect(&server.http_url("/events"), Some(&first.to_string())).await;
+    let mut resumer = SseClient::connect(&server.http_url("/events"), Some(&first_id)).await;
     let caught_up = resumer.next().await.unwrap();
     assert_eq!(
         caught_up.event, "snapshot",
         "ten deltas were sent instead of one snapshot"
     );
-    let tick: u64 = caught_up.id.clone().unwrap().parse().unwrap();
+    let tick = tick_of(caught_up.id.as_ref().unwrap());
     let mut world = SpecWorld::default();
     apply(&mut world, &caught_up);
     assert_eq!(world, truth.at(tick).await);
@@ -370,15 +373,25 @@ async fn a_too_old_or_unknown_id_gets_a_fresh_snapshot() {
     let mut sse = SseClient::connect(&server.http_url("/events"), None).await;
     let first = sse.next().await.unwrap();
     let old = first.id.clone().unwrap();
-    let now: u64 = old.parse::<u64>().unwrap() + 6 * 8;
-    read_until(&mut sse, now).await;
+    let now = tick_of(&old) + 6 * 8;
+    let latest = read_until(&mut sse, now).await.pop().unwrap().id.unwrap();
+    // The latest tick, but of another incarnation of the room: a fresh snapshot too.
+    let (epoch, _) = old.split_once('-').unwrap();
+    let other_epoch: String = epoch.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let other = format!("{other_epoch}-{}", tick_of(&latest));
+    let unknown = format!("{epoch}-999999999");
 
-    for (id, counts) in [(old.as_str(), true), ("999999999", true), ("7", true)] {
+    for (id, counts) in [
+        (old.as_str(), true),
+        (unknown.as_str(), true),
+        ("7", true),
+        (other.as_str(), true),
+    ] {
         let before = server.metrics.spectator_resyncs.get();
         let mut resumer = SseClient::connect(&server.http_url("/events"), Some(id)).await;
         let event = resumer.next().await.unwrap();
         assert_eq!(event.event, "snapshot", "id {id}");
-        assert!(event.id.unwrap().parse::<u64>().unwrap() >= now);
+        assert!(tick_of(&event.id.unwrap()) >= now);
         assert_eq!(server.metrics.spectator_resyncs.get() > before, counts, "id {id}");
     }
     let res = reqwest::Client::new()

@@ -21,6 +21,12 @@ pub struct Event {
     pub id: String,
 }
 
+/// The tick in a tickcast event id: `<epoch>-<tick>` (or a bare tick, as servers before
+/// epochs wrote them).
+pub fn event_tick(id: &str) -> Option<u64> {
+    id.rsplit('-').next()?.trim().parse().ok()
+}
+
 /// Why the stream cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {

@@ -6,22 +6,34 @@
 //! encoded once, as JSON and as a complete SSE frame, and shared by every spectator, so the
 //! number of spectators adds no encoding work to the tick loop.
 //!
+//! Each event's id is `<epoch>-<tick>`: the epoch names this incarnation of the room (a room
+//! opened again under the same id, or a feed rebuilt from a keyframe after a gap, has a new
+//! one), so an id from another incarnation is never mistaken for a position in this one.
+//!
 //! A ring of recent events serves resumes (`Last-Event-ID`, `?after=`). A spectator whose
-//! position is older than the ring, or unknown, gets a snapshot instead: the world at the
-//! latest event, encoded on demand by the first spectator that needs it and cached until the
-//! next event. So does one whose missed events add up to more bytes than that snapshot: the
-//! snapshot says the same in fewer bytes, and is shared by every spectator resuming at once.
+//! position is older than the ring, from another epoch, or unknown, gets a snapshot instead:
+//! the world at the latest event, encoded on demand by the first spectator that needs it and
+//! cached until the next event. So does one whose missed events add up to more bytes than that
+//! snapshot: the snapshot says the same in fewer bytes, and is shared by every spectator
+//! resuming at once.
 //!
 //! Spectators are written these very bytes (reference counts, never a copy per spectator), so
 //! a spectator that stops reading holds at most a reference to events that exist anyway.
+//!
+//! The same feed serves a room on another node of a cluster: there it is fed from the room's
+//! Redis stream ([`crate::cluster`]) instead of a tick loop, through [`Feed::publish`] and
+//! [`Feed::reset`], and spectators cannot tell the difference.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::watch;
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::delta::{Changes, NetWorld};
 use crate::protocol::Schema;
@@ -43,10 +55,81 @@ impl EventKind {
     }
 }
 
+/// Names one incarnation of a feed: 8 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Epoch(Arc<str>);
+
+impl Epoch {
+    /// A fresh epoch, random.
+    pub fn random() -> Self {
+        Self(format!("{:08x}", rand::rng().random::<u32>()).into())
+    }
+
+    /// Checks an epoch read from a peer (a stream entry, an event id).
+    pub fn parse(text: &str) -> Option<Self> {
+        let valid = !text.is_empty() && text.len() <= 16 && text.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| Self(text.to_ascii_lowercase().into()))
+    }
+
+    /// The epoch as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a spectator is in a feed: the id of the last event it applied, `<epoch>-<tick>`. A
+/// bare `<tick>` (what ids were before epochs) is taken as a tick of the current epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// `None` for a bare tick.
+    pub epoch: Option<Epoch>,
+    /// The tick of the event.
+    pub tick: u64,
+}
+
+impl Position {
+    /// Reads an event id; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        match text.split_once('-') {
+            Some((epoch, tick)) => Some(Self {
+                epoch: Some(Epoch::parse(epoch)?),
+                tick: tick.parse().ok()?,
+            }),
+            None => Some(Self {
+                epoch: None,
+                tick: text.parse().ok()?,
+            }),
+        }
+    }
+}
+
+/// What a feed sends its replica (the room's Redis stream, in a cluster) for each event.
+#[derive(Debug)]
+pub(crate) enum Replicated {
+    /// An event: the changes from the world at `base` to `world`.
+    Event {
+        epoch: Epoch,
+        base: u64,
+        changes: Changes,
+        world: Arc<NetWorld>,
+    },
+    /// The feed's last event: the room ended.
+    Closed { name: &'static str, json: String },
+}
+
 /// One spectator event, encoded once.
 #[derive(Debug)]
 pub(crate) struct Event {
     pub(crate) tick: u64,
+    /// The incarnation it belongs to.
+    epoch: Epoch,
     /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
     base: u64,
     /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field: a slice
@@ -54,23 +137,37 @@ pub(crate) struct Event {
     pub(crate) json: Bytes,
     /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
     pub(crate) sse: Bytes,
-    /// What precedes `json` in the long-poll form, `{"event":"delta","id":310,"data":`
-    /// (followed by `json` and `}`).
+    /// What precedes `json` in the long-poll form, `{"event":"delta","id":"1a2b3c4d-310",
+    /// "data":` (followed by `json` and `}`).
     pub(crate) poll_head: Bytes,
 }
 
 impl Event {
-    fn new(tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
-        let head = format!("id: {tick}\nevent: {}\ndata: ", kind.name());
+    /// Its id, `<epoch>-<tick>`.
+    pub(crate) fn id(&self) -> String {
+        format!("{}-{}", self.epoch, self.tick)
+    }
+
+    /// Its id, as a position in the feed.
+    pub(crate) fn position(&self) -> Position {
+        Position {
+            epoch: Some(self.epoch.clone()),
+            tick: self.tick,
+        }
+    }
+
+    fn new(epoch: &Epoch, tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
+        let head = format!("id: {epoch}-{tick}\nevent: {}\ndata: ", kind.name());
         let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
         // serde_json's compact output has no newlines, so one `data:` line holds it all.
         sse.extend_from_slice(head.as_bytes());
         sse.extend_from_slice(&json);
         sse.extend_from_slice(b"\n\n");
         let sse = Bytes::from(sse);
-        let poll_head = format!(r#"{{"event":"{}","id":{tick},"data":"#, kind.name());
+        let poll_head = format!(r#"{{"event":"{}","id":"{epoch}-{tick}","data":"#, kind.name());
         Self {
             tick,
+            epoch: epoch.clone(),
             base,
             json: sse.slice(head.len()..head.len() + json.len()),
             sse,
@@ -91,6 +188,8 @@ pub(crate) enum Catchup {
 }
 
 struct State {
+    /// This incarnation.
+    epoch: Epoch,
     /// The world as of the latest event; snapshots are made from it.
     world: Arc<NetWorld>,
     /// Recent deltas, oldest first; each one's base is the previous one's tick.
@@ -109,13 +208,36 @@ pub(crate) struct Feed {
     /// The schema as JSON, written once: every snapshot event carries it.
     schema_json: String,
     spectators: AtomicUsize,
+    /// Cancelled when the feed has no more events: its room ended (or the server stops).
+    stop: CancellationToken,
+    /// The feed's last event, once its room ended: `closed` or `shutdown`, and its JSON.
+    last: OnceLock<(&'static str, String)>,
+    /// Where events are copied for other nodes, once the room is in a cluster's directory.
+    replica: OnceLock<mpsc::Sender<Replicated>>,
+    /// Events the replica's queue had no room for.
+    replica_dropped: AtomicUsize,
+    /// How many ticks ahead of the latest event a spectator's position may be and still be
+    /// waited for rather than answered with a snapshot: 0 for a room's own feed (nobody can be
+    /// ahead of it), a little for a copy on another node (a spectator coming from the owner
+    /// may be a few events ahead of it).
+    ahead: u64,
 }
 
 impl Feed {
-    /// A feed starting from `world`, remembering `ring_len` deltas for resumes.
-    pub(crate) fn new(world: Arc<NetWorld>, ring_len: usize, schema: Arc<Schema>) -> Self {
+    /// A feed of incarnation `epoch` starting from `world`, remembering `ring_len` deltas for
+    /// resumes, waiting for spectators up to `ahead` ticks ahead of it, ending when `stop` is
+    /// cancelled.
+    pub(crate) fn new(
+        epoch: Epoch,
+        world: Arc<NetWorld>,
+        ring_len: usize,
+        ahead: u64,
+        schema: Arc<Schema>,
+        stop: CancellationToken,
+    ) -> Self {
         let (latest, _) = watch::channel(world.tick());
         let state = State {
+            epoch,
             world,
             ring: VecDeque::with_capacity(ring_len),
             snapshot: None,
@@ -127,17 +249,39 @@ impl Feed {
             schema_json: json::schema(&schema),
             schema,
             spectators: AtomicUsize::new(0),
+            stop,
+            last: OnceLock::new(),
+            replica: OnceLock::new(),
+            replica_dropped: AtomicUsize::new(0),
+            ahead,
         }
     }
 
-    /// Publishes the step from the previous event to `world` (called by the tick loop, which
-    /// keeps the same `Arc` as the base of its next diff: one copy of the world per event).
+    /// Publishes the step from the previous event to `world` (called by the one publisher,
+    /// the tick loop or a cluster's stream reader, which keeps the same `Arc` as the base of
+    /// its next diff: one copy of the world per event).
     pub(crate) fn publish(&self, changes: &Changes, world: Arc<NetWorld>) {
-        // The tick loop is the only publisher, so the base cannot change under us.
-        let base = self.lock().world.tick();
+        // There is one publisher, so the base cannot change under us.
+        let (base, epoch) = {
+            let state = self.lock();
+            (state.world.tick(), state.epoch.clone())
+        };
         let json = json::delta(base, changes, &world, &self.schema, self.spectator_count());
-        let event = Arc::new(Event::new(world.tick(), base, EventKind::Delta, json));
+        let event = Arc::new(Event::new(&epoch, world.tick(), base, EventKind::Delta, json));
         let tick = world.tick();
+        if let Some(replica) = self.replica.get() {
+            let copy = Replicated::Event {
+                epoch,
+                base,
+                changes: changes.clone(),
+                world: world.clone(),
+            };
+            // Never waits: the tick loop must not. A dropped event leaves a gap that the
+            // replica heals with its next keyframe.
+            if replica.try_send(copy).is_err() {
+                self.replica_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         {
             let mut state = self.lock();
             if state.ring.len() == self.ring_len {
@@ -150,16 +294,100 @@ impl Feed {
         self.latest.send_replace(tick);
     }
 
+    /// Starts over from `world` as incarnation `epoch` (a cluster's stream reader, after a
+    /// gap in the stream or a room opened again): the ring is emptied, so every spectator's
+    /// next read is a snapshot of `world`.
+    pub(crate) fn reset(&self, epoch: Epoch, world: Arc<NetWorld>) {
+        let tick = world.tick();
+        {
+            let mut state = self.lock();
+            state.epoch = epoch;
+            state.world = world;
+            state.ring.clear();
+            state.snapshot = None;
+        }
+        self.latest.send_replace(tick);
+    }
+
+    /// Copies every event from now on to `replica` (without waiting: what does not fit in its
+    /// queue is counted and dropped).
+    pub(crate) fn replicate(&self, replica: mpsc::Sender<Replicated>) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Whether its events are copied to a replica already.
+    pub(crate) fn is_replicated(&self) -> bool {
+        self.replica.get().is_some()
+    }
+
+    /// Events the replica's queue had no room for, so far.
+    pub(crate) fn replica_dropped(&self) -> usize {
+        self.replica_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Ends the feed: `name` (`closed` or `shutdown`) with `json` is the last event every
+    /// spectator gets. The first ending wins.
+    pub(crate) fn close(&self, name: &'static str, json: String) {
+        if self.last.set((name, json.clone())).is_ok()
+            && let Some(replica) = self.replica.get()
+        {
+            // The ending must reach other nodes: wait for room, briefly, off the caller.
+            let replica = replica.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    replica.send(Replicated::Closed { name, json }),
+                )
+                .await;
+            });
+        }
+        self.stop.cancel();
+    }
+
+    /// Cancelled when the feed has no more events.
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// The last event of an ended feed: its name and JSON (a feed stopped without one stopped
+    /// with the server).
+    pub(crate) fn last_event(&self) -> (&'static str, String) {
+        self.last
+            .get()
+            .cloned()
+            .unwrap_or(("shutdown", r#"{"reason":"server shutting down"}"#.to_owned()))
+    }
+
+    /// This incarnation and the world as of its latest event.
+    pub(crate) fn current(&self) -> (Epoch, Arc<NetWorld>) {
+        let state = self.lock();
+        (state.epoch.clone(), state.world.clone())
+    }
+
+    /// The game's schema.
+    pub(crate) fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
     /// What a spectator that has seen everything up to `after` needs (`None`: nothing yet).
-    pub(crate) fn since(&self, after: Option<u64>) -> Catchup {
+    pub(crate) fn since(&self, after: Option<&Position>) -> Catchup {
         let state = self.lock();
         let Some(after) = after else {
             return Catchup::Snapshot(self.snapshot_of(state));
         };
-        if after == state.world.tick() {
+        if after.epoch.as_ref().is_some_and(|epoch| *epoch != state.epoch) {
+            return Catchup::Snapshot(self.snapshot_of(state));
+        }
+        let after = after.tick;
+        let latest = state.world.tick();
+        if after == latest || (after > latest && after - latest <= self.ahead) {
             return Catchup::UpToDate;
         }
-        let start = if state.ring.front().is_some_and(|first| first.base == after) {
+        let start = if state
+            .ring
+            .front()
+            .is_some_and(|first| first.base == after && first.epoch == state.epoch)
+        {
             Some(0)
         } else {
             state.ring.iter().position(|e| e.tick == after).map(|i| i + 1)
@@ -206,12 +434,18 @@ impl Feed {
         if let Some(snap) = &state.snapshot {
             return snap.clone();
         }
-        let world = state.world.clone();
+        let (world, epoch) = (state.world.clone(), state.epoch.clone());
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
         let json = json::snapshot(&world, &self.schema, &self.schema_json, self.spectator_count());
-        let snap = Arc::new(Event::new(world.tick(), world.tick(), EventKind::Snapshot, json));
+        let snap = Arc::new(Event::new(
+            &epoch,
+            world.tick(),
+            world.tick(),
+            EventKind::Snapshot,
+            json,
+        ));
         let mut state = self.lock();
-        if state.world.tick() == world.tick() {
+        if state.world.tick() == world.tick() && state.epoch == epoch {
             state.snapshot = Some(snap.clone());
         }
         snap

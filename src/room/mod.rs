@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelValue;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -43,9 +43,23 @@ use crate::room::tick::{JoinRequest, Running, TickClock, TickParts};
 const JOIN_QUEUE: usize = 64;
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct RoomId(String);
+
+impl TryFrom<String> for RoomId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        Self::parse(&text).ok_or_else(|| format!("{text:?} is not a room id"))
+    }
+}
+
+impl From<RoomId> for String {
+    fn from(id: RoomId) -> String {
+        id.0
+    }
+}
 
 impl RoomId {
     /// The id of the room the server opens at start, behind the old paths (`/ws`, `/events`).
@@ -82,7 +96,7 @@ impl fmt::Display for RoomId {
 }
 
 /// What a room is made of: its game and its settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// The game it plays.
     pub game: String,
@@ -172,7 +186,7 @@ pub struct Room {
 }
 
 /// What `GET /rooms` says of a room.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Info {
     /// Its id.
     pub id: RoomId,
@@ -293,9 +307,13 @@ impl Room {
         &self.stop
     }
 
-    /// Ends the room for `why` (the first reason given wins).
+    /// Ends the room for `why` (the first reason given wins): its spectators' last event says
+    /// why, then its players are closed.
     pub fn end(&self, why: Ended) {
-        let _ = self.ended.set(why);
+        if self.ended.set(why).is_ok() {
+            let name = if why == Ended::Shutdown { "shutdown" } else { "closed" };
+            self.feed.close(name, format!(r#"{{"reason":"{}"}}"#, why.close().1));
+        }
         self.stop.cancel();
     }
 

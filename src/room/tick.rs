@@ -36,7 +36,7 @@ use crate::game::Game;
 use crate::metrics::Metrics;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
 use crate::room::Settings;
-use crate::room::feed::Feed;
+use crate::room::feed::{Epoch, Feed};
 use crate::room::outbox::Outbound;
 use crate::room::roster::{Roster, Seat};
 
@@ -138,14 +138,21 @@ impl<G: Game> TickLoop<G> {
             metrics,
             phase,
             idle_close,
-            stop: _,
+            stop,
         } = parts;
         let game = G::new(&settings.game_config(), settings.seed);
         let mut sent = NetWorld::default();
         game.entities(sent.reset(0));
         let spectated = Arc::new(sent.clone());
         let ring = config.spectator_ring(settings.tick_hz);
-        let feed = Arc::new(Feed::new(spectated.clone(), ring, schema.clone()));
+        let feed = Arc::new(Feed::new(
+            Epoch::random(),
+            spectated.clone(),
+            ring,
+            0,
+            schema.clone(),
+            stop.child_token(),
+        ));
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
             player_id: 0,

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)] // each test crate uses its own subset
 
 pub mod raw;
+pub mod redis;
 pub mod sse;
 
 use std::net::SocketAddr;

@@ -224,3 +224,16 @@ impl SpecWorld {
         Ok(())
     }
 }
+
+/// The tick of an event id, `<epoch>-<tick>`.
+pub fn tick_of(id: &str) -> u64 {
+    let (epoch, tick) = id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("event id {id:?} has no epoch"));
+    assert!(
+        epoch.len() == 8 && epoch.bytes().all(|b| b.is_ascii_hexdigit()),
+        "event id {id:?}: the epoch is 8 hex digits"
+    );
+    tick.parse()
+        .unwrap_or_else(|_| panic!("event id {id:?}: the tick is a number"))
+}

@@ -155,7 +155,7 @@ async fn run(
             while let Some(chunk) = conn.next_chunk().await.map_err(|e| e.to_string())? {
                 parser.push(&chunk, &mut events).map_err(|e| e.to_string())?;
                 for event in events.drain(..) {
-                    if let Ok(tick) = event.id.parse() {
+                    if let Some(tick) = sse::event_tick(&event.id) {
                         record(tick);
                     }
                 }
@@ -163,10 +163,10 @@ async fn run(
             Err("the event stream ended".into())
         }
         Transport::LongPoll => {
-            let mut after: Option<u64> = None;
+            let mut after: Option<String> = None;
             loop {
-                let path = match after {
-                    Some(tick) => format!("/poll?after={tick}&timeout_ms={LONG_POLL_WAIT_MS}"),
+                let path = match &after {
+                    Some(id) => format!("/poll?after={id}&timeout_ms={LONG_POLL_WAIT_MS}"),
                     None => format!("/poll?timeout_ms={LONG_POLL_WAIT_MS}"),
                 };
                 tally.requests.fetch_add(1, Relaxed);
@@ -177,9 +177,11 @@ async fn run(
                     200 => {
                         let events: Vec<PolledEvent> =
                             serde_json::from_slice(&response.body).map_err(|e| e.to_string())?;
-                        for id in events.iter().filter_map(|e| e.id) {
-                            record(id);
-                            after = after.max(Some(id));
+                        for id in events.into_iter().filter_map(|e| e.id) {
+                            if let Some(tick) = sse::event_tick(&id) {
+                                record(tick);
+                            }
+                            after = Some(id);
                         }
                     }
                     status => return Err(format!("/poll answered {status}")),
@@ -204,7 +206,7 @@ async fn run(
                     304 => {}
                     200 => {
                         etag = response.head.header("etag").unwrap_or_default().to_owned();
-                        if let Ok(tick) = etag.trim_matches('"').parse() {
+                        if let Some(tick) = sse::event_tick(etag.trim_matches('"')) {
                             record(tick);
                         }
                     }
@@ -217,10 +219,10 @@ async fn run(
     }
 }
 
-/// One element of a long-poll answer; only the id (the tick) is needed here.
+/// One element of a long-poll answer; only the id (`<epoch>-<tick>`) is needed here.
 #[derive(Debug, Deserialize)]
 struct PolledEvent {
-    id: Option<u64>,
+    id: Option<String>,
 }
 
 async fn bounded<F: Future>(f: F) -> Result<F::Output, String> {
