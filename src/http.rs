@@ -10,6 +10,13 @@
 //! - every connection task is tracked, so shutdown can wait for them with a deadline and
 //!   then stop regardless, instead of hanging on a peer that stopped reading.
 //!
+//! One kind of request skips hyper: a spectator's event stream (see [`RawRoute`]). Hyper
+//! keeps an 8 KiB read buffer and an 8 KiB write buffer for each connection for as long as a
+//! response lasts, which for a spectator is forever: three times what the stream itself
+//! holds. When the first packet of a connection is such a request, this module reads its
+//! head (with the same limits) and hands the socket to the route; anything else, or a request
+//! line split over packets, goes to hyper as usual. Either way the head has one deadline.
+//!
 //! HTTP/2 is not served: WebSockets and SSE are HTTP/1.1 here, and a proxy in front
 //! terminates HTTP/2 and TLS (see README, "Security").
 
@@ -49,10 +56,56 @@ pub const MAX_HEADERS: usize = 64;
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionPlace(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
-/// Accepts connections on `listener` and serves `router` on each until `shutdown`.
+/// A request served without hyper: what its head said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawRequest {
+    /// The path.
+    pub(crate) path: String,
+    /// The query, without its `?`.
+    pub(crate) query: Option<String>,
+    /// The `Last-Event-ID` header; `Err` if it was not text.
+    pub(crate) last_event_id: Option<Result<String, ()>>,
+    /// An HTTP/1.0 request (no chunked encoding in the answer).
+    pub(crate) http10: bool,
+}
+
+/// Requests served straight on their socket, without hyper: GETs whose target `takes` accepts.
+pub(crate) trait RawRoute: Send + Sync + 'static {
+    /// Whether a GET of `path` is served here.
+    fn takes(&self, path: &str) -> bool;
+    /// Serves it on `tcp`, from which its head has been read.
+    fn serve(
+        &self,
+        tcp: TcpStream,
+        request: RawRequest,
+        place: ConnectionPlace,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+}
+
+/// Writes a complete plain-text response and ends the connection (for requests served raw).
+pub(crate) async fn write_plain(tcp: &mut TcpStream, status: u16, reason: &str, extra: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+         {extra}connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
+    let _ = tcp.shutdown().await;
+}
+
+/// What a connection may be served by: hyper and the router, or a [`RawRoute`].
+#[derive(Clone)]
+pub(crate) struct Routes {
+    /// Every request but the raw ones.
+    pub(crate) router: Router,
+    /// The requests served without hyper.
+    pub(crate) raw: Arc<dyn RawRoute>,
+}
+
+/// Accepts connections on `listener` and serves `routes` on each until `shutdown`.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     max_connections: usize,
     head_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -60,12 +113,6 @@ pub(crate) async fn serve(
     tasks: TaskTracker,
 ) {
     let places = Arc::new(Semaphore::new(max_connections));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(head_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        .max_headers(MAX_HEADERS);
-    let http = Arc::new(http);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -94,23 +141,75 @@ pub(crate) async fn serve(
             tasks.spawn(refuse(tcp));
             continue;
         };
-        let (http, router, shutdown) = (http.clone(), router.clone(), shutdown.clone());
         let place = ConnectionPlace(Arc::new(place));
-        tasks.spawn(connection(http, tcp, peer, router, place, shutdown));
+        tasks.spawn(connection(
+            tcp,
+            peer,
+            routes.clone(),
+            place,
+            head_timeout,
+            shutdown.clone(),
+        ));
     }
 }
 
-/// Serves one connection. On shutdown, a response in progress is finished (then the
-/// connection closes); a connection with none, idle or with a request head still arriving,
-/// is closed at once: it has been told nothing and is owed nothing.
+/// Serves one connection: raw if its first packet is a request [`RawRoute`] takes, else with
+/// hyper. On shutdown, a response in progress is finished (then the connection closes); a
+/// connection with none, idle or with a request head still arriving, is closed at once: it has
+/// been told nothing and is owed nothing.
 async fn connection(
-    http: Arc<hyper::server::conn::http1::Builder>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    Routes { router, raw }: Routes,
+    place: ConnectionPlace,
+    head_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let deadline = tokio::time::Instant::now() + head_timeout;
+    let mut first = [0u8; 256];
+    let peeked = tokio::select! {
+        () = shutdown.cancelled() => return,
+        peeked = tokio::time::timeout_at(deadline, tcp.peek(&mut first)) => peeked,
+    };
+    // Nothing within the head's deadline, or the peer is gone: nothing to answer.
+    let Ok(Ok(n @ 1..)) = peeked else { return };
+    if let Some(path) = raw_get_target(&first[..n]).filter(|path| raw.takes(path)) {
+        tracing::trace!(%peer, path, "served raw");
+        let head = tokio::select! {
+            () = shutdown.cancelled() => return,
+            head = tokio::time::timeout_at(deadline, read_raw_head(&mut tcp)) => head,
+        };
+        match head {
+            Ok(Ok(request)) => raw.serve(tcp, request, place).await,
+            Ok(Err(HeadError::TooLarge)) => {
+                let body = "request head too large\n";
+                write_plain(&mut tcp, 431, "Request Header Fields Too Large", "", body).await;
+            }
+            Ok(Err(HeadError::Malformed)) => write_plain(&mut tcp, 400, "Bad Request", "", "malformed request\n").await,
+            Ok(Err(HeadError::Closed)) | Err(_) => {}
+        }
+        return;
+    }
+    // Boxed: the hyper connection's state is large, and a raw stream, which lives as long,
+    // should not carry room for it in its task.
+    Box::pin(with_hyper(tcp, peer, router, place, deadline, shutdown)).await;
+}
+
+/// Serves one connection with hyper and `router`; its first request head is due by `deadline`.
+async fn with_hyper(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     place: ConnectionPlace,
+    deadline: tokio::time::Instant,
     shutdown: CancellationToken,
 ) {
+    // The head keeps the deadline it started with.
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
     let responding = Arc::new(AtomicUsize::new(0));
     let in_flight = responding.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -192,6 +291,81 @@ impl http_body::Body for Tracked {
     }
 }
 
+/// The path of a GET whose request line is complete in `first` (the connection's first bytes),
+/// without its query; `None` for anything else.
+fn raw_get_target(first: &[u8]) -> Option<&str> {
+    let line = first.split(|&b| b == b'\n').next().filter(|_| first.contains(&b'\n'))?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let rest = line.strip_prefix("GET ")?;
+    let (target, version) = rest.rsplit_once(' ')?;
+    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
+        return None;
+    }
+    Some(target.split('?').next().unwrap_or(target))
+}
+
+/// Why a raw request head could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadError {
+    TooLarge,
+    Malformed,
+    Closed,
+}
+
+/// Reads a request head (through its blank line) from `tcp` and parses it. Reads at most
+/// [`MAX_HEAD_BYTES`]; bytes after the head (a pipelined request) are read and dropped, as
+/// a raw route answers one request and closes.
+async fn read_raw_head(tcp: &mut TcpStream) -> Result<RawRequest, HeadError> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    let end = loop {
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        if head.len() >= MAX_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        let n = tcp.read(&mut chunk).await.map_err(|_| HeadError::Closed)?;
+        if n == 0 {
+            return Err(HeadError::Closed);
+        }
+        head.extend_from_slice(&chunk[..n]);
+    };
+    if end > MAX_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    parse_raw_head(&head[..end])
+}
+
+fn parse_raw_head(head: &[u8]) -> Result<RawRequest, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        _ => return Err(HeadError::Malformed),
+    }
+    let (Some("GET"), Some(target), Some(version)) = (request.method, request.path, request.version) else {
+        return Err(HeadError::Malformed);
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (target, None),
+    };
+    let last_event_id = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+        .map(|h| std::str::from_utf8(h.value).map(str::to_owned).map_err(drop));
+    Ok(RawRequest {
+        path: path.to_owned(),
+        query,
+        last_event_id,
+        http10: version == 0,
+    })
+}
+
 /// Answers a connection over the cap with a 503 and closes it.
 async fn refuse(mut tcp: TcpStream) {
     let body = "too many connections: retry later\n";
@@ -202,4 +376,38 @@ async fn refuse(mut tcp: TcpStream) {
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
     let _ = tcp.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_complete_get_request_line_is_taken_raw() {
+        assert_eq!(raw_get_target(b"GET /events HTTP/1.1\r\nhost: x\r\n"), Some("/events"));
+        assert_eq!(
+            raw_get_target(b"GET /rooms/a/events?last_event_id=1 HTTP/1.0\r\n"),
+            Some("/rooms/a/events")
+        );
+        assert_eq!(raw_get_target(b"GET /events HTTP/1.1"), None, "no line end yet");
+        assert_eq!(raw_get_target(b"POST /events HTTP/1.1\r\n"), None);
+        assert_eq!(raw_get_target(b"GET /events HTTP/2\r\n"), None);
+    }
+
+    #[test]
+    fn raw_heads_are_parsed_with_their_limits() {
+        let head = b"GET /rooms/r/events?x=1 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: ab-7\r\n\r\n";
+        assert_eq!(
+            parse_raw_head(head),
+            Ok(RawRequest {
+                path: "/rooms/r/events".into(),
+                query: Some("x=1".into()),
+                last_event_id: Some(Ok("ab-7".into())),
+                http10: false,
+            })
+        );
+        let many = format!("GET /events HTTP/1.1\r\n{}\r\n", "x: y\r\n".repeat(MAX_HEADERS + 1));
+        assert_eq!(parse_raw_head(many.as_bytes()), Err(HeadError::TooLarge));
+        assert_eq!(parse_raw_head(b"GET /events\r\n\r\n"), Err(HeadError::Malformed));
+    }
 }

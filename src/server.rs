@@ -242,9 +242,10 @@ impl Server {
         let inner = state.shutdown.clone();
         let router = app(state.clone());
         let (max_connections, head_timeout) = (state.config.max_connections(), state.config.head_timeout);
+        let raw = Arc::new(spectators::RawEvents(state.clone()));
         tasks.spawn(http::serve(
             listener,
-            router,
+            http::Routes { router, raw },
             max_connections,
             head_timeout,
             state.metrics.clone(),

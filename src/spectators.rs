@@ -36,9 +36,12 @@ use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::http::{self, ConnectionPlace, RawRequest};
 use crate::metrics::{CloseReason, Metrics, TrafficCounters};
 use crate::room::feed::{Catchup, Event, Feed, Position, SpectatorGuard};
 use crate::state::{AppState, FeedAt};
@@ -124,6 +127,142 @@ pub(crate) async fn events(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// Event streams served on their socket, without hyper (see [`crate::http::RawRoute`]): the
+/// same stream as [`events`] writes, with a fraction of the memory per spectator.
+pub(crate) struct RawEvents(pub(crate) Arc<AppState>);
+
+impl RawEvents {
+    /// The room an events path names: `Some(None)` for the default room's `/events`,
+    /// `Some(Some(id))` for `/rooms/{id}/events`.
+    fn named(path: &str) -> Option<Option<&str>> {
+        if path == "/events" {
+            return Some(None);
+        }
+        let id = path.strip_prefix("/rooms/")?.strip_suffix("/events")?;
+        (!id.is_empty() && !id.contains('/')).then_some(Some(id))
+    }
+
+    async fn serve_stream(state: Arc<AppState>, mut tcp: TcpStream, request: RawRequest, place: ConnectionPlace) {
+        let bad = async |tcp: &mut TcpStream, why: &str| {
+            http::write_plain(tcp, 400, "Bad Request", "", &format!("{why}\n")).await;
+        };
+        let query_id = request.query.as_deref().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("last_event_id="))
+                .map(percent_decoded)
+        });
+        let header = match request.last_event_id {
+            Some(Ok(id)) => Some(id),
+            Some(Err(())) => return bad(&mut tcp, "Last-Event-ID is not text").await,
+            None => None,
+        };
+        let resume = match position(header.or(query_id).as_deref()) {
+            Ok(resume) => resume,
+            Err(why) => return bad(&mut tcp, why).await,
+        };
+        let named = Self::named(&request.path).unwrap_or(None);
+        let feed = match state.feed_named(named).await {
+            Ok(feed) => feed,
+            Err(refusal) => {
+                let reason = StatusCode::from_u16(refusal.status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("Error");
+                let retry = if refusal.status == 503 {
+                    "retry-after: 2\r\n"
+                } else {
+                    ""
+                };
+                let body = format!("{}\n", refusal.message);
+                return http::write_plain(&mut tcp, refusal.status, reason, retry, &body).await;
+            }
+        };
+        let Some(permit) = spectator_place(&state) else {
+            state.metrics.close(CloseReason::Full);
+            let body = "too many spectators: try again shortly\n";
+            return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", body).await;
+        };
+        let mut stream = SseStream {
+            _guard: feed.spectator(state.metrics.spectators_sse.clone()),
+            _permit: permit,
+            latest: feed.subscribe(),
+            feed,
+            heartbeat: heartbeat(),
+            cursor: resume,
+            pending: VecDeque::new(),
+            started: false,
+            done: false,
+            metrics: state.metrics.clone(),
+        };
+        let chunked = !request.http10;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             x-accel-buffering: no\r\n{}connection: close\r\n\r\n",
+            if chunked { "transfer-encoding: chunked\r\n" } else { "" }
+        );
+        if tcp.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        while let Some(chunk) = stream.next_chunk().await {
+            if write_chunk(&mut tcp, &chunk, chunked).await.is_err() {
+                return;
+            }
+        }
+        if chunked {
+            let _ = tcp.write_all(b"0\r\n\r\n").await;
+        }
+        let _ = tcp.shutdown().await;
+        drop(place);
+    }
+}
+
+impl http::RawRoute for RawEvents {
+    fn takes(&self, path: &str) -> bool {
+        Self::named(path).is_some()
+    }
+
+    fn serve(
+        &self,
+        tcp: TcpStream,
+        request: RawRequest,
+        place: ConnectionPlace,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(Self::serve_stream(self.0.clone(), tcp, request, place))
+    }
+}
+
+/// Writes `data` as one chunk of a chunked body (or as it is, for HTTP/1.0), in one write.
+async fn write_chunk(tcp: &mut TcpStream, data: &Bytes, chunked: bool) -> std::io::Result<()> {
+    use bytes::Buf;
+    if !chunked {
+        return tcp.write_all(data).await;
+    }
+    let size = format!("{:x}\r\n", data.len());
+    let mut all = size.as_bytes().chain(&data[..]).chain(&b"\r\n"[..]);
+    tcp.write_all_buf(&mut all).await
+}
+
+/// `%XX` escapes decoded (event ids need none, but a client may escape the `-`).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One SSE response: its place in the feed and what it needs to notice.

@@ -87,31 +87,46 @@ impl AppState {
     }
 }
 
-/// The room id a request names: the `{id}` in its path, or the default room's for the old
-/// paths (`/ws`, `/events`, `/poll`, `/state`); the second value says which.
-async fn room_id(parts: &mut Parts, state: &Arc<AppState>) -> Result<(RoomId, bool), Response> {
+impl AppState {
+    /// Where the room named `named` lives (the default room when `None`: the old paths), or
+    /// why it cannot be found (404, or 503 when the cluster's directory is away).
+    pub(crate) async fn place_named(&self, named: Option<&str>) -> Result<Placed, Refusal> {
+        let not_found = |message: String| Refusal { status: 404, message };
+        let id = match named {
+            None => self.rooms.default_id().clone(),
+            Some(text) => RoomId::parse(text).ok_or_else(|| not_found(format!("no room {text:?}: see GET /rooms")))?,
+        };
+        match self.locate(&id).await? {
+            Some(placed) => Ok(placed),
+            None if named.is_none() => Err(not_found(
+                "this server has no default room (it runs with --no-default-room or --no-rooms): see GET /rooms".into(),
+            )),
+            None => Err(not_found(format!("no room {id}: see GET /rooms"))),
+        }
+    }
+
+    /// The spectator feed of the room named `named`: its own when it lives here, else (in a
+    /// cluster) this node's copy, rebuilt from the room's stream.
+    pub(crate) async fn feed_named(&self, named: Option<&str>) -> Result<Arc<Feed>, Refusal> {
+        match self.place_named(named).await? {
+            Placed::Here(room) => Ok(room.feed().clone()),
+            Placed::There(record) => {
+                let cluster = self.cluster().expect("rooms elsewhere only in a cluster");
+                cluster.follow(&record).await
+            }
+        }
+    }
+}
+
+/// The room named by a request's path (`{id}`), or `None` for the old paths of the default room.
+async fn named(parts: &mut Parts, state: &Arc<AppState>) -> Result<Option<String>, Response> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(IntoResponse::into_response)?;
-    let Some(text) = params.iter().find(|(name, _)| *name == "id").map(|(_, value)| value) else {
-        return Ok((state.rooms.default_id().clone(), true));
-    };
-    RoomId::parse(text)
-        .map(|id| (id, false))
-        .ok_or_else(|| not_found(&format!("no room {text:?}: see GET /rooms")))
-}
-
-/// Where the room a request names lives, or the response that says it is nowhere.
-async fn placed(parts: &mut Parts, state: &Arc<AppState>) -> Result<Placed, Response> {
-    let (id, default) = room_id(parts, state).await?;
-    match state.locate(&id).await {
-        Ok(Some(placed)) => Ok(placed),
-        Ok(None) if default => Err(not_found(
-            "this server has no default room (it runs with --no-default-room or --no-rooms): see GET /rooms",
-        )),
-        Ok(None) => Err(not_found(&format!("no room {id}: see GET /rooms"))),
-        Err(refusal) => Err(refused(&refusal)),
-    }
+    Ok(params
+        .iter()
+        .find(|(name, _)| *name == "id")
+        .map(|(_, value)| value.to_owned()))
 }
 
 /// The room a player request is for, which must live on this node: an unknown room gets 404,
@@ -123,7 +138,8 @@ impl FromRequestParts<Arc<AppState>> for RoomAt {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        match placed(parts, state).await? {
+        let named = named(parts, state).await?;
+        match state.place_named(named.as_deref()).await.map_err(|r| refused(&r))? {
             Placed::Here(room) => Ok(Self(room)),
             Placed::There(record) => {
                 let url = AppState::player_url_at(&record.url, &record.info.id);
@@ -142,18 +158,13 @@ impl FromRequestParts<Arc<AppState>> for FeedAt {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        match placed(parts, state).await? {
-            Placed::Here(room) => Ok(Self(room.feed().clone())),
-            Placed::There(record) => {
-                let cluster = state.cluster().expect("rooms elsewhere only in a cluster");
-                cluster.follow(&record).await.map(Self).map_err(|r| refused(&r))
-            }
-        }
+        let named = named(parts, state).await?;
+        state
+            .feed_named(named.as_deref())
+            .await
+            .map(Self)
+            .map_err(|r| refused(&r))
     }
-}
-
-fn not_found(message: &str) -> Response {
-    (StatusCode::NOT_FOUND, format!("{message}\n")).into_response()
 }
 
 /// A cluster refusal as a plain-text response.

@@ -298,6 +298,67 @@ async fn oversized_or_trickled_request_heads_are_refused() {
     assert!(fine.starts_with("HTTP/1.1 200"), "{fine}");
 }
 
+/// Reads from `tcp` until `needle` has arrived (or fails the test).
+async fn read_until_text(tcp: &mut TcpStream, needle: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    within(async {
+        while !String::from_utf8_lossy(&got).contains(needle) {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before {needle:?}: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn event_streams_served_without_hyper_keep_the_same_limits_and_framing() {
+    let config = Config {
+        head_timeout: Duration::from_millis(300),
+        ..Config::defaults()
+    };
+    let server = TestServer::start(config).await;
+    let big = format!(
+        "GET /events HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let reply = raw_exchange(&server, big.as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let many: String = (0..100).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let reply = raw_exchange(&server, format!("GET /events HTTP/1.1\r\n{many}\r\n").as_bytes()).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let trickled = raw_exchange(&server, b"GET /events HTTP/1.1\r\nhost: t\r\n").await;
+    assert!(trickled.is_empty(), "{trickled}");
+    let reply = raw_exchange(&server, b"GET /events?last_event_id=x HTTP/1.1\r\nhost: t\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let reply = raw_exchange(&server, b"GET /rooms/nope/events HTTP/1.1\r\nhost: t\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+
+    // A stream is chunked for HTTP/1.1 and plain for HTTP/1.0; a head split over packets is
+    // served too (by hyper, the same stream).
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /events HTTP/1.1\r\nhost: t\r\n\r\n").await.unwrap();
+    let head = read_until_text(&mut tcp, "event: snapshot").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains("text/event-stream") && head.contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /events HTTP/1.0\r\n\r\n").await.unwrap();
+    let head = read_until_text(&mut tcp, "event: snapshot").await;
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding"), "{head}");
+    assert!(head.contains("\r\n\r\nretry: "), "the body is not framed: {head}");
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /ev").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tcp.write_all(b"ents HTTP/1.1\r\nhost: t\r\n\r\n").await.unwrap();
+    let head = read_until_text(&mut tcp, "event: snapshot").await;
+    assert!(head.to_ascii_lowercase().contains("text/event-stream"), "{head}");
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_get_503_at_once() {
     let server = TestServer::start(Config {

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use client_demo::behaviour::Mix;
 use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_SERVER, DEFAULT_WS_URL, Target};
 use client_demo::measure::attack::{self, Attack};
+use client_demo::measure::cluster::{self as measure_cluster, ClusterConfig};
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
 use client_demo::measure::rooms::{self as measure_rooms, RoomsConfig};
@@ -73,6 +74,35 @@ enum Command {
     /// Start the release server and measure what empty rooms cost and what churning rooms
     /// leaves behind.
     Rooms(RoomsArgs),
+    /// Start a redis-server and four release nodes on it (two with rooms, two spectator
+    /// edges) and measure creating rooms through another node, spectator event delay through
+    /// Redis, and many SSE spectators on the edges.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The redis-server to start (from the distribution's package: apt-get install
+    /// redis-server).
+    #[arg(long, default_value = "redis-server")]
+    redis_bin: PathBuf,
+    /// Rooms created and joined through another node (and on a lone server).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    joins: u64,
+    /// Seconds of spectator event delays.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    delay_seconds: u64,
+    /// SSE spectators over the two edges.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    spectators: u64,
+    /// Seconds the spectators are watched once all are in.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    spectator_seconds: u64,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -337,7 +367,28 @@ async fn main() -> ExitCode {
             logging();
             rooms(args).await
         }
+        Command::Cluster(args) => {
+            logging();
+            cluster(args).await
+        }
     }
+}
+
+async fn cluster(args: ClusterArgs) -> ExitCode {
+    let config = ClusterConfig {
+        server_bin: args.server.bin(),
+        redis_bin: args.redis_bin,
+        joins: args.joins as usize,
+        delay_window: Duration::from_secs(args.delay_seconds),
+        spectators: args.spectators as usize,
+        spectator_window: Duration::from_secs(args.spectator_seconds),
+    };
+    match measure_cluster::run(&config, |line| eprintln!("{line}")).await {
+        Ok(report) if args.json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
+        Ok(report) => print!("{report}"),
+        Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
 }
 
 async fn rooms(args: RoomsArgs) -> ExitCode {

@@ -20,6 +20,7 @@
 
 pub mod abuse;
 pub mod attack;
+pub mod cluster;
 pub mod counted;
 pub mod floors;
 pub mod followers;
