@@ -59,6 +59,7 @@ mod session;
 mod socket;
 mod spectators;
 mod state;
+mod web;
 
 pub use config::Config;
 pub use server::Server;

@@ -31,7 +31,7 @@ use crate::room::{RoomId, Settings};
 use crate::rooms::Rooms;
 use crate::socket::{self, PlayerSocket};
 use crate::state::{AppState, RoomAt};
-use crate::{api, http, session, spectators};
+use crate::{api, http, session, spectators, web};
 
 const LOBBY: &str = include_str!("lobby.html");
 
@@ -64,7 +64,7 @@ pub async fn serve(config: Config, games: Games) -> anyhow::Result<()> {
             tick_hz = config.tick_hz,
             seed,
             "tickcast listening: rooms at http://{addr}/ , the default room at http://{addr}/rooms/{room}/ , \
-             players connect to ws://{addr}/ws"
+             play it at http://{addr}/play , players connect to ws://{addr}/ws"
         ),
         _ => tracing::info!("tickcast listening: rooms at http://{addr}/ (no default room)"),
     }
@@ -282,16 +282,19 @@ fn app(state: Arc<AppState>) -> Router {
         .route("/rooms/{id}", get(api::show).delete(api::close))
         .route("/matchmake", post(api::matchmake))
         .route("/rooms/{id}/", get(spectators::page))
+        .route("/rooms/{id}/play", get(web::play))
         .route("/rooms/{id}/ws", get(player_upgrade))
         .route("/rooms/{id}/events", get(spectators::events))
         .route("/rooms/{id}/poll", get(spectators::poll))
         .route("/rooms/{id}/state", get(spectators::current_state))
         // The default room, where a single-match server always had its match.
         .route("/ws", get(player_upgrade))
+        .route("/play", get(web::play))
         .route("/events", get(spectators::events))
         .route("/poll", get(spectators::poll))
         .route("/state", get(spectators::current_state))
         .route("/metrics", get(metrics))
+        .route("/tickcast.js", get(web::client))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
