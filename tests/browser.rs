@@ -467,7 +467,11 @@ async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
         "the lobby listed {listed}"
     );
     // Follow the room's link, as a visitor clicks it.
-    let click = format!(r##"JSON.stringify(document.querySelector('#rooms tr[data-id="{room}"] a').click())"##);
+    // Clicked after this evaluation has answered: the navigation destroys the page's context,
+    // and an evaluation still running in it would fail.
+    let click = format!(
+        r##"JSON.stringify(setTimeout(() => document.querySelector('#rooms tr[data-id="{room}"] a').click(), 0) > 0)"##
+    );
     page.eval(&click).await;
     let shown = page
         .until("the created room live with its player", |s| {

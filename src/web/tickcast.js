@@ -32,7 +32,8 @@ export const PROTOCOL_VERSION = 3;
 /** Bytes that break a rule of PROTOCOL.md. */
 export class DecodeError extends Error {}
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// `ignoreBOM`: a leading U+FEFF is a character of the string, not a mark to drop.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
 /** Reads PROTOCOL.md's types from bytes, refusing every encoding the protocol rules out. */
@@ -297,6 +298,7 @@ function readRemoved(r) {
   const out = [];
   for (let i = 0; i < n; i++) {
     const id = r.u32();
+    if (id === 0) r.fail("removed id 0");
     if (out.length && id <= out[out.length - 1]) r.fail("removed ids not ascending");
     out.push(id);
   }
@@ -331,6 +333,9 @@ export function encodeClientMsg(msg, schema) {
 // ---------------------------------------------------------------------------------------------
 // The world (PROTOCOL.md: Snapshot, Delta, World checksum).
 
+/** A refusal from the rooms API (an unknown room, a bad name): reconnecting will not help. */
+class Refusal extends Error {}
+
 /** Drift: the server's word and ours no longer agree; the cure is a reconnect. */
 export class DriftError extends Error {}
 
@@ -357,7 +362,8 @@ export class World {
         switch (fields[i].type) {
           case "coord": {
             const to = (e.f[i] + value) >>> 0;
-            if (to > this.schema.scale * (fields[i].role === "y" ? this.schema.height : this.schema.width)) throw new DriftError(`entity ${u.id} left the world`);
+            const size = { x: this.schema.width, y: this.schema.height }[fields[i].role] ?? Math.max(this.schema.width, this.schema.height);
+            if (to > this.schema.scale * size) throw new DriftError(`entity ${u.id} left the world`);
             e.f[i] = to;
             break;
           }
@@ -475,39 +481,52 @@ export class Client extends EventTarget {
   /** Connects (resolving the room by matchmaking first when asked). */
   async start() {
     this.stopped = false;
-    this.setStatus("connecting");
-    let url = this.options.url;
-    let token = this.options.token;
+    clearTimeout(this.retry);
+    this.setStatus(this.stats.reconnects ? "reconnecting" : "connecting");
+    let target;
     try {
-      if (!url && this.options.matchmake) {
-        const res = await fetch(`${this.server}/matchmake`, {
-          method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ game: this.options.matchmake, name: this.options.name }),
-        });
-        const body = await res.json();
-        if (!res.ok) throw new Error(body.error || `matchmake: HTTP ${res.status}`);
-        url = body.ws; token = body.token || token;
-        this.room = body.room;
-      } else if (!url) {
-        const id = this.options.room ?? "default";
-        const res = await fetch(`${this.server}/rooms/${encodeURIComponent(id)}`);
-        const body = await res.json();
-        if (!res.ok) throw new Error(body.error || `room ${id}: HTTP ${res.status}`);
-        this.room = body.id;
-        // A room of this node is joined through the address this page reached it by (a proxy,
-        // a relay); a room of another node of a cluster, at its owner (README, "Run a cluster").
-        const here = new URL(body.page).host === new URL(body.ws).host;
-        url = here ? `${this.server.replace(/^http/, "ws")}/rooms/${encodeURIComponent(body.id)}/ws` : body.ws;
-      }
+      target = await this.resolve();
     } catch (err) {
-      this.closed(4000, String(err.message || err));
-      return;
+      // A room that is gone (404) or a refusal is final; a server out of reach is retried.
+      if (err instanceof Refusal) return this.closed(4000, err.message);
+      return this.onClose(1006, String(err.message || err));
     }
-    this.url = url; this.token = token;
+    if (this.stopped) return;
+    this.url = target.url; this.token = target.token;
     this.open();
   }
 
+  // Where to connect, worked out again on every (re)connect: a matchmade seat's token expires
+  // with its hold, and a room may have moved.
+  async resolve() {
+    const { url, matchmake, token } = this.options;
+    const json = async (res) => {
+      const body = await res.json().catch(() => ({}));
+      if (res.ok) return body;
+      const why = body.error || `HTTP ${res.status}`;
+      throw res.status >= 500 || res.status === 429 ? new Error(why) : new Refusal(why);
+    };
+    if (matchmake) {
+      const body = await json(await fetch(`${this.server}/matchmake`, {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ game: matchmake, name: this.options.name }),
+      }));
+      this.room = body.room;
+      return { url: body.ws, token: body.token || token };
+    }
+    if (url) return { url, token };
+    const id = this.options.room ?? "default";
+    const body = await json(await fetch(`${this.server}/rooms/${encodeURIComponent(id)}`));
+    this.room = body.id;
+    // A room of this node is joined through the address this page reached it by (a proxy, a
+    // relay); a room of another node of a cluster, at its owner (README, "Run a cluster").
+    const here = new URL(body.page).host === new URL(body.ws).host;
+    return { url: here ? `${this.server.replace(/^http/, "ws")}/rooms/${encodeURIComponent(body.id)}/ws` : body.ws, token };
+  }
+
   open() {
+    this.welcomed = false;
+    if (this.ws) { const old = this.ws; this.ws = null; old.close(1000, "replaced"); }
     const ws = this.ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";
     ws.onopen = () => ws.send(encodeClientMsg({ type: "hello", name: this.options.name, token: this.token }));
@@ -519,6 +538,7 @@ export class Client extends EventTarget {
   stop() {
     this.stopped = true;
     clearInterval(this.pinger);
+    clearTimeout(this.retry); clearTimeout(this.inputTimer);
     if (this.ws) this.ws.close(1000, "bye");
     this.setStatus("closed");
   }
@@ -541,11 +561,12 @@ export class Client extends EventTarget {
     // Reconnect after a drop (1006), a server restart (1001 shutting down) or a crash (1011),
     // never after a refusal (1008, 1013, 1002 …) or a room closed on purpose.
     const again = this.options.reconnect && !this.stopped && (code === 1006 || code === 1011 || code === 4001
-      || (code === 1001 && reason !== "room closed"));
+      || (code === 1001 && !reason.startsWith("room closed")));
     if (!again) return this.closed(code, reason);
     this.stats.lastClose = { code, reason };
     this.setStatus("reconnecting");
-    setTimeout(() => { if (!this.stopped) { this.stats.reconnects++; this.open(); } }, this.backoff);
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => { if (!this.stopped) { this.stats.reconnects++; this.start(); } }, this.backoff);
     this.backoff = Math.min(10000, this.backoff * 2);
   }
 
@@ -566,7 +587,10 @@ export class Client extends EventTarget {
       return this.drift(`undecodable message: ${err.message}`);
     }
     switch (msg.type) {
-      case "welcome": return this.onWelcome(msg, now);
+      case "welcome":
+        if (this.welcomed) return this.drift("a second Welcome");
+        this.welcomed = true;
+        return this.onWelcome(msg, now);
       case "snapshot": case "delta": return this.onFrame(msg, now);
       case "ack": return this.onAck(msg.seq, now);
       case "pong": return this.onPong(msg, now);
@@ -579,7 +603,8 @@ export class Client extends EventTarget {
     this.world = new World(msg.schema);
     this.seq = 0; this.pending = []; this.ack = 0; this.sentInput = null;
     this.ackedInput = msg.schema.input.map(() => 0);
-    if (this.input.length !== msg.schema.input.length) this.input = msg.schema.input.map((f) => Math.max(f.min, Math.min(f.max, 0)));
+    this.input = this.inputOf(this.wanted ?? {});
+    this.sentAt = null; clearTimeout(this.inputTimer); this.inputTimer = null;
     this.frames = []; this.clock = null; this.arrivals = []; this.own = null; this.ease = null; this.render = null;
     this.predictor = this.options.predict ? predictors.get(msg.schema.game) : undefined;
     this.limits = speedLimits.get(msg.schema.game);
@@ -644,8 +669,8 @@ export class Client extends EventTarget {
       if (error) this.stats.predictionMismatches++;
       this.stats.predictionMaxError = Math.max(this.stats.predictionMaxError, error);
     }
-    this.recordFrame(msg, now);
     const drawn = this.predictor && this.own && own ? this.predictOwn(now) : null;
+    this.recordFrame(msg, now);
     this.own = own ? { tick: msg.tick, f: own.f.slice() } : null;
     if (drawn) this.reconcile(drawn, this.predictOwn(now), now);
     this.dispatchEvent(new CustomEvent("frame", { detail: msg }));
@@ -679,9 +704,10 @@ export class Client extends EventTarget {
     const offset = now - msg.tick * this.period;
     this.arrivals.push({ at: now, offset });
     while (this.arrivals.length && this.arrivals[0].at < now - 2000) this.arrivals.shift();
-    let base = Infinity, late = -Infinity;
-    for (const a of this.arrivals) { base = Math.min(base, a.offset); late = Math.max(late, a.offset); }
-    this.clock = { base, spread: late - base };
+    // The spread is the 95th percentile: one frame held up once does not double the delay.
+    const offsets = this.arrivals.map((a) => a.offset).sort((x, y) => x - y);
+    const base = offsets[0];
+    this.clock = { base, spread: offsets[Math.floor(0.95 * (offsets.length - 1))] - base };
   }
 
   maxMove(kindName, gap) {
@@ -693,19 +719,33 @@ export class Client extends EventTarget {
   /** Sets the input (an object by field name, or an array in schema order) and sends it if
    *  it changed. Values are clamped to each field's range. */
   setInput(values, now = performance.now()) {
-    const fields = this.schema ? this.schema.input : null;
-    if (!fields) { this.input = Array.isArray(values) ? values.slice() : Object.values(values); return; }
-    this.input = fields.map((f, i) => {
-      const v = Array.isArray(values) ? values[i] : values[f.name];
-      const n = typeof v === "boolean" ? Number(v) : Math.round(Number(v ?? 0));
-      return Math.max(f.min, Math.min(f.max, Number.isFinite(n) ? n : 0));
-    });
+    this.wanted = values;
+    if (!this.schema) return; // read by the schema once the Welcome comes
+    this.input = this.inputOf(values);
     this.flushInput(now);
   }
 
+  // An input as the schema orders it, each value clamped to its field's range.
+  inputOf(values) {
+    return this.schema.input.map((f, i) => {
+      const v = Array.isArray(values) ? values[i] : values?.[f.name];
+      const n = typeof v === "boolean" ? Number(v) : Math.round(Number(v ?? 0));
+      return Math.max(f.min, Math.min(f.max, Number.isFinite(n) ? n : 0));
+    });
+  }
+
+  // Sends the input if it changed since the last sent, at most twice a tick (the server's
+  // allowance): a change within half a tick of the last send goes out when the half tick is
+  // up, as whatever the input is by then.
   flushInput(now) {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.schema) return;
     if (this.sentInput && this.sentInput.every((v, i) => v === this.input[i])) return;
+    const wait = (this.sentAt ?? -Infinity) + this.period / 2 - now;
+    if (wait > 0) {
+      if (!this.inputTimer) this.inputTimer = setTimeout(() => { this.inputTimer = null; this.flushInput(performance.now()); }, wait);
+      return;
+    }
+    this.sentAt = now;
     const seq = ++this.seq;
     const values = this.input.slice();
     this.ws.send(encodeClientMsg({ type: "input", seq, values }, this.schema));
@@ -752,8 +792,9 @@ export class Client extends EventTarget {
     const r = this.render;
     let tick = r.tick + (now - r.at) / this.period;
     const off = target - tick;
-    // Up to 10 % faster or slower than real time; more than 4 ticks off is a jump.
-    if (Math.abs(off) > 4) tick = target;
+    // Up to 10 % faster or slower than real time, never backwards; only a clock a second off
+    // (a page that was hidden, a stalled network) is set at once.
+    if (Math.abs(off) > this.tickHz) tick = Math.max(target, r.tick);
     else tick += Math.max(-0.1, Math.min(0.1, off)) * ((now - r.at) / this.period);
     r.tick = tick; r.at = now; r.delayMs = delayMs;
     this.stats.interpolationDelayMs = (this.serverTick(now) - tick) * this.period;
