@@ -97,7 +97,10 @@ impl Table {
                 seq: ACK,
                 values: InputValues::new(&[dx, dy]),
             });
-            let (out, queue) = outbox(config.player_queue as usize);
+            // No socket: every frame takes the queue, the path of a player whose socket would
+            // block. (A player that keeps up is written to directly: `client-demo load` and
+            // its fan-out floor measure that, with real sockets.)
+            let (out, queue) = outbox(config.player_queue as usize, None);
             let kick = CancellationToken::new();
             roster.insert(id, Seat { input, out, kick });
             queues.push(queue);

@@ -25,6 +25,35 @@ pub(crate) fn binary_frame(payload: Vec<u8>) -> Bytes {
     format(WsFrame::message(payload, OpCode::Data(Data::Binary), true))
 }
 
+/// The longest [`ack_frame`]: a 2-byte header, the tag and a 5-byte varint.
+pub(crate) const ACK_FRAME_MAX: usize = 8;
+
+/// The frame of `ServerMsg::Ack { seq }`, written into `out` (no allocation: one is written per
+/// player per tick); returns its length. The same bytes as [`binary_frame`] of its encoding.
+pub(crate) fn ack_frame(seq: u32, out: &mut [u8; ACK_FRAME_MAX]) -> usize {
+    // PROTOCOL.md: tag 4, then `seq` as a varint; a payload under 126 bytes has a 2-byte header.
+    out[2] = 4;
+    let len = match seq {
+        0..251 => {
+            out[3] = seq as u8;
+            2
+        }
+        251..=0xffff => {
+            out[3] = 0xfb;
+            out[4..6].copy_from_slice(&(seq as u16).to_le_bytes());
+            4
+        }
+        _ => {
+            out[3] = 0xfc;
+            out[4..8].copy_from_slice(&seq.to_le_bytes());
+            6
+        }
+    };
+    out[0] = 0x82; // FIN, binary
+    out[1] = len as u8;
+    2 + len
+}
+
 /// A ping frame carrying `payload` (at most 125 bytes).
 pub(crate) fn ping_frame(payload: &[u8]) -> Bytes {
     format(WsFrame::ping(Bytes::copy_from_slice(payload)))
@@ -324,6 +353,18 @@ pub(crate) mod tests {
         let start = cursor.position() as usize;
         assert_eq!(start + len as usize, bytes.len(), "exactly one frame");
         (header, &bytes[start..])
+    }
+
+    #[test]
+    fn an_ack_frame_written_in_place_is_the_encoder_s_frame() {
+        use crate::game::Game as _;
+        let schema = crate::games::Arena::schema(&crate::game::GameConfig::default());
+        for seq in [0, 1, 250, 251, 300, 0xffff, 0x1_0000, u32::MAX] {
+            let mut out = [0u8; ACK_FRAME_MAX];
+            let len = ack_frame(seq, &mut out);
+            let encoded = crate::protocol::ServerMsg::Ack(crate::protocol::Ack { seq }).encode(&schema);
+            assert_eq!(&out[..len], &binary_frame(encoded)[..], "seq {seq}");
+        }
     }
 
     #[test]

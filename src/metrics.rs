@@ -98,6 +98,12 @@ impl TrafficCounters {
         self.bytes_sent.inc_by(bytes as u64);
     }
 
+    /// Counts `messages` sent, `bytes` in all.
+    pub fn sent_many(&self, messages: u64, bytes: u64) {
+        self.messages_sent.inc_by(messages);
+        self.bytes_sent.inc_by(bytes);
+    }
+
     /// Counts one message received.
     pub fn received(&self, bytes: usize) {
         self.messages_received.inc();
@@ -117,8 +123,13 @@ pub struct Metrics {
     pub ticks: Counter,
     /// Ticks whose work took longer than the tick period.
     pub tick_overruns: Counter,
-    /// Time spent on each tick's work, in seconds.
+    /// Time the tick loop spent on each tick's work, in seconds: its step, diff, encode and
+    /// (below 256 players) its fan-out; not the time it waited for a fan-out split over the
+    /// worker threads.
     pub tick_work: Histogram,
+    /// Time each tick's fan-out took (writing its frame to every player), in seconds: the
+    /// tick loop's own writes, or the time it waited for the parts split over the workers.
+    pub fan_out: Histogram,
     /// Connected players.
     pub players: Gauge,
     /// Players whose hello was accepted and who joined.
@@ -195,6 +206,12 @@ impl Metrics {
             tick_overruns: counter(&mut r, "tick_overruns", "Ticks whose work exceeded the tick period"),
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
             tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),
+            fan_out: histogram(
+                &mut r,
+                "fan_out_seconds",
+                "Time of each tick's fan-out to its players",
+                14,
+            ),
             players: gauge(&mut r, "players", "Connected players"),
             joins: counter(&mut r, "joins", "Players who joined"),
             inputs_applied: counter(&mut r, "inputs_applied", "Move commands applied"),

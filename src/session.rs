@@ -29,9 +29,9 @@ use crate::http::ConnectionPlace;
 use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
 use crate::protocol::{
-    Ack, ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
+    ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
-use crate::room::outbox::{Outbound, outbox};
+use crate::room::outbox::{Inbox, Outbound, outbox};
 use crate::room::roster::{InputSlot, Seat};
 use crate::room::seats::Place;
 use crate::room::tick::JoinRequest;
@@ -106,6 +106,7 @@ pub(crate) fn run(
         last_seq: None,
         kick: CancellationToken::new(),
         name: String::new(),
+        outbox: None,
         _connection: connection,
     };
     async move {
@@ -130,6 +131,9 @@ struct Session {
     kick: CancellationToken,
     /// The name from the hello, once accepted.
     name: String,
+    /// Once joined: what the tick loop could not write to the socket directly, and the way
+    /// out for the session's own frames (which must not cut into a frame the tick loop wrote).
+    outbox: Option<Inbox>,
     _connection: ConnectionPlace,
 }
 
@@ -177,7 +181,8 @@ impl Session {
     /// Plays a player whose hello was accepted, until it ends.
     async fn joined(&mut self, hello: Hello, _place: Place, stop: &CancellationToken) -> Result<Infallible, Close> {
         let input = Arc::new(InputSlot::default());
-        let (out, mut frames) = outbox(self.state.config.player_queue as usize);
+        let (out, frames) = outbox(self.state.config.player_queue as usize, Some(self.socket.writer()));
+        self.outbox = Some(frames);
         let kick = self.kick.clone();
         let (reply, joined) = oneshot::channel();
         let seat = Seat {
@@ -215,12 +220,16 @@ impl Session {
                 biased;
                 () = &mut stopping => return Err(self.room_ended()),
                 () = &mut kicked => return Err(Close::too_slow("outbound queue stayed full")),
-                out = frames.recv() => match out {
+                // What the tick loop could not write at once (the socket would have blocked):
+                // written here, with the write timeout. (Counted in `/metrics` when queued.)
+                out = self.outbox.as_mut().expect("joined").recv() => match out {
                     Some(Outbound { ack, frame }) => {
-                        let ack = ack.map(|seq| frames::binary_frame(ServerMsg::Ack(Ack { seq }).encode(self.room.schema())));
-                        let sizes = [ack.as_ref().map(Bytes::len), Some(frame.len())];
+                        let ack = ack.map(|seq| {
+                            let mut bytes = [0u8; frames::ACK_FRAME_MAX];
+                            let len = frames::ack_frame(seq, &mut bytes);
+                            Bytes::copy_from_slice(&bytes[..len])
+                        });
                         self.write(ack, frame).await?;
-                        sizes.into_iter().flatten().for_each(|len| self.state.metrics.websocket.sent(len));
                     }
                     // The tick loop has stopped: the room is ending (or has crashed).
                     None => return Err(self.ended_room().await),
@@ -233,7 +242,7 @@ impl Session {
                     // Answered by any WebSocket client's stack: proves the path is alive, and
                     // measures the round trip without the client's cooperation.
                     let sent_at = unix_micros().to_le_bytes();
-                    self.write(None, frames::ping_frame(&sent_at)).await?;
+                    self.send_own(frames::ping_frame(&sent_at)).await?;
                 }
                 read = self.socket.recv() => {
                     if let Some(bytes) = self.charge(read).await? {
@@ -319,7 +328,16 @@ impl Session {
             )),
             Frame::Fragment => Ok(None),
             // Answered now, not with the next tick: the peer is measuring.
-            Frame::Ping(_) => self.write(None, Bytes::new()).await.map(|()| None),
+            Frame::Ping(_) => match &self.outbox {
+                Some(outbox) => {
+                    if let Some(payload) = self.socket.take_pong() {
+                        outbox.send_pong(frames::pong_frame(payload));
+                    }
+                    Ok(None)
+                }
+                // Before the hello the socket is the session's alone.
+                None => self.write(None, Bytes::new()).await.map(|()| None),
+            },
             Frame::Pong(payload) => {
                 self.probed(&payload);
                 Ok(None)
@@ -366,7 +384,7 @@ impl Session {
                 .encode(self.room.schema());
                 let pong = frames::binary_frame(pong);
                 let len = pong.len();
-                self.write(None, pong).await?;
+                self.send_own(pong).await?;
                 metrics.websocket.sent(len);
                 Ok(())
             }
@@ -391,9 +409,24 @@ impl Session {
         }
     }
 
+    /// Sends a frame of the session's own: through the outbox once joined (the tick loop
+    /// writes to the socket too), else straight away.
+    async fn send_own(&mut self, frame: Bytes) -> Result<(), Close> {
+        match &self.outbox {
+            Some(outbox) => {
+                outbox.send(frame);
+                Ok(())
+            }
+            None => self.write(None, frame).await,
+        }
+    }
+
     /// Sends the close frame (unless the peer is gone) and counts the close.
     async fn finish(&mut self, close: Close) {
         self.state.metrics.close(close.reason);
+        // From here on the tick loop writes nothing; the rest of a frame it began is finished
+        // before the close frame.
+        let rest = self.outbox.as_mut().and_then(Inbox::close);
         let Some((code, text)) = close.frame else {
             return tracing::debug!("player left");
         };
@@ -405,7 +438,14 @@ impl Session {
         };
         // Best effort, and briefly: the rest of an interrupted frame, then the close. A peer
         // too slow to take them is simply dropped.
-        let _ = timeout(Duration::from_millis(500), self.socket.send(None, frame)).await;
+        let socket = &mut self.socket;
+        let closing = async {
+            if let Some(rest) = rest {
+                socket.send(None, rest).await?;
+            }
+            socket.send(None, frame).await
+        };
+        let _ = timeout(Duration::from_millis(500), closing).await;
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -98,7 +99,9 @@ fn is_websocket_key(key: &[u8]) -> bool {
 pub(crate) struct PlayerSocket {
     read: OwnedReadHalf,
     frames: FrameReader,
-    writer: OwnedWriteHalf,
+    /// Shared with the tick loop once the player joins: it writes each tick's frame straight
+    /// to the socket when nothing is owed (see [`crate::room::outbox`]).
+    writer: Arc<OwnedWriteHalf>,
     /// Whole frames owed to the peer, in order; the first may be partly written already (a
     /// write was cancelled midway), and is finished before anything else is sent.
     unsent: VecDeque<Bytes>,
@@ -133,7 +136,7 @@ impl PlayerSocket {
             read,
             // Bytes the client sent right behind its request (its hello, say) are not lost.
             frames: FrameReader::new(MAX_CLIENT_MESSAGE, &parts.read_buf, READ_BUFFER),
-            writer,
+            writer: Arc::new(writer),
             unsent: VecDeque::new(),
             partial: false,
             pong: None,
@@ -156,6 +159,16 @@ impl PlayerSocket {
                 return Err(ReadError::Ended(io::ErrorKind::UnexpectedEof.into()));
             }
         }
+    }
+
+    /// The write half, for the tick loop's direct writes.
+    pub(crate) fn writer(&self) -> Arc<OwnedWriteHalf> {
+        self.writer.clone()
+    }
+
+    /// The payload of the latest ping not yet answered, for an answer sent another way.
+    pub(crate) fn take_pong(&mut self) -> Option<Bytes> {
+        self.pong.take()
     }
 
     /// Writes `frame` (see [`frames::binary_frame`]) after `lead`, a small frame that belongs with it
@@ -184,10 +197,15 @@ impl PlayerSocket {
             for (slice, bytes) in slices.iter_mut().zip(&self.unsent) {
                 *slice = IoSlice::new(bytes);
             }
-            let mut written = self.writer.write_vectored(&slices).await?;
-            if written == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
+            let mut written = match self.writer.try_write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => written,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.writer.writable().await?;
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             while let Some(front) = self.unsent.front_mut() {
                 if written < front.len() {
                     front.advance(written);

@@ -272,6 +272,10 @@ struct LoadArgs {
     /// RTT p99 above which a step fails, in milliseconds.
     #[arg(long, default_value_t = 50)]
     rtt_limit_ms: u64,
+    /// Pin the server to CPU 0 and the bots to CPU 1 during each step (sched_setaffinity), so
+    /// the bots' scheduling does not show up as server latency; floors stay unpinned.
+    #[arg(long)]
+    pin: bool,
     /// Print the report as one JSON object on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -526,6 +530,7 @@ async fn load(args: LoadArgs) -> ExitCode {
         tick_hz: args.tick_hz,
         window: Duration::from_secs(args.seconds),
         rtt_limit: Duration::from_millis(args.rtt_limit_ms),
+        pin: args.pin,
         ..LoadConfig::new(args.server.bin())
     };
     match load::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {

@@ -1,85 +1,226 @@
-//! A player's bounded queue of outbound frames: the tick loop pushes at one end
-//! ([`Outlet`]), the player's session takes from the other ([`Inbox`]).
+//! A player's outbound path: the tick loop writes each tick's frame straight to the player's
+//! socket ([`Outlet`]); only what the socket does not take at once waits, in a bounded queue,
+//! for the player's session to write ([`Inbox`]).
 //!
-//! Not a tokio `mpsc` channel: that allocates its slots 32 at a time, up front, which is
-//! 1.3 KiB per player whatever the queue holds, and the queue of a player who keeps up is
-//! empty almost always. This one holds a `VecDeque` that allocates for what is queued and
-//! gives back a backlog's room once it drains. The overflow policy is the fan-out's (see
-//! [`crate::room::roster`]); the queue only refuses when full.
+//! A player who keeps up costs one `try_write` per tick, from the tick loop, with its ack and
+//! frame in one vectored write and nothing allocated: no queue entry, no wake-up of its session,
+//! no poll. That is what the fan-out floor does, and most of what a tick cost before was the
+//! wake and poll of every player's task between the tick and the kernel. When the socket
+//! would block, or the session is already writing a backlog, the frame is queued and the
+//! session woken once; it drains the queue with ordinary async writes (the slow path, with the
+//! write timeout) and hands the socket back to the direct path when the queue is empty. Frames
+//! never interleave: a direct write happens only when nothing is queued and the session is not
+//! writing, under the queue's lock, and the rest of a frame a direct write could not finish is
+//! queued first, as raw bytes.
+//!
+//! The session's own frames (pongs, heartbeat pings) take the same path ([`Sender`]). The
+//! queue holds at most `capacity` tick frames (the overflow policy is the fan-out's: see
+//! [`crate::room::roster`]), at most one pong (RFC 6455 asks a pong for the most recent ping
+//! only), and a heartbeat ping every few seconds; it allocates only for what it holds.
 //!
 //! Either end dropped closes the queue: the tick loop sees a departed session, the session
 //! sees a tick loop that has stopped.
 
 use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// One tick's output for one player, written in one flush: an ack if the player's last
+use crate::frames::{self, ACK_FRAME_MAX};
+
+/// One tick's output for one player, written in one write: an ack if the player's last
 /// applied move changed since the last one it was sent, then the tick's frame (the same bytes
 /// for every player).
 #[derive(Debug, Clone)]
 pub struct Outbound {
     /// The new ack, if it changed.
     pub ack: Option<u32>,
-    /// A WebSocket frame carrying an encoded [`ServerMsg`] (the tick's delta, a keyframe or
-    /// the welcome), framed once for every player.
+    /// A WebSocket frame carrying an encoded [`crate::protocol::ServerMsg`] (the tick's delta,
+    /// a keyframe or the welcome), framed once for every player; or, for the rest of a frame
+    /// a direct write could not finish, its remaining bytes.
     pub frame: Bytes,
+}
+
+/// What a queued entry is, for the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A tick's frame (or the rest of one): counted against the capacity.
+    Tick,
+    /// A frame of the session's own (a heartbeat ping).
+    Own,
+    /// The answer to the most recent ping: at most one queued.
+    Pong,
+}
+
+#[derive(Debug)]
+struct Queued {
+    out: Outbound,
+    kind: Kind,
+    /// The rest of a frame a direct write began: it must be finished before any other frame.
+    started: bool,
 }
 
 /// Room kept when a drained queue gives its backlog's memory back.
 const KEEP: usize = 4;
 
-/// Creates a queue of at most `capacity` frames.
-pub fn outbox(capacity: usize) -> (Outlet, Inbox) {
+/// Creates the outbound path of a player whose socket `socket` writes to, queueing at most
+/// `capacity` tick frames. Without a socket (unit tests) everything is queued for the session.
+pub fn outbox(capacity: usize, socket: Option<Arc<OwnedWriteHalf>>) -> (Outlet, Inbox) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue {
-            frames: VecDeque::new(),
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            ticks: 0,
             closed: false,
+            room_gone: false,
+            busy: false,
         }),
         ready: Notify::new(),
         capacity,
+        socket,
     });
     (Outlet(shared.clone()), Inbox(shared))
 }
 
-/// Why a frame was not queued.
+/// Why a frame was not written or queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
-    /// The queue holds `capacity` frames.
+    /// The queue holds `capacity` tick frames.
     #[error("queue full")]
     Full,
-    /// The session has ended.
+    /// The session has ended (or is closing).
     #[error("queue closed")]
     Closed,
 }
 
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<Queue>,
-    /// Woken on every push and on close; holds a permit if the session was not waiting.
+    state: Mutex<State>,
+    /// Wakes the session when the queue gets something while it is not writing, and on close.
     ready: Notify,
     capacity: usize,
+    socket: Option<Arc<OwnedWriteHalf>>,
 }
 
 #[derive(Debug)]
-struct Queue {
-    frames: VecDeque<Outbound>,
+struct State {
+    queue: VecDeque<Queued>,
+    /// Tick frames in `queue`.
+    ticks: usize,
+    /// The session's end is gone, or closing: nothing more is taken.
     closed: bool,
+    /// The tick loop's end is gone.
+    room_gone: bool,
+    /// The session took a frame and may be writing it: no direct write until it finds the
+    /// queue empty.
+    busy: bool,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Nothing panics while holding the lock (pushes, pops and a flag), so a poisoned lock
-        // still holds a consistent queue.
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock (queue operations, flags and a non-blocking
+        // write), so a poisoned lock still holds a consistent state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn close(&self) {
-        self.lock().closed = true;
+    /// Writes `out` now if the socket is ours to write and takes it, else queues it (or what
+    /// is left of it). Returns how many tick frames were waiting before it.
+    fn send(&self, out: Outbound, kind: Kind) -> Result<usize, PushError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(PushError::Closed);
+        }
+        let waiting = state.ticks;
+        if kind == Kind::Tick && waiting >= self.capacity {
+            return Err(PushError::Full);
+        }
+        let idle = !state.busy && state.queue.is_empty();
+        if let (true, Some(socket)) = (idle, &self.socket) {
+            match write_now(socket, &out) {
+                Some((rest, started)) => enqueue(&mut state, rest, kind, started),
+                None => return Ok(waiting),
+            }
+        } else if let (Kind::Pong, Some(queued)) = (
+            kind,
+            state.queue.iter_mut().find(|q| q.kind == Kind::Pong && !q.started),
+        ) {
+            // One pong, for the most recent ping.
+            queued.out = out;
+        } else {
+            enqueue(&mut state, vec![out], kind, false);
+        }
+        drop(state);
+        if idle {
+            // The session is not writing: it must be told. (When it is, it finds the frame
+            // before it lets go of the socket.)
+            self.ready.notify_one();
+        }
+        Ok(waiting)
+    }
+
+    fn close(&self, room_side: bool) {
+        let mut state = self.lock();
+        if room_side {
+            state.room_gone = true;
+        } else {
+            state.closed = true;
+        }
+        drop(state);
         self.ready.notify_one();
     }
+}
+
+/// Queues `parts` (one frame, or the rest of one and what came with it); the first is
+/// `started` if a direct write began it.
+fn enqueue(state: &mut State, parts: Vec<Outbound>, kind: Kind, started: bool) {
+    if kind == Kind::Tick {
+        state.ticks += 1;
+    }
+    for (i, out) in parts.into_iter().enumerate() {
+        // A tick frame counts once, on its first part.
+        let kind = if i == 0 { kind } else { Kind::Own };
+        state.queue.push_back(Queued {
+            out,
+            kind,
+            started: started && i == 0,
+        });
+    }
+}
+
+/// One non-blocking write of `out` (its ack and frame together); `None` if the socket took it
+/// all, else what is left, as parts to queue in order, and whether the first was started.
+fn write_now(socket: &OwnedWriteHalf, out: &Outbound) -> Option<(Vec<Outbound>, bool)> {
+    let mut ack = [0u8; ACK_FRAME_MAX];
+    let ack_len = out.ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack));
+    let slices = [IoSlice::new(&ack[..ack_len]), IoSlice::new(&out.frame)];
+    let written = match socket.try_write_vectored(&slices) {
+        Ok(n) => n,
+        // Would block, or failed: the session's own write will wait, or meet the error.
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(_) => 0,
+    };
+    if written == ack_len + out.frame.len() {
+        return None;
+    }
+    if written == 0 {
+        return Some((vec![out.clone()], false));
+    }
+    // Partly written: the rest goes first, as raw bytes, the whole frame after it if any.
+    let rest = |bytes: Bytes| Outbound {
+        ack: None,
+        frame: bytes,
+    };
+    Some(if written < ack_len {
+        let parts = vec![
+            rest(Bytes::copy_from_slice(&ack[written..ack_len])),
+            rest(out.frame.clone()),
+        ];
+        (parts, true)
+    } else {
+        (vec![rest(out.frame.slice(written - ack_len..))], true)
+    })
 }
 
 /// The tick loop's end.
@@ -87,34 +228,24 @@ impl Shared {
 pub struct Outlet(Arc<Shared>);
 
 impl Outlet {
-    /// Queues `frame` unless the queue is full or closed; returns how many frames were
-    /// already waiting (one lock for the fan-out's push and its queue-depth gauge).
+    /// Writes `frame` to the player's socket now, or queues it; refuses it if `capacity` tick
+    /// frames are already queued, or the session has ended. Returns how many tick frames were
+    /// already waiting (one lock for the fan-out's write and its queue-depth gauge).
     pub fn push(&self, frame: Outbound) -> Result<usize, PushError> {
-        let mut queue = self.0.lock();
-        if queue.closed {
-            return Err(PushError::Closed);
-        }
-        if queue.frames.len() >= self.0.capacity {
-            return Err(PushError::Full);
-        }
-        let waiting = queue.frames.len();
-        queue.frames.push_back(frame);
-        drop(queue);
-        self.0.ready.notify_one();
-        Ok(waiting)
+        self.0.send(frame, Kind::Tick)
     }
 
-    /// The most frames it holds.
+    /// The most tick frames it queues.
     pub fn capacity(&self) -> usize {
         self.0.capacity
     }
 
-    /// Frames queued and not yet taken.
+    /// Tick frames queued and not yet written.
     pub fn len(&self) -> usize {
-        self.0.lock().frames.len()
+        self.0.lock().ticks
     }
 
-    /// Whether nothing is queued.
+    /// Whether no tick frame is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -127,17 +258,19 @@ impl Outlet {
 
 impl Drop for Outlet {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.close(true);
     }
 }
 
-/// The session's end.
+/// The session's end: what waits to be written, and its own frames' way out.
 #[derive(Debug)]
 pub struct Inbox(Arc<Shared>);
 
 impl Inbox {
-    /// The next frame; `None` once the tick loop's end is gone. Cancel-safe: a frame is only
-    /// taken when this returns it.
+    /// The next queued frame, to write with the socket's async write; `None` once the tick
+    /// loop's end is gone and the queue is drained. Taking a frame holds the socket for the
+    /// session until a call finds the queue empty, so call it again once the frame is written.
+    /// Cancel-safe: a frame is only taken when this returns it.
     pub async fn recv(&mut self) -> Option<Outbound> {
         loop {
             if let Some(next) = self.try_recv() {
@@ -147,25 +280,56 @@ impl Inbox {
         }
     }
 
-    /// The next frame if one is queued (`Some(None)` once closed), without waiting.
+    /// The next frame if one is queued (`Some(None)` once the tick loop is gone), without
+    /// waiting.
     pub fn try_recv(&mut self) -> Option<Option<Outbound>> {
-        let mut queue = self.0.lock();
-        match queue.frames.pop_front() {
-            Some(frame) => {
-                if queue.frames.is_empty() && queue.frames.capacity() > KEEP {
-                    queue.frames.shrink_to(KEEP);
+        let mut state = self.0.lock();
+        match state.queue.pop_front() {
+            Some(Queued { out, kind, .. }) => {
+                state.busy = true;
+                if kind == Kind::Tick {
+                    state.ticks -= 1;
                 }
-                Some(Some(frame))
+                if state.queue.is_empty() && state.queue.capacity() > KEEP {
+                    state.queue.shrink_to(KEEP);
+                }
+                Some(Some(out))
             }
-            None if queue.closed => Some(None),
-            None => None,
+            None => {
+                // Everything taken is written: the direct path may write again.
+                state.busy = false;
+                state.room_gone.then_some(None)
+            }
         }
+    }
+
+    /// Sends a frame of the session's own (a heartbeat ping): now, or after what is queued.
+    pub fn send(&self, frame: Bytes) {
+        // Never full, and after the session closed nothing more is sent.
+        let _ = self.0.send(Outbound { ack: None, frame }, Kind::Own);
+    }
+
+    /// Sends the pong for the most recent ping, replacing one that is queued and not started.
+    pub fn send_pong(&self, frame: Bytes) {
+        let _ = self.0.send(Outbound { ack: None, frame }, Kind::Pong);
+    }
+
+    /// Stops the tick loop's writes (the session is closing) and returns what must still be
+    /// written before a close frame: the rest of a frame a direct write started, if any.
+    /// Frames not yet started are dropped: a closing player is owed none of them.
+    pub fn close(&mut self) -> Option<Bytes> {
+        let mut state = self.0.lock();
+        state.closed = true;
+        let rest = state.queue.front().filter(|q| q.started).map(|q| q.out.frame.clone());
+        state.queue.clear();
+        state.ticks = 0;
+        rest
     }
 }
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.close(false);
     }
 }
 
@@ -182,7 +346,7 @@ mod tests {
 
     #[test]
     fn refuses_past_capacity_and_keeps_order() {
-        let (out, mut inbox) = outbox(2);
+        let (out, mut inbox) = outbox(2, None);
         assert_eq!(out.push(frame(1)), Ok(0));
         assert_eq!(out.push(frame(2)), Ok(1));
         assert_eq!(out.push(frame(3)), Err(PushError::Full));
@@ -197,22 +361,22 @@ mod tests {
 
     #[test]
     fn a_drained_backlog_gives_its_room_back() {
-        let (out, mut inbox) = outbox(64);
+        let (out, mut inbox) = outbox(64, None);
         for n in 0..64 {
             out.push(frame(n)).unwrap();
         }
         while let Some(Some(_)) = inbox.try_recv() {}
-        assert!(inbox.0.lock().frames.capacity() <= KEEP);
+        assert!(inbox.0.lock().queue.capacity() <= KEEP);
     }
 
     #[test]
     fn either_end_dropped_closes_it() {
-        let (out, inbox) = outbox(2);
+        let (out, inbox) = outbox(2, None);
         drop(inbox);
         assert!(out.is_closed());
         assert_eq!(out.push(frame(1)), Err(PushError::Closed));
 
-        let (out, mut inbox) = outbox(2);
+        let (out, mut inbox) = outbox(2, None);
         out.push(frame(1)).unwrap();
         drop(out);
         assert!(
@@ -222,9 +386,28 @@ mod tests {
         assert!(matches!(inbox.try_recv(), Some(None)));
     }
 
+    #[test]
+    fn one_pong_waits_at_most_and_own_frames_do_not_count() {
+        let (out, mut inbox) = outbox(1, None);
+        out.push(frame(1)).unwrap();
+        for n in 10..20 {
+            inbox.send_pong(Bytes::from(vec![n]));
+        }
+        inbox.send(Bytes::from_static(&[30]));
+        assert_eq!(
+            out.push(frame(2)),
+            Err(PushError::Full),
+            "own frames take no tick's place"
+        );
+        let drained: Vec<u8> = std::iter::from_fn(|| inbox.try_recv().flatten())
+            .map(|o| o.frame[0])
+            .collect();
+        assert_eq!(drained, [1, 19, 30], "the latest pong only");
+    }
+
     #[tokio::test]
     async fn recv_waits_for_a_push_or_the_close() {
-        let (out, mut inbox) = outbox(2);
+        let (out, mut inbox) = outbox(2, None);
         let waiter = tokio::spawn(async move {
             let first = inbox.recv().await.map(|f| f.frame[0]);
             let second = inbox.recv().await.map(|f| f.frame[0]);
@@ -235,5 +418,116 @@ mod tests {
         tokio::task::yield_now().await;
         drop(out);
         assert_eq!(waiter.await.unwrap(), (Some(7), None));
+    }
+
+    /// A loopback pair: our end's write half (as the server holds it) and the peer's stream.
+    async fn pair() -> (
+        Arc<OwnedWriteHalf>,
+        tokio::net::tcp::OwnedReadHalf,
+        tokio::net::TcpStream,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        // Writable once the reactor has seen it.
+        ours.writable().await.unwrap();
+        let (read, write) = ours.into_split();
+        (Arc::new(write), read, peer)
+    }
+
+    #[tokio::test]
+    async fn a_player_that_keeps_up_is_written_directly_and_its_session_never_woken() {
+        use tokio::io::AsyncReadExt;
+        let (socket, _read, mut peer) = pair().await;
+        let (out, mut inbox) = outbox(4, Some(socket));
+        for seq in 1..=3 {
+            let frame = Outbound {
+                ack: Some(seq),
+                frame: Bytes::from_static(&[0x82, 1, 9]),
+            };
+            assert_eq!(out.push(frame), Ok(0));
+        }
+        assert!(inbox.try_recv().is_none(), "nothing queued for the session");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), inbox.recv())
+                .await
+                .is_err(),
+            "the session is not woken"
+        );
+        let mut got = [0u8; 3 * (4 + 3)];
+        peer.read_exact(&mut got).await.unwrap();
+        for (i, seq) in (1..=3u8).enumerate() {
+            assert_eq!(&got[i * 7..i * 7 + 7], &[0x82, 2, 4, seq, 0x82, 1, 9]);
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_waits_whole_for_the_session_in_order() {
+        use tokio::io::AsyncReadExt;
+        let (socket, _read, mut peer) = pair().await;
+        // A small send buffer, so the socket backs up in a few frames.
+        let stream: &tokio::net::TcpStream = (*socket).as_ref();
+        socket2::SockRef::from(stream).set_send_buffer_size(4096).unwrap();
+        let (out, mut inbox) = outbox(1000, Some(socket.clone()));
+        // Frames of 10 000 bytes, each its index in every byte, until the socket backs up.
+        let big = |n: u8| Bytes::from(frames::binary_frame(vec![n; 10_000]).to_vec());
+        let mut n = 0u8;
+        while inbox.0.lock().queue.is_empty() {
+            out.push(Outbound {
+                ack: None,
+                frame: big(n),
+            })
+            .unwrap();
+            n += 1;
+        }
+        for _ in 0..3 {
+            out.push(Outbound {
+                ack: None,
+                frame: big(n),
+            })
+            .unwrap();
+            n += 1;
+        }
+        // The session drains the queue; the peer reads every frame whole and in order.
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        // What the session does with its queue (with the socket's async write, here by hand).
+        let drain = async |inbox: &mut Inbox| {
+            while let Some(Some(next)) = inbox.try_recv() {
+                let mut at = 0;
+                while at < next.frame.len() {
+                    socket.writable().await.unwrap();
+                    match socket.try_write(&next.frame[at..]) {
+                        Ok(k) => at += k,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        };
+        drain(&mut inbox).await;
+        assert!(
+            inbox.try_recv().is_none() && !inbox.0.lock().busy,
+            "the socket is handed back"
+        );
+        // Written directly again (or queued again, if the peer has not read yet).
+        out.push(Outbound {
+            ack: None,
+            frame: big(n),
+        })
+        .unwrap();
+        n += 1;
+        drain(&mut inbox).await;
+        drop((out, inbox, socket, _read));
+        let all = reader.await.unwrap();
+        assert_eq!(all.len(), usize::from(n) * big(0).len());
+        for (i, chunk) in all.chunks(big(0).len()).enumerate() {
+            assert_eq!(chunk, &big(i as u8)[..], "frame {i}");
+        }
     }
 }

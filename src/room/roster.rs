@@ -80,6 +80,46 @@ struct Peer {
     full_since: Option<Instant>,
 }
 
+/// The keyframe of `world`, framed.
+pub fn keyframe(world: &NetWorld, schema: &Schema) -> Bytes {
+    let snapshot = Snapshot {
+        tick: world.tick(),
+        entities: world.entities().to_vec(),
+    };
+    frames::binary_frame(ServerMsg::Snapshot(snapshot).encode(schema))
+}
+
+/// What one tick's fan-out did, over one roster or the parts of a split one.
+#[derive(Debug, Default)]
+pub struct FanOut {
+    /// The tick's keyframe, encoded once, if anyone needs it.
+    pub keyframe: Option<Bytes>,
+    kicked: Vec<EntityId>,
+    queued: usize,
+    deepest: usize,
+    messages: u64,
+    bytes: u64,
+}
+
+impl FanOut {
+    /// A fan-out sending `keyframe` to those who need one.
+    pub fn with_keyframe(keyframe: Option<Bytes>) -> Self {
+        Self {
+            keyframe,
+            ..Self::default()
+        }
+    }
+
+    /// Adds what a part's fan-out did.
+    pub fn merge(&mut self, part: FanOut) {
+        self.kicked.extend(part.kicked);
+        self.queued += part.queued;
+        self.deepest = self.deepest.max(part.deepest);
+        self.messages += part.messages;
+        self.bytes += part.bytes;
+    }
+}
+
 /// The connected players.
 #[derive(Debug)]
 pub struct Roster {
@@ -146,39 +186,73 @@ impl Roster {
         }
     }
 
-    /// Queues this tick's frame for every player: `delta` (a framed [`ServerMsg::Delta`]), or a
-    /// keyframe of `world` for those joining or behind. Every player gets the same bytes, so
-    /// queueing is a reference count, not a copy. Returns the players kicked for being too
-    /// slow (already removed).
+    /// Sends this tick's frame to every player: `delta` (a framed [`ServerMsg::Delta`]), or a
+    /// keyframe of `world` for those joining or behind. Every player gets the same bytes,
+    /// written straight to its socket (or queued: see [`crate::room::outbox`]). Returns the
+    /// players kicked for being too slow (already removed).
     pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, schema: &Schema, now: Instant) -> Vec<EntityId> {
-        // Encoded at most once per tick, and only if someone needs it.
-        let mut keyframe: Option<Bytes> = None;
-        let mut kicked = Vec::new();
-        let (mut queued, mut deepest) = (0, 0);
+        let mut pass = FanOut::default();
+        if self.needs_keyframe() {
+            pass.keyframe = Some(keyframe(world, schema));
+        }
+        self.fan_out_pass(&mut pass, delta, now);
+        self.finish(pass)
+    }
+
+    /// Whether some player is owed a keyframe this tick (it joined, or fell behind).
+    pub fn needs_keyframe(&self) -> bool {
+        self.peers.values().any(|p| p.sync != Sync::Synced)
+    }
+
+    /// Moves the players into `parts` rosters of about equal size (in id order), to fan out
+    /// in parallel; [`Roster::rejoin`] takes them back.
+    pub fn split(&mut self, parts: usize) -> Vec<Roster> {
+        let per_part = self.peers.len().div_ceil(parts.max(1)).max(1);
+        let mut rest = std::mem::take(&mut self.peers);
+        let mut out = Vec::with_capacity(parts);
+        while !rest.is_empty() {
+            let next = rest.keys().nth(per_part).copied();
+            let tail = next.map(|at| rest.split_off(&at)).unwrap_or_default();
+            out.push(Roster {
+                peers: std::mem::replace(&mut rest, tail),
+                slow_timeout: self.slow_timeout,
+                metrics: self.metrics.clone(),
+            });
+        }
+        out
+    }
+
+    /// Takes back a part made by [`Roster::split`].
+    pub fn rejoin(&mut self, mut part: Roster) {
+        self.peers.append(&mut part.peers);
+    }
+
+    /// Sends this tick's frame to every player of this roster, as [`Roster::fan_out`] does, with
+    /// the keyframe (if anyone needs one) in `pass` already; what it did is added to `pass`.
+    pub fn fan_out_pass(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant) {
         for (id, peer) in &mut self.peers {
-            let frame = match peer.sync {
-                Sync::Synced => delta.clone(),
-                Sync::Joining | Sync::Behind => keyframe
-                    .get_or_insert_with(|| {
-                        let snapshot = Snapshot {
-                            tick: world.tick(),
-                            entities: world.entities().to_vec(),
-                        };
-                        frames::binary_frame(ServerMsg::Snapshot(snapshot).encode(schema))
-                    })
-                    .clone(),
+            let frame = match (peer.sync, &pass.keyframe) {
+                (Sync::Synced, _) => delta.clone(),
+                (Sync::Joining | Sync::Behind, Some(keyframe)) => keyframe.clone(),
+                // `needs_keyframe` said no one did: unreachable, and harmless (next tick).
+                (Sync::Joining | Sync::Behind, None) => continue,
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
+            let frame_len = frame.len();
             let pushed = peer.seat.out.push(Outbound { ack, frame });
             let depth = match pushed {
                 Ok(waiting) => waiting,
                 Err(PushError::Full) => peer.seat.out.capacity(),
                 Err(PushError::Closed) => 0,
             };
-            queued += depth;
-            deepest = deepest.max(depth);
+            pass.queued += depth;
+            pass.deepest = pass.deepest.max(depth);
             match pushed {
                 Ok(_) => {
+                    let mut ack_frame = [0u8; frames::ACK_FRAME_MAX];
+                    let ack_len = ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack_frame));
+                    pass.messages += 1 + u64::from(ack.is_some());
+                    pass.bytes += (ack_len + frame_len) as u64;
                     peer.ack_sent = peer.ack;
                     if peer.sync == Sync::Behind {
                         self.metrics.resync_keyframes.inc();
@@ -194,19 +268,25 @@ impl Roster {
                     let since = *peer.full_since.get_or_insert(now);
                     if now.duration_since(since) >= self.slow_timeout {
                         peer.seat.kick.cancel();
-                        kicked.push(*id);
+                        pass.kicked.push(*id);
                     }
                 }
                 // The session ended; `remove_departed` takes it out next tick.
                 Err(PushError::Closed) => {}
             }
         }
-        for id in &kicked {
+    }
+
+    /// Ends a fan-out: removes the players it kicked (and returns them), and records what it
+    /// sent.
+    pub fn finish(&mut self, pass: FanOut) -> Vec<EntityId> {
+        for id in &pass.kicked {
             self.peers.remove(id);
         }
-        self.metrics.outbound_queued.set(queued as i64);
-        self.metrics.outbound_queue_max.set(deepest as i64);
-        kicked
+        self.metrics.websocket.sent_many(pass.messages, pass.bytes);
+        self.metrics.outbound_queued.set(pass.queued as i64);
+        self.metrics.outbound_queue_max.set(pass.deepest as i64);
+        pass.kicked
     }
 }
 

@@ -7,12 +7,14 @@
 //! 4. step the simulation;
 //! 5. quantize the world and diff it against what players hold, encoding the shared part of
 //!    the delta once;
-//! 6. queue each player its delta (or a keyframe, if it joined or fell behind);
+//! 6. write each player its delta (or a keyframe, if it joined or fell behind) straight to its
+//!    socket, queueing only what the socket does not take at once (see [`super::outbox`]);
 //! 7. every `tick_hz / spectator_hz` ticks (and when the last player leaves), publish one
 //!    spectator event.
 //!
 //! Sessions never lock the world: a move command is written to the player's input slot,
-//! which keeps only the latest, and frames come back through a bounded queue.
+//! which keeps only the latest; frames go out from here, and a session is woken only for what
+//! its socket could not take.
 //!
 //! A room without players is paused: its world only changes through players, and nobody
 //! would be sent a tick, so the loop waits for a join (or its idle deadline) with no timer
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -38,7 +41,11 @@ use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welc
 use crate::room::Settings;
 use crate::room::feed::{Epoch, Feed};
 use crate::room::outbox::Outbound;
-use crate::room::roster::{Roster, Seat};
+use crate::room::roster::{self, FanOut, Roster, Seat};
+
+/// Players from which a room's fan-out is split over the worker threads: below it, the writes
+/// take less than a few milliseconds, and a task per worker would cost more than it saves.
+const PARALLEL_FAN_OUT: usize = 256;
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
@@ -217,11 +224,11 @@ impl<G: Game> TickLoop<G> {
                 _ = interval.tick() => {}
             }
             let started = Instant::now();
-            self.tick(started);
-            let work = started.elapsed();
+            let (work, fan_out) = self.tick_fanned_out(started).await;
             self.metrics.ticks.inc();
             self.metrics.tick_work.observe(work.as_secs_f64());
-            if work > self.period {
+            self.metrics.fan_out.observe(fan_out.as_secs_f64());
+            if started.elapsed() > self.period {
                 self.metrics.tick_overruns.inc();
             }
             if self.roster.is_empty() {
@@ -233,8 +240,71 @@ impl<G: Game> TickLoop<G> {
         stopped
     }
 
-    /// One tick's work; `now` is used only for slow-consumer deadlines.
+    /// One tick's work, all at once; `now` is used only for slow-consumer deadlines.
+    #[cfg(test)]
     pub(crate) fn tick(&mut self, now: Instant) {
+        let delta = self.prepare();
+        let kicked = self.roster.fan_out(&delta, &self.sent, &self.schema, now);
+        self.conclude(kicked);
+    }
+
+    /// One tick. Its fan-out (a write per player) is done by this task for a small room, and
+    /// split over one task per worker thread for a big one, so the writes of a room of
+    /// thousands run on every core and the tick loop itself only steps and encodes. Returns
+    /// the tick loop's own work time (not the time it waited for the fan-out's tasks) and the
+    /// fan-out's.
+    async fn tick_fanned_out(&mut self, now: Instant) -> (Duration, Duration) {
+        let started = Instant::now();
+        let delta = self.prepare();
+        let prepared = Instant::now();
+        let mut pass = FanOut::default();
+        if self.roster.needs_keyframe() {
+            pass.keyframe = Some(roster::keyframe(&self.sent, &self.schema));
+        }
+        let parts = if self.roster.len() >= PARALLEL_FAN_OUT {
+            tokio::runtime::Handle::current().metrics().num_workers()
+        } else {
+            1
+        };
+        let mut fanned = Duration::ZERO;
+        if parts <= 1 {
+            self.roster.fan_out_pass(&mut pass, &delta, now);
+        } else {
+            let keyframe = pass.keyframe.clone();
+            let tasks: Vec<_> = self
+                .roster
+                .split(parts)
+                .into_iter()
+                .map(|mut part| {
+                    let (delta, keyframe) = (delta.clone(), keyframe.clone());
+                    tokio::spawn(async move {
+                        let mut pass = FanOut::with_keyframe(keyframe);
+                        part.fan_out_pass(&mut pass, &delta, now);
+                        (part, pass)
+                    })
+                })
+                .collect();
+            let waiting = Instant::now();
+            for task in tasks {
+                // A panic in a part is the room's: it crashes as if the tick had.
+                let (part, part_pass) = task
+                    .await
+                    .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+                self.roster.rejoin(part);
+                pass.merge(part_pass);
+            }
+            fanned = waiting.elapsed();
+        }
+        let concluding = Instant::now();
+        let kicked = self.roster.finish(pass);
+        self.conclude(kicked);
+        let own = started.elapsed() - fanned;
+        (own, concluding - prepared)
+    }
+
+    /// A tick up to its fan-out: joins, departures, inputs, the step, the diff; returns the
+    /// delta, encoded and framed once.
+    fn prepare(&mut self) -> Bytes {
         while let Ok(join) = self.joins.try_recv() {
             self.admit(join);
         }
@@ -264,12 +334,18 @@ impl<G: Game> TickLoop<G> {
             removed,
             checksum,
         };
-        // Encoded and framed once; every player is queued the same bytes.
-        let delta = frames::binary_frame(ServerMsg::Delta(delta).encode(&self.schema));
-        for id in self.roster.fan_out(&delta, &self.sent, &self.schema, now) {
+        // Encoded and framed once; every player is sent the same bytes.
+        frames::binary_frame(ServerMsg::Delta(delta).encode(&self.schema))
+    }
+
+    /// A tick after its fan-out: the players it found too slow leave, spectators get their
+    /// event, the tick is published.
+    fn conclude(&mut self, kicked: Vec<EntityId>) {
+        for id in kicked {
             self.game.leave(id);
             self.metrics.players.dec();
         }
+        let tick = self.tick;
         // The last player gone, the room pauses: publish now what spectators have not seen.
         if tick % self.spectator_every == 0 || self.roster.is_empty() {
             // Diffing against the last event's world merges the ticks in between. Nothing
@@ -295,10 +371,19 @@ impl<G: Game> TickLoop<G> {
             ..self.welcome.clone()
         });
         // A fresh queue has room; if the session is already gone, the next tick removes it.
-        let _ = join.seat.out.push(Outbound {
-            ack: None,
-            frame: frames::binary_frame(welcome.encode(&self.schema)),
-        });
+        let welcome = frames::binary_frame(welcome.encode(&self.schema));
+        let len = welcome.len();
+        if join
+            .seat
+            .out
+            .push(Outbound {
+                ack: None,
+                frame: welcome,
+            })
+            .is_ok()
+        {
+            self.metrics.websocket.sent(len);
+        }
         let _ = join.reply.send(id);
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
         tracing::debug!(id, name = ?join.name, "player joined");
@@ -356,7 +441,7 @@ pub(crate) mod tests {
     }
 
     fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
-        let (out, rx) = outbox(queue);
+        let (out, rx) = outbox(queue, None);
         let (reply, _) = oneshot::channel();
         let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
         tick.admit(JoinRequest {
@@ -408,6 +493,22 @@ pub(crate) mod tests {
         tick.tick(t0 + Duration::from_secs(1));
         assert!(kick.is_cancelled(), "a player full past the deadline is kicked");
         assert!(tick.game.players().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_big_room_s_fan_out_split_over_the_workers_reaches_every_player_once() {
+        let mut tick = tick_loop(&Config::defaults());
+        let players: Vec<_> = (0..PARALLEL_FAN_OUT + 45).map(|_| join(&mut tick, 8)).collect();
+        let now = Instant::now();
+        tick.tick_fanned_out(now).await; // keyframes
+        tick.tick_fanned_out(now).await; // deltas
+        assert_eq!(tick.roster.len(), players.len(), "every player is back in the roster");
+        for (mut rx, _, _) in players {
+            assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
+            assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
+            assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
+            assert!(rx.try_recv().is_none(), "one frame per tick");
+        }
     }
 
     #[test]

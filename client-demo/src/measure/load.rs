@@ -58,6 +58,9 @@ pub struct LoadConfig {
     pub floor_rounds: usize,
     /// Length of each fan-out floor run.
     pub fanout_window: Duration,
+    /// Pin the server to CPU 0 and the bots to CPU 1 while a step is measured, so neither
+    /// preempts the other (the floors are measured unpinned, on the quiet machine).
+    pub pin: bool,
 }
 
 impl LoadConfig {
@@ -73,6 +76,7 @@ impl LoadConfig {
             rtt_limit: Duration::from_millis(50),
             floor_rounds: 5000,
             fanout_window: Duration::from_secs(5),
+            pin: false,
         }
     }
 }
@@ -130,6 +134,7 @@ pub async fn run(
         window_secs: config.window.as_secs_f64(),
         clock_ticks_per_sec: procinfo::clock_ticks_per_sec(),
         rtt_limit_us: config.rtt_limit.as_micros() as u64,
+        pinned: config.pin,
         floors,
         quiet_ping_us,
         quiet_ping_vs_tcp: ratio(quiet_ping_us.p50 as f64, floors.tcp_rtt_us.p50 as f64),
@@ -174,6 +179,26 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// The server on CPU 0 and this process (the bots) on CPU 1, until dropped (then this process
+/// runs on every CPU again: the floors are measured unpinned).
+struct Pinned;
+
+impl Pinned {
+    fn new(server: u32) -> io::Result<Self> {
+        procinfo::pin(server, Some(0))?;
+        procinfo::pin(std::process::id(), Some(1))?;
+        Ok(Self)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Err(err) = procinfo::pin(std::process::id(), None) {
+            eprintln!("could not unpin the bots: {err}");
+        }
+    }
 }
 
 /// Pings answered by a fresh server with nobody else on it, and how many of them each player
@@ -282,6 +307,11 @@ async fn run_step(
     }
     let mut server = ServerProcess::start(&config.server_bin, &args).await?;
     let pid = server.pid();
+    let _pinned = if config.pin {
+        Some(Pinned::new(pid).map_err(io("pinning to CPUs"))?)
+    } else {
+        None
+    };
     let mut spread = Vec::new();
     if rooms_mode {
         let base = format!("http://{}", server.addr());

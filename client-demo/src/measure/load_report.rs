@@ -21,6 +21,8 @@ pub struct LoadReport {
     pub clock_ticks_per_sec: u64,
     /// The RTT p99 above which a step fails, in microseconds.
     pub rtt_limit_us: u64,
+    /// Whether the server ran on CPU 0 and the bots on CPU 1 during each step.
+    pub pinned: bool,
     /// Loopback round trips without tickcast.
     pub floors: Floors,
     /// The tickcast client's ping RTT against a fresh server with no bots, microseconds.
@@ -146,8 +148,15 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "tickcast load: {} at {} Hz, {:.0} s measured after each ramp",
-            self.server_bin, self.tick_hz, self.window_secs
+            "tickcast load: {} at {} Hz, {:.0} s measured after each ramp, {}",
+            self.server_bin,
+            self.tick_hz,
+            self.window_secs,
+            if self.pinned {
+                "server pinned to CPU 0 and bots to CPU 1"
+            } else {
+                "server and bots sharing both CPUs (unpinned)"
+            }
         )?;
         let (tcp, ws) = (&self.floors.tcp_rtt_us, &self.floors.websocket_rtt_us);
         writeln!(
@@ -230,8 +239,13 @@ impl fmt::Display for LoadReport {
             "notes: tick work quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
              utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
              the player-ticks of all rooms; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
-             KiB/s/pl is WebSocket payload the bots received; the bots run on the same 2 cores (bots CPU, s/s).",
-            self.clock_ticks_per_sec
+             KiB/s/pl is WebSocket payload the bots received; {} (bots CPU, s/s).",
+            self.clock_ticks_per_sec,
+            if self.pinned {
+                "the server ran on CPU 0 and the bots on CPU 1"
+            } else {
+                "the bots run on the same 2 cores as the server"
+            }
         )
     }
 }

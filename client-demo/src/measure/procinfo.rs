@@ -102,6 +102,33 @@ pub fn parse_sockstat_tcp_pages(sockstat: &str) -> Option<u64> {
     fields.next()?.parse().ok()
 }
 
+/// Pins every thread of process `pid` to CPU `cpu` (`None`: every CPU again). Threads it
+/// starts later inherit the pinning of the thread that starts them.
+pub fn pin(pid: u32, cpu: Option<usize>) -> io::Result<()> {
+    use nix::sched::{CpuSet, sched_setaffinity};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    match cpu {
+        Some(cpu) => set.set(cpu).map_err(io::Error::from)?,
+        None => {
+            for cpu in 0..std::thread::available_parallelism().map_or(1, usize::from) {
+                set.set(cpu).map_err(io::Error::from)?;
+            }
+        }
+    }
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Some(tid) = task?.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread that ended meanwhile is no matter.
+        match sched_setaffinity(Pid::from_raw(tid), &set) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Raises this process's soft limit on open files towards `wanted`, up to the hard limit, and
 /// returns the soft limit now in force. Child processes (the server we start) inherit it.
 pub fn raise_open_files_limit(wanted: u64) -> io::Result<u64> {
