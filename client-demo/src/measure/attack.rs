@@ -298,9 +298,9 @@ async fn stalled_resumers(bin: &std::path::Path) -> Outcome {
     });
     time::sleep(Duration::from_secs(32)).await;
     let state = Conn::connect(addr).await.map_err(io(Attack::StalledResumers))?;
-    let tick = latest_tick(state).await.map_err(io(Attack::StalledResumers))?;
+    let (epoch, tick) = latest_event(state).await.map_err(io(Attack::StalledResumers))?;
     // Events every 3 ticks at 30 Hz and 10 events/s; the ring holds 300.
-    let resume = tick.saturating_sub(3 * 290).to_string();
+    let resume = format!("{epoch}-{}", tick.saturating_sub(3 * 290));
     let rss_before = procinfo::memory(server.pid())
         .map_err(io(Attack::StalledResumers))?
         .rss_kib;
@@ -342,17 +342,14 @@ async fn stalled_resumers(bin: &std::path::Path) -> Outcome {
     ))
 }
 
-/// The tick of the current snapshot, from `/state`.
-async fn latest_tick(mut conn: Conn) -> std::io::Result<u64> {
+/// The epoch and tick of the current snapshot, from the ETag of `/state` (`"<epoch>-<tick>"`).
+async fn latest_event(mut conn: Conn) -> std::io::Result<(String, u64)> {
     let response = conn.get("/state", &[]).await?;
-    let etag = response
-        .head
-        .header("etag")
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
-    etag.parse()
-        .map_err(|_| std::io::Error::other("no tick in the ETag of /state"))
+    let etag = response.head.header("etag").unwrap_or_default();
+    etag.trim_matches('"')
+        .split_once('-')
+        .and_then(|(epoch, tick)| Some((epoch.to_owned(), tick.parse().ok()?)))
+        .ok_or_else(|| std::io::Error::other(format!("no event id in the ETag of /state: {etag:?}")))
 }
 
 /// A name carrying a forged log line and a terminal escape sequence.
