@@ -123,6 +123,15 @@ impl Page {
     }
 
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// Sends a DevTools command; its error, if it failed (an evaluation while the page
+    /// navigates fails with "Inspected target navigated or closed").
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let mut msg = json!({ "id": self.next_id, "method": method, "params": params });
         if let Some(session) = &self.session {
@@ -135,20 +144,24 @@ impl Page {
             };
             let reply: Value = serde_json::from_str(&text).unwrap();
             if reply["id"] == self.next_id {
-                assert!(reply["error"].is_null(), "{method}: {}", reply["error"]);
-                return reply["result"].clone();
+                return match reply["error"].is_null() {
+                    true => Ok(reply["result"].clone()),
+                    false => Err(reply["error"].clone()),
+                };
             }
         }
     }
 
     /// Evaluates `expression` in the page and returns its value, parsed from JSON.
+    /// `null` if the evaluation failed (the page navigating, say): callers poll or assert.
     async fn eval(&mut self, expression: &str) -> Value {
         let result = self
-            .call(
+            .try_call(
                 "Runtime.evaluate",
                 json!({ "expression": expression, "returnByValue": true }),
             )
-            .await;
+            .await
+            .unwrap_or_default();
         serde_json::from_str(result["result"]["value"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
     }
 
@@ -212,12 +225,15 @@ impl Page {
             board: [...document.querySelectorAll("#leaderboard li")].map(li => Number(li.dataset.id)),
             labels: [...document.querySelectorAll("#leaderboard li")].map(li => li.dataset.label),
         })"##;
+        // Polled, also while the page navigates (a link followed): a failed evaluation is
+        // nothing shown yet.
         let result = self
-            .call(
+            .try_call(
                 "Runtime.evaluate",
                 json!({ "expression": expression, "returnByValue": true }),
             )
-            .await;
+            .await
+            .unwrap_or_default();
         serde_json::from_str(result["result"]["value"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
     }
 

@@ -112,10 +112,11 @@ async fn each_direction_is_delayed_by_the_one_way_delay() {
     for _ in 0..10 {
         rtts.push(ping(&mut stream).await);
     }
-    // Up 20 ms, down 20 ms; the timer wheel adds at most a millisecond each way.
+    // Up 20 ms, down 20 ms; the timer wheel adds up to a millisecond each way, and the tests
+    // running beside this one on two cores a little more: within 3 ms each way.
     let (min, med) = (*rtts.iter().min().unwrap(), median(rtts.clone()));
     assert!(min >= Duration::from_millis(40), "{rtts:?}");
-    assert!(med <= Duration::from_millis(43), "{rtts:?}");
+    assert!(med <= Duration::from_millis(46), "{rtts:?}");
 }
 
 #[tokio::test]

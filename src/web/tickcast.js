@@ -704,10 +704,13 @@ export class Client extends EventTarget {
     const offset = now - msg.tick * this.period;
     this.arrivals.push({ at: now, offset });
     while (this.arrivals.length && this.arrivals[0].at < now - 2000) this.arrivals.shift();
-    // The spread is the 95th percentile: one frame held up once does not double the delay.
-    const offsets = this.arrivals.map((a) => a.offset).sort((x, y) => x - y);
-    const base = offsets[0];
-    this.clock = { base, spread: offsets[Math.floor(0.95 * (offsets.length - 1))] - base };
+    // The spread is the latest arrival's: a delay that covers every frame of the last two
+    // seconds, so the render time never runs past the newest frame (no extrapolation, and no
+    // catching up faster than an entity moves). A frame held up once raises it for two
+    // seconds, and the render clock follows at most 10 % faster or slower than real time.
+    let base = Infinity, late = -Infinity;
+    for (const a of this.arrivals) { base = Math.min(base, a.offset); late = Math.max(late, a.offset); }
+    this.clock = { base, spread: late - base };
   }
 
   maxMove(kindName, gap) {
