@@ -25,13 +25,15 @@
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
 //!
 //! # The tick, step by step (in each room)
-//! 1. Admit players whose hello was accepted (each is queued a welcome).
+//! 1. Admit players whose hello was accepted (each is sent a welcome).
 //! 2. Remove players whose connection ended.
 //! 3. Take each player's latest input (older ones in the same tick are superseded).
 //! 4. Step the game by `1 / tick_hz` seconds.
 //! 5. Quantize, diff against the previous tick and encode the shared delta body once.
-//! 6. Queue each player its delta with its own input ack, or a keyframe if it is new or fell
-//!    behind; a player whose queue stays full is closed as too slow.
+//! 6. Write each player its delta with its own input ack, or a keyframe if it is new or fell
+//!    behind, straight to its socket (split over the workers in a room of 256 or more); what a
+//!    socket does not take waits in the player's bounded queue, and a player whose queue stays
+//!    full is closed as too slow.
 //! 7. Every `tick_hz / spectator_hz` ticks, publish one spectator event: the diff since the
 //!    previous event, encoded once for every spectator.
 //!

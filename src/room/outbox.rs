@@ -13,7 +13,7 @@
 //! writing, under the queue's lock, and the rest of a frame a direct write could not finish is
 //! queued first, as raw bytes.
 //!
-//! The session's own frames (pongs, heartbeat pings) take the same path ([`Sender`]). The
+//! The session's own frames (pongs, heartbeat pings) take the same path ([`Inbox::send`]). The
 //! queue holds at most `capacity` tick frames (the overflow policy is the fan-out's: see
 //! [`crate::room::roster`]), at most one pong (RFC 6455 asks a pong for the most recent ping
 //! only), and a heartbeat ping every few seconds; it allocates only for what it holds.
