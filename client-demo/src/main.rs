@@ -78,6 +78,26 @@ enum Command {
     /// edges) and measure creating rooms through another node, spectator event delay through
     /// Redis, and many SSE spectators on the edges.
     Cluster(ClusterArgs),
+    /// Used by `cluster`: follow one edge's share of the spectators in a process of its own
+    /// and print what they received as JSON.
+    #[command(hide = true)]
+    ClusterFollowers(ClusterFollowersArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterFollowersArgs {
+    /// The edge node.
+    #[arg(long)]
+    edge: std::net::SocketAddr,
+    /// The room followed.
+    #[arg(long)]
+    room: String,
+    /// Spectators to open.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    count: u64,
+    /// Seconds measured once all are in.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600))]
+    seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +395,7 @@ async fn main() -> ExitCode {
             logging();
             cluster(args).await
         }
+        Command::ClusterFollowers(args) => cluster_followers(args).await,
     }
 }
 
@@ -391,6 +412,29 @@ async fn cluster(args: ClusterArgs) -> ExitCode {
         Ok(report) if args.json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
         Ok(report) => print!("{report}"),
         Err(err) => return fail(&err, None),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn cluster_followers(args: ClusterFollowersArgs) -> ExitCode {
+    let followed = async {
+        client_demo::measure::procinfo::ensure_open_files(args.count + 256).map_err(|e| e.to_string())?;
+        measure_cluster::follow_many(
+            args.edge,
+            &args.room,
+            args.count as usize,
+            Duration::from_secs(args.seconds),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    };
+    match followed.await {
+        Ok(followed) => println!("{}", serde_json::to_string(&followed).unwrap_or_default()),
+        Err(err) => {
+            eprintln!("cluster-followers: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
 }

@@ -13,7 +13,9 @@
 //! 3. **Spectators on two edges**: N SSE spectators of that room, half on each edge, opened
 //!    gradually; once all are in, for a window: the events each one received (it must get
 //!    every one: 10 a second), each edge's RSS growth per spectator and CPU, and Redis's CPU
-//!    and memory.
+//!    and memory. Each edge's spectators are followed by a process of their own (this one, and
+//!    a `client-demo cluster-followers` it starts), as a process holds a descriptor per
+//!    spectator and the hard limit on open files may be under their total.
 //!
 //! Everything runs on loopback, bounded in count and time, and stops by itself.
 
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tickcast::client::lobby::{self, LobbyError, NewRoom};
 use tickcast::client::{Client, ClientError, Received};
 use tokio::sync::Mutex;
@@ -40,7 +42,7 @@ use crate::sse;
 
 /// The admin secret of the nodes this command starts (they listen on loopback only).
 const ADMIN: &str = "cluster-harness";
-/// How many spectators are opened per second.
+/// How many spectators are opened per second, in all (half by each following process).
 const OPEN_RATE: u64 = 2_000;
 
 /// What `cluster` does.
@@ -203,8 +205,9 @@ impl Drop for RedisProcess {
 
 /// Runs the three parts; `log` gets a line per stage.
 pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<ClusterReport, ClusterError> {
-    // The client holds every spectator's socket; each edge half of them (its own limit).
-    procinfo::ensure_open_files(config.spectators as u64 + 1024)?;
+    // Each edge, and each of the two processes following them, holds one edge's half (the
+    // edges inherit this limit).
+    procinfo::ensure_open_files(config.spectators.div_ceil(2) as u64 + 2048)?;
     let redis = RedisProcess::start(&config.redis_bin).await?;
     let node = |id: &str, edge: bool| {
         let mut args = vec![
@@ -273,47 +276,37 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     let (delay_owner, delay_edge) = (delay(&at_owner), delay(&at_edge));
 
     log(&format!("3/3: {} SSE spectators over e1 and e2", config.spectators));
-    let edges = [e1.addr(), e2.addr()];
     let edge_pids = [e1.pid(), e2.pid()];
     let rss = |pid| procinfo::memory(pid).map(|m| m.rss_kib);
     let rss_before = [rss(edge_pids[0])?, rss(edge_pids[1])?];
-    let counts: Arc<Vec<AtomicU64>> = Arc::new((0..config.spectators).map(|_| AtomicU64::new(0)).collect());
-    let open = Arc::new(AtomicU64::new(0));
-    let mut spectators = JoinSet::new();
-    let started = Instant::now();
-    for i in 0..config.spectators {
-        let (counts, open, stop) = (counts.clone(), open.clone(), stop.clone());
-        let edge = edges[i % 2];
-        spectators.spawn(async move {
-            let _ = follow(edge, room, &counts[i], &open, &stop).await;
-        });
-        // Opened at OPEN_RATE a second.
-        let due = started + Duration::from_secs_f64((i + 1) as f64 / OPEN_RATE as f64);
-        time::sleep_until(due).await;
-    }
-    time::sleep(Duration::from_secs(3)).await;
-    let cpu = |pid| procinfo::cpu_time(pid);
-    let window_start = Instant::now();
-    let cpu_before = [cpu(edge_pids[0])?, cpu(edge_pids[1])?, cpu(redis.child.id())?];
-    let client_before = procinfo::cpu_time(std::process::id())?;
-    let counts_before: Vec<u64> = counts.iter().map(|c| c.load(Relaxed)).collect();
-    time::sleep(config.spectator_window).await;
-    let seconds = window_start.elapsed().as_secs_f64();
-    let cpu_after = [cpu(edge_pids[0])?, cpu(edge_pids[1])?, cpu(redis.child.id())?];
-    let client_after = procinfo::cpu_time(std::process::id())?;
-    let mut rates: Vec<f64> = counts
-        .iter()
-        .zip(&counts_before)
-        .map(|(c, before)| (c.load(Relaxed) - before) as f64 / seconds)
-        .collect();
+    // Each edge's spectators are followed by a process of their own: one process holds a
+    // descriptor per spectator, and the hard limit on open files may be under their total.
+    let per_edge = config.spectators / 2;
+    let helper = Followers::spawn(e2.addr(), room, config.spectators - per_edge, config.spectator_window)?;
+    // CPU of e1, e2, Redis, the helper and this process over the window; RSS of the edges at
+    // its end, while every spectator is still connected (the helper lingers after its window).
+    let watch = Watch {
+        cpu: vec![
+            edge_pids[0],
+            edge_pids[1],
+            redis.child.id(),
+            helper.pid(),
+            std::process::id(),
+        ],
+        rss: vec![edge_pids[0], edge_pids[1]],
+    };
+    let ours = follow_many(e1.addr(), room, per_edge, config.spectator_window, Some(watch)).await?;
+    let theirs = helper.wait().await?;
+    let seconds = ours.seconds;
+    let (cpu_before, cpu_after) = ours.cpu;
+    let mut rates: Vec<f64> = ours.rates.iter().chain(&theirs.rates).copied().collect();
     rates.sort_by(f64::total_cmp);
-    let rss_after = [rss(edge_pids[0])?, rss(edge_pids[1])?];
+    let connected = ours.connected + theirs.connected;
+    let rss_after = [ours.rss[0], ours.rss[1]];
     let redis_rss_kib = rss(redis.child.id())?;
-    let connected = open.load(Relaxed) as usize;
     stop.store(true, Relaxed);
-    spectators.abort_all();
     mover.abort();
-    let per_edge = (config.spectators / 2).max(1) as f64;
+    let per_edge = [per_edge.max(1) as f64, (config.spectators - per_edge).max(1) as f64];
     let rate = |i: usize| (cpu_after[i] - cpu_before[i]).as_secs_f64() / seconds;
     let report = ClusterReport {
         join_through_edge,
@@ -326,13 +319,14 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
         events_per_sec_median: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
         events_per_sec_expected: 10.0,
         edge_kib_per_spectator: [
-            rss_after[0].saturating_sub(rss_before[0]) as f64 / per_edge,
-            rss_after[1].saturating_sub(rss_before[1]) as f64 / per_edge,
+            rss_after[0].saturating_sub(rss_before[0]) as f64 / per_edge[0],
+            rss_after[1].saturating_sub(rss_before[1]) as f64 / per_edge[1],
         ],
         edge_cpu: [rate(0), rate(1)],
         redis_cpu: rate(2),
         redis_rss_kib,
-        client_cpu: (client_after - client_before).as_secs_f64() / seconds,
+        // The two processes that follow the spectators.
+        client_cpu: rate(3) + rate(4),
     };
     for node in [a, b, e1, e2] {
         let _ = node.stop().await;
@@ -414,6 +408,136 @@ async fn event_times(addr: SocketAddr, room: &str, window: Duration) -> io::Resu
 
 /// One spectator: an SSE stream of `room` on `edge`, counting its events (one chunk each)
 /// until `stop`.
+/// What a process's own measurement of spectators watches besides them.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// Processes whose CPU time is taken at the window's ends.
+    pub cpu: Vec<u32>,
+    /// Processes whose RSS is taken at the window's end.
+    pub rss: Vec<u32>,
+}
+
+/// What `count` spectators of one edge received, measured by [`follow_many`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Followed {
+    /// Spectators with their stream open at the window's end.
+    pub connected: usize,
+    /// Events each received per second over the window.
+    pub rates: Vec<f64>,
+    /// The window's length.
+    pub seconds: f64,
+    /// CPU times of the watched processes at the window's start and end.
+    #[serde(skip)]
+    cpu: (Vec<Duration>, Vec<Duration>),
+    /// RSS of the watched processes at the window's end, KiB.
+    #[serde(skip)]
+    rss: Vec<u64>,
+}
+
+/// Opens `count` SSE spectators of `room` on `edge` at half [`OPEN_RATE`] a second, waits 3 s,
+/// then counts their events over `window`; the spectators stay open for a few more seconds (so
+/// a process measuring the same edges beside this one sees them all) unless `watch` is given,
+/// whose figures are taken at the window's ends.
+pub async fn follow_many(
+    edge: SocketAddr,
+    room: &str,
+    count: usize,
+    window: Duration,
+    watch: Option<Watch>,
+) -> io::Result<Followed> {
+    let counts: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    let (open, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let mut spectators = JoinSet::new();
+    let started = Instant::now();
+    for i in 0..count {
+        let (counts, open, stop, room) = (counts.clone(), open.clone(), stop.clone(), room.to_owned());
+        spectators.spawn(async move {
+            let _ = follow(edge, &room, &counts[i], &open, &stop).await;
+        });
+        let due = started + Duration::from_secs_f64((i + 1) as f64 * 2.0 / OPEN_RATE as f64);
+        time::sleep_until(due).await;
+    }
+    time::sleep(Duration::from_secs(3)).await;
+    let cpu = |pids: &[u32]| {
+        pids.iter()
+            .map(|&pid| procinfo::cpu_time(pid))
+            .collect::<io::Result<Vec<_>>>()
+    };
+    let pids = watch.as_ref().map(|w| w.cpu.clone()).unwrap_or_default();
+    let window_start = Instant::now();
+    let cpu_before = cpu(&pids)?;
+    let counts_before: Vec<u64> = counts.iter().map(|c| c.load(Relaxed)).collect();
+    time::sleep(window).await;
+    let seconds = window_start.elapsed().as_secs_f64();
+    let cpu_after = cpu(&pids)?;
+    let rates = counts
+        .iter()
+        .zip(&counts_before)
+        .map(|(c, before)| (c.load(Relaxed) - before) as f64 / seconds)
+        .collect();
+    let connected = open.load(Relaxed) as usize;
+    let rss = match &watch {
+        Some(watch) => watch
+            .rss
+            .iter()
+            .map(|&pid| procinfo::memory(pid).map(|m| m.rss_kib))
+            .collect::<io::Result<_>>()?,
+        None => {
+            time::sleep(LINGER).await;
+            Vec::new()
+        }
+    };
+    stop.store(true, Relaxed);
+    spectators.abort_all();
+    Ok(Followed {
+        connected,
+        rates,
+        seconds,
+        cpu: (cpu_before, cpu_after),
+        rss,
+    })
+}
+
+/// How long a helper's spectators stay open after its window.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// A `client-demo cluster-followers` process following one edge's spectators.
+struct Followers {
+    child: Child,
+}
+
+impl Followers {
+    fn spawn(edge: SocketAddr, room: &str, count: usize, window: Duration) -> io::Result<Self> {
+        let child = Command::new(std::env::current_exe()?)
+            .args([
+                "cluster-followers".to_owned(),
+                format!("--edge={edge}"),
+                format!("--room={room}"),
+                format!("--count={count}"),
+                format!("--seconds={}", window.as_secs()),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it measured (its one line of JSON on stdout).
+    async fn wait(self) -> io::Result<Followed> {
+        let output = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .map_err(io::Error::other)??;
+        if !output.status.success() {
+            return Err(io::Error::other(format!("cluster-followers: {}", output.status)));
+        }
+        serde_json::from_slice(&output.stdout).map_err(io::Error::other)
+    }
+}
+
 async fn follow(
     edge: SocketAddr,
     room: &str,
