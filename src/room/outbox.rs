@@ -22,7 +22,7 @@
 //! sees a tick loop that has stopped.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -139,8 +139,9 @@ impl Shared {
         let idle = !state.busy && state.queue.is_empty();
         if let (true, Some(socket)) = (idle, &self.socket) {
             match write_now(socket, &out) {
-                Some((rest, started)) => enqueue(&mut state, rest, kind, started),
-                None => return Ok(waiting),
+                Written::All => return Ok(waiting),
+                Written::Nothing => enqueue(&mut state, out, None, kind, false),
+                Written::Partly(first, then) => enqueue(&mut state, first, then, kind, true),
             }
         } else if let (Kind::Pong, Some(queued)) = (
             kind,
@@ -149,7 +150,7 @@ impl Shared {
             // One pong, for the most recent ping.
             queued.out = out;
         } else {
-            enqueue(&mut state, vec![out], kind, false);
+            enqueue(&mut state, out, None, kind, false);
         }
         drop(state);
         if idle {
@@ -172,55 +173,59 @@ impl Shared {
     }
 }
 
-/// Queues `parts` (one frame, or the rest of one and what came with it); the first is
-/// `started` if a direct write began it.
-fn enqueue(state: &mut State, parts: Vec<Outbound>, kind: Kind, started: bool) {
+/// Queues `first` and then `then` (the rest of a partly written ack frame is followed by the
+/// tick's frame); `first` is `started` if a direct write began it. No allocation but the
+/// queue's own.
+fn enqueue(state: &mut State, first: Outbound, then: Option<Outbound>, kind: Kind, started: bool) {
     if kind == Kind::Tick {
         state.ticks += 1;
     }
-    for (i, out) in parts.into_iter().enumerate() {
-        // A tick frame counts once, on its first part.
-        let kind = if i == 0 { kind } else { Kind::Own };
+    // A tick frame counts once, on its first part.
+    state.queue.push_back(Queued {
+        out: first,
+        kind,
+        started,
+    });
+    if let Some(out) = then {
         state.queue.push_back(Queued {
             out,
-            kind,
-            started: started && i == 0,
+            kind: Kind::Own,
+            started: false,
         });
     }
 }
 
-/// One non-blocking write of `out` (its ack and frame together); `None` if the socket took it
-/// all, else what is left, as parts to queue in order, and whether the first was started.
-fn write_now(socket: &OwnedWriteHalf, out: &Outbound) -> Option<(Vec<Outbound>, bool)> {
+/// How much of a frame one non-blocking write took.
+enum Written {
+    /// All of it.
+    All,
+    /// Nothing (the socket would block, or failed: the session's write will wait, or meet
+    /// the error).
+    Nothing,
+    /// Part: the rest to queue first, as raw bytes, and the tick's whole frame after it when
+    /// the write stopped inside the ack.
+    Partly(Outbound, Option<Outbound>),
+}
+
+/// One non-blocking write of `out`, its ack and frame together.
+fn write_now(socket: &OwnedWriteHalf, out: &Outbound) -> Written {
     let mut ack = [0u8; ACK_FRAME_MAX];
     let ack_len = out.ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack));
     let slices = [IoSlice::new(&ack[..ack_len]), IoSlice::new(&out.frame)];
-    let written = match socket.try_write_vectored(&slices) {
-        Ok(n) => n,
-        // Would block, or failed: the session's own write will wait, or meet the error.
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
-        Err(_) => 0,
-    };
-    if written == ack_len + out.frame.len() {
-        return None;
-    }
-    if written == 0 {
-        return Some((vec![out.clone()], false));
-    }
-    // Partly written: the rest goes first, as raw bytes, the whole frame after it if any.
+    let written = socket.try_write_vectored(&slices).unwrap_or(0);
     let rest = |bytes: Bytes| Outbound {
         ack: None,
         frame: bytes,
     };
-    Some(if written < ack_len {
-        let parts = vec![
-            rest(Bytes::copy_from_slice(&ack[written..ack_len])),
-            rest(out.frame.clone()),
-        ];
-        (parts, true)
-    } else {
-        (vec![rest(out.frame.slice(written - ack_len..))], true)
-    })
+    match written {
+        0 => Written::Nothing,
+        n if n == ack_len + out.frame.len() => Written::All,
+        n if n < ack_len => Written::Partly(
+            rest(Bytes::copy_from_slice(&ack[n..ack_len])),
+            Some(rest(out.frame.clone())),
+        ),
+        n => Written::Partly(rest(out.frame.slice(n - ack_len..)), None),
+    }
 }
 
 /// The tick loop's end.
@@ -335,6 +340,8 @@ impl Drop for Inbox {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
     use super::*;
 
     fn frame(n: u8) -> Outbound {
