@@ -69,6 +69,16 @@ pub(crate) struct EventsQuery {
     last_event_id: Option<String>,
 }
 
+/// Where an event stream resumes: after the `Last-Event-ID` header (`Err` if it was not
+/// text), else after the `last_event_id` query value; `None` from the start.
+fn resume_at(header: Option<Result<&str, ()>>, query: Option<&str>) -> Result<Option<Position>, &'static str> {
+    match header {
+        Some(Err(())) => Err("Last-Event-ID is not text"),
+        Some(Ok(id)) => position(Some(id)),
+        None => position(query),
+    }
+}
+
 /// Reads an event id given by a client: `None` if absent, the reason if malformed.
 fn position(text: Option<&str>) -> Result<Option<Position>, &'static str> {
     match text {
@@ -86,29 +96,13 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Response {
-    let header = match headers.get("last-event-id").map(|v| v.to_str()) {
-        Some(Ok(text)) => Some(text),
-        Some(Err(_)) => return bad_request("Last-Event-ID is not text"),
-        None => None,
-    };
-    let resume = match position(header.or(query.last_event_id.as_deref())) {
+    let header = headers.get("last-event-id").map(|v| v.to_str().map_err(|_| ()));
+    let resume = match resume_at(header, query.last_event_id.as_deref()) {
         Ok(resume) => resume,
         Err(why) => return bad_request(why),
     };
-    let Some(permit) = spectator_place(&state) else {
+    let Some(stream) = SseStream::open(&state, feed, resume) else {
         return full(&state.metrics);
-    };
-    let stream = SseStream {
-        _guard: feed.spectator(state.metrics.spectators_sse.clone()),
-        _permit: permit,
-        latest: feed.subscribe(),
-        feed,
-        heartbeat: heartbeat(),
-        cursor: resume,
-        pending: VecDeque::new(),
-        started: false,
-        done: false,
-        metrics: state.metrics.clone(),
     };
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
@@ -153,12 +147,8 @@ impl RawEvents {
                 .find_map(|pair| pair.strip_prefix("last_event_id="))
                 .map(percent_decoded)
         });
-        let header = match request.last_event_id {
-            Some(Ok(id)) => Some(id),
-            Some(Err(())) => return bad(&mut tcp, "Last-Event-ID is not text").await,
-            None => None,
-        };
-        let resume = match position(header.or(query_id).as_deref()) {
+        let header = request.last_event_id.as_ref().map(|id| id.as_deref().map_err(|_| ()));
+        let resume = match resume_at(header, query_id.as_deref()) {
             Ok(resume) => resume,
             Err(why) => return bad(&mut tcp, why).await,
         };
@@ -179,22 +169,9 @@ impl RawEvents {
                 return http::write_plain(&mut tcp, refusal.status, reason, retry, &body).await;
             }
         };
-        let Some(permit) = spectator_place(&state) else {
+        let Some(mut stream) = SseStream::open(&state, feed, resume) else {
             state.metrics.close(CloseReason::Full);
-            let body = "too many spectators: try again shortly\n";
-            return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", body).await;
-        };
-        let mut stream = SseStream {
-            _guard: feed.spectator(state.metrics.spectators_sse.clone()),
-            _permit: permit,
-            latest: feed.subscribe(),
-            feed,
-            heartbeat: heartbeat(),
-            cursor: resume,
-            pending: VecDeque::new(),
-            started: false,
-            done: false,
-            metrics: state.metrics.clone(),
+            return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", FULL).await;
         };
         let chunked = !request.http10;
         let head = format!(
@@ -282,6 +259,23 @@ struct SseStream {
 }
 
 impl SseStream {
+    /// A spectator's stream of `feed`, resuming after `cursor`; `None` at `--max-spectators`.
+    fn open(state: &AppState, feed: Arc<Feed>, cursor: Option<Position>) -> Option<Self> {
+        let permit = spectator_place(state)?;
+        Some(Self {
+            _guard: feed.spectator(state.metrics.spectators_sse.clone()),
+            _permit: permit,
+            latest: feed.subscribe(),
+            feed,
+            heartbeat: heartbeat(),
+            cursor,
+            pending: VecDeque::new(),
+            started: false,
+            done: false,
+            metrics: state.metrics.clone(),
+        })
+    }
+
     /// The next bytes to write, or `None` when the response is complete. Each event goes out
     /// as the feed's own bytes: the connection holds a reference, not a copy.
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -512,12 +506,10 @@ fn spectator_place(state: &AppState) -> Option<OwnedSemaphorePermit> {
     state.spectator_places.clone().try_acquire_owned().ok()
 }
 
+/// What a spectator over `--max-spectators` is told.
+const FULL: &str = "too many spectators: try again shortly\n";
+
 fn full(metrics: &Metrics) -> Response {
     metrics.close(CloseReason::Full);
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "5")],
-        "too many spectators: try again shortly\n",
-    )
-        .into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], FULL).into_response()
 }
