@@ -1,6 +1,7 @@
 //! Shared test fixtures: a real server on 127.0.0.1:0 and helpers around real clients.
 #![allow(dead_code, unreachable_pub)] // each test crate uses its own subset
 
+pub mod browser;
 pub mod raw;
 pub mod redis;
 pub mod sse;
