@@ -123,12 +123,13 @@ pub struct Metrics {
     pub ticks: Counter,
     /// Ticks whose work took longer than the tick period.
     pub tick_overruns: Counter,
-    /// Time the tick loop spent on each tick's work, in seconds: its step, diff, encode and
-    /// (below 256 players) its fan-out; not the time it waited for a fan-out split over the
-    /// worker threads.
+    /// Time the tick loop spent on each tick's own work, in seconds: joins, departures and
+    /// inputs, its step, diff and encode, and what follows the fan-out (the spectator event);
+    /// not the fan-out, nor the time others ran while a big room's tick yielded.
     pub tick_work: Histogram,
-    /// Time each tick's fan-out took (writing its frame to every player), in seconds: the
-    /// tick loop's own writes, or the time it waited for the parts split over the workers.
+    /// Wall time of each tick's fan-out (writing its frame to every player), in seconds:
+    /// the tick loop's own writes or the parts split over the workers, with what else ran
+    /// while they yielded.
     pub fan_out: Histogram,
     /// Connected players.
     pub players: Gauge,

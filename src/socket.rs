@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Buf, BufMut, Bytes};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
@@ -197,7 +197,7 @@ impl PlayerSocket {
             for (slice, bytes) in slices.iter_mut().zip(&self.unsent) {
                 *slice = IoSlice::new(bytes);
             }
-            let mut written = match self.writer.try_write_vectored(&slices) {
+            let mut written = match try_send(&self.writer, &slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => written,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -219,6 +219,23 @@ impl PlayerSocket {
         }
         Ok(())
     }
+}
+
+/// Writes `slices` to `socket` now or not at all (`WouldBlock`), in one `send` (a single slice
+/// with bytes) or one `sendmsg`. Not `writev`: on this machine's kernel it costs about 0.7 µs
+/// (12 %) more per write than either, measured one thread writing 2 000 loopback sockets
+/// (BENCHMARKS.md, "Fan-out at the machine's floor").
+pub(crate) fn try_send(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    let stream: &TcpStream = socket.as_ref();
+    stream.try_io(Interest::WRITABLE, || {
+        let socket = socket2::SockRef::from(stream);
+        let mut filled = slices.iter().filter(|slice| !slice.is_empty());
+        match (filled.next(), filled.next()) {
+            (None, _) => Ok(0),
+            (Some(only), None) => socket.send(only),
+            (Some(_), Some(_)) => socket.send_vectored(slices),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::frames::{self, ACK_FRAME_MAX};
+use crate::socket;
 
 /// One tick's output for one player, written in one write: an ack if the player's last
 /// applied move changed since the last one it was sent, then the tick's frame (the same bytes
@@ -125,9 +126,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Writes `out` now if the socket is ours to write and takes it, else queues it (or what
-    /// is left of it). Returns how many tick frames were waiting before it.
-    fn send(&self, out: Outbound, kind: Kind) -> Result<usize, PushError> {
+    /// Writes `ack` and `frame` now if the socket is ours to write and takes them, else queues
+    /// them (or what is left of them). Returns how many tick frames were waiting before.
+    /// The frame is shared by every player: it is cloned (a reference count touched by every
+    /// writer of the room) only to be queued.
+    fn send(&self, ack: Option<u32>, frame: &Bytes, kind: Kind) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closed {
             return Err(PushError::Closed);
@@ -137,10 +140,14 @@ impl Shared {
             return Err(PushError::Full);
         }
         let idle = !state.busy && state.queue.is_empty();
+        let out = || Outbound {
+            ack,
+            frame: frame.clone(),
+        };
         if let (true, Some(socket)) = (idle, &self.socket) {
-            match write_now(socket, &out) {
+            match write_now(socket, ack, frame) {
                 Written::All => return Ok(waiting),
-                Written::Nothing => enqueue(&mut state, out, None, kind, false),
+                Written::Nothing => enqueue(&mut state, out(), None, kind, false),
                 Written::Partly(first, then) => enqueue(&mut state, first, then, kind, true),
             }
         } else if let (Kind::Pong, Some(queued)) = (
@@ -148,9 +155,9 @@ impl Shared {
             state.queue.iter_mut().find(|q| q.kind == Kind::Pong && !q.started),
         ) {
             // One pong, for the most recent ping.
-            queued.out = out;
+            queued.out = out();
         } else {
-            enqueue(&mut state, out, None, kind, false);
+            enqueue(&mut state, out(), None, kind, false);
         }
         drop(state);
         if idle {
@@ -207,24 +214,22 @@ enum Written {
     Partly(Outbound, Option<Outbound>),
 }
 
-/// One non-blocking write of `out`, its ack and frame together.
-fn write_now(socket: &OwnedWriteHalf, out: &Outbound) -> Written {
-    let mut ack = [0u8; ACK_FRAME_MAX];
-    let ack_len = out.ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack));
-    let slices = [IoSlice::new(&ack[..ack_len]), IoSlice::new(&out.frame)];
-    let written = socket.try_write_vectored(&slices).unwrap_or(0);
+/// One non-blocking write of an ack (if any) and a frame together.
+fn write_now(socket: &OwnedWriteHalf, ack: Option<u32>, frame: &Bytes) -> Written {
+    let mut ack_frame = [0u8; ACK_FRAME_MAX];
+    let ack_len = ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack_frame));
+    let ack = &ack_frame[..ack_len];
+    let slices = [IoSlice::new(ack), IoSlice::new(frame)];
+    let written = socket::try_send(socket, &slices).unwrap_or(0);
     let rest = |bytes: Bytes| Outbound {
         ack: None,
         frame: bytes,
     };
     match written {
         0 => Written::Nothing,
-        n if n == ack_len + out.frame.len() => Written::All,
-        n if n < ack_len => Written::Partly(
-            rest(Bytes::copy_from_slice(&ack[n..ack_len])),
-            Some(rest(out.frame.clone())),
-        ),
-        n => Written::Partly(rest(out.frame.slice(n - ack_len..)), None),
+        n if n == ack_len + frame.len() => Written::All,
+        n if n < ack_len => Written::Partly(rest(Bytes::copy_from_slice(&ack[n..])), Some(rest(frame.clone()))),
+        n => Written::Partly(rest(frame.slice(n - ack_len..)), None),
     }
 }
 
@@ -233,11 +238,13 @@ fn write_now(socket: &OwnedWriteHalf, out: &Outbound) -> Written {
 pub struct Outlet(Arc<Shared>);
 
 impl Outlet {
-    /// Writes `frame` to the player's socket now, or queues it; refuses it if `capacity` tick
-    /// frames are already queued, or the session has ended. Returns how many tick frames were
-    /// already waiting (one lock for the fan-out's write and its queue-depth gauge).
-    pub fn push(&self, frame: Outbound) -> Result<usize, PushError> {
-        self.0.send(frame, Kind::Tick)
+    /// Writes `ack` (if the player's last applied move changed) and `frame` (framed once for
+    /// every player: see [`Outbound`]) to the player's socket now, or queues them; refuses them
+    /// if `capacity` tick frames are already queued, or the session has ended. Returns how
+    /// many tick frames were already waiting (one lock for the fan-out's write and its
+    /// queue-depth gauge).
+    pub fn push(&self, ack: Option<u32>, frame: &Bytes) -> Result<usize, PushError> {
+        self.0.send(ack, frame, Kind::Tick)
     }
 
     /// The most tick frames it queues.
@@ -311,12 +318,12 @@ impl Inbox {
     /// Sends a frame of the session's own (a heartbeat ping): now, or after what is queued.
     pub fn send(&self, frame: Bytes) {
         // Never full, and after the session closed nothing more is sent.
-        let _ = self.0.send(Outbound { ack: None, frame }, Kind::Own);
+        let _ = self.0.send(None, &frame, Kind::Own);
     }
 
     /// Sends the pong for the most recent ping, replacing one that is queued and not started.
     pub fn send_pong(&self, frame: Bytes) {
-        let _ = self.0.send(Outbound { ack: None, frame }, Kind::Pong);
+        let _ = self.0.send(None, &frame, Kind::Pong);
     }
 
     /// Stops the tick loop's writes (the session is closing) and returns what must still be
@@ -344,22 +351,19 @@ mod tests {
 
     use super::*;
 
-    fn frame(n: u8) -> Outbound {
-        Outbound {
-            ack: None,
-            frame: Bytes::from(vec![n]),
-        }
+    fn frame(n: u8) -> Bytes {
+        Bytes::from(vec![n])
     }
 
     #[test]
     fn refuses_past_capacity_and_keeps_order() {
         let (out, mut inbox) = outbox(2, None);
-        assert_eq!(out.push(frame(1)), Ok(0));
-        assert_eq!(out.push(frame(2)), Ok(1));
-        assert_eq!(out.push(frame(3)), Err(PushError::Full));
+        assert_eq!(out.push(None, &frame(1)), Ok(0));
+        assert_eq!(out.push(None, &frame(2)), Ok(1));
+        assert_eq!(out.push(None, &frame(3)), Err(PushError::Full));
         assert_eq!(out.len(), 2);
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 1);
-        assert_eq!(out.push(frame(4)), Ok(1));
+        assert_eq!(out.push(None, &frame(4)), Ok(1));
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 2);
         assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 4);
         assert!(inbox.try_recv().is_none());
@@ -370,7 +374,7 @@ mod tests {
     fn a_drained_backlog_gives_its_room_back() {
         let (out, mut inbox) = outbox(64, None);
         for n in 0..64 {
-            out.push(frame(n)).unwrap();
+            out.push(None, &frame(n)).unwrap();
         }
         while let Some(Some(_)) = inbox.try_recv() {}
         assert!(inbox.0.lock().queue.capacity() <= KEEP);
@@ -381,10 +385,10 @@ mod tests {
         let (out, inbox) = outbox(2, None);
         drop(inbox);
         assert!(out.is_closed());
-        assert_eq!(out.push(frame(1)), Err(PushError::Closed));
+        assert_eq!(out.push(None, &frame(1)), Err(PushError::Closed));
 
         let (out, mut inbox) = outbox(2, None);
-        out.push(frame(1)).unwrap();
+        out.push(None, &frame(1)).unwrap();
         drop(out);
         assert!(
             matches!(inbox.try_recv(), Some(Some(_))),
@@ -396,13 +400,13 @@ mod tests {
     #[test]
     fn one_pong_waits_at_most_and_own_frames_do_not_count() {
         let (out, mut inbox) = outbox(1, None);
-        out.push(frame(1)).unwrap();
+        out.push(None, &frame(1)).unwrap();
         for n in 10..20 {
             inbox.send_pong(Bytes::from(vec![n]));
         }
         inbox.send(Bytes::from_static(&[30]));
         assert_eq!(
-            out.push(frame(2)),
+            out.push(None, &frame(2)),
             Err(PushError::Full),
             "own frames take no tick's place"
         );
@@ -421,7 +425,7 @@ mod tests {
             (first, second)
         });
         tokio::task::yield_now().await; // the waiter runs and waits
-        out.push(frame(7)).unwrap();
+        out.push(None, &frame(7)).unwrap();
         tokio::task::yield_now().await;
         drop(out);
         assert_eq!(waiter.await.unwrap(), (Some(7), None));
@@ -450,11 +454,7 @@ mod tests {
         let (socket, _read, mut peer) = pair().await;
         let (out, mut inbox) = outbox(4, Some(socket));
         for seq in 1..=3 {
-            let frame = Outbound {
-                ack: Some(seq),
-                frame: Bytes::from_static(&[0x82, 1, 9]),
-            };
-            assert_eq!(out.push(frame), Ok(0));
+            assert_eq!(out.push(Some(seq), &Bytes::from_static(&[0x82, 1, 9])), Ok(0));
         }
         assert!(inbox.try_recv().is_none(), "nothing queued for the session");
         assert!(
@@ -482,19 +482,11 @@ mod tests {
         let big = |n: u8| Bytes::from(frames::binary_frame(vec![n; 10_000]).to_vec());
         let mut n = 0u8;
         while inbox.0.lock().queue.is_empty() {
-            out.push(Outbound {
-                ack: None,
-                frame: big(n),
-            })
-            .unwrap();
+            out.push(None, &big(n)).unwrap();
             n += 1;
         }
         for _ in 0..3 {
-            out.push(Outbound {
-                ack: None,
-                frame: big(n),
-            })
-            .unwrap();
+            out.push(None, &big(n)).unwrap();
             n += 1;
         }
         // The session drains the queue; the peer reads every frame whole and in order.
@@ -523,11 +515,7 @@ mod tests {
             "the socket is handed back"
         );
         // Written directly again (or queued again, if the peer has not read yet).
-        out.push(Outbound {
-            ack: None,
-            frame: big(n),
-        })
-        .unwrap();
+        out.push(None, &big(n)).unwrap();
         n += 1;
         drain(&mut inbox).await;
         drop((out, inbox, socket, _read));

@@ -40,8 +40,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
 use crate::room::Settings;
 use crate::room::feed::{Epoch, Feed};
-use crate::room::outbox::Outbound;
-use crate::room::roster::{self, FanOut, Roster, Seat};
+use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Seat};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
 /// take less than a few milliseconds, and a task per worker would cost more than it saves.
@@ -248,27 +247,41 @@ impl<G: Game> TickLoop<G> {
         self.conclude(kicked);
     }
 
-    /// One tick. Its fan-out (a write per player) is done by this task for a small room, and
-    /// split over one task per worker thread for a big one, so the writes of a room of
-    /// thousands run on every core and the tick loop itself only steps and encodes. Returns
-    /// the tick loop's own work time (not the time it waited for the fan-out's tasks) and the
-    /// fan-out's.
+    /// One tick. Its fan-out (a write per player) is done by this task at once for a small
+    /// room. A bigger room yields to the runtime between the tick's phases and between chunks
+    /// of players, so that no part of it holds a worker thread for more than a fraction of a
+    /// millisecond and pings are answered meanwhile; from [`PARALLEL_FAN_OUT`] players on its
+    /// writes are split over one task per worker thread, so they run on every core the runtime
+    /// has. Returns the tick loop's own work time (its phases, without the fan-out or the
+    /// time others ran while it yielded) and the fan-out's wall time.
     async fn tick_fanned_out(&mut self, now: Instant) -> (Duration, Duration) {
-        let started = Instant::now();
-        let delta = self.prepare();
-        let prepared = Instant::now();
+        let big = self.roster.len() > FAN_OUT_CHUNK;
+        let yield_if_big = async || {
+            if big {
+                tokio::task::yield_now().await;
+            }
+        };
+        let phase = Instant::now();
+        self.take_turns();
+        let mut own = phase.elapsed();
+        yield_if_big().await;
+        let phase = Instant::now();
+        let delta = self.step_and_encode();
         let mut pass = FanOut::default();
         if self.roster.needs_keyframe() {
             pass.keyframe = Some(roster::keyframe(&self.sent, &self.schema));
         }
+        own += phase.elapsed();
         let parts = if self.roster.len() >= PARALLEL_FAN_OUT {
             tokio::runtime::Handle::current().metrics().num_workers()
         } else {
             1
         };
-        let mut fanned = Duration::ZERO;
-        if parts <= 1 {
+        let fanning = Instant::now();
+        if !big {
             self.roster.fan_out_pass(&mut pass, &delta, now);
+        } else if parts <= 1 {
+            self.roster.fan_out_yielding(&mut pass, &delta, now).await;
         } else {
             let keyframe = pass.keyframe.clone();
             let tasks: Vec<_> = self
@@ -279,12 +292,11 @@ impl<G: Game> TickLoop<G> {
                     let (delta, keyframe) = (delta.clone(), keyframe.clone());
                     tokio::spawn(async move {
                         let mut pass = FanOut::with_keyframe(keyframe);
-                        part.fan_out_pass(&mut pass, &delta, now);
+                        part.fan_out_yielding(&mut pass, &delta, now).await;
                         (part, pass)
                     })
                 })
                 .collect();
-            let waiting = Instant::now();
             for task in tasks {
                 // A panic in a part is the room's: it crashes as if the tick had.
                 let (part, part_pass) = task
@@ -293,18 +305,26 @@ impl<G: Game> TickLoop<G> {
                 self.roster.rejoin(part);
                 pass.merge(part_pass);
             }
-            fanned = waiting.elapsed();
         }
-        let concluding = Instant::now();
+        let fanned = fanning.elapsed();
+        yield_if_big().await;
+        let phase = Instant::now();
         let kicked = self.roster.finish(pass);
         self.conclude(kicked);
-        let own = started.elapsed() - fanned;
-        (own, concluding - prepared)
+        own += phase.elapsed();
+        (own, fanned)
     }
 
     /// A tick up to its fan-out: joins, departures, inputs, the step, the diff; returns the
     /// delta, encoded and framed once.
+    #[cfg(test)]
     fn prepare(&mut self) -> Bytes {
+        self.take_turns();
+        self.step_and_encode()
+    }
+
+    /// The players' turn: joins, departures and each player's latest input.
+    fn take_turns(&mut self) {
         while let Ok(join) = self.joins.try_recv() {
             self.admit(join);
         }
@@ -317,6 +337,10 @@ impl<G: Game> TickLoop<G> {
             game.input(id, input.values.get());
             metrics.inputs_applied.inc();
         });
+    }
+
+    /// The world's turn: the step and the diff; returns the delta, encoded and framed once.
+    fn step_and_encode(&mut self) -> Bytes {
         self.game.step();
         self.tick += 1;
         let tick = self.tick;
@@ -373,15 +397,7 @@ impl<G: Game> TickLoop<G> {
         // A fresh queue has room; if the session is already gone, the next tick removes it.
         let welcome = frames::binary_frame(welcome.encode(&self.schema));
         let len = welcome.len();
-        if join
-            .seat
-            .out
-            .push(Outbound {
-                ack: None,
-                frame: welcome,
-            })
-            .is_ok()
-        {
+        if join.seat.out.push(None, &welcome).is_ok() {
             self.metrics.websocket.sent(len);
         }
         let _ = join.reply.send(id);
@@ -509,6 +525,36 @@ pub(crate) mod tests {
             assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
             assert!(rx.try_recv().is_none(), "one frame per tick");
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_big_room_s_fan_out_lets_other_tasks_run_between_chunks() {
+        let mut tick = tick_loop(&Config::defaults());
+        let mut inboxes: Vec<_> = (0..3 * FAN_OUT_CHUNK).map(|_| join(&mut tick, 8).0).collect();
+        let now = Instant::now();
+        tick.tick_fanned_out(now).await; // keyframes
+        for rx in &mut inboxes {
+            next(rx); // welcome
+            next(rx); // keyframe
+        }
+        // On this one thread, a task that is ready during the next tick runs whenever the tick
+        // yields: it counts the players written by the first time it finds any.
+        let (seen, counted) = oneshot::channel();
+        tokio::spawn(async move {
+            loop {
+                let written = inboxes.iter_mut().filter_map(|rx| rx.try_recv()).count();
+                if written > 0 {
+                    return seen.send(written);
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+        tick.tick_fanned_out(now).await;
+        assert_eq!(
+            counted.await.unwrap(),
+            FAN_OUT_CHUNK,
+            "the other task ran after the first chunk, not after the whole room"
+        );
     }
 
     #[test]
