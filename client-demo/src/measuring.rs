@@ -200,8 +200,9 @@ pub(crate) struct LoadArgs {
     /// RTT p99 above which a step fails, in milliseconds.
     #[arg(long, default_value_t = 50)]
     rtt_limit_ms: u64,
-    /// Pin the server to CPU 0 and the bots to CPU 1 during each step (sched_setaffinity), so
-    /// the bots' scheduling does not show up as server latency; floors stay unpinned.
+    /// Start the server on CPU 0 (so its runtime has one worker thread) and run the bots on CPU
+    /// 1 during each step (sched_setaffinity), so the bots' scheduling does not show up as
+    /// server latency; floors stay unpinned.
     #[arg(long)]
     pin: bool,
     /// Print the report as one JSON object on stdout (progress still goes to stderr).

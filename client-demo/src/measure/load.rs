@@ -186,10 +186,17 @@ pub async fn run(
 struct Pinned;
 
 impl Pinned {
-    fn new(server: u32) -> io::Result<Self> {
-        procinfo::pin(server, Some(0))?;
-        procinfo::pin(std::process::id(), Some(1))?;
+    /// This process on CPU 0 for now: a server started meanwhile inherits it, so its runtime
+    /// sizes itself to the one CPU it has (one worker thread), as under `taskset -c 0`.
+    fn for_server_start() -> io::Result<Self> {
+        procinfo::pin(std::process::id(), Some(0))?;
         Ok(Self)
+    }
+
+    /// The server on CPU 0 (every thread it has), this process on CPU 1.
+    fn apart(&self, server: u32) -> io::Result<()> {
+        procinfo::pin(server, Some(0))?;
+        procinfo::pin(std::process::id(), Some(1))
     }
 }
 
@@ -249,6 +256,68 @@ async fn quiet_ping(config: &LoadConfig) -> Result<RttSummary, LoadError> {
     Ok(rtt.summary())
 }
 
+/// How often the probe pings: within the rate limit (60 messages a second at 30 Hz).
+const PROBE_EVERY: Duration = Duration::from_millis(25);
+
+/// One more player in the (first) room that only pings, every [`PROBE_EVERY`] through the
+/// window, from a thread and runtime of its own: the round trip a player whose own client is
+/// not busy sees from the loaded server. The bots' RTTs include the bots' own queueing: N of
+/// them in one runtime, on the same cores (or, pinned, the one core) as their clock.
+///
+/// Pinned, one probe runs on each CPU: on the server's, its round trips leave out the bots'
+/// scheduling (what pinning is for) and include the server's own; on the bots', they include
+/// the bots' time slices as well.
+struct Probe {
+    thread: std::thread::JoinHandle<io::Result<RttSummary>>,
+}
+
+impl Probe {
+    /// Connects and pings for `window`, on a new thread: on `cpu`, or on this thread's CPUs.
+    fn start(url: String, window: Duration, cpu: Option<usize>) -> Self {
+        let thread = std::thread::spawn(move || {
+            if let Some(cpu) = cpu {
+                procinfo::pin_this_thread(cpu)?;
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(Self::ping(url, window)).map_err(io::Error::other)
+        });
+        Self { thread }
+    }
+
+    async fn ping(url: String, window: Duration) -> Result<RttSummary, ClientError> {
+        let until = Instant::now() + window;
+        let mut player = Client::connect(&url, "load-probe").await?;
+        player.keep_world(false);
+        let mut every = time::interval(PROBE_EVERY);
+        let mut rtt = RttStats::new();
+        for nonce in 0u32.. {
+            every.tick().await;
+            if Instant::now() >= until {
+                break;
+            }
+            player.send_ping(nonce).await?;
+            let sample = loop {
+                if let Received::Pong { rtt, .. } = player.recv().await? {
+                    break rtt;
+                }
+            };
+            // The first round trips warm the connection up.
+            if nonce >= 10 {
+                rtt.record(sample);
+            }
+        }
+        Ok(rtt.summary())
+    }
+
+    async fn finish(self) -> Result<RttSummary, LoadError> {
+        let joined = tokio::task::spawn_blocking(move || self.thread.join())
+            .await
+            .map_err(io::Error::other)
+            .and_then(|joined| joined.map_err(|_| io::Error::other("the probe panicked")));
+        joined.and_then(|probed| probed).map_err(io("the ping probe"))
+    }
+}
+
 /// What is read at each end of the window.
 struct Sample {
     at: Instant,
@@ -305,13 +374,16 @@ async fn run_step(
             "--room-idle=10m".into(),
         ]);
     }
-    let mut server = ServerProcess::start(&config.server_bin, &args).await?;
-    let pid = server.pid();
-    let _pinned = if config.pin {
-        Some(Pinned::new(pid).map_err(io("pinning to CPUs"))?)
+    let pinned = if config.pin {
+        Some(Pinned::for_server_start().map_err(io("pinning to CPUs"))?)
     } else {
         None
     };
+    let mut server = ServerProcess::start(&config.server_bin, &args).await?;
+    let pid = server.pid();
+    if let Some(pinned) = &pinned {
+        pinned.apart(pid).map_err(io("pinning to CPUs"))?;
+    }
     let mut spread = Vec::new();
     if rooms_mode {
         let base = format!("http://{}", server.addr());
@@ -338,6 +410,10 @@ async fn run_step(
     let window_start = (ramp + config.settle).as_secs_f64().ceil() as u64;
     let window_secs = config.window.as_secs().max(1);
     let window_end = window_start + window_secs;
+    let probe_url = match spread.first() {
+        Some(Target::Url(url)) => url.clone(),
+        _ => server.ws_url(),
+    };
     let swarm_config = SwarmConfig {
         url: server.ws_url(),
         spread,
@@ -365,10 +441,20 @@ async fn run_step(
     let measure = async {
         let window = async {
             time::sleep_until(t0 + Duration::from_secs(window_start)).await;
+            // Pinned: one on the server's CPU, one on the bots'.
+            let cpus: &[Option<usize>] = if config.pin { &[Some(0), Some(1)] } else { &[None] };
+            let probes: Vec<_> = cpus
+                .iter()
+                .map(|&cpu| Probe::start(probe_url.clone(), config.window, cpu))
+                .collect();
             let first = sample(&server).await?;
             time::sleep_until(t0 + Duration::from_secs(window_end)).await;
             let last = sample(&server).await?;
-            Ok::<_, LoadError>((first, last))
+            let mut probed = Vec::new();
+            for probe in probes {
+                probed.push(probe.finish().await?);
+            }
+            Ok::<_, LoadError>((first, last, probed))
         };
         tokio::select! {
             () = halt.cancelled() => None,
@@ -381,7 +467,7 @@ async fn run_step(
     let Some(measured) = measured else {
         return Ok(None);
     };
-    let (first, last) = match measured {
+    let (first, last, probe) = match measured {
         Ok(pair) => pair,
         Err(err) if died.is_some() => {
             log(&format!("the server died: {err}\n{}", server.log_tail()));
@@ -396,6 +482,8 @@ async fn run_step(
 
     let mut step = compute(config, (rooms, per_room), idle, &first, &last, &bots);
     step.desyncs = report.desyncs;
+    step.probe_rtt_us = probe.first().copied().unwrap_or_default();
+    step.probe_bots_cpu_rtt_us = probe.get(1).copied();
     step.failed = verdict(config, &step, died.map(|s| s.to_string()));
     Ok(Some(step))
 }

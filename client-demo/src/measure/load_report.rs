@@ -82,6 +82,11 @@ pub struct Step {
     pub kib_per_room: f64,
     /// The bots' ping RTTs in the window, microseconds.
     pub rtt_us: RttSummary,
+    /// The ping RTTs of one player pinging every 25 ms from a thread of its own (pinned: on
+    /// the server's CPU), microseconds.
+    pub probe_rtt_us: RttSummary,
+    /// Pinned: the same from a second such player on the bots' CPU.
+    pub probe_bots_cpu_rtt_us: Option<RttSummary>,
     /// Payload bytes each bot received per second.
     pub bytes_per_player_per_sec: f64,
     /// Deltas each bot applied per second.
@@ -123,6 +128,8 @@ impl Step {
             kib_per_player: 0.0,
             kib_per_room: 0.0,
             rtt_us: RttSummary::default(),
+            probe_rtt_us: RttSummary::default(),
+            probe_bots_cpu_rtt_us: None,
             bytes_per_player_per_sec: 0.0,
             deltas_per_player_per_sec: 0.0,
             mean_frame_bytes: 0.0,
@@ -153,7 +160,7 @@ impl fmt::Display for LoadReport {
             self.tick_hz,
             self.window_secs,
             if self.pinned {
-                "server pinned to CPU 0 and bots to CPU 1"
+                "server started on CPU 0 (so one runtime worker) and bots on CPU 1"
             } else {
                 "server and bots sharing both CPUs (unpinned)"
             }
@@ -171,7 +178,7 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "{:>10} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8}  result",
+            "{:>10} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}  result",
             "R × P",
             "ticks/s",
             "overruns",
@@ -184,13 +191,15 @@ impl fmt::Display for LoadReport {
             "KiB/room",
             "RTT p50",
             "RTT p99",
+            "probe p50",
+            "probe p99",
             "KiB/s/pl",
             "bots CPU"
         )?;
         for s in &self.steps {
             writeln!(
                 f,
-                "{:>10} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>8.1} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
+                "{:>10} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>8.1} {:>9} {:>9} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
                 format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
                 s.ticks_per_sec,
                 s.overruns,
@@ -203,10 +212,23 @@ impl fmt::Display for LoadReport {
                 s.kib_per_room,
                 Millis(s.rtt_us.p50).to_string(),
                 Millis(s.rtt_us.p99).to_string(),
+                Millis(s.probe_rtt_us.p50).to_string(),
+                Millis(s.probe_rtt_us.p99).to_string(),
                 s.bytes_per_player_per_sec / 1024.0,
                 s.bots_cpu_per_sec,
                 s.failed.as_deref().unwrap_or("held")
             )?;
+        }
+        for s in &self.steps {
+            if let Some(probe) = &s.probe_bots_cpu_rtt_us {
+                writeln!(
+                    f,
+                    "{:>10} the probe on the bots' CPU: RTT p50 {} p99 {}",
+                    format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
+                    Millis(probe.p50),
+                    Millis(probe.p99)
+                )?;
+            }
         }
         writeln!(f, "\nratios to the floors")?;
         writeln!(
@@ -239,10 +261,12 @@ impl fmt::Display for LoadReport {
             "notes: tick work quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
              utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
              the player-ticks of all rooms; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
-             KiB/s/pl is WebSocket payload the bots received; {} (bots CPU, s/s).",
+             KiB/s/pl is WebSocket payload the bots received; probe: one more player pinging every 25 ms from a thread of \
+             its own (the bots' RTTs include their own queueing; pinned, it runs on the server's CPU, leaving the bots' \
+             scheduling out); {} (bots CPU, s/s).",
             self.clock_ticks_per_sec,
             if self.pinned {
-                "the server ran on CPU 0 and the bots on CPU 1"
+                "the server was started on CPU 0, so its runtime has one worker thread, and the bots ran on CPU 1"
             } else {
                 "the bots run on the same 2 cores as the server"
             }

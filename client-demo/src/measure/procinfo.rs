@@ -12,8 +12,9 @@
 use std::io;
 use std::time::Duration;
 
+use nix::sched::{CpuSet, sched_setaffinity};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
-use nix::unistd::{SysconfVar, sysconf};
+use nix::unistd::{Pid, SysconfVar, sysconf};
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
 pub fn clock_ticks_per_sec() -> u64 {
@@ -105,17 +106,7 @@ pub fn parse_sockstat_tcp_pages(sockstat: &str) -> Option<u64> {
 /// Pins every thread of process `pid` to CPU `cpu` (`None`: every CPU again). Threads it
 /// starts later inherit the pinning of the thread that starts them.
 pub fn pin(pid: u32, cpu: Option<usize>) -> io::Result<()> {
-    use nix::sched::{CpuSet, sched_setaffinity};
-    use nix::unistd::Pid;
-    let mut set = CpuSet::new();
-    match cpu {
-        Some(cpu) => set.set(cpu).map_err(io::Error::from)?,
-        None => {
-            for cpu in 0..std::thread::available_parallelism().map_or(1, usize::from) {
-                set.set(cpu).map_err(io::Error::from)?;
-            }
-        }
-    }
+    let set = cpu_set(cpu)?;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Some(tid) = task?.file_name().to_str().and_then(|t| t.parse().ok()) else {
             continue;
@@ -127,6 +118,28 @@ pub fn pin(pid: u32, cpu: Option<usize>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Pins the calling thread to CPU `cpu`.
+pub fn pin_this_thread(cpu: usize) -> io::Result<()> {
+    // Pid 0 is the calling thread.
+    sched_setaffinity(Pid::from_raw(0), &cpu_set(Some(cpu))?).map_err(io::Error::from)
+}
+
+/// CPU `cpu`, or every CPU.
+fn cpu_set(cpu: Option<usize>) -> io::Result<CpuSet> {
+    let mut set = CpuSet::new();
+    match cpu {
+        Some(cpu) => set.set(cpu).map_err(io::Error::from)?,
+        // Every CPU the set can name: the kernel keeps those that exist. (Not
+        // `available_parallelism`, which counts the CPUs this process is pinned to.)
+        None => {
+            for cpu in 0..CpuSet::count() {
+                set.set(cpu).map_err(io::Error::from)?;
+            }
+        }
+    }
+    Ok(set)
 }
 
 /// Raises this process's soft limit on open files towards `wanted`, up to the hard limit, and
