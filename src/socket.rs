@@ -227,15 +227,26 @@ impl PlayerSocket {
 /// (BENCHMARKS.md, "Fan-out at the machine's floor").
 pub(crate) fn try_send(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     let stream: &TcpStream = socket.as_ref();
-    stream.try_io(Interest::WRITABLE, || {
-        let socket = socket2::SockRef::from(stream);
-        let mut filled = slices.iter().filter(|slice| !slice.is_empty());
-        match (filled.next(), filled.next()) {
-            (None, _) => Ok(0),
-            (Some(only), None) => socket.send(only),
-            (Some(_), Some(_)) => socket.send_vectored(slices),
-        }
-    })
+    stream.try_io(Interest::WRITABLE, || send(stream, slices))
+}
+
+/// [`try_send`] without asking the runtime first whether the socket is writable: for the
+/// tick's writes, where the answer is nearly always yes, and asking costs a cache miss per
+/// player on the readiness word the reactor writes at each of that player's inputs. A
+/// `WouldBlock` here leaves the runtime's readiness as it was; the session's next
+/// [`try_send`] meets the full socket again, clears it and waits for room as usual.
+pub(crate) fn send_now(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    send(socket.as_ref(), slices)
+}
+
+fn send(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(stream);
+    let mut filled = slices.iter().filter(|slice| !slice.is_empty());
+    match (filled.next(), filled.next()) {
+        (None, _) => Ok(0),
+        (Some(only), None) => socket.send(only),
+        (Some(_), Some(_)) => socket.send_vectored(slices),
+    }
 }
 
 #[cfg(test)]

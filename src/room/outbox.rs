@@ -220,7 +220,7 @@ fn write_now(socket: &OwnedWriteHalf, ack: Option<u32>, frame: &Bytes) -> Writte
     let ack_len = ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack_frame));
     let ack = &ack_frame[..ack_len];
     let slices = [IoSlice::new(ack), IoSlice::new(frame)];
-    let written = socket::try_send(socket, &slices).unwrap_or(0);
+    let written = socket::send_now(socket, &slices).unwrap_or(0);
     let rest = |bytes: Bytes| Outbound {
         ack: None,
         frame: bytes,

@@ -16,6 +16,11 @@
 //! which keeps only the latest; frames go out from here, and a session is woken only for what
 //! its socket could not take.
 //!
+//! A room of more than [`FAN_OUT_CHUNK`] players yields to the runtime after step 3, after
+//! step 5 and every [`FAN_OUT_CHUNK`] writes of step 6, so that a worker thread busy with a
+//! big room still answers pings and reads inputs every fraction of a millisecond; from
+//! [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
+//!
 //! A room without players is paused: its world only changes through players, and nobody
 //! would be sent a tick, so the loop waits for a join (or its idle deadline) with no timer
 //! at all. Ticks fall at a fixed phase of the tick period, different for each room, so many
