@@ -150,10 +150,10 @@ impl Shared {
                 Written::Nothing => enqueue(&mut state, out(), None, kind, false),
                 Written::Partly(first, then) => enqueue(&mut state, first, then, kind, true),
             }
-        } else if let (Kind::Pong, Some(queued)) = (
-            kind,
-            state.queue.iter_mut().find(|q| q.kind == Kind::Pong && !q.started),
-        ) {
+        } else if let Some(queued) = (kind == Kind::Pong)
+            .then(|| state.queue.iter_mut().find(|q| q.kind == Kind::Pong && !q.started))
+            .flatten()
+        {
             // One pong, for the most recent ping.
             queued.out = out();
         } else {
