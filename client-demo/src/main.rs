@@ -20,8 +20,8 @@ use tracing_subscriber::EnvFilter;
 mod measuring;
 
 use measuring::{
-    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, RoomsArgs, SoakArgs, TransportsArgs, attack,
-    cluster, cluster_followers, idle, load, rooms, soak, transports,
+    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, RoomsArgs, SoakArgs, SyscallsArgs,
+    TransportsArgs, attack, cluster, cluster_followers, idle, load, rooms, soak, syscalls, transports,
 };
 
 /// The reference tickcast client: play in the terminal, load a server with bots, or watch.
@@ -57,6 +57,9 @@ enum Command {
     },
     /// Start the release server at growing player counts and measure what each one costs.
     Load(LoadArgs),
+    /// Measure the fan-out floor with each system call a write could use (write, send,
+    /// writev, sendmsg), on the same sockets, in rounds.
+    Syscalls(SyscallsArgs),
     /// Start the release server, open N idle players and measure its memory per connection.
     Idle(IdleArgs),
     /// On one match, compare following it by WebSocket, SSE, long-poll and polling.
@@ -182,6 +185,7 @@ async fn main() -> ExitCode {
             logging();
             idle(args).await
         }
+        Command::Syscalls(args) => syscalls(args).await,
         Command::Transports(args) => {
             logging();
             transports(args).await

@@ -1,5 +1,5 @@
-//! The measuring commands' flags and what each runs (`load`, `idle`, `transports`, `soak`,
-//! `attack`, `rooms`, `cluster`): each builds its harness's config from its flags, runs it
+//! The measuring commands' flags and what each runs (`load`, `syscalls`, `idle`, `transports`,
+//! `soak`, `attack`, `rooms`, `cluster`): each builds its harness's config from its flags, runs it
 //! (see `client_demo::measure`) and prints the report. The playing commands are in main.rs.
 
 use std::path::PathBuf;
@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::Args;
 use client_demo::measure::attack::{self, Attack};
 use client_demo::measure::cluster::{self as measure_cluster, ClusterConfig};
+use client_demo::measure::floors::{self, WriteCall};
 use client_demo::measure::idle::{self, IdleConfig};
 use client_demo::measure::load::{self, LoadConfig};
+use client_demo::measure::procinfo;
 use client_demo::measure::rooms::{self as measure_rooms, RoomsConfig};
 use client_demo::measure::server_proc::default_server_bin;
 use client_demo::measure::soak::{self, SoakConfig};
@@ -208,6 +210,54 @@ pub(crate) struct LoadArgs {
     /// Print the report as one JSON object on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SyscallsArgs {
+    /// Loopback connections written to.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=8_000))]
+    sockets: u64,
+    /// Bytes per write (about a delta's at 2 000 moving players).
+    #[arg(long, default_value_t = 5400, value_parser = clap::value_parser!(u64).range(8..=65_536))]
+    frame_bytes: u64,
+    /// Seconds each call writes, per round.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=60))]
+    seconds: u64,
+    /// Rounds of all four calls, one after the other.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    rounds: u64,
+}
+
+/// The fan-out floor written with each system call in turn, on the same connections.
+pub(crate) async fn syscalls(args: SyscallsArgs) -> ExitCode {
+    let sockets = args.sockets as usize;
+    if let Err(err) = procinfo::ensure_open_files(2 * args.sockets + 64) {
+        return fail(&err, None);
+    }
+    let calls: Vec<WriteCall> = (0..args.rounds).flat_map(|_| WriteCall::ALL).collect();
+    let window = Duration::from_secs(args.seconds);
+    let floors = match floors::fanout_with(&calls, sockets, args.frame_bytes as usize, 30, window).await {
+        Ok(floors) => floors,
+        Err(err) => return fail(&err, None),
+    };
+    println!(
+        "one thread writing {} B to {sockets} loopback sockets at 30 Hz, {} s per call and round
+",
+        args.frame_bytes, args.seconds
+    );
+    println!("| call | µs per write, each round | median |\n|---|---|---:|");
+    for call in WriteCall::ALL {
+        let mut each: Vec<f64> = calls
+            .iter()
+            .zip(&floors)
+            .filter(|(c, _)| **c == call)
+            .map(|(_, floor)| floor.us_per_write)
+            .collect();
+        let rounds = each.iter().map(|us| format!("{us:.2}")).collect::<Vec<_>>().join(", ");
+        each.sort_by(f64::total_cmp);
+        println!("| {call:?} | {rounds} | {:.2} |", each[each.len() / 2]);
+    }
+    ExitCode::SUCCESS
 }
 
 pub(crate) async fn cluster(args: ClusterArgs) -> ExitCode {

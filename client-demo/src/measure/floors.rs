@@ -141,9 +141,54 @@ where
     Ok((addr, finished))
 }
 
+/// The system call a fan-out writes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WriteCall {
+    /// `write(2)`, what `try_write` does: the floor's.
+    Write,
+    /// `send(2)`, what the server's tick does for a frame alone.
+    Send,
+    /// `writev(2)` of the frame in two parts (an ack's few bytes, then the rest).
+    Writev,
+    /// `sendmsg(2)` of the same two parts, what the server's tick does for an ack and a frame.
+    Sendmsg,
+}
+
+impl WriteCall {
+    /// Every call, in the order `client-demo syscalls` runs them.
+    pub const ALL: [WriteCall; 4] = [Self::Write, Self::Send, Self::Writev, Self::Sendmsg];
+
+    /// Writes `frame` to `socket` once with this call.
+    fn write(self, socket: &mut std::net::TcpStream, frame: &[u8]) -> io::Result<usize> {
+        // An ack frame's length in front, as the tick sends it.
+        let (ack, rest) = frame.split_at(frame.len().min(6));
+        let parts = [io::IoSlice::new(ack), io::IoSlice::new(rest)];
+        match self {
+            Self::Write => socket.write(frame),
+            Self::Send => socket2::SockRef::from(&*socket).send(frame),
+            Self::Writev => socket.write_vectored(&parts),
+            Self::Sendmsg => socket2::SockRef::from(&*socket).send_vectored(&parts),
+        }
+    }
+}
+
 /// Writes a `frame_bytes` message to each of `sockets` loopback connections `hz` times a
 /// second for `duration`, and measures the writing thread's CPU time.
 pub async fn fanout(sockets: usize, frame_bytes: usize, hz: u32, duration: Duration) -> io::Result<FanoutFloor> {
+    fanout_with(&[WriteCall::Write], sockets, frame_bytes, hz, duration)
+        .await
+        .map(|floors| floors[0])
+}
+
+/// [`fanout`] once for each of `calls` in turn, on the same connections (so the differences
+/// are the calls', not the sockets').
+pub async fn fanout_with(
+    calls: &[WriteCall],
+    sockets: usize,
+    frame_bytes: usize,
+    hz: u32,
+    duration: Duration,
+) -> io::Result<Vec<FanoutFloor>> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (writers, mut readers) = connect_pairs(&listener, addr, sockets).await?;
@@ -159,26 +204,38 @@ pub async fn fanout(sockets: usize, frame_bytes: usize, hz: u32, duration: Durat
     }
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
-    let writer = std::thread::spawn(move || write_ticks(writers, &frame, period, duration));
+    let calls = calls.to_vec();
+    let writer = std::thread::spawn(move || {
+        let mut writers = writers;
+        calls
+            .into_iter()
+            .map(|call| write_ticks(&mut writers, call, &frame, period, duration))
+            .collect::<io::Result<Vec<_>>>()
+    });
     let joined = tokio::task::spawn_blocking(move || writer.join()).await;
     done.store(true, Ordering::Relaxed);
     drains.shutdown().await;
-    let (writes, would_block, cpu) = joined
+    let runs = joined
         .map_err(io::Error::other)?
         .map_err(|_| io::Error::other("the writer thread panicked"))??;
-    let cpu_secs = cpu.as_secs_f64();
-    Ok(FanoutFloor {
-        sockets,
-        frame_bytes,
-        writes,
-        would_block,
-        cpu_secs,
-        us_per_write: if writes > 0 {
-            cpu_secs * 1e6 / writes as f64
-        } else {
-            0.0
-        },
-    })
+    Ok(runs
+        .into_iter()
+        .map(|(writes, would_block, cpu)| {
+            let cpu_secs = cpu.as_secs_f64();
+            FanoutFloor {
+                sockets,
+                frame_bytes,
+                writes,
+                would_block,
+                cpu_secs,
+                us_per_write: if writes > 0 {
+                    cpu_secs * 1e6 / writes as f64
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect())
 }
 
 /// `n` connected pairs: the accepted ends as non-blocking std sockets (for the writer thread)
@@ -203,7 +260,8 @@ async fn connect_pairs(
 
 /// The writer thread: one write per socket per tick. Returns (writes, would-block, CPU time).
 fn write_ticks(
-    mut sockets: Vec<std::net::TcpStream>,
+    sockets: &mut [std::net::TcpStream],
+    call: WriteCall,
     frame: &[u8],
     period: Duration,
     duration: Duration,
@@ -213,8 +271,8 @@ fn write_ticks(
     let start = Instant::now();
     let mut next = start;
     while start.elapsed() < duration {
-        for socket in &mut sockets {
-            match socket.write(frame) {
+        for socket in sockets.iter_mut() {
+            match call.write(socket, frame) {
                 Ok(_) => writes += 1,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => would_block += 1,
                 Err(err) => return Err(err),
@@ -244,5 +302,11 @@ mod tests {
         // About 9 ticks of 20 writes.
         assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
         assert!(floor.us_per_write >= 0.0);
+        let calls = fanout_with(&WriteCall::ALL, 20, 300, 30, Duration::from_millis(100))
+            .await
+            .unwrap();
+        for (call, floor) in WriteCall::ALL.iter().zip(&calls) {
+            assert!(floor.writes >= 20, "{call:?} wrote: {floor:?}");
+        }
     }
 }
