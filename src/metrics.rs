@@ -121,7 +121,8 @@ pub struct Metrics {
     pub rooms_created: Counter,
     /// Ticks run, in all rooms.
     pub ticks: Counter,
-    /// Ticks whose work took longer than the tick period.
+    /// Ticks that took longer than the tick period, start to end (their own work, the
+    /// fan-out, and what other tasks ran while a big room's tick yielded).
     pub tick_overruns: Counter,
     /// Time the tick loop spent on each tick's own work, in seconds: joins, departures and
     /// inputs, its step, diff and encode, and what follows the fan-out (the spectator event);
@@ -204,7 +205,11 @@ impl Metrics {
             rooms: gauge(&mut r, "rooms", "Rooms open"),
             rooms_created: counter(&mut r, "rooms_created", "Rooms opened"),
             ticks: counter(&mut r, "ticks", "Ticks run, in all rooms"),
-            tick_overruns: counter(&mut r, "tick_overruns", "Ticks whose work exceeded the tick period"),
+            tick_overruns: counter(
+                &mut r,
+                "tick_overruns",
+                "Ticks that took longer than the tick period, start to end",
+            ),
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
             tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),
             fan_out: histogram(

@@ -2,9 +2,9 @@
 //! socket ([`Outlet`]); only what the socket does not take at once waits, in a bounded queue,
 //! for the player's session to write ([`Inbox`]).
 //!
-//! A player who keeps up costs one `try_write` per tick, from the tick loop, with its ack and
-//! frame in one vectored write and nothing allocated: no queue entry, no wake-up of its session,
-//! no poll. That is what the fan-out floor does, and most of what a tick cost before was the
+//! A player who keeps up costs one non-blocking `send` per tick, from the tick loop (a
+//! `sendmsg` with its ack when it has one), and nothing allocated: no queue entry, no wake-up
+//! of its session, no poll. That is what the fan-out floor does, and most of what a tick cost before was the
 //! wake and poll of every player's task between the tick and the kernel. When the socket
 //! would block, or the session is already writing a backlog, the frame is queued and the
 //! session woken once; it drains the queue with ordinary async writes (the slow path, with the

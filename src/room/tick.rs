@@ -260,15 +260,16 @@ impl<G: Game> TickLoop<G> {
     /// has. Returns the tick loop's own work time (its phases, without the fan-out or the
     /// time others ran while it yielded) and the fan-out's wall time.
     async fn tick_fanned_out(&mut self, now: Instant) -> (Duration, Duration) {
+        let phase = Instant::now();
+        self.take_turns();
+        let mut own = phase.elapsed();
+        // Counted with this tick's newcomers, who are owed a keyframe each.
         let big = self.roster.len() > FAN_OUT_CHUNK;
         let yield_if_big = async || {
             if big {
                 tokio::task::yield_now().await;
             }
         };
-        let phase = Instant::now();
-        self.take_turns();
-        let mut own = phase.elapsed();
         yield_if_big().await;
         let phase = Instant::now();
         let delta = self.step_and_encode();
@@ -277,6 +278,7 @@ impl<G: Game> TickLoop<G> {
             pass.keyframe = Some(roster::keyframe(&self.sent, &self.schema));
         }
         own += phase.elapsed();
+        yield_if_big().await;
         let parts = if self.roster.len() >= PARALLEL_FAN_OUT {
             tokio::runtime::Handle::current().metrics().num_workers()
         } else {
@@ -560,6 +562,33 @@ pub(crate) mod tests {
             FAN_OUT_CHUNK,
             "the other task ran after the first chunk, not after the whole room"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_player_full_in_a_later_chunk_falls_behind_and_is_kicked_after_the_yields() {
+        let config = Config {
+            slow_timeout: Duration::from_secs(1),
+            ..Config::defaults()
+        };
+        let mut tick = tick_loop(&config);
+        let others = FAN_OUT_CHUNK + 8;
+        let mut keeping_up: Vec<_> = (0..others).map(|_| join(&mut tick, 8).0).collect();
+        // The last to join has the highest id: it is written in the second chunk. Its queue
+        // holds its welcome and first keyframe, then stays full (nobody drains it).
+        let (_stuck, _, kick) = join(&mut tick, 2);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            tick.tick_fanned_out(t0).await;
+            for rx in &mut keeping_up {
+                while rx.try_recv().flatten().is_some() {}
+            }
+        }
+        assert_eq!(tick.metrics.deltas_dropped.get(), 1, "one delta dropped, then behind");
+        assert!(!kick.is_cancelled());
+        tick.tick_fanned_out(t0 + Duration::from_secs(1)).await;
+        assert!(kick.is_cancelled(), "full for the slow timeout: kicked");
+        assert_eq!(tick.roster.len(), others, "and out of the roster");
+        assert_eq!(tick.game.players().len(), others, "and out of the world");
     }
 
     #[test]

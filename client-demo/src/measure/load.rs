@@ -23,8 +23,9 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::sched::CpuSet;
 use tickcast::client::{Client, ClientError, Received};
-use tokio::time::{self, Instant};
+use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::Target;
@@ -182,27 +183,30 @@ pub async fn run(
 }
 
 /// The server on CPU 0 and this process (the bots) on CPU 1, until dropped (then this process
-/// runs on every CPU again: the floors are measured unpinned).
-struct Pinned;
+/// runs on the CPUs it had before again: the floors are measured unpinned).
+struct Pinned {
+    before: CpuSet,
+}
 
 impl Pinned {
     /// This process on CPU 0 for now: a server started meanwhile inherits it, so its runtime
     /// sizes itself to the one CPU it has (one worker thread), as under `taskset -c 0`.
     fn for_server_start() -> io::Result<Self> {
-        procinfo::pin(std::process::id(), Some(0))?;
-        Ok(Self)
+        let before = procinfo::affinity()?;
+        procinfo::pin(std::process::id(), 0)?;
+        Ok(Self { before })
     }
 
     /// The server on CPU 0 (every thread it has), this process on CPU 1.
     fn apart(&self, server: u32) -> io::Result<()> {
-        procinfo::pin(server, Some(0))?;
-        procinfo::pin(std::process::id(), Some(1))
+        procinfo::pin(server, 0)?;
+        procinfo::pin(std::process::id(), 1)
     }
 }
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        if let Err(err) = procinfo::pin(std::process::id(), None) {
+        if let Err(err) = procinfo::set_affinity(std::process::id(), &self.before) {
             eprintln!("could not unpin the bots: {err}");
         }
     }
@@ -259,6 +263,17 @@ async fn quiet_ping(config: &LoadConfig) -> Result<RttSummary, LoadError> {
 /// How often the probe pings: within the rate limit (60 messages a second at 30 Hz).
 const PROBE_EVERY: Duration = Duration::from_millis(25);
 
+/// How long the probe waits for a pong before it counts the ping as lost and sends the next.
+const PROBE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// What a probe measured.
+#[derive(Debug, Default)]
+struct Probed {
+    rtt: RttSummary,
+    /// Pings not answered within [`PROBE_PATIENCE`].
+    lost: u64,
+}
+
 /// One more player in the (first) room that only pings, every [`PROBE_EVERY`] through the
 /// window, from a thread and runtime of its own: the round trip a player whose own client is
 /// not busy sees from the loaded server. The bots' RTTs include the bots' own queueing: N of
@@ -268,7 +283,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(25);
 /// scheduling (what pinning is for) and include the server's own; on the bots', they include
 /// the bots' time slices as well.
 struct Probe {
-    thread: std::thread::JoinHandle<io::Result<RttSummary>>,
+    thread: std::thread::JoinHandle<io::Result<Probed>>,
 }
 
 impl Probe {
@@ -284,37 +299,56 @@ impl Probe {
         Self { thread }
     }
 
-    async fn ping(url: String, window: Duration) -> Result<RttSummary, ClientError> {
+    /// Pings until `window` has passed; ends by then, plus at most [`PROBE_PATIENCE`].
+    async fn ping(url: String, window: Duration) -> Result<Probed, ClientError> {
         let until = Instant::now() + window;
         let mut player = Client::connect(&url, "load-probe").await?;
         player.keep_world(false);
         let mut every = time::interval(PROBE_EVERY);
-        let mut rtt = RttStats::new();
+        // After a stall, no burst of pings the rate limit would drop.
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (mut rtt, mut lost) = (RttStats::new(), 0);
         for nonce in 0u32.. {
             every.tick().await;
             if Instant::now() >= until {
                 break;
             }
             player.send_ping(nonce).await?;
-            let sample = loop {
-                if let Received::Pong { rtt, .. } = player.recv().await? {
-                    break rtt;
+            // Any pong will do: its round trip is its own ping's (a late one included).
+            let pong = async {
+                loop {
+                    if let Received::Pong { rtt, .. } = player.recv().await? {
+                        return Ok::<_, ClientError>(rtt);
+                    }
                 }
             };
-            // The first round trips warm the connection up.
-            if nonce >= 10 {
-                rtt.record(sample);
+            match time::timeout(PROBE_PATIENCE, pong).await {
+                // The first round trips warm the connection up.
+                Ok(sample) if nonce >= 10 => rtt.record(sample?),
+                Ok(sample) => drop(sample?),
+                Err(_) => lost += 1,
             }
         }
-        Ok(rtt.summary())
+        Ok(Probed {
+            rtt: rtt.summary(),
+            lost,
+        })
     }
 
-    async fn finish(self) -> Result<RttSummary, LoadError> {
-        let joined = tokio::task::spawn_blocking(move || self.thread.join())
-            .await
-            .map_err(io::Error::other)
-            .and_then(|joined| joined.map_err(|_| io::Error::other("the probe panicked")));
-        joined.and_then(|probed| probed).map_err(io("the ping probe"))
+    /// What the probe measured; a probe that failed is logged and measured nothing.
+    async fn finish(self, log: &mut impl FnMut(&str)) -> Probed {
+        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        match joined {
+            Ok(Ok(Ok(probed))) => probed,
+            Ok(Ok(Err(err))) => {
+                log(&format!("  the ping probe failed: {err}"));
+                Probed::default()
+            }
+            Ok(Err(_)) | Err(_) => {
+                log("  the ping probe panicked");
+                Probed::default()
+            }
+        }
     }
 }
 
@@ -450,11 +484,7 @@ async fn run_step(
             let first = sample(&server).await?;
             time::sleep_until(t0 + Duration::from_secs(window_end)).await;
             let last = sample(&server).await?;
-            let mut probed = Vec::new();
-            for probe in probes {
-                probed.push(probe.finish().await?);
-            }
-            Ok::<_, LoadError>((first, last, probed))
+            Ok::<_, LoadError>((first, last, probes))
         };
         tokio::select! {
             () = halt.cancelled() => None,
@@ -467,7 +497,7 @@ async fn run_step(
     let Some(measured) = measured else {
         return Ok(None);
     };
-    let (first, last, probe) = match measured {
+    let (first, last, probes) = match measured {
         Ok(pair) => pair,
         Err(err) if died.is_some() => {
             log(&format!("the server died: {err}\n{}", server.log_tail()));
@@ -482,8 +512,13 @@ async fn run_step(
 
     let mut step = compute(config, (rooms, per_room), idle, &first, &last, &bots);
     step.desyncs = report.desyncs;
-    step.probe_rtt_us = probe.first().copied().unwrap_or_default();
-    step.probe_bots_cpu_rtt_us = probe.get(1).copied();
+    let mut probed = Vec::new();
+    for probe in probes {
+        probed.push(probe.finish(log).await);
+    }
+    step.probe_lost = probed.iter().map(|p| p.lost).sum();
+    step.probe_rtt_us = probed.first().map(|p| p.rtt).unwrap_or_default();
+    step.probe_bots_cpu_rtt_us = probed.get(1).map(|p| p.rtt);
     step.failed = verdict(config, &step, died.map(|s| s.to_string()));
     Ok(Some(step))
 }
@@ -517,6 +552,10 @@ fn compute(
         .metrics
         .buckets("tickcast_tick_work_seconds")
         .since(&first.metrics.buckets("tickcast_tick_work_seconds"));
+    let fan_out = last
+        .metrics
+        .buckets("tickcast_fan_out_seconds")
+        .since(&first.metrics.buckets("tickcast_fan_out_seconds"));
     let server_cpu = (last.server_cpu.saturating_sub(first.server_cpu)).as_secs_f64();
     let own_cpu = (last.own_cpu.saturating_sub(first.own_cpu)).as_secs_f64();
     let ws_messages = counter("tickcast_messages_sent_total{transport=\"Websocket\"}");
@@ -535,6 +574,8 @@ fn compute(
         overruns: counter("tickcast_tick_overruns_total") as u64,
         tick_work_p50_us: work.quantile(0.5).map(|s| s * 1e6),
         tick_work_p99_us: work.quantile(0.99).map(|s| s * 1e6),
+        fan_out_p50_us: fan_out.quantile(0.5).map(|s| s * 1e6),
+        fan_out_p99_us: fan_out.quantile(0.99).map(|s| s * 1e6),
         server_cpu_per_sec: server_cpu / secs,
         // Each tick of a room serves its `per_room` players.
         us_per_player_tick: ratio(server_cpu * 1e6, per_room as f64 * ticks),

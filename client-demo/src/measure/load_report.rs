@@ -66,6 +66,11 @@ pub struct Step {
     pub tick_work_p50_us: Option<f64>,
     /// 99th percentile tick work in microseconds, likewise.
     pub tick_work_p99_us: Option<f64>,
+    /// Median wall time of a tick's fan-out (its writes to the players, with what else ran
+    /// while it yielded) in microseconds, at bucket resolution (`tickcast_fan_out_seconds`).
+    pub fan_out_p50_us: Option<f64>,
+    /// 99th percentile of the same.
+    pub fan_out_p99_us: Option<f64>,
     /// Server CPU seconds per second of wall time (2.0 is both cores).
     pub server_cpu_per_sec: f64,
     /// Server CPU microseconds per player per tick.
@@ -87,6 +92,8 @@ pub struct Step {
     pub probe_rtt_us: RttSummary,
     /// Pinned: the same from a second such player on the bots' CPU.
     pub probe_bots_cpu_rtt_us: Option<RttSummary>,
+    /// The probes' pings not answered within a second (counted, not in the RTTs).
+    pub probe_lost: u64,
     /// Payload bytes each bot received per second.
     pub bytes_per_player_per_sec: f64,
     /// Deltas each bot applied per second.
@@ -120,6 +127,8 @@ impl Step {
             overruns: 0,
             tick_work_p50_us: None,
             tick_work_p99_us: None,
+            fan_out_p50_us: None,
+            fan_out_p99_us: None,
             server_cpu_per_sec: 0.0,
             us_per_player_tick: 0.0,
             idle_rss_kib: 0,
@@ -130,6 +139,7 @@ impl Step {
             rtt_us: RttSummary::default(),
             probe_rtt_us: RttSummary::default(),
             probe_bots_cpu_rtt_us: None,
+            probe_lost: 0,
             bytes_per_player_per_sec: 0.0,
             deltas_per_player_per_sec: 0.0,
             mean_frame_bytes: 0.0,
@@ -178,12 +188,14 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "{:>10} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}  result",
+            "{:>10} {:>7} {:>8} {:>9} {:>9} {:>11} {:>11} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}  result",
             "R × P",
             "ticks/s",
             "overruns",
             "tick p50",
             "tick p99",
+            "fan-out p50",
+            "fan-out p99",
             "CPU s/s",
             "µs/pl-tick",
             "peak RSS",
@@ -199,12 +211,14 @@ impl fmt::Display for LoadReport {
         for s in &self.steps {
             writeln!(
                 f,
-                "{:>10} {:>7.1} {:>8} {:>9} {:>9} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>8.1} {:>9} {:>9} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
+                "{:>10} {:>7.1} {:>8} {:>9} {:>9} {:>11} {:>11} {:>7.2} {:>10.2} {:>9} {:>7.1} {:>8.1} {:>9} {:>9} {:>9} {:>9} {:>8.2} {:>8.2}  {}",
                 format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
                 s.ticks_per_sec,
                 s.overruns,
                 micros(s.tick_work_p50_us),
                 micros(s.tick_work_p99_us),
+                micros(s.fan_out_p50_us),
+                micros(s.fan_out_p99_us),
                 s.server_cpu_per_sec,
                 s.us_per_player_tick,
                 format!("{:.1} MiB", s.peak_rss_kib as f64 / 1024.0),
@@ -220,13 +234,20 @@ impl fmt::Display for LoadReport {
             )?;
         }
         for s in &self.steps {
+            let layout = format!("{} × {}", s.rooms, s.players / s.rooms.max(1));
             if let Some(probe) = &s.probe_bots_cpu_rtt_us {
                 writeln!(
                     f,
-                    "{:>10} the probe on the bots' CPU: RTT p50 {} p99 {}",
-                    format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
+                    "{layout:>10} the probe on the bots' CPU: RTT p50 {} p99 {}",
                     Millis(probe.p50),
                     Millis(probe.p99)
+                )?;
+            }
+            if s.probe_lost > 0 {
+                writeln!(
+                    f,
+                    "{layout:>10} the probes had {} pings unanswered within 1 s",
+                    s.probe_lost
                 )?;
             }
         }
@@ -258,7 +279,8 @@ impl fmt::Display for LoadReport {
         }
         writeln!(
             f,
-            "notes: tick work quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
+            "notes: tick work (the tick loop's own work) and fan-out (the wall time of its writes to the players) \
+             quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
              utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
              the player-ticks of all rooms; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
              KiB/s/pl is WebSocket payload the bots received; probe: one more player pinging every 25 ms from a thread of \

@@ -12,7 +12,7 @@
 use std::io;
 use std::time::Duration;
 
-use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::resource::{Resource, UsageWho, getrlimit, getrusage, setrlimit};
 use nix::unistd::{Pid, SysconfVar, sysconf};
 
@@ -103,16 +103,22 @@ pub fn parse_sockstat_tcp_pages(sockstat: &str) -> Option<u64> {
     fields.next()?.parse().ok()
 }
 
-/// Pins every thread of process `pid` to CPU `cpu` (`None`: every CPU again). Threads it
-/// starts later inherit the pinning of the thread that starts them.
-pub fn pin(pid: u32, cpu: Option<usize>) -> io::Result<()> {
-    let set = cpu_set(cpu)?;
+/// Pins every thread of process `pid` to CPU `cpu`. Threads it starts later inherit the
+/// pinning of the thread that starts them.
+pub fn pin(pid: u32, cpu: usize) -> io::Result<()> {
+    let mut set = CpuSet::new();
+    set.set(cpu).map_err(io::Error::from)?;
+    set_affinity(pid, &set)
+}
+
+/// Sets the CPUs every thread of process `pid` may run on.
+pub fn set_affinity(pid: u32, set: &CpuSet) -> io::Result<()> {
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let Some(tid) = task?.file_name().to_str().and_then(|t| t.parse().ok()) else {
             continue;
         };
         // A thread that ended meanwhile is no matter.
-        match sched_setaffinity(Pid::from_raw(tid), &set) {
+        match sched_setaffinity(Pid::from_raw(tid), set) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(err) => return Err(err.into()),
         }
@@ -120,26 +126,17 @@ pub fn pin(pid: u32, cpu: Option<usize>) -> io::Result<()> {
     Ok(())
 }
 
-/// Pins the calling thread to CPU `cpu`.
-pub fn pin_this_thread(cpu: usize) -> io::Result<()> {
+/// The CPUs the calling thread may run on.
+pub fn affinity() -> io::Result<CpuSet> {
     // Pid 0 is the calling thread.
-    sched_setaffinity(Pid::from_raw(0), &cpu_set(Some(cpu))?).map_err(io::Error::from)
+    sched_getaffinity(Pid::from_raw(0)).map_err(io::Error::from)
 }
 
-/// CPU `cpu`, or every CPU.
-fn cpu_set(cpu: Option<usize>) -> io::Result<CpuSet> {
+/// Pins the calling thread to CPU `cpu`.
+pub fn pin_this_thread(cpu: usize) -> io::Result<()> {
     let mut set = CpuSet::new();
-    match cpu {
-        Some(cpu) => set.set(cpu).map_err(io::Error::from)?,
-        // Every CPU the set can name: the kernel keeps those that exist. (Not
-        // `available_parallelism`, which counts the CPUs this process is pinned to.)
-        None => {
-            for cpu in 0..CpuSet::count() {
-                set.set(cpu).map_err(io::Error::from)?;
-            }
-        }
-    }
-    Ok(set)
+    set.set(cpu).map_err(io::Error::from)?;
+    sched_setaffinity(Pid::from_raw(0), &set).map_err(io::Error::from)
 }
 
 /// Raises this process's soft limit on open files towards `wanted`, up to the hard limit, and
