@@ -18,9 +18,8 @@
 //!
 //! A room of more than [`FAN_OUT_CHUNK`] players yields to the runtime after step 3, after
 //! step 5 and every [`FAN_OUT_CHUNK`] writes of step 6, so that a worker thread busy with a
-//! big room still answers pings and reads inputs every fraction of a millisecond; a tick
-//! still running three quarters of a period after it began stops yielding, to end on time.
-//! From [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
+//! big room still answers pings and reads inputs every fraction of a millisecond; from
+//! [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
 //!
 //! A room without players is paused: its world only changes through players, and nobody
 //! would be sent a tick, so the loop waits for a join (or its idle deadline) with no timer
@@ -256,22 +255,18 @@ impl<G: Game> TickLoop<G> {
     /// One tick. Its fan-out (a write per player) is done by this task at once for a small
     /// room. A bigger room yields to the runtime between the tick's phases and between chunks
     /// of players, so that no part of it holds a worker thread for more than a fraction of a
-    /// millisecond and pings are answered meanwhile (until three quarters of the period have
-    /// passed: a late tick finishes without yielding); from [`PARALLEL_FAN_OUT`] players on its
+    /// millisecond and pings are answered meanwhile; from [`PARALLEL_FAN_OUT`] players on its
     /// writes are split over one task per worker thread, so they run on every core the runtime
     /// has. Returns the tick loop's own work time (its phases, without the fan-out or the
     /// time others ran while it yielded) and the fan-out's wall time.
     async fn tick_fanned_out(&mut self, now: Instant) -> (Duration, Duration) {
         let phase = Instant::now();
-        // Yielding lets others run inside the tick; past three quarters of the period the
-        // tick is late, and finishes without letting go so as not to overrun.
-        let yield_until = phase + self.period * 3 / 4;
         self.take_turns();
         let mut own = phase.elapsed();
         // Counted with this tick's newcomers, who are owed a keyframe each.
         let big = self.roster.len() > FAN_OUT_CHUNK;
         let yield_if_big = async || {
-            if big && Instant::now() < yield_until {
+            if big {
                 tokio::task::yield_now().await;
             }
         };
@@ -293,7 +288,7 @@ impl<G: Game> TickLoop<G> {
         if !big {
             self.roster.fan_out_pass(&mut pass, &delta, now);
         } else if parts <= 1 {
-            self.roster.fan_out_yielding(&mut pass, &delta, now, yield_until).await;
+            self.roster.fan_out_yielding(&mut pass, &delta, now).await;
         } else {
             let keyframe = pass.keyframe.clone();
             let tasks: Vec<_> = self
@@ -304,7 +299,7 @@ impl<G: Game> TickLoop<G> {
                     let (delta, keyframe) = (delta.clone(), keyframe.clone());
                     tokio::spawn(async move {
                         let mut pass = FanOut::with_keyframe(keyframe);
-                        part.fan_out_yielding(&mut pass, &delta, now, yield_until).await;
+                        part.fan_out_yielding(&mut pass, &delta, now).await;
                         (part, pass)
                     })
                 })
