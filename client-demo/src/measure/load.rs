@@ -270,6 +270,11 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 struct Probed {
     rtt: RttSummary,
+    /// From the ping's sending to the pong's making (the server's clock is this machine's):
+    /// the way there and the server's own wait.
+    there: RttSummary,
+    /// From the pong's making to its arrival: the way back and the probe's own wake-up.
+    back: RttSummary,
     /// Pings not answered within [`PROBE_PATIENCE`].
     lost: u64,
 }
@@ -307,7 +312,7 @@ impl Probe {
         let mut every = time::interval(PROBE_EVERY);
         // After a stall, no burst of pings the rate limit would drop.
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let (mut rtt, mut lost) = (RttStats::new(), 0);
+        let (mut rtt, mut there, mut back, mut lost) = (RttStats::new(), RttStats::new(), RttStats::new(), 0);
         for nonce in 0u32.. {
             every.tick().await;
             if Instant::now() >= until {
@@ -317,20 +322,28 @@ impl Probe {
             // Any pong will do: its round trip is its own ping's (a late one included).
             let pong = async {
                 loop {
-                    if let Received::Pong { rtt, .. } = player.recv().await? {
-                        return Ok::<_, ClientError>(rtt);
+                    if let Received::Pong { rtt, pong } = player.recv().await? {
+                        return Ok::<_, ClientError>((rtt, pong));
                     }
                 }
             };
             match time::timeout(PROBE_PATIENCE, pong).await {
                 // The first round trips warm the connection up.
-                Ok(sample) if nonce >= 10 => rtt.record(sample?),
+                Ok(sample) if nonce >= 10 => {
+                    let (sample, pong) = sample?;
+                    rtt.record(sample);
+                    let made = pong.server_time_us.saturating_sub(pong.client_time_us);
+                    there.record(Duration::from_micros(made));
+                    back.record(sample.saturating_sub(Duration::from_micros(made)));
+                }
                 Ok(sample) => drop(sample?),
                 Err(_) => lost += 1,
             }
         }
         Ok(Probed {
             rtt: rtt.summary(),
+            there: there.summary(),
+            back: back.summary(),
             lost,
         })
     }
@@ -518,6 +531,7 @@ async fn run_step(
     }
     step.probe_lost = probed.iter().map(|p| p.lost).sum();
     step.probe_rtt_us = probed.first().map(|p| p.rtt).unwrap_or_default();
+    step.probe_split_us = probed.first().map(|p| (p.there, p.back));
     step.probe_bots_cpu_rtt_us = probed.get(1).map(|p| p.rtt);
     step.failed = verdict(config, &step, died.map(|s| s.to_string()));
     Ok(Some(step))

@@ -90,6 +90,9 @@ pub struct Step {
     /// The ping RTTs of one player pinging every 25 ms from a thread of its own (pinned: on
     /// the server's CPU), microseconds.
     pub probe_rtt_us: RttSummary,
+    /// The first probe's round trips in two, by the pong's own timestamp (one clock, this
+    /// machine's): from its ping's sending to the pong's making, and from there to its arrival.
+    pub probe_split_us: Option<(RttSummary, RttSummary)>,
     /// Pinned: the same from a second such player on the bots' CPU.
     pub probe_bots_cpu_rtt_us: Option<RttSummary>,
     /// The probes' pings not answered within a second (counted, not in the RTTs).
@@ -138,6 +141,7 @@ impl Step {
             kib_per_room: 0.0,
             rtt_us: RttSummary::default(),
             probe_rtt_us: RttSummary::default(),
+            probe_split_us: None,
             probe_bots_cpu_rtt_us: None,
             probe_lost: 0,
             bytes_per_player_per_sec: 0.0,
@@ -235,6 +239,16 @@ impl fmt::Display for LoadReport {
         }
         for s in &self.steps {
             let layout = format!("{} × {}", s.rooms, s.players / s.rooms.max(1));
+            if let Some((there, back)) = &s.probe_split_us {
+                writeln!(
+                    f,
+                    "{layout:>10} the probe's round trips in two: to the pong's making p50 {} p99 {}, back p50 {} p99 {}",
+                    Millis(there.p50),
+                    Millis(there.p99),
+                    Millis(back.p50),
+                    Millis(back.p99)
+                )?;
+            }
             if let Some(probe) = &s.probe_bots_cpu_rtt_us {
                 writeln!(
                     f,
