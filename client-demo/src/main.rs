@@ -249,11 +249,7 @@ async fn bots(args: BotsArgs) -> ExitCode {
         Ok(report) => report,
         Err(err) => return fail(&err, None),
     };
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{report}");
-    }
+    measuring::print_report(&report, args.json);
     // Scripts can tell a clean run from the exit status alone.
     if report.bots_failed > 0 || report.desyncs > 0 {
         ExitCode::FAILURE

@@ -2,6 +2,7 @@
 //! `soak`, `attack`, `rooms`, `cluster`): each builds its harness's config from its flags, runs it
 //! (see `client_demo::measure`) and prints the report. The playing commands are in main.rs.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use client_demo::measure::server_proc::default_server_bin;
 use client_demo::measure::soak::{self, SoakConfig};
 use client_demo::measure::soak_report::SAMPLE_HEADER;
 use client_demo::measure::transports::{self, Network, TransportsConfig, chart};
+use serde::Serialize;
 
 use crate::{fail, stop_on_ctrl_c};
 
@@ -270,8 +272,7 @@ pub(crate) async fn cluster(args: ClusterArgs) -> ExitCode {
         spectator_window: Duration::from_secs(args.spectator_seconds),
     };
     match measure_cluster::run(&config, |line| eprintln!("{line}")).await {
-        Ok(report) if args.json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
-        Ok(report) => print!("{report}"),
+        Ok(report) => print_report(&report, args.json),
         Err(err) => return fail(&err, None),
     }
     ExitCode::SUCCESS
@@ -308,8 +309,7 @@ pub(crate) async fn rooms(args: RoomsArgs) -> ExitCode {
         idle_window: Duration::from_secs(10),
     };
     match measure_rooms::run(&config, |line| eprintln!("{line}")).await {
-        Ok(report) if args.json => println!("{}", serde_json::to_string(&report).unwrap_or_default()),
-        Ok(report) => print!("{report}"),
+        Ok(report) => print_report(&report, args.json),
         Err(err) => return fail(&err, None),
     }
     ExitCode::SUCCESS
@@ -343,11 +343,7 @@ pub(crate) async fn soak(args: SoakArgs) -> ExitCode {
         Ok(report) => report,
         Err(err) => return fail(&err, None),
     };
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{report}");
-    }
+    print_report(&report, args.json);
     if report.passed() {
         ExitCode::SUCCESS
     } else {
@@ -406,11 +402,7 @@ pub(crate) async fn transports(args: TransportsArgs) -> ExitCode {
         }
         eprintln!("chart written to {}", path.display());
     }
-    if args.json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{report}");
-    }
+    print_report(&report, args.json);
     ExitCode::SUCCESS
 }
 
@@ -421,8 +413,7 @@ pub(crate) async fn idle(args: IdleArgs) -> ExitCode {
         ..IdleConfig::new(args.server.bin(), args.count as usize)
     };
     match idle::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
-        Ok(report) if args.json => println!("{}", report.to_json()),
-        Ok(report) => print!("{report}"),
+        Ok(report) => print_report(&report, args.json),
         Err(err) => return fail(&err, None),
     }
     ExitCode::SUCCESS
@@ -439,11 +430,20 @@ pub(crate) async fn load(args: LoadArgs) -> ExitCode {
         ..LoadConfig::new(args.server.bin())
     };
     match load::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
-        Ok(report) if args.json => println!("{}", report.to_json()),
-        Ok(report) => print!("{report}"),
+        Ok(report) => print_report(&report, args.json),
         Err(err) => return fail(&err, None),
     }
     ExitCode::SUCCESS
+}
+
+/// Prints a command's report: as one JSON object on stdout with `--json`, else as its tables.
+pub(crate) fn print_report(report: &(impl Serialize + fmt::Display), json: bool) {
+    if json {
+        // Plain structs with string keys: this cannot fail.
+        println!("{}", serde_json::to_string(report).unwrap_or_default());
+    } else {
+        print!("{report}");
+    }
 }
 
 /// Parses `RxP` (rooms × players per room) for `load --rooms`.

@@ -221,15 +221,8 @@ impl Page {
             labels: [...document.querySelectorAll("#leaderboard li")].map(li => li.dataset.label),
         })"##;
         // Polled, also while the page navigates (a link followed): a failed evaluation is
-        // nothing shown yet.
-        let result = self
-            .try_call(
-                "Runtime.evaluate",
-                json!({ "expression": expression, "returnByValue": true }),
-            )
-            .await
-            .unwrap_or_default();
-        serde_json::from_str(result["result"]["value"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
+        // `null`, nothing shown yet.
+        self.eval(expression).await
     }
 
     /// The ids of the events the page applied, oldest first (its `window.tickcastApplied`).

@@ -238,14 +238,6 @@ fn short(message: &str) -> String {
     message.split(" (os error").next().unwrap_or(message).to_owned()
 }
 
-impl IdleReport {
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        // Plain structs with string keys: this cannot fail.
-        serde_json::to_string(self).expect("a report serializes")
-    }
-}
-
 impl fmt::Display for IdleReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "tickcast idle connections")?;

@@ -144,12 +144,6 @@ impl SoakReport {
             && self.second_half_growth().is_some_and(|g| g < PLATEAU_TOLERANCE)
             && self.bots.as_ref().is_some_and(|b| b.desyncs == 0 && b.bots_failed == 0)
     }
-
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        // Plain structs with string keys: this cannot fail.
-        serde_json::to_string(self).expect("a report serializes")
-    }
 }
 
 fn abuse_as_strings<S: serde::Serializer>(map: &BTreeMap<(Abuse, String), u64>, s: S) -> Result<S::Ok, S::Error> {

@@ -129,12 +129,6 @@ impl TransportsReport {
             runs,
         }
     }
-
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        // Plain structs with string keys and finite or null numbers: this cannot fail.
-        serde_json::to_string(self).expect("a report serializes")
-    }
 }
 
 impl Comparison {
