@@ -22,9 +22,9 @@ use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
 use crate::room::outbox::{Outlet, PushError};
 
 /// Players written between two yields of a big room's fan-out: about a third of a millisecond
-/// of writes on this project's 2-core machine. With 128, a ping waited 1.6 ms at the median
-/// behind a room of 2 000 on one worker; with 32, 0.4 ms, for no measurable CPU (BENCHMARKS.md,
-/// "Fan-out at the machine's floor").
+/// of writes on this project's 2-core machine. With 128, a ping waited 1.9 ms at the median
+/// behind a room of 2 000 on one worker; with 32, 0.4 ms, for 3 % more CPU (one run each:
+/// BENCHMARKS.md, "Fan-out at the machine's floor", the chunk size).
 pub const FAN_OUT_CHUNK: usize = 32;
 
 /// The latest input of one player, written by its session and taken by the tick loop.

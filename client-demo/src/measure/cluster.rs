@@ -406,8 +406,6 @@ async fn event_times(addr: SocketAddr, room: &str, window: Duration) -> io::Resu
     Ok(times)
 }
 
-/// One spectator: an SSE stream of `room` on `edge`, counting its events (one chunk each)
-/// until `stop`.
 /// What a process's own measurement of spectators watches besides them.
 #[derive(Debug, Clone)]
 pub struct Watch {
@@ -538,6 +536,8 @@ impl Followers {
     }
 }
 
+/// One spectator: an SSE stream of `room` on `edge`, counting its events (one chunk each)
+/// until `stop`.
 async fn follow(
     edge: SocketAddr,
     room: &str,
