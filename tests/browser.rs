@@ -9,14 +9,12 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::browser::{Browser, Page, chromium_or_skip, moving_players};
+use common::browser::{Browser, Page, chromium_or_skip, moving_players, relayed};
 use common::sse::{SseClient, tick_of};
 use common::{TestServer, duel, until_snapshot, within};
 use serde_json::{Value, json};
-use tickcast_relay::{Relay, RelayConfig, Shape};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn the_spectator_page_shows_the_live_players_over_sse_and_long_poll() {
@@ -66,15 +64,7 @@ async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip(
     // 75 ms each way, ±10 ms: a long-poll's answer and the next request cost 150 ms, more than
     // the 100 ms between events, so the page must take the events that piled up meanwhile in
     // one answer, every one of them.
-    let config = RelayConfig {
-        shape: Shape {
-            delay: Duration::from_millis(75),
-            jitter: Duration::from_millis(10),
-            bandwidth: None,
-        },
-        ..RelayConfig::new(server.addr, Duration::ZERO)
-    };
-    let relay = Relay::start(config, CancellationToken::new()).await.unwrap();
+    let relay = relayed(&server, Duration::from_millis(75), Duration::from_millis(10)).await;
 
     let browser = Browser::launch(&binary, "longpoll-150ms");
     let url = format!("http://{}/rooms/default/?transport=longpoll", relay.addr());

@@ -8,11 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use common::browser::{Browser, Page, chromium_or_skip, moving_players};
+use common::browser::{Browser, Page, chromium_or_skip, moving_players, relayed};
 use serde_json::{Value, json};
-use tickcast_relay::{Relay, RelayConfig, Shape};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// The client module against PROTOCOL.md's vectors, in the browser: every message decodes to
 /// what the document says, the client's messages encode to its bytes, the snapshot's checksum
@@ -236,15 +234,7 @@ async fn the_same_holds_across_an_80_ms_round_trip_with_jitter() {
     .await;
     let (_, players) = moving_players(&server).await;
     // 40 ms ± 10 ms each way: a round trip of 80 ms ± 20 ms.
-    let config = RelayConfig {
-        shape: Shape {
-            delay: Duration::from_millis(40),
-            jitter: Duration::from_millis(10),
-            bandwidth: None,
-        },
-        ..RelayConfig::new(server.addr, Duration::ZERO)
-    };
-    let relay = Relay::start(config, CancellationToken::new()).await.unwrap();
+    let relay = relayed(&server, Duration::from_millis(40), Duration::from_millis(10)).await;
     let browser = Browser::launch(&binary, "play-80ms");
     let url = format!("http://{}/rooms/default/play?name=far", relay.addr());
     let figures = play_with_keys(&browser, &url, 8).await;
@@ -327,19 +317,12 @@ async fn input_to_screen_with_and_without_prediction() {
         })
         .await;
         let (_, players) = moving_players(&server).await;
-        let relay = Relay::start(
-            RelayConfig {
-                shape: Shape {
-                    delay: Duration::from_millis(rtt_ms / 2),
-                    jitter: Duration::from_millis(rtt_ms / 8),
-                    bandwidth: None,
-                },
-                ..RelayConfig::new(server.addr, Duration::ZERO)
-            },
-            CancellationToken::new(),
+        let relay = relayed(
+            &server,
+            Duration::from_millis(rtt_ms / 2),
+            Duration::from_millis(rtt_ms / 8),
         )
-        .await
-        .unwrap();
+        .await;
         for predict in [true, false] {
             let url = format!(
                 "http://{}/rooms/default/play?name=m{rtt_ms}{predict}&predict={}",

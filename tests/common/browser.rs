@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tickcast_relay::{Relay, RelayConfig, Shape};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 
 use super::{TestServer, until_snapshot, within};
 
@@ -249,6 +251,21 @@ impl Page {
         }
         panic!("the page never showed {what}; it showed {last}");
     }
+}
+
+/// A relay in front of `server` delaying each direction by `delay` ± `jitter`: the page's
+/// network, on a port of its own.
+pub async fn relayed(server: &TestServer, delay: Duration, jitter: Duration) -> Relay {
+    let shape = Shape {
+        delay,
+        jitter,
+        bandwidth: None,
+    };
+    let config = RelayConfig {
+        shape,
+        ..RelayConfig::new(server.addr, Duration::ZERO)
+    };
+    Relay::start(config, CancellationToken::new()).await.unwrap()
 }
 
 /// The Chromium to test with, or `None` (and the test passes) when there is none and CI does
