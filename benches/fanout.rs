@@ -101,8 +101,7 @@ impl Table {
             // block. (A player that keeps up is written to directly: `client-demo load` and
             // its fan-out floor measure that, with real sockets.)
             let (out, queue) = outbox(config.player_queue as usize, None);
-            let kick = CancellationToken::new();
-            roster.insert(id, Seat { input, out, kick });
+            roster.insert(id, Seat { input, out });
             queues.push(queue);
         }
         roster.take_inputs(|_, _| {});

@@ -31,7 +31,7 @@ use crate::metrics::CloseReason;
 use crate::protocol::{
     ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
-use crate::room::outbox::{Inbox, Outbound, outbox};
+use crate::room::outbox::{Inbox, Next, Outbound, outbox};
 use crate::room::roster::{InputSlot, Seat};
 use crate::room::seats::Place;
 use crate::room::tick::JoinRequest;
@@ -104,7 +104,6 @@ pub(crate) fn run(
         hello_by: upgraded + state.config.hello_timeout,
         state,
         last_seq: None,
-        kick: CancellationToken::new(),
         name: String::new(),
         outbox: None,
         _connection: connection,
@@ -127,12 +126,11 @@ struct Session {
     hello_by: Instant,
     /// The highest move `seq` seen; lower or equal ones are stale and ignored.
     last_seq: Option<u32>,
-    /// Cancelled by the tick loop when this player is too slow to keep.
-    kick: CancellationToken,
     /// The name from the hello, once accepted.
     name: String,
-    /// Once joined: what the tick loop could not write to the socket directly, and the way
-    /// out for the session's own frames (which must not cut into a frame the tick loop wrote).
+    /// Once joined: what the tick loop could not write to the socket directly, the way out
+    /// for the session's own frames (which must not cut into a frame the tick loop wrote),
+    /// and the tick loop's word when the player is kicked or the room is gone.
     outbox: Option<Inbox>,
     _connection: ConnectionPlace,
 }
@@ -183,12 +181,10 @@ impl Session {
         let input = Arc::new(InputSlot::default());
         let (out, frames) = outbox(self.state.config.player_queue as usize, Some(self.socket.writer()));
         self.outbox = Some(frames);
-        let kick = self.kick.clone();
         let (reply, joined) = oneshot::channel();
         let seat = Seat {
             input: input.clone(),
             out,
-            kick: kick.clone(),
         };
         let join = JoinRequest {
             name: hello.name.clone(),
@@ -210,20 +206,18 @@ impl Session {
         let every = (self.state.config.idle_timeout / 3).max(Duration::from_millis(100));
         let mut heartbeat = time::interval_at(Instant::now() + every, every);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Made once, not once per pass of the loop: a fresh `cancelled()` registers with its
-        // token (under the token's lock) and deregisters when dropped, and every player of a
-        // room shares its one token: twice a tick per player, all on one lock.
-        let (stopping, kicked) = (stop.cancelled(), kick.cancelled());
-        tokio::pin!(stopping, kicked);
+        // The room reaches a joined session only through its outbox: a frame to write, a kick,
+        // or its end (the tick loop stops when the room's token is cancelled, and drops its
+        // end). One lock a wake-up, where watching the room's token and a kick token cost
+        // two locks each, the room's shared by all its players.
         loop {
             tokio::select! {
                 biased;
-                () = &mut stopping => return Err(self.room_ended()),
-                () = &mut kicked => return Err(Close::too_slow("outbound queue stayed full")),
-                // What the tick loop could not write at once (the socket would have blocked):
-                // written here, with the write timeout. (Counted in `/metrics` when queued.)
-                out = self.outbox.as_mut().expect("joined").recv() => match out {
-                    Some(Outbound { ack, frame }) => {
+                next = self.outbox.as_mut().expect("joined").next() => match next {
+                    // What the tick loop could not write at once (the socket would have
+                    // blocked): written here, with the write timeout. (Counted in `/metrics`
+                    // when queued.)
+                    Next::Frame(Outbound { ack, frame }) => {
                         let ack = ack.map(|seq| {
                             let mut bytes = [0u8; frames::ACK_FRAME_MAX];
                             let len = frames::ack_frame(seq, &mut bytes);
@@ -231,8 +225,9 @@ impl Session {
                         });
                         self.write(ack, frame).await?;
                     }
+                    Next::Kicked => return Err(Close::too_slow("outbound queue stayed full")),
                     // The tick loop has stopped: the room is ending (or has crashed).
-                    None => return Err(self.ended_room().await),
+                    Next::RoomGone => return Err(self.ended_room().await),
                 },
                 _ = heartbeat.tick() => {
                     let idle = self.state.config.idle_timeout;
@@ -398,14 +393,20 @@ impl Session {
     /// stay owed whole, so the close frame that follows is well formed.
     async fn write(&mut self, lead: Option<Bytes>, frame: Bytes) -> Result<(), Close> {
         let limit = self.state.config.write_timeout;
-        let (socket, kick) = (&mut self.socket, &self.kick);
+        let (socket, outbox) = (&mut self.socket, &self.outbox);
+        let kicked = async {
+            match outbox {
+                Some(outbox) => outbox.kicked().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             written = timeout(limit, socket.send(lead, frame)) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(Close::gone()),
                 Err(_) => Err(Close::too_slow(format!("nothing written for {limit:?}"))),
             },
-            _ = kick.cancelled() => Err(Close::too_slow("outbound queue stayed full")),
+            () = kicked => Err(Close::too_slow("outbound queue stayed full")),
         }
     }
 

@@ -20,14 +20,20 @@
 //!
 //! Either end dropped closes the queue: the tick loop sees a departed session, the session
 //! sees a tick loop that has stopped.
+//!
+//! The queue is also the session's one doorbell from the room: a frame for it to write, a
+//! kick (too slow) or the room's end all wake it through here ([`Inbox::next`]), one lock
+//! and one stored waker, so a session woken by its player's input polls nothing else of the
+//! room's.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::Notify;
 
 use crate::frames::{self, ACK_FRAME_MAX};
 use crate::socket;
@@ -43,6 +49,18 @@ pub struct Outbound {
     /// a keyframe or the welcome), framed once for every player; or, for the rest of a frame
     /// a direct write could not finish, its remaining bytes.
     pub frame: Bytes,
+}
+
+/// What the session is to do next ([`Inbox::next`]).
+#[derive(Debug)]
+pub enum Next {
+    /// Write this frame (the socket's async write, with the write timeout), then ask again.
+    Frame(Outbound),
+    /// The tick loop found the player too slow and dropped it: close.
+    Kicked,
+    /// The tick loop has stopped (the room is ending, or crashed): close. What was queued is
+    /// not owed: a closing room sends no more ticks.
+    RoomGone,
 }
 
 /// What a queued entry is, for the bounds.
@@ -76,9 +94,10 @@ pub fn outbox(capacity: usize, socket: Option<Arc<OwnedWriteHalf>>) -> (Outlet, 
             ticks: 0,
             closed: false,
             room_gone: false,
+            kicked: false,
             busy: false,
+            waker: None,
         }),
-        ready: Notify::new(),
         capacity,
         socket,
     });
@@ -99,8 +118,6 @@ pub enum PushError {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the session when the queue gets something while it is not writing, and on close.
-    ready: Notify,
     capacity: usize,
     socket: Option<Arc<OwnedWriteHalf>>,
 }
@@ -114,9 +131,47 @@ struct State {
     closed: bool,
     /// The tick loop's end is gone.
     room_gone: bool,
+    /// The tick loop found the player too slow.
+    kicked: bool,
     /// The session took a frame and may be writing it: no direct write until it finds the
     /// queue empty.
     busy: bool,
+    /// The session's task, waiting for the queue to get something while it is not writing,
+    /// or for the tick loop to kick it or go.
+    waker: Option<Waker>,
+}
+
+impl State {
+    /// What the session is to do next; `None` once the queue is empty (the socket is then
+    /// the direct path's again).
+    fn next(&mut self) -> Option<Next> {
+        if self.kicked {
+            return Some(Next::Kicked);
+        }
+        if self.room_gone {
+            return Some(Next::RoomGone);
+        }
+        let Some(Queued { out, kind, .. }) = self.queue.pop_front() else {
+            // Everything taken is written: the direct path may write again.
+            self.busy = false;
+            return None;
+        };
+        self.busy = true;
+        if kind == Kind::Tick {
+            self.ticks -= 1;
+        }
+        if self.queue.is_empty() && self.queue.capacity() > KEEP {
+            self.queue.shrink_to(KEEP);
+        }
+        Some(Next::Frame(out))
+    }
+
+    /// Stores the waker of the task to wake (the session's: it is the only one that waits).
+    fn wait(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
 }
 
 impl Shared {
@@ -124,6 +179,15 @@ impl Shared {
         // Nothing panics while holding the lock (queue operations, flags and a non-blocking
         // write), so a poisoned lock still holds a consistent state.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lets go of the lock, then wakes the session if it waits.
+    fn wake(mut state: MutexGuard<'_, State>) {
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Writes `ack` and `frame` now if the socket is ours to write and takes them, else queues
@@ -159,11 +223,10 @@ impl Shared {
         } else {
             enqueue(&mut state, out(), None, kind, false);
         }
-        drop(state);
         if idle {
             // The session is not writing: it must be told. (When it is, it finds the frame
             // before it lets go of the socket.)
-            self.ready.notify_one();
+            Self::wake(state);
         }
         Ok(waiting)
     }
@@ -175,8 +238,7 @@ impl Shared {
         } else {
             state.closed = true;
         }
-        drop(state);
-        self.ready.notify_one();
+        Self::wake(state);
     }
 }
 
@@ -266,6 +328,13 @@ impl Outlet {
     pub fn is_closed(&self) -> bool {
         self.0.lock().closed
     }
+
+    /// Tells the session its player is too slow to keep: it closes ([`Next::Kicked`]).
+    pub fn kick(&self) {
+        let mut state = self.0.lock();
+        state.kicked = true;
+        Shared::wake(state);
+    }
 }
 
 impl Drop for Outlet {
@@ -279,40 +348,55 @@ impl Drop for Outlet {
 pub struct Inbox(Arc<Shared>);
 
 impl Inbox {
-    /// The next queued frame, to write with the socket's async write; `None` once the tick
-    /// loop's end is gone and the queue is drained. Taking a frame holds the socket for the
-    /// session until a call finds the queue empty, so call it again once the frame is written.
-    /// Cancel-safe: a frame is only taken when this returns it.
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        loop {
-            if let Some(next) = self.try_recv() {
-                return next;
+    /// What to do next: write a queued frame, or close (kicked, or the room gone). Waits
+    /// while there is nothing. Taking a frame holds the socket for the session until a call
+    /// finds the queue empty, so call it again once the frame is written. Cancel-safe: a frame
+    /// is only taken when this returns it.
+    pub async fn next(&mut self) -> Next {
+        poll_fn(|cx| {
+            let mut state = self.0.lock();
+            match state.next() {
+                Some(next) => Poll::Ready(next),
+                None => {
+                    state.wait(cx);
+                    Poll::Pending
+                }
             }
-            self.0.ready.notified().await;
+        })
+        .await
+    }
+
+    /// What to do next, if anything, without waiting.
+    pub fn try_next(&mut self) -> Option<Next> {
+        self.0.lock().next()
+    }
+
+    /// The next queued frame, if any (tests: anything else than a frame is a failure).
+    #[cfg(test)]
+    pub fn try_frame(&mut self) -> Option<Outbound> {
+        match self.try_next()? {
+            Next::Frame(out) => Some(out),
+            other => panic!("expected a frame, not {other:?}"),
         }
     }
 
-    /// The next frame if one is queued (`Some(None)` once the tick loop is gone), without
-    /// waiting.
-    pub fn try_recv(&mut self) -> Option<Option<Outbound>> {
-        let mut state = self.0.lock();
-        match state.queue.pop_front() {
-            Some(Queued { out, kind, .. }) => {
-                state.busy = true;
-                if kind == Kind::Tick {
-                    state.ticks -= 1;
-                }
-                if state.queue.is_empty() && state.queue.capacity() > KEEP {
-                    state.queue.shrink_to(KEEP);
-                }
-                Some(Some(out))
+    /// Whether the tick loop kicked the player.
+    #[cfg(test)]
+    pub fn is_kicked(&self) -> bool {
+        self.0.lock().kicked
+    }
+
+    /// Waits until the tick loop kicks the player (for a session stuck writing a backlog).
+    pub async fn kicked(&self) {
+        poll_fn(|cx| {
+            let mut state = self.0.lock();
+            if state.kicked {
+                return Poll::Ready(());
             }
-            None => {
-                // Everything taken is written: the direct path may write again.
-                state.busy = false;
-                state.room_gone.then_some(None)
-            }
-        }
+            state.wait(cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// Sends a frame of the session's own (a heartbeat ping): now, or after what is queued.
@@ -362,11 +446,11 @@ mod tests {
         assert_eq!(out.push(None, &frame(2)), Ok(1));
         assert_eq!(out.push(None, &frame(3)), Err(PushError::Full));
         assert_eq!(out.len(), 2);
-        assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 1);
+        assert_eq!(inbox.try_frame().unwrap().frame[0], 1);
         assert_eq!(out.push(None, &frame(4)), Ok(1));
-        assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 2);
-        assert_eq!(inbox.try_recv().unwrap().unwrap().frame[0], 4);
-        assert!(inbox.try_recv().is_none());
+        assert_eq!(inbox.try_frame().unwrap().frame[0], 2);
+        assert_eq!(inbox.try_frame().unwrap().frame[0], 4);
+        assert!(inbox.try_next().is_none());
         assert!(out.is_empty());
     }
 
@@ -376,7 +460,7 @@ mod tests {
         for n in 0..64 {
             out.push(None, &frame(n)).unwrap();
         }
-        while let Some(Some(_)) = inbox.try_recv() {}
+        while inbox.try_frame().is_some() {}
         assert!(inbox.0.lock().queue.capacity() <= KEEP);
     }
 
@@ -391,10 +475,19 @@ mod tests {
         out.push(None, &frame(1)).unwrap();
         drop(out);
         assert!(
-            matches!(inbox.try_recv(), Some(Some(_))),
-            "what was queued is still taken"
+            matches!(inbox.try_next(), Some(Next::RoomGone)),
+            "a closing room owes no more ticks"
         );
-        assert!(matches!(inbox.try_recv(), Some(None)));
+    }
+
+    #[test]
+    fn a_kick_comes_before_what_is_queued_and_outlasts_the_room() {
+        let (out, mut inbox) = outbox(2, None);
+        out.push(None, &frame(1)).unwrap();
+        out.kick();
+        // The tick loop drops a kicked player at once.
+        drop(out);
+        assert!(matches!(inbox.try_next(), Some(Next::Kicked)));
     }
 
     #[test]
@@ -410,25 +503,43 @@ mod tests {
             Err(PushError::Full),
             "own frames take no tick's place"
         );
-        let drained: Vec<u8> = std::iter::from_fn(|| inbox.try_recv().flatten())
-            .map(|o| o.frame[0])
-            .collect();
+        let drained: Vec<u8> = std::iter::from_fn(|| inbox.try_frame()).map(|o| o.frame[0]).collect();
         assert_eq!(drained, [1, 19, 30], "the latest pong only");
     }
 
     #[tokio::test]
-    async fn recv_waits_for_a_push_or_the_close() {
+    async fn next_waits_for_a_push_or_the_close() {
         let (out, mut inbox) = outbox(2, None);
         let waiter = tokio::spawn(async move {
-            let first = inbox.recv().await.map(|f| f.frame[0]);
-            let second = inbox.recv().await.map(|f| f.frame[0]);
+            let first = inbox.next().await;
+            let second = inbox.next().await;
             (first, second)
         });
         tokio::task::yield_now().await; // the waiter runs and waits
         out.push(None, &frame(7)).unwrap();
         tokio::task::yield_now().await;
         drop(out);
-        assert_eq!(waiter.await.unwrap(), (Some(7), None));
+        let (first, second) = waiter.await.unwrap();
+        assert!(matches!(&first, Next::Frame(f) if f.frame[0] == 7), "{first:?}");
+        assert!(matches!(second, Next::RoomGone), "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn a_session_waiting_or_stuck_writing_is_woken_by_a_kick() {
+        let (out, mut inbox) = outbox(2, None);
+        let waiter = tokio::spawn(async move { inbox.next().await });
+        tokio::task::yield_now().await;
+        out.kick();
+        assert!(matches!(waiter.await.unwrap(), Next::Kicked));
+
+        let (out, inbox) = outbox(2, None);
+        let stuck = tokio::spawn(async move { inbox.kicked().await });
+        tokio::task::yield_now().await;
+        out.push(None, &frame(1)).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!stuck.is_finished(), "a frame is not a kick");
+        out.kick();
+        stuck.await.unwrap();
     }
 
     /// A loopback pair: our end's write half (as the server holds it) and the peer's stream.
@@ -456,9 +567,9 @@ mod tests {
         for seq in 1..=3 {
             assert_eq!(out.push(Some(seq), &Bytes::from_static(&[0x82, 1, 9])), Ok(0));
         }
-        assert!(inbox.try_recv().is_none(), "nothing queued for the session");
+        assert!(inbox.try_next().is_none(), "nothing queued for the session");
         assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), inbox.recv())
+            tokio::time::timeout(std::time::Duration::from_millis(50), inbox.next())
                 .await
                 .is_err(),
             "the session is not woken"
@@ -497,7 +608,7 @@ mod tests {
         });
         // What the session does with its queue (with the socket's async write, here by hand).
         let drain = async |inbox: &mut Inbox| {
-            while let Some(Some(next)) = inbox.try_recv() {
+            while let Some(next) = inbox.try_frame() {
                 let mut at = 0;
                 while at < next.frame.len() {
                     socket.writable().await.unwrap();
@@ -511,7 +622,7 @@ mod tests {
         };
         drain(&mut inbox).await;
         assert!(
-            inbox.try_recv().is_none() && !inbox.0.lock().busy,
+            inbox.try_next().is_none() && !inbox.0.lock().busy,
             "the socket is handed back"
         );
         // Written directly again (or queued again, if the peer has not read yet).

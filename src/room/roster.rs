@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::delta::NetWorld;
 use crate::frames;
@@ -58,10 +57,8 @@ pub struct Seat {
     /// Where the session writes the player's latest move.
     pub input: Arc<InputSlot>,
     /// Frames for this player, bounded by `--player-queue` (see the module docs for the
-    /// overflow policy).
+    /// overflow policy); and the way to tell its session it is too slow to keep.
     pub out: Outlet,
-    /// Cancelled when the player is too slow to keep.
-    pub kick: CancellationToken,
 }
 
 /// Where a player stands with respect to the frames it has been sent.
@@ -301,7 +298,7 @@ impl Roster {
                     }
                     let since = *peer.full_since.get_or_insert(now);
                     if now.duration_since(since) >= self.slow_timeout {
-                        peer.seat.kick.cancel();
+                        peer.seat.out.kick();
                         pass.kicked.push(*id);
                     }
                 }

@@ -463,25 +463,24 @@ pub(crate) mod tests {
         assert_eq!(next_tick(origin, period, origin + period), origin + period * 2);
     }
 
-    fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>, CancellationToken) {
+    fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>) {
         let (out, rx) = outbox(queue, None);
         let (reply, _) = oneshot::channel();
-        let (input, kick) = (Arc::new(InputSlot::default()), CancellationToken::new());
+        let input = Arc::new(InputSlot::default());
         tick.admit(JoinRequest {
             name: "p".into(),
             seat: Seat {
                 input: input.clone(),
                 out,
-                kick: kick.clone(),
             },
             reply,
         });
-        (rx, input, kick)
+        (rx, input)
     }
 
     /// The next queued item, decoded, with its ack.
     fn next(rx: &mut Inbox) -> (Option<u32>, ServerMsg) {
-        let out = rx.try_recv().flatten().expect("a queued frame");
+        let out = rx.try_frame().expect("a queued frame");
         let schema = Arena::schema(&GameConfig::default());
         (
             out.ack,
@@ -496,7 +495,7 @@ pub(crate) mod tests {
             ..Config::defaults()
         };
         let mut tick = tick_loop(&config);
-        let (mut rx, _, kick) = join(&mut tick, 3);
+        let (mut rx, _) = join(&mut tick, 3);
         let t0 = Instant::now();
         tick.tick(t0); // welcome + keyframe
         tick.tick(t0); // delta; the queue is now full
@@ -512,9 +511,9 @@ pub(crate) mod tests {
         for _ in 0..4 {
             tick.tick(t0); // fill the queue again
         }
-        assert!(!kick.is_cancelled());
+        assert!(!rx.is_kicked());
         tick.tick(t0 + Duration::from_secs(1));
-        assert!(kick.is_cancelled(), "a player full past the deadline is kicked");
+        assert!(rx.is_kicked(), "a player full past the deadline is kicked");
         assert!(tick.game.players().is_empty());
     }
 
@@ -526,11 +525,11 @@ pub(crate) mod tests {
         tick.tick_fanned_out(now).await; // keyframes
         tick.tick_fanned_out(now).await; // deltas
         assert_eq!(tick.roster.len(), players.len(), "every player is back in the roster");
-        for (mut rx, _, _) in players {
+        for (mut rx, _) in players {
             assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
             assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
             assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
-            assert!(rx.try_recv().is_none(), "one frame per tick");
+            assert!(rx.try_next().is_none(), "one frame per tick");
         }
     }
 
@@ -549,7 +548,7 @@ pub(crate) mod tests {
         let (seen, counted) = oneshot::channel();
         tokio::spawn(async move {
             loop {
-                let written = inboxes.iter_mut().filter_map(|rx| rx.try_recv()).count();
+                let written = inboxes.iter_mut().filter_map(|rx| rx.try_next()).count();
                 if written > 0 {
                     return seen.send(written);
                 }
@@ -575,18 +574,18 @@ pub(crate) mod tests {
         let mut keeping_up: Vec<_> = (0..others).map(|_| join(&mut tick, 8).0).collect();
         // The last to join has the highest id: it is written in the second chunk. Its queue
         // holds its welcome and first keyframe, then stays full (nobody drains it).
-        let (_stuck, _, kick) = join(&mut tick, 2);
+        let (stuck, _) = join(&mut tick, 2);
         let t0 = Instant::now();
         for _ in 0..3 {
             tick.tick_fanned_out(t0).await;
             for rx in &mut keeping_up {
-                while rx.try_recv().flatten().is_some() {}
+                while rx.try_frame().is_some() {}
             }
         }
         assert_eq!(tick.metrics.deltas_dropped.get(), 1, "one delta dropped, then behind");
-        assert!(!kick.is_cancelled());
+        assert!(!stuck.is_kicked());
         tick.tick_fanned_out(t0 + Duration::from_secs(1)).await;
-        assert!(kick.is_cancelled(), "full for the slow timeout: kicked");
+        assert!(stuck.is_kicked(), "full for the slow timeout: kicked");
         assert_eq!(tick.roster.len(), others, "and out of the roster");
         assert_eq!(tick.game.players().len(), others, "and out of the world");
     }
@@ -594,8 +593,8 @@ pub(crate) mod tests {
     #[test]
     fn every_player_gets_the_same_delta_bytes_and_only_changed_acks() {
         let mut tick = tick_loop(&Config::defaults());
-        let (mut a, a_input, _) = join(&mut tick, 8);
-        let (mut b, _, _) = join(&mut tick, 8);
+        let (mut a, a_input) = join(&mut tick, 8);
+        let (mut b, _) = join(&mut tick, 8);
         let now = Instant::now();
         tick.tick(now);
         a_input.put(Input {
@@ -608,17 +607,13 @@ pub(crate) mod tests {
             next(rx); // welcome
             next(rx); // keyframe
         }
-        let (a2, b2) = (a.try_recv().flatten().unwrap(), b.try_recv().flatten().unwrap());
+        let (a2, b2) = (a.try_frame().unwrap(), b.try_frame().unwrap());
         assert_eq!(a2.ack, Some(5), "the applied move is acked with the tick's frame");
         assert_eq!(b2.ack, None);
         assert!(
             a2.frame.as_ptr() == b2.frame.as_ptr(),
             "the delta is shared, not copied"
         );
-        assert_eq!(
-            a.try_recv().flatten().unwrap().ack,
-            None,
-            "an unchanged ack is not resent"
-        );
+        assert_eq!(a.try_frame().unwrap().ack, None, "an unchanged ack is not resent");
     }
 }
