@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tokio_util::sync::CancellationToken;
 
 use tickcast::Config;
 use tickcast::delta::NetWorld;
@@ -30,7 +29,7 @@ use tickcast::game::{Game, GameConfig};
 use tickcast::games::Arena;
 use tickcast::metrics::Metrics;
 use tickcast::protocol::{Delta, Input, InputValues, Schema, ServerMsg, Updates};
-use tickcast::room::outbox::{Inbox, outbox};
+use tickcast::room::outbox::{Inbox, Next, outbox};
 use tickcast::room::roster::{InputSlot, Roster, Seat};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
@@ -169,7 +168,7 @@ impl Table {
     fn drain(&mut self) -> usize {
         let mut frames = 0;
         for queue in &mut self.queues {
-            while let Some(Some(_)) = queue.try_recv() {
+            while let Some(Next::Frame(_)) = queue.try_next() {
                 frames += 1;
             }
         }
