@@ -26,15 +26,16 @@
 //!
 //! # The tick, step by step (in each room)
 //! 1. Admit players whose hello was accepted (each is sent a welcome).
-//! 2. Remove players whose connection ended.
-//! 3. Take each player's latest input (older ones in the same tick are superseded).
-//! 4. Step the game by `1 / tick_hz` seconds.
-//! 5. Quantize, diff against the previous tick and encode the shared delta body once.
-//! 6. Write each player its delta with its own input ack, or a keyframe if it is new or fell
+//! 2. Take each player's latest input (older ones in the same tick are superseded).
+//! 3. Step the game by `1 / tick_hz` seconds.
+//! 4. Quantize, diff against the previous tick and encode the shared delta body once.
+//! 5. Write each player its delta with its own input ack, or a keyframe if it is new or fell
 //!    behind, straight to its socket (yielding to the runtime every 32 writes in a room of
 //!    more than 32, split over the workers in a room of 256 or more); what a
 //!    socket does not take waits in the player's bounded queue, and a player whose queue stays
 //!    full is closed as too slow.
+//! 6. Remove the players found too slow, and those whose connection ended (found by their
+//!    write): they leave the world in the next tick's delta.
 //! 7. Every `tick_hz / spectator_hz` ticks, publish one spectator event: the diff since the
 //!    previous event, encoded once for every spectator.
 //!

@@ -98,7 +98,8 @@ pub fn keyframe(world: &NetWorld, schema: &Schema) -> Bytes {
 pub struct FanOut {
     /// The tick's keyframe, encoded once, if anyone needs it.
     pub keyframe: Option<Bytes>,
-    kicked: Vec<EntityId>,
+    /// Players to take out: kicked for being too slow, or whose session has ended.
+    gone: Vec<EntityId>,
     queued: usize,
     deepest: usize,
     messages: u64,
@@ -116,7 +117,7 @@ impl FanOut {
 
     /// Adds what a part's fan-out did.
     pub fn merge(&mut self, part: FanOut) {
-        self.kicked.extend(part.kicked);
+        self.gone.extend(part.gone);
         self.queued += part.queued;
         self.deepest = self.deepest.max(part.deepest);
         self.messages += part.messages;
@@ -164,20 +165,6 @@ impl Roster {
                 full_since: None,
             },
         );
-    }
-
-    /// Removes the players whose session has ended and returns their ids.
-    pub fn remove_departed(&mut self) -> Vec<EntityId> {
-        let gone: Vec<_> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.seat.out.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &gone {
-            self.peers.remove(id);
-        }
-        gone
     }
 
     /// Takes each player's latest input, if any, recording its `seq` as the player's ack.
@@ -299,11 +286,12 @@ impl Roster {
                     let since = *peer.full_since.get_or_insert(now);
                     if now.duration_since(since) >= self.slow_timeout {
                         peer.seat.out.kick();
-                        pass.kicked.push(*id);
+                        pass.gone.push(*id);
                     }
                 }
-                // The session ended; `remove_departed` takes it out next tick.
-                Err(PushError::Closed) => {}
+                // The session ended: found here, where its queue's lock is taken anyway, and
+                // not by a walk of its own over every player each tick.
+                Err(PushError::Closed) => pass.gone.push(*id),
             }
         }
         last.filter(|&id| {
@@ -314,16 +302,16 @@ impl Roster {
         })
     }
 
-    /// Ends a fan-out: removes the players it kicked (and returns them), and records what it
-    /// sent.
+    /// Ends a fan-out: removes the players it kicked or found departed (and returns them, to
+    /// leave the world), and records what it sent.
     pub fn finish(&mut self, pass: FanOut) -> Vec<EntityId> {
-        for id in &pass.kicked {
+        for id in &pass.gone {
             self.peers.remove(id);
         }
         self.metrics.websocket.sent_many(pass.messages, pass.bytes);
         self.metrics.outbound_queued.set(pass.queued as i64);
         self.metrics.outbound_queue_max.set(pass.deepest as i64);
-        pass.kicked
+        pass.gone
     }
 }
 

@@ -2,13 +2,14 @@
 //!
 //! Each tick, in order:
 //! 1. admit players whose hello was accepted since the last tick (welcome queued);
-//! 2. forget players whose session has ended (their removal is in this tick's delta);
-//! 3. take each player's latest move command and set its direction;
-//! 4. step the simulation;
-//! 5. quantize the world and diff it against what players hold, encoding the shared part of
+//! 2. take each player's latest move command and set its direction;
+//! 3. step the simulation;
+//! 4. quantize the world and diff it against what players hold, encoding the shared part of
 //!    the delta once;
-//! 6. write each player its delta (or a keyframe, if it joined or fell behind) straight to its
+//! 5. write each player its delta (or a keyframe, if it joined or fell behind) straight to its
 //!    socket, queueing only what the socket does not take at once (see [`super::outbox`]);
+//! 6. take out the players this found too slow or gone (their session has ended): they leave
+//!    the world, and their removal is in the next tick's delta;
 //! 7. every `tick_hz / spectator_hz` ticks (and when the last player leaves), publish one
 //!    spectator event.
 //!
@@ -16,8 +17,8 @@
 //! which keeps only the latest; frames go out from here, and a session is woken only for what
 //! its socket could not take.
 //!
-//! A room of more than [`FAN_OUT_CHUNK`] players yields to the runtime after step 3, after
-//! step 5 and every [`FAN_OUT_CHUNK`] writes of step 6, so that a worker thread busy with a
+//! A room of more than [`FAN_OUT_CHUNK`] players yields to the runtime after step 2, after
+//! step 4 and every [`FAN_OUT_CHUNK`] writes of step 5, so that a worker thread busy with a
 //! big room still answers pings and reads inputs every fraction of a millisecond; from
 //! [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
 //!
@@ -248,8 +249,8 @@ impl<G: Game> TickLoop<G> {
     #[cfg(test)]
     pub(crate) fn tick(&mut self, now: Instant) {
         let delta = self.prepare();
-        let kicked = self.roster.fan_out(&delta, &self.sent, &self.schema, now);
-        self.conclude(kicked);
+        let gone = self.roster.fan_out(&delta, &self.sent, &self.schema, now);
+        self.conclude(gone);
     }
 
     /// One tick. Its fan-out (a write per player) is done by this task at once for a small
@@ -316,8 +317,8 @@ impl<G: Game> TickLoop<G> {
         let fanned = fanning.elapsed();
         yield_if_big().await;
         let phase = Instant::now();
-        let kicked = self.roster.finish(pass);
-        self.conclude(kicked);
+        let gone = self.roster.finish(pass);
+        self.conclude(gone);
         own += phase.elapsed();
         (own, fanned)
     }
@@ -330,14 +331,10 @@ impl<G: Game> TickLoop<G> {
         self.step_and_encode()
     }
 
-    /// The players' turn: joins, departures and each player's latest input.
+    /// The players' turn: joins and each player's latest input.
     fn take_turns(&mut self) {
         while let Ok(join) = self.joins.try_recv() {
             self.admit(join);
-        }
-        for id in self.roster.remove_departed() {
-            self.game.leave(id);
-            self.metrics.players.dec();
         }
         let (game, metrics) = (&mut self.game, &self.metrics);
         self.roster.take_inputs(|id, input| {
@@ -369,10 +366,10 @@ impl<G: Game> TickLoop<G> {
         frames::binary_frame(ServerMsg::Delta(delta).encode(&self.schema))
     }
 
-    /// A tick after its fan-out: the players it found too slow leave, spectators get their
-    /// event, the tick is published.
-    fn conclude(&mut self, kicked: Vec<EntityId>) {
-        for id in kicked {
+    /// A tick after its fan-out: the players it found too slow or gone leave, spectators get
+    /// their event, the tick is published.
+    fn conclude(&mut self, gone: Vec<EntityId>) {
+        for id in gone {
             self.game.leave(id);
             self.metrics.players.dec();
         }
@@ -515,6 +512,28 @@ pub(crate) mod tests {
         tick.tick(t0 + Duration::from_secs(1));
         assert!(rx.is_kicked(), "a player full past the deadline is kicked");
         assert!(tick.game.players().is_empty());
+    }
+
+    #[test]
+    fn a_player_whose_session_ended_is_found_by_its_write_and_leaves_the_world() {
+        let mut tick = tick_loop(&Config::defaults());
+        let (gone, _) = join(&mut tick, 8);
+        let (mut stays, _) = join(&mut tick, 8);
+        let now = Instant::now();
+        tick.tick(now); // welcomes and keyframes
+        drop(gone);
+        tick.tick(now);
+        assert_eq!(tick.roster.len(), 1, "out of the roster");
+        assert_eq!(tick.game.players().len(), 1, "and out of the world");
+        assert_eq!(tick.metrics.players.get(), 1);
+        tick.tick(now);
+        assert!(matches!(next(&mut stays), (None, ServerMsg::Welcome(_))));
+        assert!(matches!(next(&mut stays), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
+        assert!(matches!(next(&mut stays), (None, ServerMsg::Delta(d)) if d.removed.is_empty()));
+        assert!(
+            matches!(next(&mut stays), (None, ServerMsg::Delta(d)) if d.tick == 3 && d.removed.len() == 1),
+            "the others see it removed in the next tick's delta"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
