@@ -30,8 +30,8 @@
 //! 3. Step the game by `1 / tick_hz` seconds.
 //! 4. Quantize, diff against the previous tick and encode the shared delta body once.
 //! 5. Write each player its delta with its own input ack, or a keyframe if it is new or fell
-//!    behind, straight to its socket (yielding to the runtime every 32 writes in a room of
-//!    more than 32, split over the workers in a room of 256 or more); what a
+//!    behind, straight to its socket (yielding to the runtime every 16 writes in a room of
+//!    more than 16, split over the workers in a room of 256 or more); what a
 //!    socket does not take waits in the player's bounded queue, and a player whose queue stays
 //!    full is closed as too slow.
 //! 6. Remove the players found too slow, and those whose connection ended (found by their

@@ -20,11 +20,12 @@ use crate::metrics::Metrics;
 use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
 use crate::room::outbox::{Outlet, PushError};
 
-/// Players written between two yields of a big room's fan-out: about a third of a millisecond
-/// of writes on this project's 2-core machine. With 128, a ping waited 1.9 ms at the median
-/// behind a room of 2 000 on one worker; with 32, 0.4 ms, for 3 % more CPU (one run each:
-/// BENCHMARKS.md, "Fan-out at the machine's floor", the chunk size).
-pub const FAN_OUT_CHUNK: usize = 32;
+/// Players written between two yields of a big room's fan-out: about a sixth of a millisecond
+/// of writes on this project's 2-core machine. Behind a room of 2 000 on one worker, a ping's
+/// round trip p99 was 10.2 ms with 128 (one run), 3.34 ms with 32, 0.73 ms with 16 and 1.73
+/// ms with 8, which also cost 7 % more CPU than 16 (medians of 3: BENCHMARKS.md, "Fan-out at
+/// the machine's floor", the chunk size).
+pub const FAN_OUT_CHUNK: usize = 16;
 
 /// The latest input of one player, written by its session and taken by the tick loop.
 ///
