@@ -197,10 +197,14 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         terminate(&child);
-        // Blocking here is deliberate: this only runs when a measurement ends abnormally.
+        // Blocking here is deliberate: this only runs when a measurement (or a test) ends
+        // without stopping its server. As `stop`, it keeps the log of a server that failed.
         let deadline = std::time::Instant::now() + STOP_PATIENCE;
         while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
+                if status.success() {
+                    let _ = std::fs::remove_file(&self.log);
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
