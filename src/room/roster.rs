@@ -181,7 +181,7 @@ impl Roster {
     /// Sends this tick's frame to every player: `delta` (a framed [`ServerMsg::Delta`]), or a
     /// keyframe of `world` for those joining or behind. Every player gets the same bytes,
     /// written straight to its socket (or queued: see [`crate::room::outbox`]). Returns the
-    /// players kicked for being too slow (already removed).
+    /// players kicked for being too slow or found gone (already removed).
     pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, schema: &Schema, now: Instant) -> Vec<EntityId> {
         let mut pass = FanOut::default();
         if self.needs_keyframe() {

@@ -323,8 +323,8 @@ impl<G: Game> TickLoop<G> {
         (own, fanned)
     }
 
-    /// A tick up to its fan-out: joins, departures, inputs, the step, the diff; returns the
-    /// delta, encoded and framed once.
+    /// A tick up to its fan-out: joins, inputs, the step, the diff; returns the delta, encoded
+    /// and framed once.
     #[cfg(test)]
     fn prepare(&mut self) -> Bytes {
         self.take_turns();
@@ -369,11 +369,19 @@ impl<G: Game> TickLoop<G> {
     /// A tick after its fan-out: the players it found too slow or gone leave, spectators get
     /// their event, the tick is published.
     fn conclude(&mut self, gone: Vec<EntityId>) {
+        let left = !gone.is_empty();
         for id in gone {
             self.game.leave(id);
             self.metrics.players.dec();
         }
         let tick = self.tick;
+        if left && self.roster.is_empty() {
+            // The world of this tick was taken before its fan-out found them gone, and the room
+            // now pauses: no next tick will show them leaving. Nobody holds this tick's delta
+            // as a base any more (a newcomer starts from a keyframe), so take it again.
+            self.game.entities(self.next.reset(tick));
+            std::mem::swap(&mut self.sent, &mut self.next);
+        }
         // The last player gone, the room pauses: publish now what spectators have not seen.
         if tick % self.spectator_every == 0 || self.roster.is_empty() {
             // Diffing against the last event's world merges the ticks in between. Nothing
@@ -398,7 +406,8 @@ impl<G: Game> TickLoop<G> {
             player_id: id,
             ..self.welcome.clone()
         });
-        // A fresh queue has room; if the session is already gone, the next tick removes it.
+        // A fresh queue has room; if the session is already gone, this tick's fan-out finds it
+        // closed and removes it.
         let welcome = frames::binary_frame(welcome.encode(&self.schema));
         let len = welcome.len();
         if join.seat.out.push(None, &welcome).is_ok() {
@@ -512,6 +521,23 @@ pub(crate) mod tests {
         tick.tick(t0 + Duration::from_secs(1));
         assert!(rx.is_kicked(), "a player full past the deadline is kicked");
         assert!(tick.game.players().is_empty());
+    }
+
+    #[test]
+    fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pauses() {
+        let mut tick = tick_loop(&Config::defaults());
+        let alone = tick.sent.entities().len();
+        let (gone, _) = join(&mut tick, 8);
+        tick.tick(Instant::now());
+        assert_eq!(tick.sent.entities().len(), alone + 1, "in the world");
+        drop(gone);
+        tick.tick(Instant::now());
+        assert!(tick.roster.is_empty());
+        assert_eq!(
+            tick.spectated.entities().len(),
+            alone,
+            "the last event before the pause shows it left"
+        );
     }
 
     #[test]
