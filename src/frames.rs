@@ -33,25 +33,31 @@ pub(crate) const ACK_FRAME_MAX: usize = 8;
 pub(crate) fn ack_frame(seq: u32, out: &mut [u8; ACK_FRAME_MAX]) -> usize {
     // PROTOCOL.md: tag 4, then `seq` as a varint; a payload under 126 bytes has a 2-byte header.
     out[2] = 4;
-    let len = match seq {
-        0..251 => {
-            out[3] = seq as u8;
-            2
-        }
+    match seq {
+        0..251 => out[3] = seq as u8,
         251..=0xffff => {
             out[3] = 0xfb;
             out[4..6].copy_from_slice(&(seq as u16).to_le_bytes());
-            4
         }
         _ => {
             out[3] = 0xfc;
             out[4..8].copy_from_slice(&seq.to_le_bytes());
-            6
         }
-    };
+    }
+    let len = ack_frame_len(seq);
     out[0] = 0x82; // FIN, binary
-    out[1] = len as u8;
-    2 + len
+    out[1] = (len - 2) as u8;
+    len
+}
+
+/// The length of [`ack_frame`]'s frame for `seq`, without writing it (for the byte counts).
+pub(crate) fn ack_frame_len(seq: u32) -> usize {
+    // Header, tag, then the varint: one byte, or a marker and a u16 or a u32.
+    match seq {
+        0..251 => 4,
+        251..=0xffff => 6,
+        _ => 8,
+    }
 }
 
 /// A ping frame carrying `payload` (at most 125 bytes).
@@ -362,6 +368,7 @@ pub(crate) mod tests {
         for seq in [0, 1, 250, 251, 300, 0xffff, 0x1_0000, u32::MAX] {
             let mut out = [0u8; ACK_FRAME_MAX];
             let len = ack_frame(seq, &mut out);
+            assert_eq!(len, ack_frame_len(seq), "seq {seq}");
             let encoded = crate::protocol::ServerMsg::Ack(crate::protocol::Ack { seq }).encode(&schema);
             assert_eq!(&out[..len], &binary_frame(encoded)[..], "seq {seq}");
         }

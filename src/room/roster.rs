@@ -268,8 +268,7 @@ impl Roster {
             pass.deepest = pass.deepest.max(depth);
             match pushed {
                 Ok(_) => {
-                    let mut ack_frame = [0u8; frames::ACK_FRAME_MAX];
-                    let ack_len = ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack_frame));
+                    let ack_len = ack.map_or(0, frames::ack_frame_len);
                     pass.messages += 1 + u64::from(ack.is_some());
                     pass.bytes += (ack_len + frame_len) as u64;
                     peer.ack_sent = peer.ack;
