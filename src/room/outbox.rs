@@ -519,7 +519,7 @@ mod tests {
         out.push(None, &frame(7)).unwrap();
         tokio::task::yield_now().await;
         drop(out);
-        let (first, second) = waiter.await.unwrap();
+        let (first, second) = woken(waiter).await;
         assert!(matches!(&first, Next::Frame(f) if f.frame[0] == 7), "{first:?}");
         assert!(matches!(second, Next::RoomGone), "{second:?}");
     }
@@ -530,7 +530,7 @@ mod tests {
         let waiter = tokio::spawn(async move { inbox.next().await });
         tokio::task::yield_now().await;
         out.kick();
-        assert!(matches!(waiter.await.unwrap(), Next::Kicked));
+        assert!(matches!(woken(waiter).await, Next::Kicked));
 
         let (out, inbox) = outbox(2, None);
         let stuck = tokio::spawn(async move { inbox.kicked().await });
@@ -539,7 +539,15 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!stuck.is_finished(), "a frame is not a kick");
         out.kick();
-        stuck.await.unwrap();
+        woken(stuck).await;
+    }
+
+    /// What a waiting task returned once woken; a lost wake-up fails here instead of hanging.
+    async fn woken<T>(task: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the waiting task was woken")
+            .unwrap()
     }
 
     /// A loopback pair: our end's write half (as the server holds it) and the peer's stream.
