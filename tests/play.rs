@@ -330,18 +330,9 @@ async fn input_to_screen_with_and_without_prediction() {
                 u8::from(predict)
             );
             let figures = play_with_keys(&browser, &url, 20).await;
-            let mut ms: Vec<f64> = figures["measures"]["keyToScreen"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["ms"].as_f64().unwrap())
-                .collect();
-            let mut frames: Vec<u64> = figures["measures"]["keyToScreen"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["frames"].as_u64().unwrap())
-                .collect();
+            let points = figures["measures"]["keyToScreen"].as_array().unwrap();
+            let mut ms: Vec<f64> = points.iter().map(|p| p["ms"].as_f64().unwrap()).collect();
+            let mut frames: Vec<u64> = points.iter().map(|p| p["frames"].as_u64().unwrap()).collect();
             ms.sort_by(f64::total_cmp);
             frames.sort_unstable();
             let at = |q: f64| ((ms.len() - 1) as f64 * q).round() as usize;
