@@ -74,9 +74,23 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         step.bytes_per_player_per_sec > 0.0 && step.mean_frame_bytes > 0.0,
         "{report}"
     );
-    assert!(
-        step.tick_work_p50_us.is_some() && step.fanout_floor.is_some(),
+    let floor = step.fanout_floor.expect("the fan-out floor was measured");
+    assert!(step.tick_work_p50_us.is_some(), "{report}");
+    // The floor writes what a player-tick's one write carried: the tick's frame with any ack,
+    // more than the mean message (the bots' moves every 100 ms make an ack every third tick,
+    // a message of a few bytes that pulls the mean down).
+    assert_eq!(
+        floor.frame_bytes,
+        step.bytes_per_player_tick.round() as usize,
         "{report}"
+    );
+    assert!(step.bytes_per_player_tick > step.mean_frame_bytes, "{report}");
+    // Each bot received about that: less the frames' headers (it counts payload), and the
+    // probe's 40 pongs a second.
+    let received = step.bytes_per_player_per_sec / step.ticks_per_sec;
+    assert!(
+        (received..received * 1.2).contains(&step.bytes_per_player_tick),
+        "received {received} B per tick: {report}"
     );
     assert_eq!(step.desyncs, 0);
     let text = report.to_string();

@@ -9,8 +9,8 @@
 //!    [`LoadConfig::settle`], then measure a window of [`LoadConfig::window`]: the server's CPU
 //!    (`/proc/<pid>/stat`) and `/metrics` at both ends, memory at the end, and the bots' RTTs,
 //!    bytes and deltas of exactly the seconds in the window.
-//! 3. Stop that server (SIGTERM), then measure the fan-out floor at N with the mean frame size
-//!    the server sent, on the now quiet machine.
+//! 3. Stop that server (SIGTERM), then measure the fan-out floor at N, writing what the server
+//!    wrote per player-tick, on the now quiet machine.
 //! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
 //!    bots that could not connect, or a server that died.
 //!
@@ -155,9 +155,11 @@ pub async fn run(
             break;
         };
         step.rtt_p50_vs_tcp = ratio(step.rtt_us.p50 as f64, floors.tcp_rtt_us.p50 as f64);
-        if step.mean_frame_bytes > 0.0 && !stop.is_cancelled() {
+        if step.bytes_per_player_tick > 0.0 && !stop.is_cancelled() {
             log(&format!("{name}: fan-out floor"));
-            let frame = framed_size(step.mean_frame_bytes.round() as usize);
+            // What the server wrote per player-tick (acks and pongs included, as framed): a
+            // player-tick's one write, not the mean message, which the few-byte acks pull down.
+            let frame = step.bytes_per_player_tick.round() as usize;
             let floor = floors::fanout(players, frame, config.tick_hz, config.fanout_window)
                 .await
                 .map_err(io("fan-out floor"))?;
@@ -523,7 +525,12 @@ async fn run_step(
         log(&format!("stopping the server: {err}"));
     }
 
-    let mut step = compute(config, (rooms, per_room), idle, &first, &last, &bots);
+    let served = Served {
+        rooms,
+        per_room,
+        probes: probes.len(),
+    };
+    let mut step = compute(config, served, idle, &first, &last, &bots);
     step.desyncs = report.desyncs;
     let mut probed = Vec::new();
     for probe in probes {
@@ -549,10 +556,22 @@ async fn sample(server: &ServerProcess) -> Result<Sample, LoadError> {
     })
 }
 
+/// Who a step's server wrote to: `rooms` rooms of `per_room` bots, and the ping probes.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    rooms: usize,
+    per_room: usize,
+    probes: usize,
+}
+
 /// The step's figures from the samples at both ends of the window.
 fn compute(
     config: &LoadConfig,
-    (rooms, per_room): (usize, usize),
+    Served {
+        rooms,
+        per_room,
+        probes,
+    }: Served,
     idle: Memory,
     first: &Sample,
     last: &Sample,
@@ -577,6 +596,9 @@ fn compute(
     let window = config.window.as_secs().max(1) as f64;
     let per_player = |total: u64| total as f64 / players as f64 / window;
     let grown = last.memory.rss_kib.saturating_sub(idle.rss_kib) as f64;
+    // Every room ticks `ticks / rooms` times, each tick serving its players: the bots, and the
+    // probes in the first room.
+    let player_ticks = ticks / rooms as f64 * (players + probes) as f64;
     Step {
         players,
         rooms,
@@ -591,8 +613,7 @@ fn compute(
         fan_out_p50_us: fan_out.quantile(0.5).map(|s| s * 1e6),
         fan_out_p99_us: fan_out.quantile(0.99).map(|s| s * 1e6),
         server_cpu_per_sec: server_cpu / secs,
-        // Each tick of a room serves its `per_room` players.
-        us_per_player_tick: ratio(server_cpu * 1e6, per_room as f64 * ticks),
+        us_per_player_tick: ratio(server_cpu * 1e6, player_ticks),
         idle_rss_kib: idle.rss_kib,
         rss_kib: last.memory.rss_kib,
         peak_rss_kib: last.memory.peak_kib,
@@ -602,6 +623,7 @@ fn compute(
         bytes_per_player_per_sec: per_player(bots.bytes),
         deltas_per_player_per_sec: per_player(bots.deltas),
         mean_frame_bytes: ratio(ws_bytes, ws_messages),
+        bytes_per_player_tick: ratio(ws_bytes, player_ticks),
         bots_cpu_per_sec: own_cpu / secs,
         ..Step::unmeasured(players, String::new())
     }
@@ -630,16 +652,6 @@ fn verdict(config: &LoadConfig, step: &Step, died: Option<String>) -> Option<Str
         ));
     }
     None
-}
-
-/// A WebSocket message's size on the wire: the payload and the server's frame header.
-fn framed_size(payload: usize) -> usize {
-    payload
-        + match payload {
-            0..=125 => 2,
-            126..=65535 => 4,
-            _ => 10,
-        }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

@@ -73,7 +73,7 @@ pub struct Step {
     pub fan_out_p99_us: Option<f64>,
     /// Server CPU seconds per second of wall time (2.0 is both cores).
     pub server_cpu_per_sec: f64,
-    /// Server CPU microseconds per player per tick.
+    /// Server CPU microseconds per player per tick (the bots and the probes are the players).
     pub us_per_player_tick: f64,
     /// Server resident memory before any bot, KiB.
     pub idle_rss_kib: u64,
@@ -101,15 +101,19 @@ pub struct Step {
     pub bytes_per_player_per_sec: f64,
     /// Deltas each bot applied per second.
     pub deltas_per_player_per_sec: f64,
-    /// Mean WebSocket message the server sent, payload bytes.
+    /// Mean WebSocket message the server sent, bytes as framed (its tick frames, and the
+    /// few-byte acks and pongs between them).
     pub mean_frame_bytes: f64,
+    /// WebSocket bytes the server sent per player-tick, as framed: what one player-tick's
+    /// write carries (the tick's frame and any ack with it), and the fan-out floor's write.
+    pub bytes_per_player_tick: f64,
     /// CPU seconds per second of this process: the bots' own load on the same cores.
     pub bots_cpu_per_sec: f64,
     /// Desyncs the bots saw in the whole step.
     pub desyncs: u64,
     /// Ping RTT p50 over the raw TCP echo p50.
     pub rtt_p50_vs_tcp: f64,
-    /// The fan-out floor at this player count and frame size.
+    /// The fan-out floor at this player count, writing [`Step::bytes_per_player_tick`].
     pub fanout_floor: Option<FanoutFloor>,
     /// Server µs per player-tick over the fan-out floor's µs per write.
     pub cpu_vs_fanout: Option<f64>,
@@ -147,6 +151,7 @@ impl Step {
             bytes_per_player_per_sec: 0.0,
             deltas_per_player_per_sec: 0.0,
             mean_frame_bytes: 0.0,
+            bytes_per_player_tick: 0.0,
             bots_cpu_per_sec: 0.0,
             desyncs: 0,
             rtt_p50_vs_tcp: 0.0,
@@ -296,7 +301,8 @@ impl fmt::Display for LoadReport {
             "notes: tick work (the tick loop's own work) and fan-out (the wall time of its writes to the players) \
              quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
              utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
-             the player-ticks of all rooms; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
+             the player-ticks of all rooms (the bots' and the probes'); the fan-out floor writes the WebSocket bytes \
+             the server sent per player-tick; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
              KiB/s/pl is WebSocket payload the bots received; probe: one more player pinging every 25 ms from a thread of \
              its own (the bots' RTTs include their own queueing; pinned, it runs on the server's CPU, leaving the bots' \
              scheduling out); {} (bots CPU, s/s).",
