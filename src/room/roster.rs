@@ -18,7 +18,7 @@ use crate::delta::NetWorld;
 use crate::frames;
 use crate::metrics::Metrics;
 use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
-use crate::room::outbox::{Outlet, PushError};
+use crate::room::outbox::{self, Outlet, PushError};
 
 /// Players written between two yields of a big room's fan-out: about a sixth of a millisecond
 /// of writes on this project's 2-core machine. Behind a room of 2 000 on one worker, a ping's
@@ -26,6 +26,7 @@ use crate::room::outbox::{Outlet, PushError};
 /// ms with 8, which also cost 7 % more CPU than 16 (medians of 3: BENCHMARKS.md, "Fan-out at
 /// the machine's floor", the chunk size).
 pub const FAN_OUT_CHUNK: usize = 16;
+const _: () = assert!(FAN_OUT_CHUNK <= outbox::WARM_MAX, "a chunk is warmed whole");
 
 /// The latest input of one player, written by its session and taken by the tick loop.
 ///
@@ -222,7 +223,10 @@ impl Roster {
     /// Sends this tick's frame to every player of this roster, as [`Roster::fan_out`] does, with
     /// the keyframe (if anyone needs one) in `pass` already; what it did is added to `pass`.
     pub fn fan_out_pass(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant) {
-        self.fan_out_some(pass, delta, now, None, usize::MAX);
+        let mut after = None;
+        while let Some(last) = self.fan_out_chunk(pass, delta, now, after) {
+            after = Some(last);
+        }
     }
 
     /// [`Roster::fan_out_pass`], yielding to the runtime after every [`FAN_OUT_CHUNK`] players:
@@ -230,25 +234,27 @@ impl Roster {
     /// every millisecond or so, instead of once the whole room is written.
     pub async fn fan_out_yielding(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant) {
         let mut after = None;
-        while let Some(last) = self.fan_out_some(pass, delta, now, after, FAN_OUT_CHUNK) {
+        while let Some(last) = self.fan_out_chunk(pass, delta, now, after) {
             after = Some(last);
             tokio::task::yield_now().await;
         }
     }
 
-    /// The fan-out to at most `limit` players, those after `after` (from the first with
-    /// `None`), in id order. Returns the last one it reached if any are left.
-    fn fan_out_some(
+    /// The fan-out to the [`FAN_OUT_CHUNK`] players after `after` (from the first with `None`),
+    /// in id order, the way to each one's socket read for all of them first
+    /// ([`outbox::warm`]). Returns the last one it reached if any are left.
+    fn fan_out_chunk(
         &mut self,
         pass: &mut FanOut,
         delta: &Bytes,
         now: Instant,
         after: Option<EntityId>,
-        limit: usize,
     ) -> Option<EntityId> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let chunk = || self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
+        outbox::warm(chunk().map(|(_, p)| &p.seat.out));
         let mut last = None;
-        for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(limit) {
+        for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(FAN_OUT_CHUNK) {
             last = Some(*id);
             let frame = match (peer.sync, &pass.keyframe) {
                 (Sync::Synced, _) => delta,
@@ -319,6 +325,40 @@ impl Roster {
 mod tests {
     use super::*;
     use crate::protocol::InputValues;
+
+    #[tokio::test]
+    async fn a_fan_out_over_many_chunks_writes_every_socket_once_a_tick() {
+        use tokio::io::AsyncReadExt;
+        let mut roster = Roster::new(Duration::from_secs(1), Arc::new(Metrics::new()));
+        let mut peers = Vec::new();
+        for id in 0..2 * outbox::WARM_MAX as u32 + 3 {
+            let (socket, read, peer) = outbox::loopback_pair().await;
+            let (out, inbox) = outbox::outbox(4, Some(socket));
+            let input = Arc::new(InputSlot::default());
+            roster.insert(id, Seat { input, out });
+            peers.push((peer, read, inbox));
+        }
+        let (keyframe, delta) = (Bytes::from_static(&[0x82, 1, 7]), Bytes::from_static(&[0x82, 2, 8, 9]));
+        let now = Instant::now();
+        // Everyone joined: the keyframe, then the delta.
+        let mut pass = FanOut::with_keyframe(Some(keyframe));
+        roster.fan_out_pass(&mut pass, &delta, now);
+        assert!(roster.finish(pass).is_empty());
+        let mut pass = FanOut::default();
+        roster.fan_out_pass(&mut pass, &delta, now);
+        assert!(roster.finish(pass).is_empty());
+        for (mut peer, _read, mut inbox) in peers {
+            assert!(inbox.try_next().is_none(), "written straight to the socket");
+            let mut got = [0; 7];
+            peer.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, [0x82, 1, 7, 0x82, 2, 8, 9]);
+            let more = peer.try_read(&mut [0; 1]);
+            assert!(
+                matches!(&more, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                "{more:?}"
+            );
+        }
+    }
 
     #[test]
     fn input_slot_keeps_only_the_latest_input() {
