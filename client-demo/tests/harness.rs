@@ -86,10 +86,11 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
     );
     assert!(step.bytes_per_player_tick > step.mean_frame_bytes, "{report}");
     // Each bot received about that: less the frames' headers (it counts payload), and the
-    // probe's 40 pongs a second.
+    // probe's 40 pongs a second (about 10 % more in all, at N = 10). The mean message, the
+    // floor's size before, was about 0.75 of it.
     let received = step.bytes_per_player_per_sec / step.ticks_per_sec;
     assert!(
-        (received..received * 1.2).contains(&step.bytes_per_player_tick),
+        (received * 0.95..received * 1.3).contains(&step.bytes_per_player_tick),
         "received {received} B per tick: {report}"
     );
     assert_eq!(step.desyncs, 0);

@@ -331,7 +331,7 @@ mod tests {
         use tokio::io::AsyncReadExt;
         let mut roster = Roster::new(Duration::from_secs(1), Arc::new(Metrics::new()));
         let mut peers = Vec::new();
-        for id in 0..2 * outbox::WARM_MAX as u32 + 3 {
+        for id in 0..2 * FAN_OUT_CHUNK as u32 + 3 {
             let (socket, read, peer) = outbox::loopback_pair().await;
             let (out, inbox) = outbox::outbox(4, Some(socket));
             let input = Arc::new(InputSlot::default());
@@ -350,7 +350,8 @@ mod tests {
         for (mut peer, _read, mut inbox) in peers {
             assert!(inbox.try_next().is_none(), "written straight to the socket");
             let mut got = [0; 7];
-            peer.read_exact(&mut got).await.unwrap();
+            let read = tokio::time::timeout(Duration::from_secs(5), peer.read_exact(&mut got));
+            read.await.expect("a player was not written").unwrap();
             assert_eq!(got, [0x82, 1, 7, 0x82, 2, 8, 9]);
             let more = peer.try_read(&mut [0; 1]);
             assert!(

@@ -105,7 +105,8 @@ pub struct Step {
     /// few-byte acks and pongs between them).
     pub mean_frame_bytes: f64,
     /// WebSocket bytes the server sent per player-tick, as framed: what one player-tick's
-    /// write carries (the tick's frame and any ack with it), and the fan-out floor's write.
+    /// write carries (the tick's frame and any ack with it), with a share of the pongs (their
+    /// own writes); the fan-out floor's write.
     pub bytes_per_player_tick: f64,
     /// CPU seconds per second of this process: the bots' own load on the same cores.
     pub bots_cpu_per_sec: f64,
