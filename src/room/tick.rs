@@ -7,7 +7,9 @@
 //! 4. quantize the world and diff it against what players hold, encoding the shared part of
 //!    the delta once;
 //! 5. write each player its delta (or a keyframe, if it joined or fell behind) straight to its
-//!    socket, queueing only what the socket does not take at once (see [`super::outbox`]);
+//!    socket, queueing only what the socket does not take at once (see [`super::outbox`]),
+//!    [`FAN_OUT_CHUNK`] players at a time, the way to each one's socket read for the whole
+//!    chunk before its writes ([`super::outbox::warm`]);
 //! 6. take out the players this found too slow or gone (their session has ended): they leave
 //!    the world, and their removal is in the next tick's delta;
 //! 7. every `tick_hz / spectator_hz` ticks (and when the last player leaves), publish one
