@@ -367,7 +367,11 @@ impl Traffic {
 
     fn register(self, registry: &mut Registry) {
         registry.register("messages_sent", "Messages sent, by transport", self.messages_sent);
-        registry.register("bytes_sent", "Payload bytes sent, by transport", self.bytes_sent);
+        registry.register(
+            "bytes_sent",
+            "Bytes sent as each transport frames them (WebSocket frames with their headers, SSE events with their field names, response bodies), by transport",
+            self.bytes_sent,
+        );
         registry.register(
             "messages_received",
             "Messages received, by transport",
