@@ -4,14 +4,14 @@
 //!
 //! A player who keeps up costs one non-blocking `send` per tick, from the tick loop (a
 //! `sendmsg` with its ack when it has one), and nothing allocated: no queue entry, no wake-up
-//! of its session, no poll. That is what the fan-out floor does, and most of what a tick cost before was the
-//! wake and poll of every player's task between the tick and the kernel. When the socket
-//! would block, or the session is already writing a backlog, the frame is queued and the
-//! session woken once; it drains the queue with ordinary async writes (the slow path, with the
-//! write timeout) and hands the socket back to the direct path when the queue is empty. Frames
-//! never interleave: a direct write happens only when nothing is queued and the session is not
-//! writing, under the queue's lock, and the rest of a frame a direct write could not finish is
-//! queued first, as raw bytes.
+//! of its session, no poll. That is what the fan-out floor does, and most of what a tick cost
+//! before was the wake and poll of every player's task between the tick and the kernel. When
+//! the socket would block, or the session is already writing a backlog, the frame is queued
+//! and the session woken once; it drains the queue with ordinary async writes (the slow path,
+//! with the write timeout) and hands the socket back to the direct path when the queue is
+//! empty. Frames never interleave: a direct write happens only when nothing is queued and the
+//! session is not writing, under the queue's lock, and the rest of a frame a direct write
+//! could not finish is queued first, as raw bytes.
 //!
 //! The session's own frames (pongs, heartbeat pings) take the same path ([`Inbox::send`]). The
 //! queue holds at most `capacity` tick frames (the overflow policy is the fan-out's: see
@@ -379,17 +379,7 @@ impl Inbox {
     /// finds the queue empty, so call it again once the frame is written. Cancel-safe: a frame
     /// is only taken when this returns it.
     pub async fn next(&mut self) -> Next {
-        poll_fn(|cx| {
-            let mut state = self.0.lock();
-            match state.next() {
-                Some(next) => Poll::Ready(next),
-                None => {
-                    state.wait(cx);
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        self.until(State::next).await
     }
 
     /// What to do next, if anything, without waiting.
@@ -414,13 +404,21 @@ impl Inbox {
 
     /// Waits until the tick loop kicks the player (for a session stuck writing a backlog).
     pub async fn kicked(&self) {
+        self.until(|state| state.kicked.then_some(())).await
+    }
+
+    /// Waits until `ready` finds what it looks for in the state (under the lock), storing the
+    /// session's waker each time it does not.
+    async fn until<T>(&self, mut ready: impl FnMut(&mut State) -> Option<T>) -> T {
         poll_fn(|cx| {
             let mut state = self.0.lock();
-            if state.kicked {
-                return Poll::Ready(());
+            match ready(&mut state) {
+                Some(found) => Poll::Ready(found),
+                None => {
+                    state.wait(cx);
+                    Poll::Pending
+                }
             }
-            state.wait(cx);
-            Poll::Pending
         })
         .await
     }
