@@ -93,10 +93,21 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         (received * 0.95..received * 1.3).contains(&step.bytes_per_player_tick),
         "received {received} B per tick: {report}"
     );
+    // The serving floor wrote the same and took the bots' traffic: a move every 100 ms and a
+    // ping every 500 ms are 0.4 messages per player-tick at 30 Hz, each ping answered.
+    let serving = step.serving_floor.expect("the serving floor was measured");
+    assert_eq!(serving.frame_bytes, floor.frame_bytes, "{report}");
+    let messages = serving.messages as f64 / serving.writes as f64;
+    assert!(
+        (0.25..0.6).contains(&messages),
+        "{messages} messages per player-tick: {report}"
+    );
+    assert!(serving.pongs > 0 && serving.pongs < serving.messages, "{report}");
+    assert!(step.cpu_vs_serving.is_some_and(|r| r > 0.0), "{report}");
     assert_eq!(step.desyncs, 0);
     let text = report.to_string();
     assert!(
-        text.contains("ratios to the floors") && text.contains("bucket-resolution"),
+        text.contains("ratios to the floors") && text.contains("serving:") && text.contains("bucket-resolution"),
         "{text}"
     );
     assert!(report.to_json().starts_with('{'));

@@ -10,8 +10,15 @@
 //!   writes: the syscall, the kernel's TCP send and, on loopback, the receive side's softirq
 //!   work, which Linux does in the sender's context (as it does for the server's writes).
 //!   Measuring one thread, rather than a child process, keeps the readers' CPU out of it.
+//! - **Serving**: the fan-out floor with the players' side of the workload added. The other
+//!   ends also send what the load's bots send (a move every 100 ms, a ping every 500 ms), and
+//!   the one thread waits on epoll between ticks, reads each message as it comes and answers
+//!   each ping at once. It uses mio, which is tokio's reactor without the runtime, so nothing
+//!   of ours or of a runtime sits above the system calls: what the workload costs a server
+//!   on epoll before it does anything of its own (the reads, the waits and the pongs are the
+//!   players', as the writes are). Its cost is that thread's CPU time per frame written.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +29,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::time;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::measure::procinfo;
@@ -48,6 +56,52 @@ pub struct FanoutFloor {
     pub cpu_secs: f64,
     /// CPU microseconds per write: the floor of one player's share of a tick.
     pub us_per_write: f64,
+}
+
+/// What each player sends in the serving floor: a move every `move_every` and a ping every
+/// `ping_every`, each [`MESSAGE_BYTES`] long.
+#[derive(Debug, Clone, Copy)]
+pub struct Traffic {
+    /// Time between a player's moves.
+    pub move_every: Duration,
+    /// Time between a player's pings.
+    pub ping_every: Duration,
+}
+
+/// Length of a player's message in the serving floor: about a bot's move or ping as it frames
+/// it (a masked frame: 6 bytes of header, then a few of payload).
+pub const MESSAGE_BYTES: usize = 16;
+
+/// The first byte of a move, a ping and a pong in the serving floor (every byte of each).
+const MOVE: u8 = b'm';
+const PING: u8 = b'p';
+const PONG: u8 = b'q';
+
+/// What one serving floor run measured.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServingFloor {
+    /// Players (sockets) served.
+    pub sockets: usize,
+    /// Bytes per tick's write to each player.
+    pub frame_bytes: usize,
+    /// Tick writes that went through: the player-ticks.
+    pub writes: u64,
+    /// Tick writes refused because the socket's buffer was full.
+    pub would_block: u64,
+    /// Messages read from the players.
+    pub messages: u64,
+    /// Calls that read them (a call takes all that has arrived, so several messages at
+    /// times).
+    pub reads: u64,
+    /// Pongs written, one per ping read.
+    pub pongs: u64,
+    /// Waits on epoll (each returns the sockets that had something to read).
+    pub polls: u64,
+    /// CPU time of the serving thread, in seconds.
+    pub cpu_secs: f64,
+    /// CPU microseconds per tick's write: the floor of a player-tick with its share of the
+    /// players' traffic.
+    pub us_per_player_tick: f64,
 }
 
 /// RTT of `rounds` 32-byte echoes over a plain loopback TCP connection.
@@ -189,35 +243,16 @@ pub async fn fanout_with(
     hz: u32,
     duration: Duration,
 ) -> io::Result<Vec<FanoutFloor>> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (writers, mut readers) = connect_pairs(&listener, addr, sockets).await?;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut drains = JoinSet::new();
-    for mut reader in readers.drain(..) {
-        let done = done.clone();
-        drains.spawn(async move {
-            let mut buf = vec![0; 64 * 1024];
-            // Until the writer closes its end (EOF) or fails.
-            while !done.load(Ordering::Relaxed) && matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
-        });
-    }
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
     let calls = calls.to_vec();
-    let writer = std::thread::spawn(move || {
-        let mut writers = writers;
+    let runs = on_own_thread(sockets, None, move |mut writers| {
         calls
             .into_iter()
             .map(|call| write_ticks(&mut writers, call, &frame, period, duration))
             .collect::<io::Result<Vec<_>>>()
-    });
-    let joined = tokio::task::spawn_blocking(move || writer.join()).await;
-    done.store(true, Ordering::Relaxed);
-    drains.shutdown().await;
-    let runs = joined
-        .map_err(io::Error::other)?
-        .map_err(|_| io::Error::other("the writer thread panicked"))??;
+    })
+    .await?;
     Ok(runs
         .into_iter()
         .map(|(writes, would_block, cpu)| {
@@ -228,14 +263,103 @@ pub async fn fanout_with(
                 writes,
                 would_block,
                 cpu_secs,
-                us_per_write: if writes > 0 {
-                    cpu_secs * 1e6 / writes as f64
-                } else {
-                    0.0
-                },
+                us_per_write: per_write(cpu_secs, writes),
             }
         })
         .collect())
+}
+
+/// The serving floor: the fan-out floor's writes of a `frame_bytes` frame to `sockets`
+/// players `hz` times a second, for `duration`, from a thread that also reads what the
+/// players send (`traffic`) and answers their pings, as a server must.
+pub async fn serving(
+    sockets: usize,
+    frame_bytes: usize,
+    hz: u32,
+    duration: Duration,
+    traffic: Traffic,
+) -> io::Result<ServingFloor> {
+    let frame = vec![0x82; frame_bytes];
+    let period = Duration::from_secs(1) / hz.max(1);
+    let mut floor = on_own_thread(sockets, Some(traffic), move |players| {
+        serve_ticks(players, &frame, period, duration)
+    })
+    .await?;
+    floor.frame_bytes = frame_bytes;
+    floor.us_per_player_tick = per_write(floor.cpu_secs, floor.writes);
+    Ok(floor)
+}
+
+/// CPU microseconds per write.
+fn per_write(cpu_secs: f64, writes: u64) -> f64 {
+    if writes > 0 {
+        cpu_secs * 1e6 / writes as f64
+    } else {
+        0.0
+    }
+}
+
+/// Connects `sockets` loopback pairs and runs `serve` on a thread of its own with the accepted
+/// ends, while tasks here read everything sent to the other ends (and, with `traffic`, send
+/// it); returns what `serve` returned.
+async fn on_own_thread<T, F>(sockets: usize, traffic: Option<Traffic>, serve: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Vec<std::net::TcpStream>) -> io::Result<T> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (accepted, others) = connect_pairs(&listener, addr, sockets).await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut ends = spawn_ends(others, &done, traffic);
+    let thread = std::thread::spawn(move || serve(accepted));
+    let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+    done.store(true, Ordering::Relaxed);
+    ends.shutdown().await;
+    joined
+        .map_err(io::Error::other)?
+        .map_err(|_| io::Error::other("the serving thread panicked"))?
+}
+
+/// The players' ends: each reads all it is sent until the run is over (EOF, an error, or
+/// `done` after a read) and, with `traffic`, sends its moves and pings meanwhile, the players'
+/// phases spread evenly over each period, as bots started over a ramp are.
+fn spawn_ends(others: Vec<TcpStream>, done: &Arc<AtomicBool>, traffic: Option<Traffic>) -> JoinSet<()> {
+    let count = others.len().max(1);
+    let mut ends = JoinSet::new();
+    for (i, other) in others.into_iter().enumerate() {
+        let done = done.clone();
+        ends.spawn(async move {
+            let (mut read, mut write) = other.into_split();
+            let drain = async {
+                let mut buf = vec![0; 64 * 1024];
+                while !done.load(Ordering::Relaxed) && matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let talk = async {
+                let Some(traffic) = traffic else {
+                    return std::future::pending().await;
+                };
+                let start = time::Instant::now();
+                let first = |every: Duration| start + every.mul_f64(i as f64 / count as f64);
+                let mut moves = time::interval_at(first(traffic.move_every), traffic.move_every);
+                let mut pings = time::interval_at(first(traffic.ping_every), traffic.ping_every);
+                loop {
+                    let kind = tokio::select! {
+                        _ = moves.tick() => MOVE,
+                        _ = pings.tick() => PING,
+                    };
+                    if write.write_all(&[kind; MESSAGE_BYTES]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                () = drain => {}
+                () = talk => {}
+            }
+        });
+    }
+    ends
 }
 
 /// `n` connected pairs: the accepted ends as non-blocking std sockets (for the writer thread)
@@ -287,6 +411,98 @@ fn write_ticks(
     Ok((writes, would_block, cpu))
 }
 
+/// One player of the serving floor: its socket, and how far into a message its last read
+/// ended.
+struct Player {
+    socket: mio::net::TcpStream,
+    partial: usize,
+}
+
+impl Player {
+    /// Reads what has arrived, counts the messages and answers each ping with a pong at once.
+    fn read(&mut self, buf: &mut [u8], floor: &mut ServingFloor) -> io::Result<()> {
+        loop {
+            let n = match self.socket.read(buf) {
+                // The other end is gone (the run is over): nothing more to read.
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            floor.reads += 1;
+            // The messages that start in this read.
+            let mut at = (MESSAGE_BYTES - self.partial) % MESSAGE_BYTES;
+            while at < n {
+                floor.messages += 1;
+                if buf[at] == PING {
+                    match self.socket.write(&[PONG; MESSAGE_BYTES]) {
+                        Ok(_) => floor.pongs += 1,
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+                at += MESSAGE_BYTES;
+            }
+            self.partial = (self.partial + n) % MESSAGE_BYTES;
+            // A read that did not fill the buffer emptied the socket, as tokio assumes on
+            // epoll too: no second call to hear that there is nothing left.
+            if n < buf.len() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The serving thread: each tick, one write to each player; until the next, waits on epoll
+/// and reads (and answers) what the players send. Returns what it counted and its CPU time.
+fn serve_ticks(
+    sockets: Vec<std::net::TcpStream>,
+    frame: &[u8],
+    period: Duration,
+    duration: Duration,
+) -> io::Result<ServingFloor> {
+    let mut poll = mio::Poll::new()?;
+    let mut players = Vec::with_capacity(sockets.len());
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let mut socket = mio::net::TcpStream::from_std(socket);
+        poll.registry()
+            .register(&mut socket, mio::Token(i), mio::Interest::READABLE)?;
+        players.push(Player { socket, partial: 0 });
+    }
+    let mut floor = ServingFloor {
+        sockets: players.len(),
+        ..ServingFloor::default()
+    };
+    let mut events = mio::Events::with_capacity(1024);
+    let mut buf = [0; 4096];
+    let cpu_before = procinfo::thread_cpu_time()?;
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < duration {
+        for player in &mut players {
+            match player.socket.write(frame) {
+                Ok(_) => floor.writes += 1,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => floor.would_block += 1,
+                Err(err) => return Err(err),
+            }
+        }
+        next += period;
+        while let Some(wait) = next.checked_duration_since(Instant::now()) {
+            match poll.poll(&mut events, Some(wait)) {
+                Ok(()) => floor.polls += 1,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            }
+            for event in &events {
+                players[event.token().0].read(&mut buf, &mut floor)?;
+            }
+        }
+    }
+    floor.cpu_secs = procinfo::thread_cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
+    Ok(floor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +518,23 @@ mod tests {
         // About 9 ticks of 20 writes.
         assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
         assert!(floor.us_per_write >= 0.0);
+        let traffic = Traffic {
+            move_every: Duration::from_millis(50),
+            ping_every: Duration::from_millis(100),
+        };
+        let serving = serving(20, 300, 30, Duration::from_millis(600), traffic).await.unwrap();
+        // About 18 ticks of 20 writes, and each player's 12 moves and 6 pings.
+        assert!(serving.writes + serving.would_block >= 200, "{serving:?}");
+        let (moves, pings) = (20 * 12, 20 * 6);
+        assert!(
+            (moves + pings) / 2 <= serving.messages && serving.messages <= (moves + pings) * 3 / 2,
+            "{serving:?}"
+        );
+        assert!(
+            pings / 2 <= serving.pongs && serving.pongs <= pings * 3 / 2,
+            "{serving:?}"
+        );
+        assert!(serving.reads <= serving.messages && serving.polls > 0, "{serving:?}");
         let calls = fanout_with(&WriteCall::ALL, 20, 300, 30, Duration::from_millis(100))
             .await
             .unwrap();

@@ -10,7 +10,8 @@
 //!    (`/proc/<pid>/stat`) and `/metrics` at both ends, memory at the end, and the bots' RTTs,
 //!    bytes and deltas of exactly the seconds in the window.
 //! 3. Stop that server (SIGTERM), then measure the fan-out floor at N, writing what the server
-//!    wrote per player-tick, on the now quiet machine.
+//!    wrote per player-tick, on the now quiet machine; then the serving floor, which does the
+//!    same writes and also reads and answers what N players send at the bots' rates.
 //! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
 //!    bots that could not connect, or a server that died.
 //!
@@ -165,6 +166,12 @@ pub async fn run(
                 .map_err(io("fan-out floor"))?;
             step.cpu_vs_fanout = Some(ratio(step.us_per_player_tick, floor.us_per_write));
             step.fanout_floor = Some(floor);
+            log(&format!("{name}: serving floor"));
+            let serving = floors::serving(players, frame, config.tick_hz, config.fanout_window, bots_traffic())
+                .await
+                .map_err(io("serving floor"))?;
+            step.cpu_vs_serving = Some(ratio(step.us_per_player_tick, serving.us_per_player_tick));
+            step.serving_floor = Some(serving);
         }
         let failed = step.failed.clone();
         report.steps.push(step);
@@ -182,6 +189,16 @@ pub async fn run(
         }
     }
     Ok(report)
+}
+
+/// What the load's bots send ([`SwarmConfig::new`]'s rates, which [`run_step`] keeps), for the
+/// serving floor.
+fn bots_traffic() -> floors::Traffic {
+    let bots = SwarmConfig::new(1, Duration::ZERO);
+    floors::Traffic {
+        move_every: bots.move_every,
+        ping_every: bots.ping_every,
+    }
 }
 
 /// The server on CPU 0 and this process (the bots) on CPU 1, until dropped (then this process

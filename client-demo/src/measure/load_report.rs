@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::measure::floors::FanoutFloor;
+use crate::measure::floors::{FanoutFloor, ServingFloor};
 use crate::stats::{Millis, RttSummary};
 
 /// Everything `load` measured.
@@ -118,6 +118,11 @@ pub struct Step {
     pub fanout_floor: Option<FanoutFloor>,
     /// Server µs per player-tick over the fan-out floor's µs per write.
     pub cpu_vs_fanout: Option<f64>,
+    /// The serving floor at this player count: the fan-out floor's writes, and the reads and
+    /// pongs of what the players send at the bots' rates.
+    pub serving_floor: Option<ServingFloor>,
+    /// Server µs per player-tick over the serving floor's.
+    pub cpu_vs_serving: Option<f64>,
     /// Why this step failed, if it did.
     pub failed: Option<String>,
 }
@@ -158,6 +163,8 @@ impl Step {
             rtt_p50_vs_tcp: 0.0,
             fanout_floor: None,
             cpu_vs_fanout: None,
+            serving_floor: None,
+            cpu_vs_serving: None,
             failed: (!why.is_empty()).then_some(why),
         }
     }
@@ -274,19 +281,39 @@ impl fmt::Display for LoadReport {
         writeln!(f, "\nratios to the floors")?;
         writeln!(
             f,
-            "{:>10} {:>18} {:>24}   fan-out floor",
-            "R × P", "ping p50 / TCP p50", "µs/pl-tick / fan-out"
+            "{:>10} {:>18} {:>24} {:>24}   the floors",
+            "R × P", "ping p50 / TCP p50", "µs/pl-tick / fan-out", "µs/pl-tick / serving"
         )?;
         for s in &self.steps {
-            let fanout = match (&s.fanout_floor, s.cpu_vs_fanout) {
-                (Some(fl), Some(ratio)) => format!(
-                    "{:>23.1}×   {:.2} µs per write of {} B to {} sockets ({} would-block)",
-                    ratio, fl.us_per_write, fl.frame_bytes, fl.sockets, fl.would_block
-                ),
-                _ => format!("{:>24}", "not measured"),
-            };
+            let times = |ratio: Option<f64>| ratio.map_or_else(|| "not measured".into(), |r| format!("{r:.2}×"));
             let layout = format!("{} × {}", s.rooms, s.players / s.rooms.max(1));
-            writeln!(f, "{layout:>10} {:>17.1}× {fanout}", s.rtt_p50_vs_tcp)?;
+            writeln!(
+                f,
+                "{layout:>10} {:>17.1}× {:>24} {:>24}",
+                s.rtt_p50_vs_tcp,
+                times(s.cpu_vs_fanout),
+                times(s.cpu_vs_serving)
+            )?;
+            if let Some(fl) = &s.fanout_floor {
+                writeln!(
+                    f,
+                    "{:>10} fan-out: {:.2} µs per write of {} B to {} sockets ({} would-block)",
+                    "", fl.us_per_write, fl.frame_bytes, fl.sockets, fl.would_block
+                )?;
+            }
+            if let Some(fl) = &s.serving_floor {
+                let per_tick = |n: u64| n as f64 / fl.writes.max(1) as f64;
+                writeln!(
+                    f,
+                    "{:>10} serving: {:.2} µs per player-tick, with {:.2} messages read, {:.3} pongs and {:.3} epoll waits per player-tick ({} would-block)",
+                    "",
+                    fl.us_per_player_tick,
+                    per_tick(fl.messages),
+                    per_tick(fl.pongs),
+                    per_tick(fl.polls),
+                    fl.would_block
+                )?;
+            }
         }
         match &self.stopped {
             Some(why) => writeln!(f, "\nstopped: {why}")?,
@@ -303,11 +330,13 @@ impl fmt::Display for LoadReport {
              quantiles are bucket-resolution (buckets double from 50 µs); server CPU is \
              utime+stime from /proc/<pid>/stat at {} ticks/s; ticks/s are each room's; µs/pl-tick is server CPU over \
              the player-ticks of all rooms (the bots' and the probes'); the fan-out floor writes the WebSocket bytes \
-             the server sent per player-tick; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
+             the server sent per player-tick, and the serving floor writes the same and reads and answers what the players \
+             send at the bots' rates ({}-byte moves and pings) from one thread on epoll; KiB/pl and KiB/room = (VmRSS at window end - idle VmRSS) / players or rooms; \
              KiB/s/pl is WebSocket payload the bots received; probe: one more player pinging every 25 ms from a thread of \
              its own (the bots' RTTs include their own queueing; pinned, it runs on the server's CPU, leaving the bots' \
              scheduling out); {} (bots CPU, s/s).",
             self.clock_ticks_per_sec,
+            crate::measure::floors::MESSAGE_BYTES,
             if self.pinned {
                 "the server was started on CPU 0, so its runtime has one worker thread, and the bots ran on CPU 1"
             } else {
