@@ -312,7 +312,10 @@ where
     let (accepted, others) = connect_pairs(&listener, addr, sockets).await?;
     let done = Arc::new(AtomicBool::new(false));
     let mut ends = spawn_ends(others, &done, traffic);
-    let thread = std::thread::spawn(move || serve(accepted));
+    // Named, so a profile can tell it from the runtime's threads.
+    let thread = std::thread::Builder::new()
+        .name("floor".into())
+        .spawn(move || serve(accepted))?;
     let joined = tokio::task::spawn_blocking(move || thread.join()).await;
     done.store(true, Ordering::Relaxed);
     ends.shutdown().await;
