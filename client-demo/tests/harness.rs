@@ -49,7 +49,7 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         window: Duration::from_secs(2),
         settle: Duration::from_secs(1),
         floor_rounds: 200,
-        fanout_window: Duration::from_millis(300),
+        fanout_window: Duration::from_millis(600),
         ..LoadConfig::new(bin)
     };
     let mut lines = Vec::new();
@@ -102,7 +102,7 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         (0.25..0.6).contains(&messages),
         "{messages} messages per player-tick: {report}"
     );
-    assert!(serving.pongs > 0 && serving.pongs < serving.messages, "{report}");
+    assert!(serving.pings > 0 && serving.pongs == serving.pings, "{report}");
     assert!(step.cpu_vs_serving.is_some_and(|r| r > 0.0), "{report}");
     assert_eq!(step.desyncs, 0);
     let text = report.to_string();

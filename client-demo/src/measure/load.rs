@@ -10,8 +10,9 @@
 //!    (`/proc/<pid>/stat`) and `/metrics` at both ends, memory at the end, and the bots' RTTs,
 //!    bytes and deltas of exactly the seconds in the window.
 //! 3. Stop that server (SIGTERM), then measure the fan-out floor at N, writing what the server
-//!    wrote per player-tick, on the now quiet machine; then the serving floor, which does the
-//!    same writes and also reads and answers what N players send at the bots' rates.
+//!    wrote per player-tick, on the now quiet machine, and the serving floor, which does the
+//!    same writes and also reads and answers what N players send at the bots' rates: each
+//!    twice, in the order fan-out, serving, serving, fan-out.
 //! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
 //!    bots that could not connect, or a server that died.
 //!
@@ -58,7 +59,7 @@ pub struct LoadConfig {
     pub rtt_limit: Duration,
     /// Round trips per RTT floor.
     pub floor_rounds: usize,
-    /// Length of each fan-out floor run.
+    /// Time each floor (fan-out, serving) is measured: two runs of half of it each.
     pub fanout_window: Duration,
     /// Pin the server to CPU 0 and the bots to CPU 1 while a step is measured, so neither
     /// preempts the other (the floors are measured unpinned, on the quiet machine).
@@ -157,19 +158,28 @@ pub async fn run(
         };
         step.rtt_p50_vs_tcp = ratio(step.rtt_us.p50 as f64, floors.tcp_rtt_us.p50 as f64);
         if step.bytes_per_player_tick > 0.0 && !stop.is_cancelled() {
-            log(&format!("{name}: fan-out floor"));
+            log(&format!("{name}: fan-out and serving floors"));
             // What the server wrote per player-tick (acks and pongs included, as framed): a
             // player-tick's one write, not the mean message, which the few-byte acks pull down.
             let frame = step.bytes_per_player_tick.round() as usize;
-            let floor = floors::fanout(players, frame, config.tick_hz, config.fanout_window)
-                .await
-                .map_err(io("fan-out floor"))?;
+            let (hz, half) = (config.tick_hz, config.fanout_window / 2);
+            // Each floor twice, in the order fan-out, serving, serving, fan-out, so a drift of
+            // the machine over the four runs weighs on both alike.
+            let fanout = || async {
+                floors::fanout(players, frame, hz, half)
+                    .await
+                    .map_err(io("fan-out floor"))
+            };
+            let serving = || async {
+                floors::serving(players, frame, hz, half, bots_traffic())
+                    .await
+                    .map_err(io("serving floor"))
+            };
+            let (first, serving_first) = (fanout().await?, serving().await?);
+            let (serving_second, second) = (serving().await?, fanout().await?);
+            let (floor, serving) = (first.pooled(&second), serving_first.pooled(&serving_second));
             step.cpu_vs_fanout = Some(ratio(step.us_per_player_tick, floor.us_per_write));
             step.fanout_floor = Some(floor);
-            log(&format!("{name}: serving floor"));
-            let serving = floors::serving(players, frame, config.tick_hz, config.fanout_window, bots_traffic())
-                .await
-                .map_err(io("serving floor"))?;
             step.cpu_vs_serving = Some(ratio(step.us_per_player_tick, serving.us_per_player_tick));
             step.serving_floor = Some(serving);
         }
@@ -191,8 +201,8 @@ pub async fn run(
     Ok(report)
 }
 
-/// What the load's bots send ([`SwarmConfig::new`]'s rates, which [`run_step`] keeps), for the
-/// serving floor.
+/// What the load's bots send ([`SwarmConfig::new`]'s rates), which [`run_step`] gives them
+/// and the serving floor's players send.
 fn bots_traffic() -> floors::Traffic {
     let bots = SwarmConfig::new(1, Duration::ZERO);
     floors::Traffic {
@@ -480,6 +490,7 @@ async fn run_step(
         Some(Target::Url(url)) => url.clone(),
         _ => server.ws_url(),
     };
+    let traffic = bots_traffic();
     let swarm_config = SwarmConfig {
         url: server.ws_url(),
         spread,
@@ -487,6 +498,8 @@ async fn run_step(
         // On the server's own cores, N bots that each decode and apply every delta (O(N)
         // per delta, so O(N²) in all) saturate the machine long before the server does.
         keep_world: false,
+        move_every: traffic.move_every,
+        ping_every: traffic.ping_every,
         ..SwarmConfig::new(players, Duration::from_secs(window_end + 1))
     };
     let halt = stop.child_token();

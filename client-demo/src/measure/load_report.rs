@@ -305,11 +305,12 @@ impl fmt::Display for LoadReport {
                 let per_tick = |n: u64| n as f64 / fl.writes.max(1) as f64;
                 writeln!(
                     f,
-                    "{:>10} serving: {:.2} µs per player-tick, with {:.2} messages read, {:.3} pongs and {:.3} epoll waits per player-tick ({} would-block)",
+                    "{:>10} serving: {:.2} µs per player-tick, with {:.2} messages read ({:.3} pings, {} not answered) and {:.3} epoll waits per player-tick ({} would-block)",
                     "",
                     fl.us_per_player_tick,
                     per_tick(fl.messages),
-                    per_tick(fl.pongs),
+                    per_tick(fl.pings),
+                    fl.pings - fl.pongs,
                     per_tick(fl.polls),
                     fl.would_block
                 )?;

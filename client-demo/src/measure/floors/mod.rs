@@ -10,15 +10,11 @@
 //!   writes: the syscall, the kernel's TCP send and, on loopback, the receive side's softirq
 //!   work, which Linux does in the sender's context (as it does for the server's writes).
 //!   Measuring one thread, rather than a child process, keeps the readers' CPU out of it.
-//! - **Serving**: the fan-out floor with the players' side of the workload added. The other
-//!   ends also send what the load's bots send (a move every 100 ms, a ping every 500 ms), and
-//!   the one thread waits on epoll between ticks, reads each message as it comes and answers
-//!   each ping at once. It uses mio, which is tokio's reactor without the runtime, so nothing
-//!   of ours or of a runtime sits above the system calls: what the workload costs a server
-//!   on epoll before it does anything of its own (the reads, the waits and the pongs are the
-//!   players', as the writes are). Its cost is that thread's CPU time per frame written.
+//! - **Serving** ([`serving()`]): the fan-out floor with the players' side of the workload
+//!   added: the other ends also send what the load's bots send, and the one thread reads and
+//!   answers it on epoll between ticks.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,11 +25,14 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio::time;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::measure::procinfo;
 use crate::stats::{RttStats, RttSummary};
+
+mod serving;
+
+pub use serving::{MESSAGE_BYTES, ServingFloor, Traffic, serving};
 
 /// Size of an echo message: about a ping or a move.
 pub const ECHO_BYTES: usize = 32;
@@ -58,50 +57,18 @@ pub struct FanoutFloor {
     pub us_per_write: f64,
 }
 
-/// What each player sends in the serving floor: a move every `move_every` and a ping every
-/// `ping_every`, each [`MESSAGE_BYTES`] long.
-#[derive(Debug, Clone, Copy)]
-pub struct Traffic {
-    /// Time between a player's moves.
-    pub move_every: Duration,
-    /// Time between a player's pings.
-    pub ping_every: Duration,
-}
-
-/// Length of a player's message in the serving floor: about a bot's move or ping as it frames
-/// it (a masked frame: 6 bytes of header, then a few of payload).
-pub const MESSAGE_BYTES: usize = 16;
-
-/// The first byte of a move, a ping and a pong in the serving floor (every byte of each).
-const MOVE: u8 = b'm';
-const PING: u8 = b'p';
-const PONG: u8 = b'q';
-
-/// What one serving floor run measured.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct ServingFloor {
-    /// Players (sockets) served.
-    pub sockets: usize,
-    /// Bytes per tick's write to each player.
-    pub frame_bytes: usize,
-    /// Tick writes that went through: the player-ticks.
-    pub writes: u64,
-    /// Tick writes refused because the socket's buffer was full.
-    pub would_block: u64,
-    /// Messages read from the players.
-    pub messages: u64,
-    /// Calls that read them (a call takes all that has arrived, so several messages at
-    /// times).
-    pub reads: u64,
-    /// Pongs written, one per ping read.
-    pub pongs: u64,
-    /// Waits on epoll (each returns the sockets that had something to read).
-    pub polls: u64,
-    /// CPU time of the serving thread, in seconds.
-    pub cpu_secs: f64,
-    /// CPU microseconds per tick's write: the floor of a player-tick with its share of the
-    /// players' traffic.
-    pub us_per_player_tick: f64,
+impl FanoutFloor {
+    /// Two runs as one: their writes and CPU time added up.
+    pub fn pooled(&self, other: &Self) -> Self {
+        let (writes, cpu_secs) = (self.writes + other.writes, self.cpu_secs + other.cpu_secs);
+        Self {
+            writes,
+            would_block: self.would_block + other.would_block,
+            cpu_secs,
+            us_per_write: per_write(cpu_secs, writes),
+            ..*self
+        }
+    }
 }
 
 /// RTT of `rounds` 32-byte echoes over a plain loopback TCP connection.
@@ -198,9 +165,10 @@ where
 /// The system call a fan-out writes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum WriteCall {
-    /// `write(2)`, what `try_write` does: the floor's.
+    /// std's `TcpStream::write`, what `try_write` does: the floor's. On Linux that is
+    /// `send(2)` with `MSG_NOSIGNAL`, so the same call as [`WriteCall::Send`].
     Write,
-    /// `send(2)`, what the server's tick does for a frame alone.
+    /// `send(2)` through socket2, what the server's tick does for a frame alone.
     Send,
     /// `writev(2)` of the frame in two parts (an ack's few bytes, then the rest).
     Writev,
@@ -269,29 +237,8 @@ pub async fn fanout_with(
         .collect())
 }
 
-/// The serving floor: the fan-out floor's writes of a `frame_bytes` frame to `sockets`
-/// players `hz` times a second, for `duration`, from a thread that also reads what the
-/// players send (`traffic`) and answers their pings, as a server must.
-pub async fn serving(
-    sockets: usize,
-    frame_bytes: usize,
-    hz: u32,
-    duration: Duration,
-    traffic: Traffic,
-) -> io::Result<ServingFloor> {
-    let frame = vec![0x82; frame_bytes];
-    let period = Duration::from_secs(1) / hz.max(1);
-    let mut floor = on_own_thread(sockets, Some(traffic), move |players| {
-        serve_ticks(players, &frame, period, duration)
-    })
-    .await?;
-    floor.frame_bytes = frame_bytes;
-    floor.us_per_player_tick = per_write(floor.cpu_secs, floor.writes);
-    Ok(floor)
-}
-
 /// CPU microseconds per write.
-fn per_write(cpu_secs: f64, writes: u64) -> f64 {
+pub(crate) fn per_write(cpu_secs: f64, writes: u64) -> f64 {
     if writes > 0 {
         cpu_secs * 1e6 / writes as f64
     } else {
@@ -321,12 +268,12 @@ where
     ends.shutdown().await;
     joined
         .map_err(io::Error::other)?
-        .map_err(|_| io::Error::other("the serving thread panicked"))?
+        .map_err(|_| io::Error::other("the floor thread panicked"))?
 }
 
 /// The players' ends: each reads all it is sent until the run is over (EOF, an error, or
-/// `done` after a read) and, with `traffic`, sends its moves and pings meanwhile, the players'
-/// phases spread evenly over each period, as bots started over a ramp are.
+/// `done` after a read) and, with `traffic`, sends its moves and pings meanwhile
+/// ([`serving::talk`]).
 fn spawn_ends(others: Vec<TcpStream>, done: &Arc<AtomicBool>, traffic: Option<Traffic>) -> JoinSet<()> {
     let count = others.len().max(1);
     let mut ends = JoinSet::new();
@@ -339,21 +286,9 @@ fn spawn_ends(others: Vec<TcpStream>, done: &Arc<AtomicBool>, traffic: Option<Tr
                 while !done.load(Ordering::Relaxed) && matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
             };
             let talk = async {
-                let Some(traffic) = traffic else {
-                    return std::future::pending().await;
-                };
-                let start = time::Instant::now();
-                let first = |every: Duration| start + every.mul_f64(i as f64 / count as f64);
-                let mut moves = time::interval_at(first(traffic.move_every), traffic.move_every);
-                let mut pings = time::interval_at(first(traffic.ping_every), traffic.ping_every);
-                loop {
-                    let kind = tokio::select! {
-                        _ = moves.tick() => MOVE,
-                        _ = pings.tick() => PING,
-                    };
-                    if write.write_all(&[kind; MESSAGE_BYTES]).await.is_err() {
-                        return;
-                    }
+                match traffic {
+                    Some(traffic) => serving::talk(&mut write, traffic, i, count).await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
@@ -378,6 +313,9 @@ async fn connect_pairs(
         let writer = accepted.0.into_std()?;
         // As the server's sockets: no coalescing, and a full buffer is WouldBlock, not a wait.
         writer.set_nodelay(true)?;
+        // As the bots' (the tickcast client's): a ping right after a move is not held back
+        // until the move is acknowledged.
+        reader.set_nodelay(true)?;
         writer.set_nonblocking(true)?;
         writers.push(writer);
         readers.push(reader);
@@ -414,98 +352,6 @@ fn write_ticks(
     Ok((writes, would_block, cpu))
 }
 
-/// One player of the serving floor: its socket, and how far into a message its last read
-/// ended.
-struct Player {
-    socket: mio::net::TcpStream,
-    partial: usize,
-}
-
-impl Player {
-    /// Reads what has arrived, counts the messages and answers each ping with a pong at once.
-    fn read(&mut self, buf: &mut [u8], floor: &mut ServingFloor) -> io::Result<()> {
-        loop {
-            let n = match self.socket.read(buf) {
-                // The other end is gone (the run is over): nothing more to read.
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            };
-            floor.reads += 1;
-            // The messages that start in this read.
-            let mut at = (MESSAGE_BYTES - self.partial) % MESSAGE_BYTES;
-            while at < n {
-                floor.messages += 1;
-                if buf[at] == PING {
-                    match self.socket.write(&[PONG; MESSAGE_BYTES]) {
-                        Ok(_) => floor.pongs += 1,
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(err) => return Err(err),
-                    }
-                }
-                at += MESSAGE_BYTES;
-            }
-            self.partial = (self.partial + n) % MESSAGE_BYTES;
-            // A read that did not fill the buffer emptied the socket, as tokio assumes on
-            // epoll too: no second call to hear that there is nothing left.
-            if n < buf.len() {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// The serving thread: each tick, one write to each player; until the next, waits on epoll
-/// and reads (and answers) what the players send. Returns what it counted and its CPU time.
-fn serve_ticks(
-    sockets: Vec<std::net::TcpStream>,
-    frame: &[u8],
-    period: Duration,
-    duration: Duration,
-) -> io::Result<ServingFloor> {
-    let mut poll = mio::Poll::new()?;
-    let mut players = Vec::with_capacity(sockets.len());
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let mut socket = mio::net::TcpStream::from_std(socket);
-        poll.registry()
-            .register(&mut socket, mio::Token(i), mio::Interest::READABLE)?;
-        players.push(Player { socket, partial: 0 });
-    }
-    let mut floor = ServingFloor {
-        sockets: players.len(),
-        ..ServingFloor::default()
-    };
-    let mut events = mio::Events::with_capacity(1024);
-    let mut buf = [0; 4096];
-    let cpu_before = procinfo::thread_cpu_time()?;
-    let start = Instant::now();
-    let mut next = start;
-    while start.elapsed() < duration {
-        for player in &mut players {
-            match player.socket.write(frame) {
-                Ok(_) => floor.writes += 1,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => floor.would_block += 1,
-                Err(err) => return Err(err),
-            }
-        }
-        next += period;
-        while let Some(wait) = next.checked_duration_since(Instant::now()) {
-            match poll.poll(&mut events, Some(wait)) {
-                Ok(()) => floor.polls += 1,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(err),
-            }
-            for event in &events {
-                players[event.token().0].read(&mut buf, &mut floor)?;
-            }
-        }
-    }
-    floor.cpu_secs = procinfo::thread_cpu_time()?.saturating_sub(cpu_before).as_secs_f64();
-    Ok(floor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,23 +367,6 @@ mod tests {
         // About 9 ticks of 20 writes.
         assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
         assert!(floor.us_per_write >= 0.0);
-        let traffic = Traffic {
-            move_every: Duration::from_millis(50),
-            ping_every: Duration::from_millis(100),
-        };
-        let serving = serving(20, 300, 30, Duration::from_millis(600), traffic).await.unwrap();
-        // About 18 ticks of 20 writes, and each player's 12 moves and 6 pings.
-        assert!(serving.writes + serving.would_block >= 200, "{serving:?}");
-        let (moves, pings) = (20 * 12, 20 * 6);
-        assert!(
-            (moves + pings) / 2 <= serving.messages && serving.messages <= (moves + pings) * 3 / 2,
-            "{serving:?}"
-        );
-        assert!(
-            pings / 2 <= serving.pongs && serving.pongs <= pings * 3 / 2,
-            "{serving:?}"
-        );
-        assert!(serving.reads <= serving.messages && serving.polls > 0, "{serving:?}");
         let calls = fanout_with(&WriteCall::ALL, 20, 300, 30, Duration::from_millis(100))
             .await
             .unwrap();
