@@ -251,8 +251,8 @@ impl Roster {
         after: Option<EntityId>,
     ) -> Option<EntityId> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let chunk = || self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
-        outbox::warm(chunk().map(|(_, p)| &p.seat.out));
+        let chunk = self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
+        outbox::warm(chunk.map(|(_, p)| &p.seat.out));
         let mut last = None;
         for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(FAN_OUT_CHUNK) {
             last = Some(*id);
