@@ -1,7 +1,7 @@
-//! The measuring commands end to end, tiny: `load` at N = 10 for 2 s, `idle` with 40
-//! connections from two source addresses, a `soak` of a few seconds, and `transports` over
-//! two round trips with a small memory step, each against the real server binary started as a
-//! child process.
+//! The measuring commands end to end, tiny: `load` at N = 10 for 2 s and in 3 rooms of 4,
+//! `idle` with 40 connections from two source addresses, a `soak` of a few seconds, and
+//! `transports` over two round trips with a small memory step, each against the real server
+//! binary started as a child process.
 //!
 //! The binary is the root package's, so `CARGO_BIN_EXE_tickcast` is not available here: it is
 //! looked up beside this test in the target directory, where `cargo test` of the workspace
@@ -111,6 +111,44 @@ async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {
         "{text}"
     );
     assert!(report.to_json().starts_with('{'));
+}
+
+/// Rooms mode: the bots spread over rooms created through the API, every room ticking, and
+/// both floors measured at all the rooms' players, as in BENCHMARKS' many-rooms batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_step_in_rooms_spreads_the_bots_over_rooms_and_measures_the_floors() {
+    let Some(bin) = server_bin() else { return };
+    let config = LoadConfig {
+        rooms: vec![(3, 4)],
+        window: Duration::from_secs(2),
+        settle: Duration::from_secs(1),
+        floor_rounds: 200,
+        fanout_window: Duration::from_millis(600),
+        ..LoadConfig::new(bin)
+    };
+    let report = load::run(&config, CancellationToken::new(), |_| {})
+        .await
+        .expect("load runs");
+    let [step] = &report.steps[..] else { panic!("{report}") };
+    assert_eq!((step.rooms, step.players, step.connected), (3, 12, 12), "{report}");
+    // Each room's rate: a room without players does not tick, so bots crowded into one room
+    // would leave the three a third of it.
+    assert!(step.ticks_per_sec > 15.0 && step.failed.is_none(), "{report}");
+    assert!(step.us_per_player_tick > 0.0, "{report}");
+    let (floor, serving) = (
+        step.fanout_floor.expect("the fan-out floor was measured"),
+        step.serving_floor.expect("the serving floor was measured"),
+    );
+    assert_eq!((floor.sockets, serving.sockets), (12, 12), "{report}");
+    assert_eq!(
+        floor.frame_bytes,
+        step.bytes_per_player_tick.round() as usize,
+        "{report}"
+    );
+    assert!(serving.pings > 0 && serving.pongs == serving.pings, "{report}");
+    assert!(step.cpu_vs_fanout.is_some_and(|r| r > 0.0), "{report}");
+    assert_eq!(step.desyncs, 0);
+    assert!(report.to_string().contains("3 × 4"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
