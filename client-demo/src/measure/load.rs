@@ -25,15 +25,14 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nix::sched::CpuSet;
 use tickcast::client::{Client, ClientError, Received};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::Target;
-use crate::measure::floors;
+use crate::measure::floors::{self, Placement};
 use crate::measure::load_report::{Floors, LoadReport, Step};
-use crate::measure::procinfo::{self, Memory};
+use crate::measure::procinfo::{self, Memory, PinnedProcess};
 use crate::measure::scrape::Scrape;
 use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::stats::{RttStats, RttSummary};
@@ -62,7 +61,8 @@ pub struct LoadConfig {
     /// Time each floor (fan-out, serving) is measured: two runs of half of it each.
     pub fanout_window: Duration,
     /// Pin the server to CPU 0 and the bots to CPU 1 while a step is measured, so neither
-    /// preempts the other (the floors are measured unpinned, on the quiet machine).
+    /// preempts the other; the floors, measured on the quiet machine after the step, then
+    /// write from CPU 0 to readers on CPU 1 ([`Placement::Apart`]).
     pub pin: bool,
 }
 
@@ -163,15 +163,23 @@ pub async fn run(
             // player-tick's one write, not the mean message, which the few-byte acks pull down.
             let frame = step.bytes_per_player_tick.round() as usize;
             let (hz, half) = (config.tick_hz, config.fanout_window / 2);
+            // Placed as the step's server and bots were: pinned, the writer on the server's
+            // CPU and the readers on the bots', so that both pay the same for reaching
+            // sockets last touched on the other CPU.
+            let placement = if config.pin {
+                Placement::Apart
+            } else {
+                Placement::Anywhere
+            };
             // Each floor twice, in the order fan-out, serving, serving, fan-out, so a drift of
             // the machine over the four runs weighs on both alike.
             let fanout = || async {
-                floors::fanout(players, frame, hz, half)
+                floors::fanout(players, frame, hz, half, placement)
                     .await
                     .map_err(io("fan-out floor"))
             };
             let serving = || async {
-                floors::serving(players, frame, hz, half, bots_traffic())
+                floors::serving(players, frame, hz, half, placement, bots_traffic())
                     .await
                     .map_err(io("serving floor"))
             };
@@ -212,32 +220,21 @@ fn bots_traffic() -> floors::Traffic {
 }
 
 /// The server on CPU 0 and this process (the bots) on CPU 1, until dropped (then this process
-/// runs on the CPUs it had before again: the floors are measured unpinned).
-struct Pinned {
-    before: CpuSet,
-}
+/// runs on the CPUs it had before again; the floors place their threads themselves, the same
+/// way: [`Placement::Apart`]).
+struct Pinned(PinnedProcess);
 
 impl Pinned {
     /// This process on CPU 0 for now: a server started meanwhile inherits it, so its runtime
     /// sizes itself to the one CPU it has (one worker thread), as under `taskset -c 0`.
     fn for_server_start() -> io::Result<Self> {
-        let before = procinfo::affinity()?;
-        procinfo::pin(std::process::id(), 0)?;
-        Ok(Self { before })
+        PinnedProcess::to(0).map(Self)
     }
 
     /// The server on CPU 0 (every thread it has), this process on CPU 1.
     fn apart(&self, server: u32) -> io::Result<()> {
         procinfo::pin(server, 0)?;
-        procinfo::pin(std::process::id(), 1)
-    }
-}
-
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        if let Err(err) = procinfo::set_affinity(std::process::id(), &self.before) {
-            eprintln!("could not unpin the bots: {err}");
-        }
+        self.0.move_to(1)
     }
 }
 

@@ -187,7 +187,7 @@ impl fmt::Display for LoadReport {
             self.tick_hz,
             self.window_secs,
             if self.pinned {
-                "server started on CPU 0 (so one runtime worker) and bots on CPU 1"
+                "server started on CPU 0 (so one runtime worker) and bots on CPU 1; the floors' writer on CPU 0 and readers on CPU 1"
             } else {
                 "server and bots sharing both CPUs (unpinned)"
             }

@@ -126,6 +126,35 @@ pub fn set_affinity(pid: u32, set: &CpuSet) -> io::Result<()> {
     Ok(())
 }
 
+/// This process's threads pinned to one CPU until dropped; then on the CPUs the thread that
+/// made it had before (every thread of this process).
+#[derive(Debug)]
+pub struct PinnedProcess {
+    before: CpuSet,
+}
+
+impl PinnedProcess {
+    /// Every thread of this process on CPU `cpu`, and the threads it starts meanwhile.
+    pub fn to(cpu: usize) -> io::Result<Self> {
+        let before = affinity()?;
+        pin(std::process::id(), cpu)?;
+        Ok(Self { before })
+    }
+
+    /// Every thread of this process on CPU `cpu` instead.
+    pub fn move_to(&self, cpu: usize) -> io::Result<()> {
+        pin(std::process::id(), cpu)
+    }
+}
+
+impl Drop for PinnedProcess {
+    fn drop(&mut self) {
+        if let Err(err) = set_affinity(std::process::id(), &self.before) {
+            eprintln!("could not unpin this process: {err}");
+        }
+    }
+}
+
 /// The CPUs the calling thread may run on.
 pub fn affinity() -> io::Result<CpuSet> {
     // Pid 0 is the calling thread.

@@ -162,6 +162,17 @@ where
     Ok((addr, finished))
 }
 
+/// Where a fan-out or serving floor's threads run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Placement {
+    /// Wherever the scheduler puts them, as the server and the bots of an unpinned `load`.
+    Anywhere,
+    /// The writing thread on CPU 0 and the readers (every other thread of this process) on
+    /// CPU 1, as `load --pin` places the server and the bots: every write then reaches a
+    /// socket the other CPU last read, as the server's do.
+    Apart,
+}
+
 /// The system call a fan-out writes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum WriteCall {
@@ -196,14 +207,19 @@ impl WriteCall {
 
 /// Writes a `frame_bytes` message to each of `sockets` loopback connections `hz` times a
 /// second for `duration`, and measures the writing thread's CPU time.
-pub async fn fanout(sockets: usize, frame_bytes: usize, hz: u32, duration: Duration) -> io::Result<FanoutFloor> {
-    fanout_with(&[WriteCall::Write], sockets, frame_bytes, hz, duration)
-        .await
-        .map(|floors| floors[0])
+pub async fn fanout(
+    sockets: usize,
+    frame_bytes: usize,
+    hz: u32,
+    duration: Duration,
+    placement: Placement,
+) -> io::Result<FanoutFloor> {
+    let run = fanout_runs(&[WriteCall::Write], sockets, frame_bytes, hz, duration, placement);
+    run.await.map(|floors| floors[0])
 }
 
 /// [`fanout`] once for each of `calls` in turn, on the same connections (so the differences
-/// are the calls', not the sockets').
+/// are the calls', not the sockets'), its threads wherever the scheduler puts them.
 pub async fn fanout_with(
     calls: &[WriteCall],
     sockets: usize,
@@ -211,10 +227,21 @@ pub async fn fanout_with(
     hz: u32,
     duration: Duration,
 ) -> io::Result<Vec<FanoutFloor>> {
+    fanout_runs(calls, sockets, frame_bytes, hz, duration, Placement::Anywhere).await
+}
+
+async fn fanout_runs(
+    calls: &[WriteCall],
+    sockets: usize,
+    frame_bytes: usize,
+    hz: u32,
+    duration: Duration,
+    placement: Placement,
+) -> io::Result<Vec<FanoutFloor>> {
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
     let calls = calls.to_vec();
-    let runs = on_own_thread(sockets, None, move |mut writers| {
+    let runs = on_own_thread(sockets, placement, None, move |mut writers| {
         calls
             .into_iter()
             .map(|call| write_ticks(&mut writers, call, &frame, period, duration))
@@ -248,8 +275,8 @@ pub(crate) fn per_write(cpu_secs: f64, writes: u64) -> f64 {
 
 /// Connects `sockets` loopback pairs and runs `serve` on a thread of its own with the accepted
 /// ends, while tasks here read everything sent to the other ends (and, with `traffic`, send
-/// it); returns what `serve` returned.
-async fn on_own_thread<T, F>(sockets: usize, traffic: Option<Traffic>, serve: F) -> io::Result<T>
+/// it), the threads placed as `placement` says; returns what `serve` returned.
+async fn on_own_thread<T, F>(sockets: usize, placement: Placement, traffic: Option<Traffic>, serve: F) -> io::Result<T>
 where
     T: Send + 'static,
     F: FnOnce(Vec<std::net::TcpStream>) -> io::Result<T> + Send + 'static,
@@ -258,14 +285,24 @@ where
     let addr = listener.local_addr()?;
     let (accepted, others) = connect_pairs(&listener, addr, sockets).await?;
     let done = Arc::new(AtomicBool::new(false));
+    // Until the run is over: the runtime's threads, which run the readers, and the thread
+    // below until it moves itself.
+    let readers_apart = match placement {
+        Placement::Apart => Some(procinfo::PinnedProcess::to(1)?),
+        Placement::Anywhere => None,
+    };
     let mut ends = spawn_ends(others, &done, traffic);
     // Named, so a profile can tell it from the runtime's threads.
-    let thread = std::thread::Builder::new()
-        .name("floor".into())
-        .spawn(move || serve(accepted))?;
+    let thread = std::thread::Builder::new().name("floor".into()).spawn(move || {
+        if placement == Placement::Apart {
+            procinfo::pin_this_thread(0)?;
+        }
+        serve(accepted)
+    })?;
     let joined = tokio::task::spawn_blocking(move || thread.join()).await;
     done.store(true, Ordering::Relaxed);
     ends.shutdown().await;
+    drop(readers_apart);
     joined
         .map_err(io::Error::other)?
         .map_err(|_| io::Error::other("the floor thread panicked"))?
@@ -363,7 +400,9 @@ mod tests {
         assert!(tcp.p50 > 0 && tcp.p50 <= tcp.max);
         let ws = websocket_echo(50).await.unwrap();
         assert_eq!(ws.samples, 50);
-        let floor = fanout(20, 300, 30, Duration::from_millis(300)).await.unwrap();
+        let floor = fanout(20, 300, 30, Duration::from_millis(300), Placement::Anywhere)
+            .await
+            .unwrap();
         // About 9 ticks of 20 writes.
         assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
         assert!(floor.us_per_write >= 0.0);
@@ -373,5 +412,19 @@ mod tests {
         for (call, floor) in WriteCall::ALL.iter().zip(&calls) {
             assert!(floor.writes >= 20, "{call:?} wrote: {floor:?}");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_floor_placed_apart_writes_and_gives_the_process_its_cpus_back() {
+        let before = procinfo::affinity().unwrap();
+        if !(before.is_set(0).unwrap_or(false) && before.is_set(1).unwrap_or(false)) {
+            eprintln!("skipped: CPUs 0 and 1 are not both ours");
+            return;
+        }
+        let floor = fanout(20, 300, 30, Duration::from_millis(300), Placement::Apart)
+            .await
+            .unwrap();
+        assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
+        assert_eq!(procinfo::affinity().unwrap(), before);
     }
 }

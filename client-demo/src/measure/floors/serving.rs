@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time;
 
-use super::{on_own_thread, per_write};
+use super::{Placement, on_own_thread, per_write};
 use crate::measure::procinfo;
 
 /// What each player sends: a move every `move_every` and a ping every `ping_every`, each
@@ -101,11 +101,12 @@ pub async fn serving(
     frame_bytes: usize,
     hz: u32,
     duration: Duration,
+    placement: Placement,
     traffic: Traffic,
 ) -> io::Result<ServingFloor> {
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
-    on_own_thread(sockets, Some(traffic), move |players| {
+    on_own_thread(sockets, placement, Some(traffic), move |players| {
         serve_ticks(players, &frame, period, duration)
     })
     .await
@@ -253,7 +254,9 @@ mod tests {
             move_every: Duration::from_millis(50),
             ping_every: Duration::from_millis(100),
         };
-        let floor = serving(20, 300, 30, Duration::from_millis(600), traffic).await.unwrap();
+        let floor = serving(20, 300, 30, Duration::from_millis(600), Placement::Anywhere, traffic)
+            .await
+            .unwrap();
         // About 18 ticks of 20 writes, and each player's 12 moves and 6 pings.
         assert!(floor.writes + floor.would_block >= 200, "{floor:?}");
         assert_eq!(floor.frame_bytes, 300);
