@@ -206,7 +206,8 @@ pub(crate) struct LoadArgs {
     rtt_limit_ms: u64,
     /// Start the server on CPU 0 (so its runtime has one worker thread) and run the bots on CPU
     /// 1 during each step (sched_setaffinity), so the bots' scheduling does not show up as
-    /// server latency; the floors' writing thread then runs on CPU 0 and their readers on 1.
+    /// server latency; the fan-out and serving floors' own thread then runs on CPU 0 and
+    /// their players' ends on CPU 1 (the echo floors and the quiet ping stay unpinned).
     #[arg(long)]
     pin: bool,
     /// Print the report as one JSON object on stdout (progress still goes to stderr).

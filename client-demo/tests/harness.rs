@@ -131,9 +131,9 @@ async fn a_load_step_in_rooms_spreads_the_bots_over_rooms_and_measures_the_floor
         .expect("load runs");
     let [step] = &report.steps[..] else { panic!("{report}") };
     assert_eq!((step.rooms, step.players, step.connected), (3, 12, 12), "{report}");
-    // Each room's rate: a room without players does not tick, so bots crowded into one room
-    // would leave the three a third of it.
-    assert!(step.ticks_per_sec > 15.0 && step.failed.is_none(), "{report}");
+    // Each room's rate: a room without players does not tick, so bots crowded into fewer
+    // rooms would leave the three a share of it.
+    assert!(step.tick_rate_held, "{report}");
     assert!(step.us_per_player_tick > 0.0, "{report}");
     let (floor, serving) = (
         step.fanout_floor.expect("the fan-out floor was measured"),

@@ -138,6 +138,7 @@ pub async fn run(
         clock_ticks_per_sec: procinfo::clock_ticks_per_sec(),
         rtt_limit_us: config.rtt_limit.as_micros() as u64,
         pinned: config.pin,
+        floor_placement: floor_placement(config),
         floors,
         quiet_ping_us,
         quiet_ping_vs_tcp: ratio(quiet_ping_us.p50 as f64, floors.tcp_rtt_us.p50 as f64),
@@ -163,14 +164,7 @@ pub async fn run(
             // player-tick's one write, not the mean message, which the few-byte acks pull down.
             let frame = step.bytes_per_player_tick.round() as usize;
             let (hz, half) = (config.tick_hz, config.fanout_window / 2);
-            // Placed as the step's server and bots were: pinned, the writer on the server's
-            // CPU and the readers on the bots', so that both pay the same for reaching
-            // sockets last touched on the other CPU.
-            let placement = if config.pin {
-                Placement::Apart
-            } else {
-                Placement::Anywhere
-            };
+            let placement = floor_placement(config);
             // Each floor twice, in the order fan-out, serving, serving, fan-out, so a drift of
             // the machine over the four runs weighs on both alike.
             let fanout = || async {
@@ -209,6 +203,16 @@ pub async fn run(
     Ok(report)
 }
 
+/// Where the fan-out and serving floors run: as the step's server and bots did, so that, pinned,
+/// the floor's writes reach sockets the other CPU reads, as the server's do.
+fn floor_placement(config: &LoadConfig) -> Placement {
+    if config.pin {
+        Placement::Apart
+    } else {
+        Placement::Anywhere
+    }
+}
+
 /// What the load's bots send ([`SwarmConfig::new`]'s rates), which [`run_step`] gives them
 /// and the serving floor's players send.
 fn bots_traffic() -> floors::Traffic {
@@ -228,13 +232,13 @@ impl Pinned {
     /// This process on CPU 0 for now: a server started meanwhile inherits it, so its runtime
     /// sizes itself to the one CPU it has (one worker thread), as under `taskset -c 0`.
     fn for_server_start() -> io::Result<Self> {
-        PinnedProcess::to(0).map(Self)
+        PinnedProcess::to(procinfo::SERVER_CPU).map(Self)
     }
 
     /// The server on CPU 0 (every thread it has), this process on CPU 1.
     fn apart(&self, server: u32) -> io::Result<()> {
-        procinfo::pin(server, 0)?;
-        self.0.move_to(1)
+        procinfo::pin(server, procinfo::SERVER_CPU)?;
+        self.0.move_to(procinfo::BOTS_CPU)
     }
 }
 
@@ -518,7 +522,11 @@ async fn run_step(
         let window = async {
             time::sleep_until(t0 + Duration::from_secs(window_start)).await;
             // Pinned: one on the server's CPU, one on the bots'.
-            let cpus: &[Option<usize>] = if config.pin { &[Some(0), Some(1)] } else { &[None] };
+            let cpus: &[Option<usize>] = if config.pin {
+                &[Some(procinfo::SERVER_CPU), Some(procinfo::BOTS_CPU)]
+            } else {
+                &[None]
+            };
             let probes: Vec<_> = cpus
                 .iter()
                 .map(|&cpu| Probe::start(probe_url.clone(), config.window, cpu))

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::measure::floors::{FanoutFloor, ServingFloor};
+use crate::measure::floors::{FanoutFloor, Placement, ServingFloor};
 use crate::stats::{Millis, RttSummary};
 
 /// Everything `load` measured.
@@ -23,6 +23,9 @@ pub struct LoadReport {
     pub rtt_limit_us: u64,
     /// Whether the server ran on CPU 0 and the bots on CPU 1 during each step.
     pub pinned: bool,
+    /// Where the fan-out and serving floors ran (apart when pinned; the echo floors and the
+    /// quiet ping run unpinned either way).
+    pub floor_placement: Placement,
     /// Loopback round trips without tickcast.
     pub floors: Floors,
     /// The tickcast client's ping RTT against a fresh server with no bots, microseconds.
@@ -187,7 +190,7 @@ impl fmt::Display for LoadReport {
             self.tick_hz,
             self.window_secs,
             if self.pinned {
-                "server started on CPU 0 (so one runtime worker) and bots on CPU 1; the floors' writer on CPU 0 and readers on CPU 1"
+                "server started on CPU 0 (so one runtime worker) and bots on CPU 1; the fan-out and serving floors' own thread on CPU 0 and their players' ends on CPU 1"
             } else {
                 "server and bots sharing both CPUs (unpinned)"
             }

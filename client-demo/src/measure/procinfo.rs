@@ -10,6 +10,7 @@
 //! - The machine's load average (is anything else running?) is `/proc/loadavg`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
@@ -126,8 +127,17 @@ pub fn set_affinity(pid: u32, set: &CpuSet) -> io::Result<()> {
     Ok(())
 }
 
-/// This process's threads pinned to one CPU until dropped; then on the CPUs the thread that
-/// made it had before (every thread of this process).
+/// Where a pinned `load` runs the server, and a floor placed apart its own thread.
+pub const SERVER_CPU: usize = 0;
+/// Where a pinned `load` runs the bots, and a floor placed apart the players' ends.
+pub const BOTS_CPU: usize = 1;
+
+/// Whether a [`PinnedProcess`] is alive: one at a time, since each restores what the thread
+/// that made it had, which a second one would take for the process's own CPUs.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// This process's threads pinned to one CPU until dropped; then every thread on the CPUs the
+/// thread that made it had before. One at a time: a second fails while the first lives.
 #[derive(Debug)]
 pub struct PinnedProcess {
     before: CpuSet,
@@ -137,8 +147,13 @@ impl PinnedProcess {
     /// Every thread of this process on CPU `cpu`, and the threads it starts meanwhile.
     pub fn to(cpu: usize) -> io::Result<Self> {
         let before = affinity()?;
+        if PINNED.swap(true, Ordering::AcqRel) {
+            return Err(io::Error::other("this process is pinned already"));
+        }
+        // Made first, so that a pinning that fails halfway is undone.
+        let guard = Self { before };
         pin(std::process::id(), cpu)?;
-        Ok(Self { before })
+        Ok(guard)
     }
 
     /// Every thread of this process on CPU `cpu` instead.
@@ -152,6 +167,7 @@ impl Drop for PinnedProcess {
         if let Err(err) = set_affinity(std::process::id(), &self.before) {
             eprintln!("could not unpin this process: {err}");
         }
+        PINNED.store(false, Ordering::Release);
     }
 }
 

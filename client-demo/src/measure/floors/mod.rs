@@ -167,9 +167,10 @@ where
 pub enum Placement {
     /// Wherever the scheduler puts them, as the server and the bots of an unpinned `load`.
     Anywhere,
-    /// The writing thread on CPU 0 and the readers (every other thread of this process) on
-    /// CPU 1, as `load --pin` places the server and the bots: every write then reaches a
-    /// socket the other CPU last read, as the server's do.
+    /// The floor's own thread on [`procinfo::SERVER_CPU`] and the players' ends (every other
+    /// thread of this process) on [`procinfo::BOTS_CPU`], as `load --pin` places the server
+    /// and the bots: every write then reaches a socket the other CPU reads, as the server's
+    /// do.
     Apart,
 }
 
@@ -206,7 +207,8 @@ impl WriteCall {
 }
 
 /// Writes a `frame_bytes` message to each of `sockets` loopback connections `hz` times a
-/// second for `duration`, and measures the writing thread's CPU time.
+/// second for `duration`, its threads placed as `placement` says, and measures the writing
+/// thread's CPU time.
 pub async fn fanout(
     sockets: usize,
     frame_bytes: usize,
@@ -230,6 +232,7 @@ pub async fn fanout_with(
     fanout_runs(calls, sockets, frame_bytes, hz, duration, Placement::Anywhere).await
 }
 
+/// [`fanout_with`], its threads placed as `placement` says.
 async fn fanout_runs(
     calls: &[WriteCall],
     sockets: usize,
@@ -288,14 +291,14 @@ where
     // Until the run is over: the runtime's threads, which run the readers, and the thread
     // below until it moves itself.
     let readers_apart = match placement {
-        Placement::Apart => Some(procinfo::PinnedProcess::to(1)?),
+        Placement::Apart => Some(procinfo::PinnedProcess::to(procinfo::BOTS_CPU)?),
         Placement::Anywhere => None,
     };
     let mut ends = spawn_ends(others, &done, traffic);
     // Named, so a profile can tell it from the runtime's threads.
     let thread = std::thread::Builder::new().name("floor".into()).spawn(move || {
         if placement == Placement::Apart {
-            procinfo::pin_this_thread(0)?;
+            procinfo::pin_this_thread(procinfo::SERVER_CPU)?;
         }
         serve(accepted)
     })?;
@@ -391,6 +394,9 @@ fn write_ticks(
 
 #[cfg(test)]
 mod tests {
+    use nix::sched::{CpuSet, sched_getaffinity};
+    use nix::unistd::Pid;
+
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,17 +420,54 @@ mod tests {
         }
     }
 
+    /// The CPU sets of this process's threads, by thread id.
+    fn every_threads_cpus() -> Vec<(i32, CpuSet)> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        let tids = tasks.filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok());
+        // A thread that ended meanwhile is left out.
+        tids.filter_map(|tid| Some((tid, sched_getaffinity(Pid::from_raw(tid)).ok()?)))
+            .collect()
+    }
+
+    fn only(cpu: usize) -> CpuSet {
+        let mut set = CpuSet::new();
+        set.set(cpu).unwrap();
+        set
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_floor_placed_apart_writes_and_gives_the_process_its_cpus_back() {
+    async fn a_floor_placed_apart_runs_there_and_gives_every_thread_its_cpus_back() {
         let before = procinfo::affinity().unwrap();
-        if !(before.is_set(0).unwrap_or(false) && before.is_set(1).unwrap_or(false)) {
+        let ours = |cpu| before.is_set(cpu).unwrap_or(false);
+        if !(ours(procinfo::SERVER_CPU) && ours(procinfo::BOTS_CPU)) {
+            assert!(std::env::var_os("CI").is_none(), "CPUs 0 and 1 are not both ours in CI");
             eprintln!("skipped: CPUs 0 and 1 are not both ours");
             return;
         }
-        let floor = fanout(20, 300, 30, Duration::from_millis(300), Placement::Apart)
-            .await
-            .unwrap();
-        assert!(floor.writes + floor.would_block >= 100, "{floor:?}");
+        let threads = every_threads_cpus();
+        let (floor_thread, others) = on_own_thread(4, Placement::Apart, None, |_| {
+            let me = nix::unistd::gettid().as_raw();
+            let others = every_threads_cpus().into_iter().filter(|(tid, _)| *tid != me);
+            Ok((procinfo::affinity()?, others.map(|(_, cpus)| cpus).collect::<Vec<_>>()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(floor_thread, only(procinfo::SERVER_CPU));
+        assert!(
+            others.iter().all(|cpus| *cpus == only(procinfo::BOTS_CPU)),
+            "{others:?}"
+        );
+        // Each thread that was there before is back where it was (they all had the same CPUs).
+        let after = every_threads_cpus();
+        for (tid, cpus) in threads {
+            if let Some((_, now)) = after.iter().find(|(t, _)| *t == tid) {
+                assert_eq!(*now, cpus, "thread {tid}");
+            }
+        }
+        // One at a time: a second pinning would take the first's CPU for the process's own.
+        let first = procinfo::PinnedProcess::to(procinfo::BOTS_CPU).unwrap();
+        assert!(procinfo::PinnedProcess::to(procinfo::SERVER_CPU).is_err());
+        drop(first);
         assert_eq!(procinfo::affinity().unwrap(), before);
     }
 }

@@ -95,7 +95,7 @@ const PONG: u8 = b'q';
 
 /// The serving floor: a `frame_bytes` frame written to each of `sockets` players `hz` times
 /// a second for `duration`, from a thread that also reads what the players send (`traffic`)
-/// and answers their pings, as a server must.
+/// and answers their pings, as a server must; its threads placed as `placement` says.
 pub async fn serving(
     sockets: usize,
     frame_bytes: usize,
