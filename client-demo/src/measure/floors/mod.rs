@@ -394,9 +394,6 @@ fn write_ticks(
 
 #[cfg(test)]
 mod tests {
-    use nix::sched::{CpuSet, sched_getaffinity};
-    use nix::unistd::Pid;
-
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,56 +415,5 @@ mod tests {
         for (call, floor) in WriteCall::ALL.iter().zip(&calls) {
             assert!(floor.writes >= 20, "{call:?} wrote: {floor:?}");
         }
-    }
-
-    /// The CPU sets of this process's threads, by thread id.
-    fn every_threads_cpus() -> Vec<(i32, CpuSet)> {
-        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
-        let tids = tasks.filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok());
-        // A thread that ended meanwhile is left out.
-        tids.filter_map(|tid| Some((tid, sched_getaffinity(Pid::from_raw(tid)).ok()?)))
-            .collect()
-    }
-
-    fn only(cpu: usize) -> CpuSet {
-        let mut set = CpuSet::new();
-        set.set(cpu).unwrap();
-        set
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_floor_placed_apart_runs_there_and_gives_every_thread_its_cpus_back() {
-        let before = procinfo::affinity().unwrap();
-        let ours = |cpu| before.is_set(cpu).unwrap_or(false);
-        if !(ours(procinfo::SERVER_CPU) && ours(procinfo::BOTS_CPU)) {
-            assert!(std::env::var_os("CI").is_none(), "CPUs 0 and 1 are not both ours in CI");
-            eprintln!("skipped: CPUs 0 and 1 are not both ours");
-            return;
-        }
-        let threads = every_threads_cpus();
-        let (floor_thread, others) = on_own_thread(4, Placement::Apart, None, |_| {
-            let me = nix::unistd::gettid().as_raw();
-            let others = every_threads_cpus().into_iter().filter(|(tid, _)| *tid != me);
-            Ok((procinfo::affinity()?, others.map(|(_, cpus)| cpus).collect::<Vec<_>>()))
-        })
-        .await
-        .unwrap();
-        assert_eq!(floor_thread, only(procinfo::SERVER_CPU));
-        assert!(
-            others.iter().all(|cpus| *cpus == only(procinfo::BOTS_CPU)),
-            "{others:?}"
-        );
-        // Each thread that was there before is back where it was (they all had the same CPUs).
-        let after = every_threads_cpus();
-        for (tid, cpus) in threads {
-            if let Some((_, now)) = after.iter().find(|(t, _)| *t == tid) {
-                assert_eq!(*now, cpus, "thread {tid}");
-            }
-        }
-        // One at a time: a second pinning would take the first's CPU for the process's own.
-        let first = procinfo::PinnedProcess::to(procinfo::BOTS_CPU).unwrap();
-        assert!(procinfo::PinnedProcess::to(procinfo::SERVER_CPU).is_err());
-        drop(first);
-        assert_eq!(procinfo::affinity().unwrap(), before);
     }
 }
