@@ -54,10 +54,22 @@ pub struct Config {
     #[arg(long)]
     pub no_default_room: bool,
 
-    /// Require `Authorization: Bearer <secret>` to create and close rooms (also
-    /// TICKCAST_ADMIN_SECRET). Without it anyone may, within the per-address rate limit.
+    /// The admin secret (also TICKCAST_ADMIN_SECRET): `Authorization: Bearer <secret>` may
+    /// create, close and matchmake beyond the anonymous budgets. With it, callers without a
+    /// credential cannot create rooms (unless --anonymous-rooms); without it, they may, within
+    /// their budgets.
     #[arg(long, env = "TICKCAST_ADMIN_SECRET", hide_env_values = true)]
     pub admin_secret: Option<String>,
+
+    /// With --admin-secret, still let callers without a credential create rooms (POST /rooms
+    /// and matchmaking), within the same budgets as without an admin secret.
+    #[arg(long)]
+    pub anonymous_rooms: bool,
+
+    /// Most rooms opened without a credential at once; the rest of --max-rooms is kept for
+    /// the admin's rooms. Defaults to three quarters of --max-rooms.
+    #[arg(long)]
+    pub max_anonymous_rooms: Option<usize>,
 
     /// The base URL clients reach this server at (e.g. https://game.example), used in the
     /// URLs the rooms API answers. Defaults to http:// and the bound address.
@@ -75,6 +87,21 @@ pub struct Config {
     /// Most spectators (SSE streams plus waiting long-polls) at once; more get 503.
     #[arg(long, default_value_t = 1000)]
     pub max_spectators: usize,
+
+    /// Most spectators (SSE streams plus waiting long-polls) from one client address (an
+    /// IPv6 /64) at once; more get 503.
+    #[arg(long, default_value_t = 50)]
+    pub max_spectators_per_address: u32,
+
+    /// Most spectators of one room on this server at once; more get 503. Defaults to half of
+    /// --max-spectators, so no room can take every place.
+    #[arg(long)]
+    pub max_spectators_per_room: Option<usize>,
+
+    /// In a cluster, most rooms of other nodes this node follows at once for its SSE and
+    /// long-poll spectators (one Redis reader each); a spectator of one more gets 503.
+    #[arg(long, default_value_t = 256)]
+    pub max_followed_rooms: usize,
 
     /// Most TCP connections at once (players, spectators, polls); more are answered 503.
     /// Defaults to room for every player and spectator, plus 256.
@@ -156,6 +183,25 @@ impl Config {
     pub fn spectator_ring(&self, tick_hz: u32) -> usize {
         let per_sec = f64::from(tick_hz) / f64::from(self.spectator_every(tick_hz));
         (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
+    }
+
+    /// How many rooms opened without a credential may be open at once.
+    pub fn max_anonymous_rooms(&self) -> usize {
+        self.max_anonymous_rooms
+            .unwrap_or(self.max_rooms * 3 / 4)
+            .min(self.max_rooms)
+    }
+
+    /// How many spectators one room may have on this server.
+    pub fn max_spectators_per_room(&self) -> usize {
+        self.max_spectators_per_room
+            .unwrap_or(self.max_spectators.div_ceil(2))
+            .min(self.max_spectators)
+    }
+
+    /// Whether callers without a credential may create rooms.
+    pub fn anonymous_may_create(&self) -> bool {
+        self.admin_secret.is_none() || self.anonymous_rooms
     }
 
     /// The TCP connection cap in force.

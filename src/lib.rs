@@ -20,7 +20,8 @@
 //! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
 //! - [`game`]: the [`game::Game`] trait a game implements (a schema, join and leave, inputs,
 //!   a pure `step`) and the registry of games. [`games`]: the built-in ones, arena and tanks.
-//! - [`metrics`], [`config`], [`auth`] (join tokens), [`limits`] (rate limits), [`origin`]
+//! - [`metrics`], [`config`], [`auth`] (join and identity tokens), [`limits`] (a player's
+//!   message rate), [`budgets`] (what callers without a credential may take), [`origin`]
 //!   (which web origins may open player sockets).
 //! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
 //!
@@ -44,6 +45,7 @@
 
 mod api;
 pub mod auth;
+pub mod budgets;
 pub mod client;
 pub mod cluster;
 pub mod config;

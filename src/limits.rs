@@ -1,5 +1,5 @@
-//! Rate limits: a player's messages ([`RateLimit`]: a token bucket, plus a rule for when
-//! excess is abuse) and room creation per client address ([`PerAddress`]).
+//! A player's message rate ([`RateLimit`]: a token bucket, plus a rule for when excess is
+//! abuse). What anonymous callers of the HTTP API may take is in [`crate::budgets`].
 //!
 //! Pure: the caller passes the time, so the policies are tested without a clock.
 //!
@@ -9,9 +9,6 @@
 //! Sending at more than twice the allowance for [`STRIKES_TO_CLOSE`] whole seconds in a row is
 //! abuse, and the connection is closed (1008).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -103,56 +100,6 @@ impl RateLimit {
     }
 }
 
-/// A token bucket per client address, for actions that are cheap to ask for and costly to
-/// serve (creating a room). Bounded: it tracks at most `max_addresses`; when that many are
-/// tracked, addresses whose bucket has refilled are forgotten (they are as good as new), and
-/// if none has, the new address is refused until one does (it fails closed: a flood of
-/// addresses cannot buy unlimited rooms by outgrowing the table).
-#[derive(Debug)]
-pub struct PerAddress {
-    per_second: f64,
-    burst: f64,
-    max_addresses: usize,
-    // A std Mutex: a map lookup and an update, never held across an await.
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-}
-
-impl PerAddress {
-    /// `burst` actions at once per address, refilled at `per_second`.
-    pub fn new(per_second: f64, burst: u32, max_addresses: usize) -> Self {
-        Self {
-            per_second,
-            burst: f64::from(burst),
-            max_addresses,
-            buckets: Mutex::default(),
-        }
-    }
-
-    /// Whether `address` may act at `now`; if so, the action is counted.
-    pub fn allow(&self, address: IpAddr, now: Instant) -> bool {
-        // Nothing panics while holding the lock, so a poisoned map is still consistent.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let refill = |(tokens, at): (f64, Instant)| {
-            let elapsed = now.saturating_duration_since(at).as_secs_f64();
-            (tokens + elapsed * self.per_second).min(self.burst)
-        };
-        if !buckets.contains_key(&address) && buckets.len() >= self.max_addresses {
-            buckets.retain(|_, bucket| refill(*bucket) < self.burst);
-            if buckets.len() >= self.max_addresses {
-                return false;
-            }
-        }
-        let bucket = buckets.entry(address).or_insert((self.burst, now));
-        let tokens = refill(*bucket);
-        if tokens < 1.0 {
-            *bucket = (tokens, now);
-            return false;
-        }
-        *bucket = (tokens - 1.0, now);
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,34 +171,6 @@ mod tests {
         send(&mut limit, later, 30, 2);
         let (_, _, abuse) = send(&mut limit, later + Duration::from_secs(2), 150, 2);
         assert_eq!(abuse, 0);
-    }
-
-    #[test]
-    fn each_address_gets_its_burst_then_its_rate() {
-        let now = Instant::now();
-        let limit = PerAddress::new(1.0, 3, 100);
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        assert_eq!((0..5).filter(|_| limit.allow(a, now)).count(), 3);
-        assert!(limit.allow(b, now), "another address has its own bucket");
-        assert!(!limit.allow(a, now + Duration::from_millis(500)));
-        assert!(limit.allow(a, now + Duration::from_millis(1500)));
-    }
-
-    #[test]
-    fn the_address_table_is_bounded_and_fails_closed() {
-        let now = Instant::now();
-        let limit = PerAddress::new(1.0, 1, 2);
-        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
-        assert!(limit.allow(ip(1), now) && limit.allow(ip(2), now));
-        assert!(
-            !limit.allow(ip(3), now),
-            "a full table of busy addresses refuses newcomers"
-        );
-        let later = now + Duration::from_secs(2);
-        assert!(
-            limit.allow(ip(3), later),
-            "refilled addresses are forgotten to make room"
-        );
     }
 
     #[test]

@@ -18,11 +18,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::budgets::HoldClaim;
 use crate::config::Config;
 use crate::game::SharedGames;
 use crate::metrics::Metrics;
 use crate::room::tick::Stopped;
-use crate::room::{Ended, Room, RoomId, Settings};
+use crate::room::{Ended, OpenedBy, Opener, Room, RoomId, Settings};
 
 /// Why a room could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum CreateError {
     /// `--max-rooms` rooms are open.
     #[error("the server has its maximum of {0} rooms open: try again later")]
     Full(usize),
+    /// Rooms opened without a credential fill their share of `--max-rooms`.
+    #[error("rooms opened without a credential fill their share ({0}) of this server: try again later")]
+    AnonymousFull(usize),
     /// The server is shutting down.
     #[error("the server is shutting down")]
     Stopping,
@@ -45,7 +49,7 @@ impl CreateError {
     /// The HTTP status a request that got it is answered.
     pub fn status(&self) -> u16 {
         match self {
-            CreateError::Full(_) | CreateError::Stopping => 503,
+            CreateError::Full(_) | CreateError::AnonymousFull(_) | CreateError::Stopping => 503,
             CreateError::RateLimited => 429,
             CreateError::UnknownGame(..) => 400,
         }
@@ -119,12 +123,16 @@ impl Rooms {
         self.len() == 0
     }
 
-    /// Opens a room with a fresh id (or `id`, for the default room) and starts it.
-    pub fn create(self: &Arc<Self>, settings: Settings, id: Option<RoomId>) -> Result<Arc<Room>, CreateError> {
+    /// Opens a room for `opener` with a fresh id (or `id`, for the default room) and starts it.
+    pub fn create(
+        self: &Arc<Self>,
+        settings: Settings,
+        id: Option<RoomId>,
+        opener: Opener,
+    ) -> Result<Arc<Room>, CreateError> {
         if self.shutdown.is_cancelled() {
             return Err(CreateError::Stopping);
         }
-        let is_default = id.as_ref() == Some(&self.default_id);
         let Some(game) = self.games.get(&settings.game) else {
             let known = self.games.names().join(", ");
             return Err(CreateError::UnknownGame(settings.game, known));
@@ -132,6 +140,12 @@ impl Rooms {
         let mut rooms = self.lock();
         if rooms.len() >= self.config.max_rooms {
             return Err(CreateError::Full(self.config.max_rooms));
+        }
+        let share = self.config.max_anonymous_rooms();
+        if opener.by == OpenedBy::Anonymous
+            && rooms.values().filter(|r| r.opened_by() == OpenedBy::Anonymous).count() >= share
+        {
+            return Err(CreateError::AnonymousFull(share));
         }
         let id = id.unwrap_or_else(|| {
             loop {
@@ -147,7 +161,7 @@ impl Rooms {
             id.clone(),
             settings,
             game,
-            is_default,
+            opener,
             &self.config,
             phase,
             self.metrics.clone(),
@@ -182,32 +196,32 @@ impl Rooms {
         }
     }
 
-    /// A public room of `settings.game` with a place held for `name`, or a new one made with
-    /// `settings`: as Colyseus' `joinOrCreate`. The fullest room with a free place is chosen,
-    /// so rooms fill before new ones open. `may_create` is asked only when a room must be
-    /// created (a rate limit). Returns the room and whether it was created.
-    pub fn matchmake(
-        self: &Arc<Self>,
-        settings: Settings,
+    /// Holds a place for `name` in a public, open room of `game` on this server: the room that
+    /// holds one for it already (its first deadline), else the fullest that has a place to
+    /// hold (the oldest of those equally full), as Colyseus' `joinOrCreate` finds one. Returns
+    /// the room and the hold's deadline; `None` if no room has a place for `name`.
+    pub fn hold_in_open_room(
+        &self,
+        game: &str,
         name: &str,
-        may_create: impl FnOnce() -> bool,
-    ) -> Result<(Arc<Room>, bool), CreateError> {
-        let now = Instant::now();
+        claim: &HoldClaim,
+        now: Instant,
+    ) -> Option<(Arc<Room>, Instant)> {
         let mut open: Vec<_> = self
             .all()
             .into_iter()
-            .filter(|r| !r.settings().private && r.settings().game == settings.game && r.ended().is_none())
+            .filter(|r| !r.settings().private && r.settings().game == game && r.ended().is_none())
             .collect();
+        if let Some((room, until)) = open
+            .iter()
+            .find_map(|room| room.seats().held_until(name, now).map(|until| (room, until)))
+        {
+            return Some((room.clone(), until));
+        }
+        // `all` is oldest first and the sort is stable: the oldest of the fullest first.
         open.sort_by_key(|r| r.seats().free(now));
-        if let Some(room) = open.into_iter().find(|room| room.seats().hold(name, now)) {
-            return Ok((room, false));
-        }
-        if !may_create() {
-            return Err(CreateError::RateLimited);
-        }
-        let room = self.create(settings, None)?;
-        room.seats().hold(name, now);
-        Ok((room, true))
+        open.into_iter()
+            .find_map(|room| Some((room.clone(), room.seats().hold(name, now, Some(claim.clone())).ok()?)))
     }
 
     /// Where the next room's ticks fall in `period`: successive rooms are spread by the golden

@@ -24,10 +24,9 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::game::Games;
 use crate::http::ConnectionPlace;
-use crate::limits::PerAddress;
 use crate::metrics::{CloseReason, Metrics};
 use crate::origin::{self, Origin};
-use crate::room::{RoomId, Settings};
+use crate::room::{Opener, RoomId, Settings};
 use crate::rooms::Rooms;
 use crate::socket::{self, PlayerSocket};
 use crate::state::{AppState, RoomAt};
@@ -160,11 +159,8 @@ impl Server {
             origins,
             public_url,
             spectator_places: Arc::new(Semaphore::new(config.max_spectators)),
-            room_creations: PerAddress::new(
-                1.0 / api::CREATE_EVERY.as_secs_f64(),
-                api::CREATE_BURST,
-                api::CREATE_ADDRESSES,
-            ),
+            budgets: Default::default(),
+            room_list: Default::default(),
             config,
             metrics,
             shutdown,
@@ -233,7 +229,8 @@ impl Server {
             let _ = state.cluster.set(cluster);
         }
         if let Some(settings) = default_room {
-            let room = state.rooms.create(settings, Some(state.rooms.default_id().clone()))?;
+            let id = state.rooms.default_id().clone();
+            let room = state.rooms.create(settings, Some(id), Opener::server())?;
             if let Some(cluster) = state.cluster() {
                 cluster.adopt(&room).await;
             }

@@ -13,11 +13,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::guard::Budgets;
+use crate::api::listing::RoomList;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Cluster, Placed, Refusal};
 use crate::config::Config;
 use crate::game::SharedGames;
-use crate::limits::PerAddress;
 use crate::metrics::Metrics;
 use crate::origin;
 use crate::room::feed::Feed;
@@ -35,8 +36,10 @@ pub(crate) struct AppState {
     pub(crate) games: SharedGames,
     /// One permit per spectator place (`--max-spectators`), over all rooms.
     pub(crate) spectator_places: Arc<Semaphore>,
-    /// Room creations per client address, when there is no admin secret.
-    pub(crate) room_creations: PerAddress,
+    /// What callers without a credential may take through the rooms API.
+    pub(crate) budgets: Budgets,
+    /// `GET /rooms`, built at most once a second.
+    pub(crate) room_list: RoomList,
     /// Which web origins may open player sockets.
     pub(crate) origins: origin::Policy,
     /// The base URL clients reach this server at (`--public-url`), without a trailing `/`.

@@ -18,6 +18,9 @@ use tickcast::room::Ended;
 async fn api(server: &TestServer, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> (u16, Value) {
     let http = reqwest::Client::new();
     let mut req = http.request(method.parse().unwrap(), server.http_url(path));
+    if method != "GET" {
+        req = req.header("content-type", "application/json");
+    }
     if let Some(body) = body {
         req = req.json(&body);
     }
@@ -140,7 +143,13 @@ async fn the_rooms_api_creates_lists_shows_and_closes_rooms() {
     assert_eq!(shown["players"], 1);
     let mut spectator = SseClient::connect(&server.http_url(&format!("/rooms/{public_id}/events")), None).await;
     spectator.next().await.unwrap();
-    let (status, _) = api(&server, "DELETE", &format!("/rooms/{public_id}"), None, None).await;
+    // Only the room's key closes it: no credential is 401, another room's key 403.
+    let path = format!("/rooms/{public_id}");
+    let (status, _) = api(&server, "DELETE", &path, None, None).await;
+    assert_eq!(status, 401);
+    let (status, _) = api(&server, "DELETE", &path, None, private["key"].as_str()).await;
+    assert_eq!(status, 403);
+    let (status, _) = api(&server, "DELETE", &path, None, public["key"].as_str()).await;
     assert_eq!(status, 204);
     let closed = loop {
         if let Err(err) = within(player.recv()).await {
@@ -167,10 +176,11 @@ async fn the_rooms_api_creates_lists_shows_and_closes_rooms() {
     let (status, error) = api(&server, "GET", &format!("/rooms/{public_id}"), None, None).await;
     assert_eq!(status, 404);
     assert!(error["error"].as_str().unwrap().contains(public_id), "{error}");
-    let (status, _) = api(&server, "DELETE", "/rooms/nope", None, None).await;
+    let (status, _) = api(&server, "DELETE", "/rooms/nope", None, public["key"].as_str()).await;
     assert_eq!(status, 404);
-    let (status, error) = api(&server, "DELETE", "/rooms/default", None, None).await;
-    assert_eq!(status, 409, "{error}");
+    // No key opens the default room (nor does anything, without an admin secret).
+    let (status, error) = api(&server, "DELETE", "/rooms/default", None, private["key"].as_str()).await;
+    assert_eq!(status, 403, "{error}");
     let gone = reqwest::get(server.http_url(&format!("/rooms/{public_id}/state")))
         .await
         .unwrap();
@@ -193,10 +203,13 @@ async fn bad_requests_to_the_rooms_api_say_what_is_wrong() {
         assert!(error["error"].as_str().unwrap().contains(says), "{body}: {error}");
     }
     let http = reqwest::Client::new();
-    let not_json = http.post(server.http_url("/rooms")).body("{nope").send().await.unwrap();
+    let post = || {
+        http.post(server.http_url("/rooms"))
+            .header("content-type", "application/json")
+    };
+    let not_json = post().body("{nope").send().await.unwrap();
     assert_eq!(not_json.status(), 400);
-    let huge = http
-        .post(server.http_url("/rooms"))
+    let huge = post()
         .body(format!(r#"{{"game":"arena","pad":"{}"}}"#, "x".repeat(10_000)))
         .send()
         .await
@@ -235,6 +248,8 @@ async fn max_rooms_and_the_admin_secret_are_enforced() {
     let path = format!("/rooms/{}", room["id"].as_str().unwrap());
     let (status, _) = api(&server, "DELETE", &path, None, None).await;
     assert_eq!(status, 401);
+    let (status, error) = api(&server, "DELETE", "/rooms/default", None, Some("adm1n")).await;
+    assert_eq!(status, 409, "the admin cannot close the default room either: {error}");
     let (status, _) = api(&server, "DELETE", &path, None, Some("adm1n")).await;
     assert_eq!(status, 204);
     // Its place is free once it has ended.
@@ -273,17 +288,34 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
         ..Config::defaults()
     })
     .await;
-    let mut seats = Vec::new();
-    for name in ["ann", "bob", "cal"] {
-        let (status, seat) = api(
+    let matchmake = |name: &str| {
+        let identity = tickcast::auth::mint_identity(secret.as_bytes(), name, u64::MAX);
+        api(
             &server,
             "POST",
             "/matchmake",
-            Some(json!({ "game": "arena", "name": name })),
+            Some(json!({ "game": "arena", "name": name, "identity": identity })),
             None,
         )
-        .await;
+    };
+    let hello = |name: &str, token: &Value| Hello {
+        version: PROTOCOL_VERSION,
+        name: name.into(),
+        token: token.as_str().unwrap().into(),
+    };
+    // Each player matchmakes and joins its room with its token.
+    let (mut seats, mut players) = (Vec::new(), Vec::new());
+    for name in ["ann", "bob", "cal"] {
+        let (status, seat) = matchmake(name).await;
         assert_eq!(status, 200, "{seat}");
+        let mut player = within(Client::connect_with(
+            seat["ws"].as_str().unwrap(),
+            hello(name, &seat["token"]),
+        ))
+        .await
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+        until_snapshot(&mut player).await;
+        players.push(player);
         seats.push(seat);
     }
     assert_eq!(
@@ -296,13 +328,7 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
     );
     assert_eq!(seats[2]["created"], true, "the third opens the next room");
     assert_ne!(seats[2]["room"], seats[0]["room"]);
-
-    let hello = |name: &str, token: &Value| Hello {
-        version: PROTOCOL_VERSION,
-        name: name.into(),
-        token: token.as_str().unwrap().into(),
-    };
-    // Each player joins its room with its token; a token for one room does not open another.
+    // A token for one room does not open another.
     let refused = within(Client::connect_with(
         seats[2]["ws"].as_str().unwrap(),
         hello("ann", &seats[0]["token"]),
@@ -313,35 +339,10 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
         matches!(&refused, Some(ClientError::Closed { code: 1008, reason }) if reason == "invalid join token"),
         "{refused:?}"
     );
-    let mut players = Vec::new();
-    for (name, seat) in ["ann", "bob", "cal"].iter().zip(&seats) {
-        let mut player = within(Client::connect_with(
-            seat["ws"].as_str().unwrap(),
-            hello(name, &seat["token"]),
-        ))
-        .await
-        .unwrap_or_else(|err| panic!("{name}: {err}"));
-        until_snapshot(&mut player).await;
-        players.push(player);
-    }
     // The first room is full now: matchmaking looks elsewhere.
-    let (_, seat) = api(
-        &server,
-        "POST",
-        "/matchmake",
-        Some(json!({ "game": "arena", "name": "dan" })),
-        None,
-    )
-    .await;
+    let (_, seat) = matchmake("dan").await;
     assert_eq!(seat["room"], seats[2]["room"]);
-    let (status, error) = api(
-        &server,
-        "POST",
-        "/matchmake",
-        Some(json!({ "game": "arena", "name": "a\nb" })),
-        None,
-    )
-    .await;
+    let (status, error) = matchmake("a\nb").await;
     assert_eq!(status, 400, "{error}");
 }
 

@@ -11,6 +11,7 @@
 //! | `room:{room}` | JSON [`RoomRecord`] | the owner, at once and every second | [`EXPIRY`] |
 //! | `room:{room}:events` | stream of spectator events | the owner ([`super::replica`]) | [`STREAM_TTL`] after the last write |
 //! | `node:{node}:requests` | list of requests | other nodes ([`super::requests`]) | 10 s after the last push |
+//! | `node:{node}:replies` | list of answers to its requests | other nodes | 10 s after the last push |
 //!
 //! "Where is room X" is one `GET room:{X}`: the record names the owner and its URL, and it
 //! exists only while the owner refreshes it, so a dead node's rooms vanish within [`EXPIRY`].
@@ -27,6 +28,9 @@ use crate::room::{Info, RoomId};
 pub(crate) const EXPIRY: Duration = Duration::from_secs(5);
 /// How often a node refreshes its records.
 pub(crate) const REFRESH: Duration = Duration::from_secs(1);
+/// A node whose record is older than this has missed two refreshes: placement passes it over
+/// (it may have been killed; its record lives on until [`EXPIRY`]).
+pub(crate) const STALE: Duration = Duration::from_millis(2500);
 /// How long a room's stream outlives its last event (so that followers read a `closed`).
 pub(crate) const STREAM_TTL: Duration = Duration::from_secs(600);
 
@@ -59,8 +63,8 @@ pub(crate) mod keys {
         format!("tickcast:room:{room}:events")
     }
 
-    pub(crate) fn reply(token: &str) -> String {
-        format!("tickcast:reply:{token}")
+    pub(crate) fn replies(node: &str) -> String {
+        format!("tickcast:node:{node}:replies")
     }
 }
 
@@ -78,6 +82,9 @@ pub(crate) struct NodeRecord {
     /// Spectators connected to it, of its rooms and of others'.
     pub(crate) spectators: usize,
     pub(crate) tick_overruns: u64,
+    /// When it wrote this record, Unix milliseconds.
+    #[serde(default)]
+    pub(crate) beat_ms: u64,
     /// The rooms it owns.
     pub(crate) room_ids: Vec<RoomId>,
     /// Spectators it serves of other nodes' rooms, by room.
@@ -85,9 +92,12 @@ pub(crate) struct NodeRecord {
 }
 
 impl NodeRecord {
-    /// Whether a new room may be placed on it.
-    pub(crate) fn takes_rooms(&self) -> bool {
-        self.hosts_rooms && self.rooms < self.max_rooms
+    /// Whether a new room may be placed on it at `now_ms` (Unix milliseconds): it takes rooms,
+    /// has room for one, and its record is fresh.
+    pub(crate) fn takes_rooms(&self, now_ms: u64) -> bool {
+        self.hosts_rooms
+            && self.rooms < self.max_rooms
+            && now_ms.saturating_sub(self.beat_ms) <= STALE.as_millis() as u64
     }
 
     /// What placement minimizes: players first, then rooms.
@@ -141,11 +151,11 @@ pub(crate) async fn rooms_of(store: &Store, nodes: &[NodeRecord]) -> Result<Vec<
     Ok(records.iter().filter_map(|r| r.as_deref().and_then(parse)).collect())
 }
 
-/// The node a new room should go to: the least loaded that takes rooms.
-pub(crate) fn least_loaded(nodes: &[NodeRecord]) -> Option<&NodeRecord> {
+/// The node a new room should go to at `now_ms`: the least loaded that takes rooms.
+pub(crate) fn least_loaded(nodes: &[NodeRecord], now_ms: u64) -> Option<&NodeRecord> {
     nodes
         .iter()
-        .filter(|n| n.takes_rooms())
+        .filter(|n| n.takes_rooms(now_ms))
         .min_by(|a, b| a.load().cmp(&b.load()))
 }
 
@@ -168,21 +178,27 @@ mod tests {
             max_rooms: 10,
             spectators: 0,
             tick_overruns: 0,
+            beat_ms: 10_000,
             room_ids: Vec::new(),
             following: BTreeMap::new(),
         }
     }
 
     #[test]
-    fn placement_takes_the_fewest_players_then_rooms_and_skips_edges_and_full_nodes() {
+    fn placement_takes_the_fewest_players_then_rooms_and_skips_edges_full_and_silent_nodes() {
+        let mut silent = node("silent", 0, 0, true);
+        silent.beat_ms = 7_000;
         let nodes = [
             node("a", 10, 1, true),
             node("b", 3, 5, true),
             node("c", 3, 2, true),
             node("edge", 0, 0, false),
             node("full", 0, 10, true),
+            silent,
         ];
-        assert_eq!(least_loaded(&nodes).map(|n| n.id.as_str()), Some("c"));
-        assert_eq!(least_loaded(&nodes[3..]), None);
+        let now_ms = 10_500;
+        assert_eq!(least_loaded(&nodes, now_ms).map(|n| n.id.as_str()), Some("c"));
+        assert_eq!(least_loaded(&nodes[3..], now_ms), None, "silent for 3.5 s: passed over");
+        assert_eq!(least_loaded(&nodes[5..], 9_000).map(|n| n.id.as_str()), Some("silent"));
     }
 }

@@ -30,12 +30,14 @@ use tokio_util::task::TaskTracker;
 
 use self::directory::{EXPIRY, NodeRecord, REFRESH, RoomRecord, keys};
 use self::mirror::Mirror;
-use self::requests::{Answer, Ask, AskError};
+use self::requests::{Answer, Ask, AskError, Asker, Incoming};
 use self::store::{Store, StoreError};
+use crate::budgets::{Held, HoldClaim};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::protocol::unix_micros;
 use crate::room::feed::Feed;
-use crate::room::{Ended, Room, RoomId, Settings};
+use crate::room::{Ended, Opener, Room, RoomId, Settings};
 use crate::rooms::{CreateError, Rooms};
 
 /// How long a spectator request waits for a followed room's first keyframe.
@@ -49,10 +51,15 @@ pub(crate) struct Cluster {
     /// The base URL clients reach this node at.
     url: String,
     store: Store,
+    /// This node's requests to others.
+    asker: Arc<Asker>,
     rooms: Arc<Rooms>,
     config: Config,
     metrics: Arc<Metrics>,
     mirrors: Mutex<HashMap<RoomId, Arc<Mirror>>>,
+    /// What rooms placed on other nodes hold of their anonymous creators' budgets here, until
+    /// they leave the directory.
+    placed_elsewhere: Mutex<HashMap<RoomId, Held>>,
     /// Wakes the heartbeat at once (a room opened or ended).
     beat: Notify,
     tasks: TaskTracker,
@@ -137,6 +144,7 @@ impl Cluster {
             source,
         })?;
         let cluster = Arc::new(Self {
+            asker: Asker::new(node.clone(), store.clone()),
             node,
             url: public_url,
             store,
@@ -144,6 +152,7 @@ impl Cluster {
             config,
             metrics,
             mirrors: Mutex::default(),
+            placed_elsewhere: Mutex::default(),
             beat: Notify::new(),
             tasks: tasks.clone(),
             shutdown,
@@ -154,6 +163,7 @@ impl Cluster {
         })?;
         tasks.spawn(cluster.clone().heartbeats());
         tasks.spawn(cluster.clone().serve_requests());
+        tasks.spawn(cluster.asker.clone().read_replies(cluster.shutdown.clone()));
         tracing::info!(node = %cluster.node, "joined the cluster");
         Ok(cluster)
     }
@@ -220,58 +230,92 @@ impl Cluster {
         Ok(records)
     }
 
-    /// Opens a room with `settings` on the least-loaded live node that takes rooms (this one
-    /// included), holding a place for `hold` if given.
-    pub(crate) async fn place(&self, settings: Settings, hold: Option<&str>) -> Result<Placed, Refusal> {
+    /// Opens a room with `settings` for `opener` on the least-loaded live node that takes rooms
+    /// (this one included), holding a place in it for `hold` if given; returns the room and
+    /// until when the place is held. A node that does not answer in time is passed over for
+    /// the next one, once.
+    pub(crate) async fn place(
+        &self,
+        settings: Settings,
+        hold: Option<(&str, HoldClaim)>,
+        opener: Opener,
+    ) -> Result<(Placed, Option<Instant>), Refusal> {
         let nodes = directory::live_nodes(&self.store).await.map_err(Refusal::unavailable)?;
         // This node's own load is the freshest there is.
         let mut nodes: Vec<NodeRecord> = nodes.into_iter().filter(|n| n.id != self.node).collect();
         nodes.push(self.record());
-        let Some(target) = directory::least_loaded(&nodes) else {
-            return Err(Refusal::new(
-                503,
-                "no node of the cluster can take a room now: try again later",
-            ));
-        };
-        if target.id == self.node {
-            let room = self.rooms.create(settings, None)?;
-            if let Some(name) = hold {
-                room.seats().hold(name, Instant::now());
+        let now_ms = unix_micros() / 1000;
+        let mut tries = 0;
+        loop {
+            let Some(target) = directory::least_loaded(&nodes, now_ms).cloned() else {
+                return Err(Refusal::new(
+                    503,
+                    "no node of the cluster can take a room now: try again later",
+                ));
+            };
+            if target.id == self.node {
+                let room = self.rooms.create(settings, None, opener)?;
+                let until = hold.and_then(|(name, claim)| room.seats().hold(name, Instant::now(), Some(claim)).ok());
+                self.adopt(&room).await;
+                return Ok((Placed::Here(room), until));
             }
-            self.adopt(&room).await;
-            return Ok(Placed::Here(room));
-        }
-        let ask = Ask::Create {
-            settings,
-            hold: hold.map(str::to_owned),
-        };
-        match self.ask(&target.id, ask).await? {
-            Answer::Done(Some(record)) => Ok(Placed::There(record)),
-            Answer::Done(None) => Err(Refusal::new(502, "the other node answered without its room")),
-            Answer::Refused { status, message } => Err(Refusal::new(status, message)),
+            let ask = Ask::Create {
+                settings: settings.clone(),
+                hold: hold.as_ref().map(|(name, _)| (*name).to_owned()),
+                by: opener.by,
+                key: opener.key.clone(),
+            };
+            match self.ask(&target.id, ask).await {
+                Ok(Answer::Done {
+                    room: Some(record),
+                    held_until_ms,
+                }) => {
+                    if let Some(budget) = opener.budget {
+                        self.lock_placed().insert(record.info.id.clone(), budget);
+                    }
+                    return Ok((Placed::There(record), held_until_ms.map(instant_of)));
+                }
+                Ok(Answer::Done { room: None, .. }) => {
+                    return Err(Refusal::new(502, "the other node answered without its room"));
+                }
+                Ok(Answer::Refused { status, message }) => return Err(Refusal::new(status, message)),
+                // Killed since its last heartbeat, perhaps: the next node, once.
+                Err(AskError::NoAnswer(..)) if tries == 0 => {
+                    tries += 1;
+                    nodes.retain(|n| n.id != target.id);
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
     }
 
-    /// Holds a place for `name` in another node's room; `Ok(None)` if it has none free.
-    pub(crate) async fn hold(&self, record: &RoomRecord, name: &str) -> Result<Option<RoomRecord>, Refusal> {
+    /// Holds a place for `name` in another node's room; returns the room and until when the
+    /// place is held, `Ok(None)` if it has none free.
+    pub(crate) async fn hold(&self, record: &RoomRecord, name: &str) -> Result<Option<(RoomRecord, Instant)>, Refusal> {
         let ask = Ask::Hold {
             room: record.info.id.clone(),
             name: name.into(),
         };
         match self.ask(&record.node, ask).await? {
-            Answer::Done(room) => Ok(room),
+            Answer::Done {
+                room: Some(room),
+                held_until_ms: Some(until),
+            } => Ok(Some((room, instant_of(until)))),
+            Answer::Done { .. } => Err(Refusal::new(502, "the other node answered without its room")),
             Answer::Refused { status: 409, .. } => Ok(None),
             Answer::Refused { status, message } => Err(Refusal::new(status, message)),
         }
     }
 
-    /// Closes another node's room.
-    pub(crate) async fn close(&self, record: &RoomRecord) -> Result<(), Refusal> {
+    /// Closes another node's room, for the admin or the bearer of `key` (the owner checks it).
+    pub(crate) async fn close(&self, record: &RoomRecord, admin: bool, key: &str) -> Result<(), Refusal> {
         let ask = Ask::Close {
             room: record.info.id.clone(),
+            admin,
+            key: key.to_owned(),
         };
         match self.ask(&record.node, ask).await? {
-            Answer::Done(_) => Ok(()),
+            Answer::Done { .. } => Ok(()),
             Answer::Refused { status, message } => Err(Refusal::new(status, message)),
         }
     }
@@ -370,6 +414,7 @@ impl Cluster {
             max_rooms: self.config.max_rooms,
             spectators: (self.metrics.spectators_sse.get() + self.metrics.spectators_longpoll.get()).max(0) as usize,
             tick_overruns: self.metrics.tick_overruns.get(),
+            beat_ms: unix_micros() / 1000,
             room_ids: rooms.iter().map(|r| r.id().clone()).collect(),
             following,
         }
@@ -521,7 +566,7 @@ impl Cluster {
                     next = requests::next(&mut con, &self.node) => next,
                     () = self.shutdown.cancelled() => return,
                 };
-                let (reply, ask) = match next {
+                let (reply, ask): (Incoming, Ask) = match next {
                     Ok(Some(request)) => request,
                     Ok(None) => continue,
                     Err(_) => continue 'connect,
@@ -531,13 +576,13 @@ impl Cluster {
                         status: 503,
                         message: format!("node {} is busy: try again", self.node),
                     };
-                    requests::answer(&self.store, &reply, &busy).await;
+                    requests::answer(&self.store, &reply, busy).await;
                     continue;
                 };
                 let cluster = self.clone();
                 self.tasks.spawn(async move {
                     let answer = cluster.handle(ask).await;
-                    requests::answer(&cluster.store, &reply, &answer).await;
+                    requests::answer(&cluster.store, &reply, answer).await;
                     drop(place);
                 });
             }
@@ -547,46 +592,69 @@ impl Cluster {
     /// Does what another node asked.
     async fn handle(&self, ask: Ask) -> Answer {
         let refused = |status: u16, message: String| Answer::Refused { status, message };
+        let done = |room: Option<RoomRecord>, until: Option<Instant>| Answer::Done {
+            room,
+            held_until_ms: until.map(unix_ms_of),
+        };
         match ask {
-            Ask::Create { settings, hold } => {
+            Ask::Create {
+                settings,
+                hold,
+                by,
+                key,
+            } => {
                 if self.config.no_rooms {
                     return refused(503, format!("node {} takes no rooms", self.node));
                 }
-                match self.rooms.create(settings, None) {
+                let opener = Opener { by, key, budget: None };
+                match self.rooms.create(settings, None, opener) {
                     Ok(room) => {
-                        if let Some(name) = hold {
-                            room.seats().hold(&name, Instant::now());
-                        }
+                        // A hold from another node counts against its caller there.
+                        let until = hold.and_then(|name| room.seats().hold(&name, Instant::now(), None).ok());
                         self.adopt(&room).await;
-                        Answer::Done(Some(self.room_record(&room)))
+                        done(Some(self.room_record(&room)), until)
                     }
                     Err(err) => refused(err.status(), err.to_string()),
                 }
             }
             Ask::Hold { room, name } => match self.rooms.get(&room) {
-                Some(room) if room.ended().is_none() && room.seats().hold(&name, Instant::now()) => {
-                    Answer::Done(Some(self.room_record(&room)))
-                }
-                Some(_) => refused(409, format!("room {room} has no free place")),
-                None => refused(404, format!("no room {room}")),
+                Some(room) if room.ended().is_none() => match room.seats().hold(&name, Instant::now(), None) {
+                    Ok(until) => done(Some(self.room_record(&room)), Some(until)),
+                    Err(err) => refused(409, format!("room {}: {err}", room.id())),
+                },
+                _ => refused(404, format!("no room {room}")),
             },
-            Ask::Close { room } => match self.rooms.get(&room) {
-                Some(r) if r.is_default() => refused(409, "the default room cannot be closed".into()),
-                Some(r) => {
+            Ask::Close { room, admin, key } => match self.rooms.get(&room) {
+                Some(r) if r.is_default() && admin => refused(409, "the default room cannot be closed".into()),
+                Some(r) if admin || r.opens_with(&key) => {
                     r.end(Ended::Closed);
-                    Answer::Done(None)
+                    done(None, None)
                 }
+                Some(r) => refused(
+                    403,
+                    format!(
+                        "that credential does not close room {}: it takes the room's key or the admin secret",
+                        r.id()
+                    ),
+                ),
                 None => refused(404, format!("no room {room}")),
             },
         }
     }
 
     async fn ask(&self, node: &str, ask: Ask) -> Result<Answer, AskError> {
-        let answer = requests::ask(&self.store, node, ask).await;
+        let answer = self.asker.ask(node, ask).await;
         if matches!(answer, Err(AskError::NoAnswer(..))) {
             self.metrics.cluster_requests_unanswered.inc();
         }
         answer
+    }
+
+    fn lock_placed(&self) -> MutexGuard<'_, HashMap<RoomId, Held>> {
+        // Nothing panics while holding it (map inserts and removals).
+        self.placed_elsewhere
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_mirrors(&self) -> MutexGuard<'_, HashMap<RoomId, Arc<Mirror>>> {
@@ -607,6 +675,27 @@ pub(crate) async fn forget_room(store: &Store, node: &str, room: &str) {
         .ignore();
     // If this fails the record expires by itself.
     let _ = store.pipe::<()>(&pipe).await;
+}
+
+/// The instant of `unix_ms` (Unix milliseconds) on this node's monotonic clock.
+fn instant_of(unix_ms: u64) -> Instant {
+    let now_ms = unix_micros() / 1000;
+    let now = Instant::now();
+    match unix_ms.checked_sub(now_ms) {
+        Some(ahead) => now + Duration::from_millis(ahead),
+        None => now.checked_sub(Duration::from_millis(now_ms - unix_ms)).unwrap_or(now),
+    }
+}
+
+/// `at` as Unix milliseconds.
+fn unix_ms_of(at: Instant) -> u64 {
+    let now = Instant::now();
+    let now_ms = unix_micros() / 1000;
+    if at >= now {
+        now_ms + (at - now).as_millis() as u64
+    } else {
+        now_ms.saturating_sub((now - at).as_millis() as u64)
+    }
 }
 
 /// A fresh node id: `node-` and 8 hex digits.

@@ -1,53 +1,85 @@
 //! Requests from one node to another through Redis: "create a room", "hold a place in your
-//! room", "close your room". The asking node pushes the request on the owner's list
-//! (`tickcast:node:{node}:requests`) with a reply key of its own, and waits on that key for at
-//! most [`ANSWER_WITHIN`]; the owner pops requests, does them and pushes the answer. A request
-//! that finds no live owner, or no answer in time, is the caller's 503 with a reason. Lists
-//! (unlike pub/sub) keep a request that arrives while the owner is reconnecting, and expire
-//! when nobody reads them.
+//! room", "close your room".
+//!
+//! The asking node pushes the request on the owner's list (`tickcast:node:{node}:requests`),
+//! naming itself and a request id, and waits for at most [`ANSWER_WITHIN`]; the owner pops
+//! requests, does them and pushes each answer on the asker's reply list
+//! (`tickcast:node:{node}:replies`). One reader per node pops its replies, on one connection
+//! of its own, and hands each to the request waiting for it: however many HTTP requests ask
+//! other nodes at once, a node holds two Redis connections for requests (one to serve, one for
+//! replies), never one per request. At most [`MAX_WAITING`] requests wait at once; more are
+//! refused at once (503). A request that finds no live owner, or no answer in time, is the
+//! caller's 503 with a reason. Lists (unlike pub/sub) keep a request that arrives while the
+//! owner is reconnecting, and expire when nobody reads them.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use super::directory::{RoomRecord, keys};
-use super::store::Store;
-use crate::room::{RoomId, Settings};
+use super::store::{Dedicated, Store, StoreError};
+use crate::room::{OpenedBy, RoomId, RoomKey, Settings};
 
 /// How long a node waits for another's answer.
 pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(3);
 /// How long an unread request or answer stays in Redis.
 const LIST_TTL: Duration = Duration::from_secs(10);
-/// How long the serving loop blocks on its list at a time.
+/// How long the serving loop and the reply reader block on their list at a time.
 pub(crate) const BLOCK: Duration = Duration::from_millis(1000);
+/// Requests of this node waiting for their answers at once.
+pub(crate) const MAX_WAITING: usize = 256;
 
 /// What one node asks another.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Ask {
-    /// Open a room with these settings (and hold a place in it for `hold`, for matchmaking).
-    Create { settings: Settings, hold: Option<String> },
+    /// Open a room with these settings for `by`, with `key` (and hold a place in it for
+    /// `hold`, for matchmaking).
+    Create {
+        settings: Settings,
+        hold: Option<String>,
+        by: OpenedBy,
+        key: Option<RoomKey>,
+    },
     /// Hold a place in room `room` for `name` (matchmaking).
     Hold { room: RoomId, name: String },
-    /// Close room `room`.
-    Close { room: RoomId },
+    /// Close room `room`: for the admin, or for the bearer of `key` if it is the room's.
+    Close { room: RoomId, admin: bool, key: String },
 }
 
 /// The answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Answer {
-    /// Done; the room as it is now (none for a close).
-    Done(Option<RoomRecord>),
+    /// Done; the room as it is now (none for a close), and until when (Unix milliseconds) a
+    /// place asked for is held.
+    Done {
+        room: Option<RoomRecord>,
+        held_until_ms: Option<u64>,
+    },
     /// Refused, with the HTTP status the asker should answer and why.
     Refused { status: u16, message: String },
 }
 
-/// A request as it travels: what to do and where to answer.
+/// A request as it travels: what to do, and where the answer goes.
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
-    reply: String,
+    /// The asking node (its reply list).
+    from: String,
+    id: u64,
     ask: Ask,
+}
+
+/// An answer as it travels back.
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    answer: Answer,
 }
 
 /// Why a request got no answer.
@@ -59,65 +91,164 @@ pub(crate) enum AskError {
     /// The other node did not answer in time.
     #[error("node {0} did not answer within {1:?}")]
     NoAnswer(String, Duration),
+    /// This node has [`MAX_WAITING`] requests waiting already.
+    #[error("this node is waiting on {0} requests to other nodes: try again shortly")]
+    Busy(usize),
 }
 
-/// Asks `node` and waits for its answer.
-pub(crate) async fn ask(store: &Store, node: &str, ask: Ask) -> Result<Answer, AskError> {
-    let reply = keys::reply(&format!("{:032x}", rand::random::<u128>()));
-    let envelope = serde_json::to_string(&Envelope {
-        reply: reply.clone(),
-        ask,
-    })
-    .expect("requests serialize");
-    let redis_err = |e: super::store::StoreError| AskError::Redis(e.to_string());
-    let list = keys::requests(node);
-    let mut pipe = redis::pipe();
-    pipe.cmd("RPUSH")
-        .arg(&list)
-        .arg(envelope)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(&list)
-        .arg(LIST_TTL.as_millis() as u64)
-        .ignore();
-    store.pipe::<()>(&pipe).await.map_err(redis_err)?;
-    let mut con = store.dedicated(ANSWER_WITHIN).await.map_err(redis_err)?;
-    let popped: Option<(String, String)> = con
-        .query(redis::cmd("BLPOP").arg(&reply).arg(ANSWER_WITHIN.as_secs_f64()))
+/// A request served: where its answer goes.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    from: String,
+    id: u64,
+}
+
+/// This node's requests to others, and the one reader of their answers.
+pub(crate) struct Asker {
+    node: String,
+    store: Store,
+    // A std Mutex: inserts and removals only, never held across an await.
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    next_id: AtomicU64,
+}
+
+impl Asker {
+    /// Requests of `node`, through `store`.
+    pub(crate) fn new(node: String, store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            store,
+            waiting: Mutex::default(),
+            // A random start: a reply meant for an earlier run of this node id matches nothing.
+            next_id: AtomicU64::new(rand::random()),
+        })
+    }
+
+    /// Asks `node` and waits for its answer.
+    pub(crate) async fn ask(&self, node: &str, ask: Ask) -> Result<Answer, AskError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiting = self.lock();
+            if waiting.len() >= MAX_WAITING {
+                return Err(AskError::Busy(MAX_WAITING));
+            }
+            waiting.insert(id, tx);
+        }
+        // Removes the entry however this ends (answered, timed out, the caller gone).
+        let _forget = Forget { asker: self, id };
+        let envelope = Envelope {
+            from: self.node.clone(),
+            id,
+            ask,
+        };
+        let list = keys::requests(node);
+        push(
+            &self.store,
+            &list,
+            &serde_json::to_string(&envelope).expect("requests serialize"),
+        )
         .await
-        .map_err(redis_err)?;
-    let Some((_, answer)) = popped else {
-        return Err(AskError::NoAnswer(node.into(), ANSWER_WITHIN));
-    };
-    serde_json::from_str(&answer).map_err(|e| AskError::Redis(format!("a malformed answer: {e}")))
+        .map_err(|e| AskError::Redis(e.to_string()))?;
+        match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err(AskError::NoAnswer(node.into(), ANSWER_WITHIN)),
+        }
+    }
+
+    /// Reads this node's replies and hands each to its request, until `stop`.
+    pub(crate) async fn read_replies(self: Arc<Self>, stop: CancellationToken) {
+        let list = keys::replies(&self.node);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut con = tokio::select! {
+                con = self.store.dedicated(BLOCK) => con,
+                () = stop.cancelled() => return,
+            };
+            let Ok(con) = con.as_mut() else {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let popped = tokio::select! {
+                    popped = pop(con, &list) => popped,
+                    () = stop.cancelled() => return,
+                };
+                match popped {
+                    Ok(Some(json)) => {
+                        // A reply that does not parse (another version's) is dropped: its asker
+                        // times out.
+                        if let Ok(reply) = serde_json::from_str::<Reply>(&json)
+                            && let Some(waiter) = self.lock().remove(&reply.id)
+                        {
+                            let _ = waiter.send(reply.answer);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<Answer>>> {
+        // Nothing panics while holding it (map inserts and removals).
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Forgets a waiting request when dropped.
+struct Forget<'a> {
+    asker: &'a Asker,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.asker.lock().remove(&self.id);
+    }
 }
 
 /// Waits for the next request to `node` (up to [`BLOCK`]); `Ok(None)` if none came.
-pub(crate) async fn next(
-    con: &mut super::store::Dedicated,
-    node: &str,
-) -> Result<Option<(String, Ask)>, super::store::StoreError> {
-    let popped: Option<(String, String)> = con
-        .query(redis::cmd("BLPOP").arg(keys::requests(node)).arg(BLOCK.as_secs_f64()))
-        .await?;
+pub(crate) async fn next(con: &mut Dedicated, node: &str) -> Result<Option<(Incoming, Ask)>, StoreError> {
+    let json = pop(con, &keys::requests(node)).await?;
     // A request that does not parse (another version's) is dropped: its asker times out.
-    Ok(popped
-        .and_then(|(_, json)| serde_json::from_str::<Envelope>(&json).ok())
-        .map(|e| (e.reply, e.ask)))
+    Ok(json
+        .and_then(|json| serde_json::from_str::<Envelope>(&json).ok())
+        .map(|e| (Incoming { from: e.from, id: e.id }, e.ask)))
 }
 
-/// Sends `answer` to the asker waiting on `reply`.
-pub(crate) async fn answer(store: &Store, reply: &str, answer: &Answer) {
-    let json = serde_json::to_string(answer).expect("answers serialize");
+/// Sends `answer` to the node that asked.
+pub(crate) async fn answer(store: &Store, to: &Incoming, answer: Answer) {
+    let reply = Reply { id: to.id, answer };
+    let json = serde_json::to_string(&reply).expect("answers serialize");
+    // If this fails the asker times out and says so.
+    let _ = push(store, &keys::replies(&to.from), &json).await;
+}
+
+/// Pushes `json` on `list`, which expires unless read.
+async fn push(store: &Store, list: &str, json: &str) -> Result<(), StoreError> {
     let mut pipe = redis::pipe();
     pipe.cmd("RPUSH")
-        .arg(reply)
+        .arg(list)
         .arg(json)
         .ignore()
         .cmd("PEXPIRE")
-        .arg(reply)
+        .arg(list)
         .arg(LIST_TTL.as_millis() as u64)
         .ignore();
-    // If this fails the asker times out and says so.
-    let _ = store.pipe::<()>(&pipe).await;
+    store.pipe::<()>(&pipe).await
+}
+
+/// Pops the head of `list`, waiting up to [`BLOCK`].
+async fn pop(con: &mut Dedicated, list: &str) -> Result<Option<String>, StoreError> {
+    let popped: Option<(String, String)> = con
+        .query(redis::cmd("BLPOP").arg(list).arg(BLOCK.as_secs_f64()))
+        .await?;
+    Ok(popped.map(|(_, json)| json))
 }

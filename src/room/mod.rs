@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::budgets::Held;
 use crate::config::Config;
 use crate::game::{GameConfig, Registered};
 use crate::metrics::Metrics;
@@ -143,6 +144,70 @@ impl Settings {
     }
 }
 
+/// A room's key: the secret its creator is given, once, to close it with (`DELETE
+/// /rooms/{id}` with `Authorization: Bearer <key>`). 128 random bits as 32 hex digits.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomKey(String);
+
+impl RoomKey {
+    /// A fresh key, from the operating system's generator.
+    pub fn random() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    /// Whether `given` is this key (compared in constant time for a given length).
+    pub fn opens(&self, given: &str) -> bool {
+        crate::auth::same_secret(given, &self.0)
+    }
+
+    /// The key as text, to hand to its creator.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoomKey(..)")
+    }
+}
+
+/// Who opened a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenedBy {
+    /// The server itself: the default room, closed by nobody.
+    Server,
+    /// A caller with the admin secret.
+    Admin,
+    /// A caller without a credential: the room counts against the anonymous share of
+    /// `--max-rooms` (and, on the node that took the request, against the caller's address).
+    Anonymous,
+}
+
+/// Who opens a room, and what it owes them.
+#[derive(Debug)]
+pub struct Opener {
+    /// Who.
+    pub by: OpenedBy,
+    /// The key its creator closes it with (`POST /rooms` gives one; matchmaking does not).
+    pub key: Option<RoomKey>,
+    /// What the room holds of its anonymous creator's budget, given back when it ends.
+    pub budget: Option<Held>,
+}
+
+impl Opener {
+    /// The server's own room (the default room).
+    pub fn server() -> Self {
+        Self {
+            by: OpenedBy::Server,
+            key: None,
+            budget: None,
+        }
+    }
+}
+
 /// Why a room ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 pub enum Ended {
@@ -175,7 +240,10 @@ pub struct Room {
     settings: Settings,
     /// Unix seconds.
     created: u64,
-    is_default: bool,
+    opened_by: OpenedBy,
+    key: Option<RoomKey>,
+    /// Given back when the room is dropped.
+    _budget: Option<Held>,
     clock: Arc<TickClock>,
     feed: Arc<Feed>,
     schema: Arc<Schema>,
@@ -219,7 +287,7 @@ impl Room {
         id: RoomId,
         settings: Settings,
         game: &Registered,
-        is_default: bool,
+        opener: Opener,
         config: &Config,
         phase: Duration,
         metrics: Arc<Metrics>,
@@ -237,7 +305,7 @@ impl Room {
             clock: clock.clone(),
             metrics,
             phase,
-            idle_close: (!is_default).then_some(config.room_idle),
+            idle_close: (opener.by != OpenedBy::Server).then_some(config.room_idle),
             stop: stop.clone(),
         };
         let (feed, running) = (game.start)(parts);
@@ -248,7 +316,9 @@ impl Room {
             id,
             settings,
             created: crate::protocol::unix_micros() / 1_000_000,
-            is_default,
+            opened_by: opener.by,
+            key: opener.key,
+            _budget: opener.budget,
             clock,
             joins,
             stop,
@@ -274,7 +344,17 @@ impl Room {
 
     /// Whether it is the server's default room (behind the old paths; never idles out).
     pub fn is_default(&self) -> bool {
-        self.is_default
+        self.opened_by == OpenedBy::Server
+    }
+
+    /// Who opened it.
+    pub fn opened_by(&self) -> OpenedBy {
+        self.opened_by
+    }
+
+    /// Whether `given` is its key (a room opened without one has none to give).
+    pub fn opens_with(&self, given: &str) -> bool {
+        self.key.as_ref().is_some_and(|key| key.opens(given))
     }
 
     /// Its game's schema.

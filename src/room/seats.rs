@@ -4,15 +4,25 @@
 //! that answer and the player's hello, another matchmaker must not give the same place away.
 //! So matchmaking *holds* a place for a name, for [`HOLD_FOR`]; the hello under that name
 //! takes the held place, and a place not claimed in time is free again. Holds count against
-//! the room's `max_players` like players do, so they are bounded by it.
+//! the room's `max_players` like players do, but never take more than half of the places no
+//! player has ([`HOLD_SHARE`]), so a player who connects to the room directly always finds
+//! one. A hold is never renewed (asking again for the same name answers the same hold, with
+//! its first deadline), and a name that is playing in the room cannot be held there.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::budgets::HoldClaim;
+
 /// How long a place held by matchmaking waits for its player's hello.
 pub const HOLD_FOR: Duration = Duration::from_secs(30);
+
+/// Holds may take at most this share (numerator, denominator) of the places no player has,
+/// rounded up: the rest is always free for players who join the room directly.
+pub const HOLD_SHARE: (usize, usize) = (1, 2);
 
 /// The places of one room.
 #[derive(Debug)]
@@ -25,23 +35,58 @@ pub struct Seats {
 #[derive(Debug, Default)]
 struct Places {
     taken: usize,
-    /// Names with a place held for them, and until when.
-    held: Vec<(String, Instant)>,
+    /// The names playing, with how many players use each (names are not unique).
+    playing: HashMap<Box<str>, u32>,
+    /// Places held for names, oldest first.
+    held: Vec<Hold>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    name: Box<str>,
+    until: Instant,
+    /// Keeps the hold counted against the address that asked for it, until it goes.
+    _claim: Option<HoldClaim>,
 }
 
 impl Places {
     fn prune(&mut self, now: Instant) {
-        self.held.retain(|(_, until)| *until > now);
+        self.held.retain(|hold| hold.until > now);
     }
+
+    fn hold_of(&self, name: &str) -> Option<usize> {
+        self.held.iter().position(|hold| &*hold.name == name)
+    }
+}
+
+/// Why a place could not be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HoldError {
+    /// No place is free, or holds already take their share of the free places.
+    #[error("no place to hold")]
+    Full,
+    /// A player of that name is in the room.
+    #[error("a player of that name is in the room")]
+    Playing,
 }
 
 /// A taken place, given back when dropped.
 #[derive(Debug)]
-pub struct Place(Arc<Mutex<Places>>);
+pub struct Place {
+    places: Arc<Mutex<Places>>,
+    name: Box<str>,
+}
 
 impl Drop for Place {
     fn drop(&mut self) {
-        lock(&self.0).taken -= 1;
+        let mut places = lock(&self.places);
+        places.taken -= 1;
+        if let Some(count) = places.playing.get_mut(&self.name) {
+            *count -= 1;
+            if *count == 0 {
+                places.playing.remove(&self.name);
+            }
+        }
     }
 }
 
@@ -75,29 +120,52 @@ impl Seats {
     pub fn take(&self, name: &str, now: Instant) -> Option<Place> {
         let mut places = lock(&self.inner);
         places.prune(now);
-        if let Some(i) = places.held.iter().position(|(held, _)| held == name) {
-            places.held.swap_remove(i);
+        if let Some(i) = places.hold_of(name) {
+            places.held.remove(i);
         } else if places.taken + places.held.len() >= self.max {
             return None;
         }
         places.taken += 1;
-        Some(Place(self.inner.clone()))
+        *places.playing.entry(name.into()).or_default() += 1;
+        Some(Place {
+            places: self.inner.clone(),
+            name: name.into(),
+        })
     }
 
-    /// Holds a free place for `name` until `now + HOLD_FOR`; false if none is free. A name
-    /// that already has one keeps it, with a new deadline.
-    pub fn hold(&self, name: &str, now: Instant) -> bool {
+    /// When the place held for `name` expires, if one is held at `now`.
+    pub fn held_until(&self, name: &str, now: Instant) -> Option<Instant> {
         let mut places = lock(&self.inner);
         places.prune(now);
-        if let Some(held) = places.held.iter_mut().find(|(held, _)| held == name) {
-            held.1 = now + HOLD_FOR;
-            return true;
+        places.hold_of(name).map(|i| places.held[i].until)
+    }
+
+    /// Holds a place for `name` until `now + HOLD_FOR`, counted against whoever `claim` is for,
+    /// and returns the deadline. A name that has a hold here keeps it, with its first deadline
+    /// (the new claim is not needed). Refused when holds already take their share of the free
+    /// places, or a player of that name is in the room.
+    pub fn hold(&self, name: &str, now: Instant, claim: Option<HoldClaim>) -> Result<Instant, HoldError> {
+        let mut places = lock(&self.inner);
+        places.prune(now);
+        if let Some(i) = places.hold_of(name) {
+            return Ok(places.held[i].until);
         }
-        if places.taken + places.held.len() >= self.max {
-            return false;
+        if places.playing.contains_key(name) {
+            return Err(HoldError::Playing);
         }
-        places.held.push((name.to_owned(), now + HOLD_FOR));
-        true
+        let unplayed = self.max.saturating_sub(places.taken);
+        let (num, den) = HOLD_SHARE;
+        let share = (unplayed * num).div_ceil(den);
+        if places.held.len() >= share {
+            return Err(HoldError::Full);
+        }
+        let until = now + HOLD_FOR;
+        places.held.push(Hold {
+            name: name.into(),
+            until,
+            _claim: claim,
+        });
+        Ok(until)
     }
 }
 
@@ -125,18 +193,54 @@ mod tests {
 
     #[test]
     fn a_held_place_waits_for_its_name_until_the_hold_expires() {
-        let seats = Seats::new(2);
+        let seats = Seats::new(3);
         let now = Instant::now();
-        assert!(seats.hold("ann", now));
+        assert!(seats.hold("ann", now, None).is_ok());
         let _bob = seats.take("bob", now).unwrap();
-        assert!(seats.take("cal", now).is_none(), "the held place is not anyone's");
-        assert!(!seats.hold("dan", now), "no place left to hold");
+        let _cal = seats.take("cal", now).unwrap();
+        assert!(seats.take("dan", now).is_none(), "the held place is not anyone's");
         let _ann = seats.take("ann", now).expect("ann takes the place held for her");
-        assert_eq!(seats.taken(), 2);
+        assert_eq!(seats.taken(), 3);
 
         let seats = Seats::new(1);
-        assert!(seats.hold("ann", now));
+        assert!(seats.hold("ann", now, None).is_ok());
         let later = now + HOLD_FOR;
         assert!(seats.take("bob", later).is_some(), "an expired hold frees its place");
+    }
+
+    #[test]
+    fn holds_take_at_most_half_the_unplayed_places_so_a_direct_join_finds_one() {
+        let seats = Seats::new(16);
+        let now = Instant::now();
+        let held = (0..16)
+            .filter(|i| seats.hold(&format!("h{i}"), now, None).is_ok())
+            .count();
+        assert_eq!(held, 8);
+        let players: Vec<_> = (0..8).map(|i| seats.take(&format!("p{i}"), now).unwrap()).collect();
+        assert!(seats.take("late", now).is_none(), "8 held and 8 playing: full");
+        drop(players);
+        let seats = Seats::new(1);
+        assert!(
+            seats.hold("ann", now, None).is_ok(),
+            "a room of one can still be matchmade"
+        );
+    }
+
+    #[test]
+    fn a_hold_is_not_renewed_and_a_playing_name_is_not_held() {
+        let seats = Seats::new(4);
+        let now = Instant::now();
+        let until = seats.hold("ann", now, None).unwrap();
+        let later = now + Duration::from_secs(20);
+        assert_eq!(
+            seats.hold("ann", later, None),
+            Ok(until),
+            "the same hold, the first deadline"
+        );
+        let bob = seats.take("bob", now + HOLD_FOR).unwrap();
+        assert_eq!(seats.held_until("ann", now + HOLD_FOR), None, "expired, not renewed");
+        assert_eq!(seats.hold("bob", now + HOLD_FOR, None), Err(HoldError::Playing));
+        drop(bob);
+        assert!(seats.hold("bob", now + HOLD_FOR, None).is_ok(), "gone: held again");
     }
 }

@@ -1,0 +1,491 @@
+//! The rooms API, JSON over HTTP: list, show, create and close rooms, and matchmaking.
+//!
+//! - `GET /rooms?limit=&cursor=&game=&joinable=`: the public rooms, oldest first, a page at a
+//!   time ([`listing`]). `GET /rooms/{id}`: one room (private ones too: knowing the id is the
+//!   permission).
+//! - `POST /rooms` `{"game", "tick_hz"?, "max_players"?, "seed"?, "private"?}`: 201 with the
+//!   new room and its `key`, given only here. `DELETE /rooms/{id}` with `Authorization:
+//!   Bearer <the room's key or the admin secret>`: 204; its players get 1001 "room closed",
+//!   its spectators a final `closed` event.
+//! - `POST /matchmake` `{"game", "name", "identity"?}`: a place held for the name in a public
+//!   room of that game (the one holding a place for it already, else the fullest), or in a new
+//!   room; when the server requires join tokens, the caller proves the name (an identity token,
+//!   or the admin secret) and the answer carries a join token for that room and name.
+//!
+//! Who may do what, and what callers without a credential may take, is [`guard`]'s: every
+//! write must be JSON from no page or one of our origins, the admin has no budget, anonymous
+//! callers have budgets per address.
+//!
+//! In a cluster (`--redis`) every one of these answers for the whole cluster, on any node: a
+//! new room goes to the least-loaded node (through Redis, `crate::cluster`), a room is found
+//! and closed wherever it lives, and each room says which node owns it (`node`) and where its
+//! players connect (`ws`, on the owner).
+//!
+//! Every error is a status with `{"error": "<what went wrong>"}`. Request bodies are at most
+//! [`MAX_BODY`] bytes and must arrive within [`BODY_TIMEOUT`].
+
+pub(crate) mod guard;
+pub(crate) mod listing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use self::guard::{ANONYMOUS_MAX_TICK_HZ, Caller, same_site_write};
+use self::listing::ListQuery;
+use crate::auth;
+use crate::budgets::HoldClaim;
+use crate::cluster::directory::RoomRecord;
+use crate::cluster::{Placed, Refusal};
+use crate::protocol::{MAX_NAME_LEN, unix_micros};
+use crate::room::seats::HOLD_FOR;
+use crate::room::{Info, OpenedBy, Opener, RoomId, RoomKey, Settings};
+use crate::rooms::CreateError;
+use crate::state::AppState;
+
+/// The largest request body accepted.
+pub(crate) const MAX_BODY: usize = 4096;
+/// How long a request body may take to arrive (the head has its own `--head-timeout`).
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed API request: a status and what went wrong.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+    /// What `Retry-After` says (429 and 503 only; 5 s when not set).
+    retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Says when to try again: a client that waits this long is not refused for the same reason.
+    pub(crate) fn retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(err: CreateError) -> Self {
+        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self::new(status, err.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        Self::new(status, refusal.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": &self.message }));
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                // Whole seconds, rounded up: never earlier than the limit allows.
+                let secs = self
+                    .retry_after
+                    .map_or(5, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A room as the API shows it: its [`Info`] and where to reach it.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoomJson {
+    #[serde(flatten)]
+    info: Info,
+    /// The player URL (WebSocket), on the node that owns the room.
+    ws: String,
+    /// The spectator page, on the node answering (any node serves any room's spectators).
+    page: String,
+    /// The node that owns the room (in a cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+}
+
+pub(crate) fn room_json(state: &AppState, record: RoomRecord) -> RoomJson {
+    RoomJson {
+        ws: AppState::player_url_at(&record.url, &record.info.id),
+        page: state.page_url(&record.info.id),
+        node: (!record.node.is_empty()).then_some(record.node),
+        info: record.info,
+    }
+}
+
+/// The record of a room wherever it lives.
+fn record_of(state: &AppState, placed: Placed) -> RoomRecord {
+    match placed {
+        Placed::Here(room) => state.record(&room),
+        Placed::There(record) => record,
+    }
+}
+
+/// `GET /rooms`: a page of the public rooms ([`listing`]).
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let body = state.room_list.page(&state, &query).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `GET /rooms/{id}`.
+pub(crate) async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let placed = find(&state, &id).await?;
+    Ok(Json(room_json(&state, record_of(&state, placed))).into_response())
+}
+
+/// What `POST /rooms` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    game: String,
+    tick_hz: Option<u32>,
+    max_players: Option<usize>,
+    seed: Option<u64>,
+    #[serde(default)]
+    private: bool,
+}
+
+/// What `POST /rooms` answers: the room, and the key that closes it (given only here).
+#[derive(Debug, Serialize)]
+struct Created {
+    #[serde(flatten)]
+    room: RoomJson,
+    key: RoomKey,
+}
+
+/// `POST /rooms`.
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    same_site_write(&state, req.headers())?;
+    let caller = Caller::of(&state, req.headers());
+    if caller == Caller::Anonymous && !state.config.anonymous_may_create() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "creating rooms needs Authorization: Bearer <the server's admin secret>",
+        ));
+    }
+    let body: CreateRoom = read_json(req).await?;
+    let defaults = settings(&state, &body.game, caller)?;
+    let (max_hz, max) = (max_tick_hz(caller), state.config.max_players);
+    let settings = Settings {
+        tick_hz: match body.tick_hz {
+            Some(hz) if (1..=max_hz).contains(&hz) => hz,
+            Some(hz) if caller == Caller::Anonymous && (1..=240).contains(&hz) => {
+                return Err(ApiError::bad(format!(
+                    "tick_hz {hz}: rooms created without a credential tick at most {ANONYMOUS_MAX_TICK_HZ} times a second"
+                )));
+            }
+            Some(hz) => return Err(ApiError::bad(format!("tick_hz {hz} is outside 1..=240"))),
+            None => defaults.tick_hz,
+        },
+        max_players: match body.max_players {
+            Some(n) if (1..=max).contains(&n) => n,
+            Some(n) => return Err(ApiError::bad(format!("max_players {n} is outside 1..={max}"))),
+            None => defaults.max_players,
+        },
+        seed: body.seed.unwrap_or(defaults.seed),
+        private: body.private,
+        ..defaults
+    };
+    let key = RoomKey::random();
+    let opener = opener(&state, caller, peer, Some(key.clone()))?;
+    let placed = match state.cluster() {
+        Some(cluster) => cluster.place(settings, None, opener).await?.0,
+        None => Placed::Here(state.rooms.create(settings, None, opener)?),
+    };
+    let room = room_json(&state, record_of(&state, placed));
+    Ok((StatusCode::CREATED, Json(Created { room, key })).into_response())
+}
+
+/// `DELETE /rooms/{id}`: with the room's key or the admin secret.
+pub(crate) async fn close(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    same_site_write(&state, &headers)?;
+    let Some(given) = guard::bearer(&headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "closing a room needs Authorization: Bearer <the room's key or the server's admin secret>",
+        ));
+    };
+    let admin = Caller::of(&state, &headers) == Caller::Admin;
+    let refused = |id: &RoomId| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("that credential does not close room {id}: it takes the room's key or the admin secret"),
+        )
+    };
+    match find(&state, &id).await? {
+        Placed::Here(room) if room.is_default() && admin => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "the default room cannot be closed: start the server with --no-default-room",
+            ));
+        }
+        Placed::Here(room) if admin || room.opens_with(given) => {
+            state.rooms.close(room.id());
+        }
+        Placed::Here(room) => return Err(refused(room.id())),
+        Placed::There(record) => {
+            let cluster = state.cluster().expect("rooms elsewhere only in a cluster");
+            cluster.close(&record, admin, given).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// What `POST /matchmake` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Matchmake {
+    game: String,
+    name: String,
+    /// Proof of the name when the server requires join tokens: an identity token.
+    identity: Option<String>,
+}
+
+/// What `POST /matchmake` answers: a place held for the name.
+#[derive(Debug, Serialize)]
+struct HeldPlace {
+    room: RoomId,
+    ws: String,
+    page: String,
+    /// Whether the room was created for this request.
+    created: bool,
+    /// A join token for this room and name, when the server requires them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    /// Until when (Unix seconds) the place is held (and the token valid).
+    expires: u64,
+}
+
+/// `POST /matchmake`.
+pub(crate) async fn matchmake(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    same_site_write(&state, req.headers())?;
+    let caller = Caller::of(&state, req.headers());
+    let body: Matchmake = read_json(req).await?;
+    if body.name.len() > MAX_NAME_LEN || body.name.chars().any(char::is_control) {
+        return Err(ApiError::bad(format!(
+            "name must be at most {MAX_NAME_LEN} bytes, without control characters"
+        )));
+    }
+    let unix_now = unix_micros() / 1_000_000;
+    if let (Some(secret), Caller::Anonymous) = (&state.config.auth_secret, caller) {
+        // Tokens are on: a join token says who may play, so matchmaking hands one only to a
+        // caller that proves the name.
+        let identity = body.identity.as_deref().unwrap_or_default();
+        auth::verify_identity(secret.as_bytes(), &body.name, identity, unix_now).map_err(|err| {
+            let why = match err {
+                auth::TokenError::Missing => "none given",
+                auth::TokenError::Invalid => "it is not for this name",
+                auth::TokenError::Expired => "it has expired",
+                _ => "it is malformed",
+            };
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("matchmaking needs an identity token for this name (README, \"Identity tokens\"): {why}"),
+            )
+        })?;
+    }
+    let settings = settings(&state, &body.game, caller)?;
+    let now = Instant::now();
+    let claim = match caller {
+        Caller::Admin => HoldClaim::unbudgeted(),
+        Caller::Anonymous => state.budgets.matchmake(peer.ip(), now, now + HOLD_FOR)?,
+    };
+    let (record, until, created) = match state.cluster() {
+        Some(_) => matchmake_in_cluster(&state, settings, &body.name, caller, peer, &claim).await?,
+        None => match state.rooms.hold_in_open_room(&settings.game, &body.name, &claim, now) {
+            Some((room, until)) => (state.record(&room), until, false),
+            None => {
+                let opener = opener(&state, caller, peer, None).map_err(|err| no_open_room(&settings, err))?;
+                let room = state.rooms.create(settings, None, opener)?;
+                let until = room
+                    .seats()
+                    .hold(&body.name, now, Some(claim))
+                    .map_err(|err| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()))?;
+                (state.record(&room), until, true)
+            }
+        },
+    };
+    let expires = unix_now + until.saturating_duration_since(now).as_secs();
+    let id = record.info.id;
+    let token = state
+        .config
+        .auth_secret
+        .as_ref()
+        .map(|secret| auth::mint(secret.as_bytes(), id.as_str(), &body.name, expires));
+    let held = HeldPlace {
+        ws: AppState::player_url_at(&record.url, &id),
+        page: state.page_url(&id),
+        room: id,
+        created,
+        token,
+        expires,
+    };
+    Ok(Json(held).into_response())
+}
+
+/// How many of the fullest open rooms matchmaking tries before it opens a new one.
+const MATCHMAKE_TRIES: usize = 3;
+
+/// Matchmaking over the whole cluster: a place in one of the fullest public rooms of the game
+/// that has one (held by the room's owner), else a new room on the least-loaded node.
+async fn matchmake_in_cluster(
+    state: &AppState,
+    settings: Settings,
+    name: &str,
+    caller: Caller,
+    peer: SocketAddr,
+    claim: &HoldClaim,
+) -> Result<(RoomRecord, Instant, bool), ApiError> {
+    let cluster = state.cluster().expect("called in a cluster");
+    let now = Instant::now();
+    if let Some((room, until)) = state.rooms.hold_in_open_room(&settings.game, name, claim, now) {
+        return Ok((state.record(&room), until, false));
+    }
+    let mut open: Vec<RoomRecord> = cluster
+        .list()
+        .await?
+        .into_iter()
+        .filter(|r| !r.info.private && r.info.joinable && r.info.game == settings.game && r.node != cluster.node())
+        .collect();
+    open.sort_by_key(|r| (r.info.max_players.saturating_sub(r.info.players), r.info.created));
+    for record in open.into_iter().take(MATCHMAKE_TRIES) {
+        if let Some((held, until)) = cluster.hold(&record, name).await? {
+            if caller == Caller::Anonymous {
+                state.budgets.held_elsewhere(peer.ip(), claim);
+            }
+            return Ok((held, until, false));
+        }
+    }
+    let opener = opener(state, caller, peer, None).map_err(|err| no_open_room(&settings, err))?;
+    let (placed, until) = cluster.place(settings, Some((name, claim.clone())), opener).await?;
+    if matches!(placed, Placed::There(_)) && caller == Caller::Anonymous {
+        state.budgets.held_elsewhere(peer.ip(), claim);
+    }
+    let until = until.unwrap_or(now + HOLD_FOR);
+    Ok((record_of(state, placed), until, true))
+}
+
+/// Who opens a room for `caller`: the admin, or an anonymous caller within its budgets (and
+/// only where anonymous callers may create rooms).
+fn opener(state: &AppState, caller: Caller, peer: SocketAddr, key: Option<RoomKey>) -> Result<Opener, ApiError> {
+    match caller {
+        Caller::Admin => Ok(Opener {
+            by: OpenedBy::Admin,
+            key,
+            budget: None,
+        }),
+        Caller::Anonymous if !state.config.anonymous_may_create() => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "rooms are opened by the admin here: this needs Authorization: Bearer <the server's admin secret>",
+        )),
+        Caller::Anonymous => Ok(Opener {
+            by: OpenedBy::Anonymous,
+            key,
+            budget: Some(state.budgets.room(peer.ip(), Instant::now())?),
+        }),
+    }
+}
+
+/// Matchmaking found no place and may not open a room: say which, and when to try again.
+fn no_open_room(settings: &Settings, err: ApiError) -> ApiError {
+    if err.status == StatusCode::UNAUTHORIZED {
+        let message = format!(
+            "no open room of {} has a place, and rooms are opened by the admin here: try again shortly",
+            settings.game
+        );
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(Duration::from_secs(5));
+    }
+    err
+}
+
+/// The fastest tick rate `caller` may ask a room for.
+fn max_tick_hz(caller: Caller) -> u32 {
+    match caller {
+        Caller::Admin => 240,
+        Caller::Anonymous => ANONYMOUS_MAX_TICK_HZ,
+    }
+}
+
+/// The settings of a new room of `game` for `caller`: the server's flags (an anonymous
+/// caller's room at most [`ANONYMOUS_MAX_TICK_HZ`]), a fresh seed.
+fn settings(state: &AppState, game: &str, caller: Caller) -> Result<Settings, ApiError> {
+    if state.games.get(game).is_none() {
+        let known = state.games.names().join(", ");
+        return Err(CreateError::UnknownGame(game.into(), known).into());
+    }
+    let defaults = Settings::from_config(&state.config);
+    Ok(Settings {
+        game: game.into(),
+        seed: rand::random(),
+        tick_hz: defaults.tick_hz.min(max_tick_hz(caller)),
+        ..defaults
+    })
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Placed, ApiError> {
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no room {id:?}"));
+    let id = RoomId::parse(id).ok_or_else(missing)?;
+    state.locate(&id).await?.ok_or_else(missing)
+}
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes within [`BODY_TIMEOUT`].
+async fn read_json<T: DeserializeOwned>(req: Request) -> Result<T, ApiError> {
+    let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Err(_) => return Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "the body took too long")),
+        Ok(Err(_)) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("bodies are at most {MAX_BODY} bytes"),
+            ));
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    serde_json::from_slice(&bytes).map_err(|err| ApiError::bad(format!("bad JSON body: {err}")))
+}
