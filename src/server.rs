@@ -15,7 +15,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,6 +28,7 @@ use crate::origin::{self, Origin};
 use crate::room::{Opener, RoomId, Settings};
 use crate::rooms::Rooms;
 use crate::socket::{self, PlayerSocket};
+use crate::spectators::places::SpectatorPlaces;
 use crate::state::{AppState, RoomAt};
 use crate::{api, http, session, spectators, web};
 
@@ -52,6 +52,9 @@ pub async fn main_with(games: Games) -> anyhow::Result<()> {
 /// the default room's page are, and serves until ctrl-c or SIGTERM, then shuts down in order.
 /// A game of your own is served with `serve(config, games)` after [`Games::register`].
 pub async fn serve(config: Config, games: Games) -> anyhow::Result<()> {
+    if let Some(url) = &config.redis {
+        crate::cluster::reachable(url).await?;
+    }
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
@@ -158,7 +161,7 @@ impl Server {
             games,
             origins,
             public_url,
-            spectator_places: Arc::new(Semaphore::new(config.max_spectators)),
+            spectator_places: SpectatorPlaces::new(&config),
             budgets: Default::default(),
             room_list: Default::default(),
             config,

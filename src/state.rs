@@ -9,13 +9,13 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::guard::Budgets;
 use crate::api::listing::RoomList;
 use crate::cluster::directory::RoomRecord;
+use crate::cluster::glance::Seen;
 use crate::cluster::{Cluster, Placed, Refusal};
 use crate::config::Config;
 use crate::game::SharedGames;
@@ -24,6 +24,7 @@ use crate::origin;
 use crate::room::feed::Feed;
 use crate::room::{Room, RoomId};
 use crate::rooms::Rooms;
+use crate::spectators::places::SpectatorPlaces;
 
 /// The server's shared state.
 pub(crate) struct AppState {
@@ -34,8 +35,8 @@ pub(crate) struct AppState {
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     /// The games rooms can play.
     pub(crate) games: SharedGames,
-    /// One permit per spectator place (`--max-spectators`), over all rooms.
-    pub(crate) spectator_places: Arc<Semaphore>,
+    /// Spectator places: over the server, per room, per client address.
+    pub(crate) spectator_places: SpectatorPlaces,
     /// What callers without a credential may take through the rooms API.
     pub(crate) budgets: Budgets,
     /// `GET /rooms`, built at most once a second.
@@ -121,6 +122,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// What a poll of the room named `named` is answered with: its snapshot now (its own,
+    /// this node's follower's, or a look at its stream: no poll starts a follower).
+    pub(crate) async fn state_named(&self, named: Option<&str>) -> Result<Seen, Refusal> {
+        match self.place_named(named).await? {
+            Placed::Here(room) => Ok(Seen::State(room.feed().snapshot())),
+            Placed::There(record) => {
+                let cluster = self.cluster().expect("rooms elsewhere only in a cluster");
+                cluster.glance(&record).await
+            }
+        }
+    }
+}
+
 /// The room named by a request's path (`{id}`), or `None` for the old paths of the default room.
 async fn named(parts: &mut Parts, state: &Arc<AppState>) -> Result<Option<String>, Response> {
     let params = RawPathParams::from_request_parts(parts, state)
@@ -166,6 +181,38 @@ impl FromRequestParts<Arc<AppState>> for FeedAt {
             .feed_named(named.as_deref())
             .await
             .map(Self)
+            .map_err(|r| refused(&r))
+    }
+}
+
+/// What a poll of a room's state is answered with (see [`AppState::state_named`]).
+pub(crate) struct StateAt(pub(crate) Seen);
+
+impl FromRequestParts<Arc<AppState>> for StateAt {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let named = named(parts, state).await?;
+        state
+            .state_named(named.as_deref())
+            .await
+            .map(Self)
+            .map_err(|r| refused(&r))
+    }
+}
+
+/// A room that exists, wherever it lives (for its pages: nothing is followed).
+pub(crate) struct KnownRoom;
+
+impl FromRequestParts<Arc<AppState>> for KnownRoom {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let named = named(parts, state).await?;
+        state
+            .place_named(named.as_deref())
+            .await
+            .map(|_| Self)
             .map_err(|r| refused(&r))
     }
 }

@@ -452,6 +452,7 @@ fn a_node_whose_redis_is_unreachable_says_so_and_exits() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("cannot reach the cluster's Redis"), "{said}");
+    assert!(!said.contains("listening"), "it opened its port first: {said}");
 }
 
 /// A node process, killed if the test ends before it does.

@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::directory::{self, EXPIRY, keys};
 use super::store::{Dedicated, Store};
+use super::stream::{Entry, Keyframe, entries, stream_entries};
 use crate::config::Config;
 use crate::delta::{Changes, NetWorld};
 use crate::metrics::Metrics;
-use crate::protocol::{Schema, ServerMsg};
+use crate::protocol::Schema;
 use crate::room::RoomId;
 use crate::room::feed::{Epoch, Feed};
 
@@ -87,6 +88,11 @@ impl Mirror {
         }
     }
 
+    /// The feed, if the first keyframe has arrived and the reader still runs.
+    pub(crate) fn current_feed(&self) -> Option<Arc<Feed>> {
+        (!self.ended()).then(|| self.ready.borrow().clone()).flatten()
+    }
+
     /// Spectators of the room on this node, once the feed exists.
     pub(crate) fn spectators(&self) -> Option<usize> {
         self.ready.borrow().as_ref().map(|feed| feed.spectator_count())
@@ -95,27 +101,6 @@ impl Mirror {
     /// Whether the reader has ended (the room closed, or nobody watched for [`LINGER`]).
     pub(crate) fn ended(&self) -> bool {
         self.ready.has_changed().is_err()
-    }
-}
-
-/// One entry of the stream.
-#[derive(Debug)]
-struct Entry {
-    id: String,
-    fields: Vec<(String, Vec<u8>)>,
-}
-
-impl Entry {
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
-    }
-
-    fn text(&self, name: &str) -> Option<&str> {
-        std::str::from_utf8(self.get(name)?).ok()
-    }
-
-    fn number(&self, name: &str) -> Option<u64> {
-        self.text(name)?.parse().ok()
     }
 }
 
@@ -287,22 +272,10 @@ impl Reader {
 
     /// Applies a delta entry, or drops the world (to wait for a keyframe) if it does not fit.
     fn delta(&mut self, entry: &Entry) {
-        let Some((epoch, world)) = &self.world else { return };
-        let (Some(schema), Some(bytes)) = (&self.schema, entry.get("b")) else {
+        let (Some((epoch, world)), Some(schema)) = (&self.world, &self.schema) else {
             return;
         };
-        let fits =
-            entry.text("e").and_then(Epoch::parse).as_ref() == Some(epoch) && entry.number("p") == Some(world.tick());
-        let applied = fits
-            .then(|| match ServerMsg::decode(bytes, Some(schema)) {
-                Ok(ServerMsg::Delta(delta)) => {
-                    let mut next = (**world).clone();
-                    next.apply(&delta, schema).ok().map(|()| (delta, next))
-                }
-                _ => None,
-            })
-            .flatten();
-        let Some((delta, next)) = applied else {
+        let Some((delta, next)) = entry.applied(epoch, world, schema) else {
             // A gap, another incarnation, or a checksum that does not match: start over from
             // the next keyframe.
             self.metrics.cluster_mirror_resyncs.inc();
@@ -323,23 +296,15 @@ impl Reader {
 
     /// Starts over from a keyframe entry (creating the feed at the first).
     fn keyframe(&mut self, entry: &Entry) {
-        let (Some(epoch), Some(welcome), Some(snapshot)) =
-            (entry.text("e").and_then(Epoch::parse), entry.get("w"), entry.get("b"))
+        let Some(Keyframe {
+            epoch,
+            tick_hz,
+            schema,
+            world,
+        }) = entry.keyframe()
         else {
             return;
         };
-        let Ok(ServerMsg::Welcome(welcome)) = ServerMsg::decode(welcome, None) else {
-            return;
-        };
-        let tick_hz = welcome.tick_hz;
-        let schema = Arc::new(welcome.schema);
-        let Ok(ServerMsg::Snapshot(snapshot)) = ServerMsg::decode(snapshot, Some(&schema)) else {
-            return;
-        };
-        let Ok(world) = NetWorld::from_snapshot(&snapshot) else {
-            return;
-        };
-        let world = Arc::new(world);
         self.last_id.clone_from(&entry.id);
         match &self.feed {
             Some(feed) => {
@@ -384,43 +349,5 @@ impl Reader {
         if let Some(feed) = &self.feed {
             feed.close(name, json.to_owned());
         }
-    }
-}
-
-/// The entries of an XRANGE/XREVRANGE reply.
-fn entries(reply: &Value) -> Vec<Entry> {
-    match reply {
-        Value::Array(items) => items.iter().filter_map(entry).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The entries of one stream of an XREAD reply: `[name, [entries]]`.
-fn stream_entries(stream: &Value) -> Vec<Entry> {
-    match stream {
-        Value::Array(pair) if pair.len() == 2 => entries(&pair[1]),
-        _ => Vec::new(),
-    }
-}
-
-/// `[id, [field, value, …]]`.
-fn entry(value: &Value) -> Option<Entry> {
-    let Value::Array(pair) = value else { return None };
-    let [id, Value::Array(flat)] = pair.as_slice() else {
-        return None;
-    };
-    let id = bytes(id).and_then(|b| String::from_utf8(b).ok())?;
-    let fields = flat
-        .chunks_exact(2)
-        .filter_map(|kv| Some((String::from_utf8(bytes(&kv[0])?).ok()?, bytes(&kv[1])?)))
-        .collect();
-    Some(Entry { id, fields })
-}
-
-fn bytes(value: &Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
-        _ => None,
     }
 }

@@ -14,10 +14,12 @@
 //! playing, while Redis is away; the node re-registers within a second of Redis returning.
 
 pub(crate) mod directory;
+pub(crate) mod glance;
 pub(crate) mod mirror;
 pub(crate) mod replica;
 pub(crate) mod requests;
 pub(crate) mod store;
+pub(crate) mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,10 +31,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::directory::{EXPIRY, NodeRecord, REFRESH, RoomRecord, keys};
+use self::glance::{Glances, Seen};
 use self::mirror::Mirror;
 use self::requests::{Answer, Ask, AskError, Asker, Incoming};
 use self::store::{Store, StoreError};
-use crate::budgets::{Held, HoldClaim};
+use crate::budgets::{Bucket, Held, HoldClaim};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::protocol::unix_micros;
@@ -42,6 +45,14 @@ use crate::rooms::{CreateError, Rooms};
 
 /// How long a spectator request waits for a followed room's first keyframe.
 const FIRST_KEYFRAME_WITHIN: Duration = Duration::from_secs(3);
+/// How long where a room lives (or that it is nowhere) is remembered: requests for the same
+/// room within it ask Redis nothing.
+const LOCATED_FOR: Duration = Duration::from_secs(1);
+/// Rooms whose place is remembered at once.
+const LOCATED: usize = 8192;
+/// Directory lookups of rooms not remembered, per second (and at once): a flood of made-up
+/// room ids gets 503 beyond it instead of a Redis command each.
+const LOOKUPS_PER_SECOND: u32 = 500;
 /// Requests from other nodes handled at once.
 const CONCURRENT_REQUESTS: usize = 64;
 
@@ -57,6 +68,12 @@ pub(crate) struct Cluster {
     config: Config,
     metrics: Arc<Metrics>,
     mirrors: Mutex<HashMap<RoomId, Arc<Mirror>>>,
+    /// One-off looks at other nodes' rooms (polls).
+    glances: Glances,
+    /// Where rooms were found lately (`None`: nowhere), and when.
+    located: Mutex<HashMap<RoomId, (Instant, Option<RoomRecord>)>>,
+    /// Lookups of rooms not remembered.
+    lookups: Mutex<Bucket>,
     /// What rooms placed on other nodes hold of their anonymous creators' budgets here, until
     /// they leave the directory.
     placed_elsewhere: Mutex<HashMap<RoomId, Held>>,
@@ -81,6 +98,15 @@ pub struct JoinError {
     url: String,
     #[source]
     source: StoreError,
+}
+
+/// Checks that the cluster's Redis at `url` answers, before a node opens its port: a node that
+/// cannot join its cluster exits without ever accepting a connection.
+pub(crate) async fn reachable(url: &str) -> Result<(), JoinError> {
+    Store::connect(url, Arc::default()).await.map(drop).map_err(|source| JoinError {
+        url: url.into(),
+        source,
+    })
 }
 
 /// Where a room lives, as the directory says.
@@ -152,6 +178,13 @@ impl Cluster {
             config,
             metrics,
             mirrors: Mutex::default(),
+            glances: Glances::default(),
+            located: Mutex::default(),
+            lookups: Mutex::new(Bucket::new(
+                f64::from(LOOKUPS_PER_SECOND),
+                LOOKUPS_PER_SECOND,
+                Instant::now(),
+            )),
             placed_elsewhere: Mutex::default(),
             beat: Notify::new(),
             tasks: tasks.clone(),
@@ -200,12 +233,36 @@ impl Cluster {
     }
 
     /// Where room `id` lives: here, on another live node, or nowhere.
+    /// What was found is remembered for [`LOCATED_FOR`]; lookups of rooms not remembered are
+    /// bounded by [`LOOKUPS_PER_SECOND`] (503 beyond).
     pub(crate) async fn locate(&self, id: &RoomId) -> Result<Option<Placed>, Refusal> {
         if let Some(room) = self.rooms.get(id) {
             return Ok(Some(Placed::Here(room)));
         }
+        let now = Instant::now();
+        if let Some((at, record)) = lock(&self.located).get(id)
+            && now.saturating_duration_since(*at) < LOCATED_FOR
+        {
+            return Ok(record.clone().map(Placed::There));
+        }
+        if let Err(wait) = lock(&self.lookups).take(now) {
+            let message = format!(
+                "too many lookups of rooms right now: try again in {}ms",
+                wait.as_millis()
+            );
+            return Err(Refusal::new(503, message));
+        }
         let record = directory::room(&self.store, id).await.map_err(Refusal::unavailable)?;
-        Ok(record.filter(|r| r.node != self.node).map(Placed::There))
+        let record = record.filter(|r| r.node != self.node);
+        let mut located = lock(&self.located);
+        if located.len() >= LOCATED {
+            located.retain(|_, (at, _)| now.saturating_duration_since(*at) < LOCATED_FOR);
+            if located.len() >= LOCATED {
+                located.clear();
+            }
+        }
+        located.insert(id.clone(), (now, record.clone()));
+        Ok(record.map(Placed::There))
     }
 
     /// Every room of the cluster (this node's as they are now, the others' as their owners
@@ -321,12 +378,21 @@ impl Cluster {
     }
 
     /// The feed of another node's room, followed here from its stream.
+    /// This node follows at most `--max-followed-rooms` rooms at once; a spectator of one more
+    /// gets 503.
     pub(crate) async fn follow(&self, record: &RoomRecord) -> Result<Arc<Feed>, Refusal> {
         let mirror = {
             let mut mirrors = self.lock_mirrors();
             mirrors.retain(|_, m| !m.ended());
             match mirrors.get(&record.info.id) {
                 Some(mirror) => mirror.clone(),
+                None if mirrors.len() >= self.config.max_followed_rooms => {
+                    let message = format!(
+                        "this node follows its maximum of {} rooms of other nodes: try again shortly, or watch room {} on its node",
+                        self.config.max_followed_rooms, record.info.id
+                    );
+                    return Err(Refusal::new(503, message));
+                }
                 None => {
                     let (mirror, reader) = Mirror::start(
                         self.store.clone(),
@@ -350,6 +416,19 @@ impl Cluster {
                 ),
             )
         })
+    }
+
+    /// Another node's room as it is now, for a poll: from this node's follower of it if there
+    /// is one, else from a one-off look at its stream ([`glance`]), which follows nothing.
+    pub(crate) async fn glance(&self, record: &RoomRecord) -> Result<Seen, Refusal> {
+        let followed = self.lock_mirrors().get(&record.info.id).cloned();
+        if let Some(feed) = followed.and_then(|mirror| mirror.current_feed()) {
+            return Ok(Seen::State(feed.snapshot()));
+        }
+        self.glances
+            .look(&self.store, &record.info.id)
+            .await
+            .map_err(Refusal::unavailable)
     }
 
     /// The record of one of this node's rooms.
@@ -462,17 +541,25 @@ impl Cluster {
     }
 
     /// Every [`REFRESH`] (or at once when woken), until the server stops.
+    /// While Redis is away, it tries every [`RETRY`] instead, so the node registers again
+    /// within a fraction of a second of Redis coming back.
     async fn heartbeats(self: Arc<Self>) {
+        const RETRY: Duration = Duration::from_millis(250);
         let mut every = tokio::time::interval(REFRESH);
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut failing = false;
         loop {
             tokio::select! {
-                _ = every.tick() => {}
+                _ = every.tick(), if !failing => {}
+                () = tokio::time::sleep(RETRY), if failing => {}
                 () = self.beat.notified() => {}
                 () = self.shutdown.cancelled() => return,
             }
-            match (self.heartbeat().await, failing) {
+            let beat = self.heartbeat().await;
+            if beat.is_ok() {
+                self.forget_placed_elsewhere().await;
+            }
+            match (beat, failing) {
                 (Err(err), false) => {
                     failing = true;
                     tracing::warn!(%err, "cluster heartbeat failed: this node's rooms carry on, and it re-registers when Redis is back");
@@ -482,6 +569,25 @@ impl Cluster {
                     tracing::info!(node = %self.node, "cluster heartbeat restored");
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Gives back the budgets of anonymous rooms this node placed on others once those rooms
+    /// have left the directory.
+    async fn forget_placed_elsewhere(&self) {
+        let placed: Vec<RoomId> = self.lock_placed().keys().cloned().collect();
+        if placed.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = placed.iter().map(|id| keys::room(id.as_str())).collect();
+        let Ok(records) = self.store.query::<Vec<Option<String>>>(redis::cmd("MGET").arg(&keys)).await else {
+            return;
+        };
+        let mut budgets = self.lock_placed();
+        for (id, record) in placed.iter().zip(records) {
+            if record.is_none() {
+                budgets.remove(id);
             }
         }
     }
@@ -675,6 +781,11 @@ pub(crate) async fn forget_room(store: &Store, node: &str, room: &str) {
         .ignore();
     // If this fails the record expires by itself.
     let _ = store.pipe::<()>(&pipe).await;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these (map lookups, inserts and removals, a bucket update).
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The instant of `unix_ms` (Unix milliseconds) on this node's monotonic clock.

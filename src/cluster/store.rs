@@ -48,8 +48,10 @@ impl Store {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OP_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
+            // Reconnecting costs a connection attempt: a few a second is cheap, and the node is
+            // back soon after Redis is.
             .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(2));
+            .set_max_delay(Duration::from_millis(250));
         let shared = within(ConnectionManager::new_with_config(client.clone(), config)).await??;
         let store = Self {
             client,

@@ -416,14 +416,17 @@ impl Feed {
         self.latest.subscribe()
     }
 
-    /// Counts a connected spectator, here and in `gauge`, for as long as the guard lives.
-    pub(crate) fn spectator(self: &Arc<Self>, gauge: Gauge) -> SpectatorGuard {
-        self.spectators.fetch_add(1, Ordering::Relaxed);
+    /// Counts a connected spectator, here and in `gauge`, for as long as the guard lives;
+    /// `None` if the feed has `limit` already.
+    pub(crate) fn spectator(self: &Arc<Self>, limit: usize, gauge: Gauge) -> Option<SpectatorGuard> {
+        self.spectators
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()?;
         gauge.inc();
-        SpectatorGuard {
+        Some(SpectatorGuard {
             feed: self.clone(),
             gauge,
-        }
+        })
     }
 
     pub(crate) fn spectator_count(&self) -> usize {
@@ -467,6 +470,7 @@ impl std::fmt::Debug for Feed {
 }
 
 /// Keeps a spectator counted while it is connected.
+#[derive(Debug)]
 pub(crate) struct SpectatorGuard {
     feed: Arc<Feed>,
     gauge: Gauge,

@@ -22,29 +22,35 @@
 //! spectator place until its answer has been handed to the connection, not just until the
 //! handler returns.
 
+pub(crate) mod places;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::cluster::glance::Seen;
 use crate::http::{self, ConnectionPlace, RawRequest};
 use crate::metrics::{CloseReason, Metrics, TrafficCounters};
-use crate::room::feed::{Catchup, Event, Feed, Position, SpectatorGuard};
-use crate::state::{AppState, FeedAt};
+use crate::room::feed::{Catchup, Event, Feed, Position};
+use crate::state::{AppState, FeedAt, KnownRoom, StateAt};
+
+use self::places::{Full, SpectatorPlace};
 
 /// How often an idle SSE stream gets a comment line, so proxies do not time it out.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -60,7 +66,7 @@ const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 const PAGE: &str = include_str!("page.html");
 
 /// The spectator page of a room, embedded in the binary (it finds its feed by relative URL).
-pub(crate) async fn page(FeedAt(_feed): FeedAt) -> Html<&'static str> {
+pub(crate) async fn page(_room: KnownRoom) -> Html<&'static str> {
     Html(PAGE)
 }
 
@@ -92,6 +98,7 @@ fn position(text: Option<&str>) -> Result<Option<Position>, &'static str> {
 /// `GET /events`: the SSE feed.
 pub(crate) async fn events(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     FeedAt(feed): FeedAt,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
@@ -101,8 +108,9 @@ pub(crate) async fn events(
         Ok(resume) => resume,
         Err(why) => return bad_request(why),
     };
-    let Some(stream) = SseStream::open(&state, feed, resume) else {
-        return full(&state.metrics);
+    let stream = match SseStream::open(&state, peer, feed, resume) {
+        Ok(stream) => stream,
+        Err(full) => return refused_full(&state.metrics, full),
     };
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
@@ -169,9 +177,14 @@ impl RawEvents {
                 return http::write_plain(&mut tcp, refusal.status, reason, retry, &body).await;
             }
         };
-        let Some(mut stream) = SseStream::open(&state, feed, resume) else {
-            state.metrics.close(CloseReason::Full);
-            return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", FULL).await;
+        let Ok(peer) = tcp.peer_addr() else { return };
+        let mut stream = match SseStream::open(&state, peer, feed, resume) {
+            Ok(stream) => stream,
+            Err(full) => {
+                state.metrics.close(CloseReason::Full);
+                let body = format!("{full}\n");
+                return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", &body).await;
+            }
         };
         let chunked = !request.http10;
         let head = format!(
@@ -182,15 +195,23 @@ impl RawEvents {
         if tcp.write_all(head.as_bytes()).await.is_err() {
             return;
         }
-        while let Some(chunk) = stream.next_chunk().await {
-            if write_chunk(&mut tcp, &chunk, chunked).await.is_err() {
+        let (mut from_peer, mut to_peer) = tcp.split();
+        loop {
+            // A spectator that closes its socket frees its place when the close arrives, not at
+            // the next event written to it (which may be long in an idle room).
+            let chunk = tokio::select! {
+                chunk = stream.next_chunk() => chunk,
+                () = closed(&mut from_peer) => return,
+            };
+            let Some(chunk) = chunk else { break };
+            if write_chunk(&mut to_peer, &chunk, chunked).await.is_err() {
                 return;
             }
         }
         if chunked {
-            let _ = tcp.write_all(b"0\r\n\r\n").await;
+            let _ = to_peer.write_all(b"0\r\n\r\n").await;
         }
-        let _ = tcp.shutdown().await;
+        let _ = to_peer.shutdown().await;
         drop(place);
     }
 }
@@ -210,14 +231,21 @@ impl http::RawRoute for RawEvents {
     }
 }
 
+/// Returns when the peer has closed its side (or the connection failed). What it sends after
+/// its request head is read and dropped: a stream answers one request.
+async fn closed(from_peer: &mut tokio::net::tcp::ReadHalf<'_>) {
+    let mut sink = [0u8; 64];
+    while let Ok(1..) = from_peer.read(&mut sink).await {}
+}
+
 /// Writes `data` as one chunk of a chunked body (or as it is, for HTTP/1.0), in one write.
-async fn write_chunk(tcp: &mut TcpStream, data: &Bytes, chunked: bool) -> std::io::Result<()> {
+async fn write_chunk(tcp: &mut tokio::net::tcp::WriteHalf<'_>, data: &Bytes, chunked: bool) -> std::io::Result<()> {
     use bytes::Buf;
     if !chunked {
         return tcp.write_all(data).await;
     }
     let size = format!("{:x}\r\n", data.len());
-    let mut all = size.as_bytes().chain(&data[..]).chain(&b"\r\n"[..]);
+    let mut all = Buf::chain(Buf::chain(size.as_bytes(), &data[..]), &b"\r\n"[..]);
     tcp.write_all_buf(&mut all).await
 }
 
@@ -254,17 +282,18 @@ struct SseStream {
     started: bool,
     done: bool,
     metrics: Arc<Metrics>,
-    _guard: SpectatorGuard,
-    _permit: OwnedSemaphorePermit,
+    _place: SpectatorPlace,
 }
 
 impl SseStream {
-    /// A spectator's stream of `feed`, resuming after `cursor`; `None` at `--max-spectators`.
-    fn open(state: &AppState, feed: Arc<Feed>, cursor: Option<Position>) -> Option<Self> {
-        let permit = spectator_place(state)?;
-        Some(Self {
-            _guard: feed.spectator(state.metrics.spectators_sse.clone()),
-            _permit: permit,
+    /// A stream of `feed` for a spectator at `peer`, resuming after `cursor`, if it has a
+    /// place.
+    fn open(state: &AppState, peer: SocketAddr, feed: Arc<Feed>, cursor: Option<Position>) -> Result<Self, Full> {
+        let place = state
+            .spectator_places
+            .take(peer.ip(), &feed, &state.metrics.spectators_sse)?;
+        Ok(Self {
+            _place: place,
             latest: feed.subscribe(),
             feed,
             heartbeat: heartbeat(),
@@ -345,6 +374,7 @@ pub(crate) struct PollQuery {
 /// `GET /poll`: long-polling.
 pub(crate) async fn poll(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     FeedAt(feed): FeedAt,
     Query(query): Query<PollQuery>,
 ) -> Response {
@@ -357,10 +387,13 @@ pub(crate) async fn poll(
         .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
         .min(MAX_POLL_WAIT);
     let deadline = Instant::now() + wait;
-    let Some(place) = spectator_place(&state) else {
-        return full(&state.metrics);
+    let place = match state
+        .spectator_places
+        .take(peer.ip(), &feed, &state.metrics.spectators_longpoll)
+    {
+        Ok(place) => place,
+        Err(full) => return refused_full(&state.metrics, full),
     };
-    let guard = feed.spectator(state.metrics.spectators_longpoll.clone());
     let mut latest = feed.subscribe();
     let traffic = &state.metrics.longpoll;
     traffic.received(0);
@@ -373,7 +406,7 @@ pub(crate) async fn poll(
         latest.borrow_and_update();
         let events = catch_up(&feed, &mut cursor, &state.metrics);
         if !events.is_empty() {
-            let body = PollBody::new(&events, place, guard);
+            let body = PollBody::new(&events, place);
             traffic.sent(body.remaining as usize);
             return (
                 [
@@ -402,12 +435,11 @@ pub(crate) async fn poll(
 struct PollBody {
     parts: VecDeque<Bytes>,
     remaining: u64,
-    _place: OwnedSemaphorePermit,
-    _guard: SpectatorGuard,
+    _place: SpectatorPlace,
 }
 
 impl PollBody {
-    fn new(events: &[Arc<Event>], place: OwnedSemaphorePermit, guard: SpectatorGuard) -> Self {
+    fn new(events: &[Arc<Event>], place: SpectatorPlace) -> Self {
         let mut parts = VecDeque::with_capacity(events.len() * 3 + 1);
         for (i, event) in events.iter().enumerate() {
             let open = if i == 0 { "[" } else { "," };
@@ -422,7 +454,6 @@ impl PollBody {
             parts,
             remaining,
             _place: place,
-            _guard: guard,
         }
     }
 }
@@ -451,12 +482,19 @@ impl http_body::Body for PollBody {
 /// `GET /state`: the current snapshot, cacheable by its tick.
 pub(crate) async fn current_state(
     State(state): State<Arc<AppState>>,
-    FeedAt(feed): FeedAt,
+    StateAt(seen): StateAt,
     headers: HeaderMap,
 ) -> Response {
+    let snapshot = match seen {
+        Seen::State(snapshot) => snapshot,
+        Seen::Ended => return (StatusCode::NOT_FOUND, "the room has ended: see GET /rooms\n").into_response(),
+        Seen::NotYet => {
+            let body = "the room has no state to show yet: try again shortly\n";
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], body).into_response();
+        }
+    };
     let traffic = &state.metrics.poll;
     traffic.received(0);
-    let snapshot = feed.snapshot();
     let etag = format!("\"{}\"", snapshot.id());
     let cache = [
         (header::ETAG, etag.clone()),
@@ -501,15 +539,13 @@ fn bad_request(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
 }
 
-/// Takes a place under `--max-spectators`, or counts the refusal.
-fn spectator_place(state: &AppState) -> Option<OwnedSemaphorePermit> {
-    state.spectator_places.clone().try_acquire_owned().ok()
-}
-
-/// What a spectator over `--max-spectators` is told.
-const FULL: &str = "too many spectators: try again shortly\n";
-
-fn full(metrics: &Metrics) -> Response {
+/// A spectator over one of the caps: 503, naming it, counted.
+fn refused_full(metrics: &Metrics, full: Full) -> Response {
     metrics.close(CloseReason::Full);
-    (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], FULL).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        format!("{full}\n"),
+    )
+        .into_response()
 }
