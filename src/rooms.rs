@@ -4,16 +4,17 @@
 //! level up, by `AppState::locate`: here, or (with `--redis`) on the node the cluster's
 //! directory names (`crate::cluster`).
 //!
-//! Each room runs as two tracked tasks: its tick loop, and a supervisor that waits for the
-//! tick loop to end (closed, idle, crashed, or the server stopping), ends the room with that
-//! reason (players closed with its code, spectators told) and forgets it. A panic in one
-//! room's tick ends that room only.
+//! Each room runs as one tracked task: its tick loop, and when the loop ends (closed, idle,
+//! crashed, or the server stopping) the end of the room with that reason (players closed with
+//! its code, spectators told) and forgetting it. A panic in one room's tick is caught there
+//! and ends that room only.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -171,10 +172,11 @@ impl Rooms {
         drop(rooms);
         self.metrics.rooms.inc();
         self.metrics.rooms_created.inc();
-        let ticking = self.tasks.spawn(running);
         let (rooms, watched) = (self.clone(), room.clone());
+        // One task per room: its tick loop, and what ends the room when the loop stops (a
+        // panic included, caught here).
         self.tasks.spawn(async move {
-            let ended = match ticking.await {
+            let ended = match std::panic::AssertUnwindSafe(running).catch_unwind().await {
                 Ok(Stopped::Idle) => Ended::Idle,
                 Ok(Stopped::Told) => watched.ended().unwrap_or(Ended::Shutdown),
                 Err(_) => Ended::Crashed,

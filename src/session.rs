@@ -191,10 +191,8 @@ impl Session {
             seat,
             reply,
         };
-        tokio::select! {
-            _ = stop.cancelled() => return Err(self.room_ended()),
-            sent = self.room.joins().send(join) => if sent.is_err() { return Err(self.ended_room().await) },
-        }
+        // If the tick loop has stopped, the room is ending: its token is cancelled below.
+        self.room.joins().push(join);
         let id = tokio::select! {
             _ = stop.cancelled() => return Err(self.room_ended()),
             id = joined => match id { Ok(id) => id, Err(_) => return Err(self.ended_room().await) },

@@ -103,10 +103,13 @@ pub struct JoinError {
 /// Checks that the cluster's Redis at `url` answers, before a node opens its port: a node that
 /// cannot join its cluster exits without ever accepting a connection.
 pub(crate) async fn reachable(url: &str) -> Result<(), JoinError> {
-    Store::connect(url, Arc::default()).await.map(drop).map_err(|source| JoinError {
-        url: url.into(),
-        source,
-    })
+    Store::connect(url, Arc::default())
+        .await
+        .map(drop)
+        .map_err(|source| JoinError {
+            url: url.into(),
+            source,
+        })
 }
 
 /// Where a room lives, as the directory says.
@@ -581,7 +584,11 @@ impl Cluster {
             return;
         }
         let keys: Vec<String> = placed.iter().map(|id| keys::room(id.as_str())).collect();
-        let Ok(records) = self.store.query::<Vec<Option<String>>>(redis::cmd("MGET").arg(&keys)).await else {
+        let Ok(records) = self
+            .store
+            .query::<Vec<Option<String>>>(redis::cmd("MGET").arg(&keys))
+            .await
+        else {
             return;
         };
         let mut budgets = self.lock_placed();

@@ -11,13 +11,13 @@
 //! [`crate::games`], and a game of your own needs nothing but this module (see
 //! `examples/tag.rs` and README, "Write your own game").
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::protocol::{Entity, EntityId, Schema};
 
 /// What a room gives its game: the settings of `POST /rooms` and the server's flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GameConfig {
     /// Ticks per second: one [`Game::step`] is `1 / tick_hz` seconds of game time.
     pub tick_hz: u32,
@@ -79,6 +79,21 @@ pub trait Game: Send + 'static {
 pub(crate) struct Registered {
     pub(crate) schema: fn(&GameConfig) -> Schema,
     pub(crate) start: crate::room::tick::Start,
+    /// The schema for each config rooms were opened with: rooms alike share one. (Configs
+    /// differ only in what the server's flags and `POST /rooms` allow: a few at most.)
+    schemas: Arc<Mutex<HashMap<GameConfig, Arc<Schema>>>>,
+}
+
+impl Registered {
+    /// The schema of a room of this game opened with `config`.
+    pub(crate) fn schema_for(&self, config: &GameConfig) -> Arc<Schema> {
+        // Nothing panics while holding it (a lookup, an insert).
+        let mut schemas = self.schemas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        schemas
+            .entry(*config)
+            .or_insert_with(|| Arc::new((self.schema)(config)))
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for Registered {
@@ -137,6 +152,7 @@ impl Games {
             Registered {
                 schema: G::schema,
                 start: crate::room::tick::start::<G>,
+                schemas: Arc::default(),
             },
         );
         Ok(())

@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::delta::{Changes, NetWorld};
@@ -202,11 +203,13 @@ struct State {
 pub(crate) struct Feed {
     // A std Mutex: every critical section is a few pointer copies, never held across an await.
     state: Mutex<State>,
-    latest: watch::Sender<u64>,
+    /// Wakes the spectators waiting for the next event (no allocation: a room nobody watches
+    /// holds none).
+    published: Notify,
     ring_len: usize,
     schema: Arc<Schema>,
-    /// The schema as JSON, written once: every snapshot event carries it.
-    schema_json: String,
+    /// The schema as JSON, written once, at the first snapshot: every snapshot event carries it.
+    schema_json: OnceLock<String>,
     spectators: AtomicUsize,
     /// Cancelled when the feed has no more events: its room ended (or the server stops).
     stop: CancellationToken,
@@ -235,18 +238,18 @@ impl Feed {
         schema: Arc<Schema>,
         stop: CancellationToken,
     ) -> Self {
-        let (latest, _) = watch::channel(world.tick());
         let state = State {
             epoch,
             world,
-            ring: VecDeque::with_capacity(ring_len),
+            // Grown as events come (see `publish`): a room nobody has played in holds none.
+            ring: VecDeque::new(),
             snapshot: None,
         };
         Self {
             state: Mutex::new(state),
-            latest,
+            published: Notify::new(),
             ring_len: ring_len.max(1),
-            schema_json: json::schema(&schema),
+            schema_json: OnceLock::new(),
             schema,
             spectators: AtomicUsize::new(0),
             stop,
@@ -268,7 +271,6 @@ impl Feed {
         };
         let json = json::delta(base, changes, &world, &self.schema, self.spectator_count());
         let event = Arc::new(Event::new(&epoch, world.tick(), base, EventKind::Delta, json));
-        let tick = world.tick();
         if let Some(replica) = self.replica.get() {
             let copy = Replicated::Event {
                 epoch,
@@ -286,19 +288,22 @@ impl Feed {
             let mut state = self.lock();
             if state.ring.len() == self.ring_len {
                 state.ring.pop_front();
+            } else if state.ring.len() == state.ring.capacity() {
+                // Doubling, but never past the ring's length.
+                let more = state.ring.len().max(8).min(self.ring_len - state.ring.len());
+                state.ring.reserve_exact(more);
             }
             state.ring.push_back(event);
             state.world = world;
             state.snapshot = None;
         }
-        self.latest.send_replace(tick);
+        self.published.notify_waiters();
     }
 
     /// Starts over from `world` as incarnation `epoch` (a cluster's stream reader, after a
     /// gap in the stream or a room opened again): the ring is emptied, so every spectator's
     /// next read is a snapshot of `world`.
     pub(crate) fn reset(&self, epoch: Epoch, world: Arc<NetWorld>) {
-        let tick = world.tick();
         {
             let mut state = self.lock();
             state.epoch = epoch;
@@ -306,7 +311,7 @@ impl Feed {
             state.ring.clear();
             state.snapshot = None;
         }
-        self.latest.send_replace(tick);
+        self.published.notify_waiters();
     }
 
     /// Copies every event from now on to `replica` (without waiting: what does not fit in its
@@ -411,9 +416,10 @@ impl Feed {
         self.snapshot_of(self.lock())
     }
 
-    /// Waits for events newer than what the receiver last saw.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.latest.subscribe()
+    /// Wakes at the next event published (or reset) after it is enabled or first polled: enable
+    /// it before reading the feed, and an event published in between is not missed.
+    pub(crate) fn published(&self) -> Notified<'_> {
+        self.published.notified()
     }
 
     /// Counts a connected spectator, here and in `gauge`, for as long as the guard lives;
@@ -439,7 +445,8 @@ impl Feed {
         }
         let (world, epoch) = (state.world.clone(), state.epoch.clone());
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
-        let json = json::snapshot(&world, &self.schema, &self.schema_json, self.spectator_count());
+        let schema_json = self.schema_json.get_or_init(|| json::schema(&self.schema));
+        let json = json::snapshot(&world, &self.schema, schema_json, self.spectator_count());
         let snap = Arc::new(Event::new(
             &epoch,
             world.tick(),
@@ -463,7 +470,7 @@ impl Feed {
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feed")
-            .field("latest", &*self.latest.borrow())
+            .field("latest", &self.lock().world.tick())
             .field("spectators", &self.spectator_count())
             .finish_non_exhaustive()
     }

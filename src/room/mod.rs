@@ -26,7 +26,6 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelValue;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +36,7 @@ use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::room::feed::Feed;
 use crate::room::seats::Seats;
-use crate::room::tick::{JoinRequest, Running, TickClock, TickParts};
-
-/// Joins waiting for a room's next tick; a burst beyond this waits in its session (bounded by
-/// the room's places), it is not dropped.
-const JOIN_QUEUE: usize = 64;
+use crate::room::tick::{Joins, Running, TickClock, TickParts};
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -248,7 +243,7 @@ pub struct Room {
     feed: Arc<Feed>,
     schema: Arc<Schema>,
     seats: Seats,
-    joins: mpsc::Sender<JoinRequest>,
+    joins: Arc<Joins>,
     stop: CancellationToken,
     ended: OnceLock<Ended>,
 }
@@ -293,15 +288,15 @@ impl Room {
         metrics: Arc<Metrics>,
         parent: &CancellationToken,
     ) -> (Arc<Self>, Running) {
-        let (joins, join_rx) = mpsc::channel(JOIN_QUEUE);
+        let joins = Arc::new(Joins::default());
         let clock = Arc::new(TickClock::default());
-        let schema = Arc::new((game.schema)(&settings.game_config()));
+        let schema = game.schema_for(&settings.game_config());
         let stop = parent.child_token();
         let parts = TickParts {
             settings: &settings,
             config,
             schema: schema.clone(),
-            joins: join_rx,
+            joins: joins.clone(),
             clock: clock.clone(),
             metrics,
             phase,
@@ -378,7 +373,7 @@ impl Room {
     }
 
     /// Where sessions hand in their joins.
-    pub(crate) fn joins(&self) -> &mpsc::Sender<JoinRequest> {
+    pub(crate) fn joins(&self) -> &Joins {
         &self.joins
     }
 

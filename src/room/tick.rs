@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +60,40 @@ pub(crate) struct JoinRequest {
     pub(crate) name: String,
     pub(crate) seat: Seat,
     pub(crate) reply: oneshot::Sender<EntityId>,
+}
+
+/// Joins waiting for a room's next tick. Each holds one of the room's places (taken before it
+/// is queued), so there are never more than the room's `max_players`; an empty room's queue
+/// allocates nothing.
+#[derive(Default)]
+pub(crate) struct Joins {
+    // A std Mutex: a push or a swap, never held across an await.
+    waiting: std::sync::Mutex<Vec<JoinRequest>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Joins {
+    /// Queues `join` for the room's next tick (a paused room wakes for it).
+    pub(crate) fn push(&self, join: JoinRequest) {
+        self.lock().push(join);
+        self.arrived.notify_one();
+    }
+
+    /// Every join waiting, oldest first.
+    fn take(&self) -> Vec<JoinRequest> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<JoinRequest>> {
+        // Nothing panics while holding it (a push, a swap).
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Joins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Joins").field("waiting", &self.lock().len()).finish()
+    }
 }
 
 /// The tick counter other tasks read (pongs, spectators).
@@ -86,7 +120,7 @@ pub(crate) struct TickParts<'a> {
     pub(crate) settings: &'a Settings,
     pub(crate) config: &'a Config,
     pub(crate) schema: Arc<Schema>,
-    pub(crate) joins: mpsc::Receiver<JoinRequest>,
+    pub(crate) joins: Arc<Joins>,
     pub(crate) clock: Arc<TickClock>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) phase: Duration,
@@ -120,10 +154,9 @@ pub(crate) struct TickLoop<G> {
     spectated: Arc<NetWorld>,
     spectator_every: u64,
     feed: Arc<Feed>,
-    joins: mpsc::Receiver<JoinRequest>,
+    joins: Arc<Joins>,
     clock: Arc<TickClock>,
     metrics: Arc<Metrics>,
-    welcome: Welcome,
     period: Duration,
     /// Where in each period this room's ticks fall.
     phase: Duration,
@@ -155,9 +188,11 @@ impl<G: Game> TickLoop<G> {
             stop,
         } = parts;
         let game = G::new(&settings.game_config(), settings.seed);
-        let mut sent = NetWorld::default();
-        game.entities(sent.reset(0));
-        let spectated = Arc::new(sent.clone());
+        // One copy of the world while nobody plays (the spectators'): what players hold, and
+        // the next capture, are made at the first tick (see `pause`).
+        let mut world = NetWorld::default();
+        game.entities(world.reset(0));
+        let spectated = Arc::new(world);
         let ring = config.spectator_ring(settings.tick_hz);
         let feed = Arc::new(Feed::new(
             Epoch::random(),
@@ -165,28 +200,22 @@ impl<G: Game> TickLoop<G> {
             ring,
             0,
             schema.clone(),
-            stop.child_token(),
+            // The room's own token: its feed ends when the room does.
+            stop.clone(),
         ));
-        let welcome = Welcome {
-            version: PROTOCOL_VERSION,
-            player_id: 0,
-            tick_hz: settings.tick_hz,
-            schema: (*schema).clone(),
-        };
         Self {
             game,
             schema,
             tick: 0,
-            next: sent.clone(),
+            sent: NetWorld::default(),
+            next: NetWorld::default(),
             spectated,
             spectator_every: u64::from(config.spectator_every(settings.tick_hz)),
             feed,
-            sent,
             roster: Roster::new(config.slow_timeout, metrics.clone()),
             joins,
             clock,
             metrics,
-            welcome,
             period: settings.tick_period(),
             phase,
             idle_close,
@@ -201,50 +230,76 @@ impl<G: Game> TickLoop<G> {
 
     /// Runs ticks at the room's rate until `stop`, or until it has been empty for its idle
     /// time.
-    pub(crate) async fn run(mut self, stop: CancellationToken) -> Stopped {
-        // Ticks fall on `origin + k * period`.
-        let origin = Instant::now() + self.phase;
-        let mut interval = time::interval_at(origin, self.period);
-        // A late tick is not followed by a burst of catch-up ticks: players would see the world
-        // jump. Skipped ticks are counted as overruns instead.
-        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut empty_since = Instant::now();
-        let stopped = loop {
-            if self.roster.is_empty() {
-                let idle_at = self.idle_close.map(|idle| empty_since + idle);
-                let join = tokio::select! {
+    ///
+    /// Not an `async fn`: one would keep `self` in its future twice (the argument and the
+    /// local it is moved into), and this future is most of what an empty room costs.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn run(mut self, stop: CancellationToken) -> impl Future<Output = Stopped> + Send {
+        async move {
+            // Ticks fall on `origin + k * period`, timed while anyone plays: a paused room holds
+            // no timer but its idle deadline.
+            let origin = Instant::now() + self.phase;
+            let mut interval: Option<time::Interval> = None;
+            let mut empty_since = Instant::now();
+            let stopped = loop {
+                if self.roster.is_empty() {
+                    interval = None;
+                    let idle_at = self.idle_close.map(|idle| empty_since + idle);
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break Stopped::Told,
+                        () = self.joins.arrived.notified() => {}
+                        _ = time::sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => {
+                            break Stopped::Idle;
+                        }
+                    };
+                    for join in self.joins.take() {
+                        self.admit(join);
+                    }
+                    if self.roster.is_empty() {
+                        continue; // Their sessions gave up meanwhile.
+                    }
+                    let mut ticks = time::interval_at(next_tick(origin, self.period, Instant::now()), self.period);
+                    // A late tick is not followed by a burst of catch-up ticks: players would see
+                    // the world jump. Skipped ticks are counted as overruns instead.
+                    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+                    interval = Some(ticks);
+                }
+                // Made above whenever the roster was empty, and kept while it is not.
+                let ticks = interval.as_mut().expect("a room with players has its ticks");
+                tokio::select! {
                     biased;
                     _ = stop.cancelled() => break Stopped::Told,
-                    join = self.joins.recv() => join,
-                    _ = time::sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => {
-                        break Stopped::Idle;
-                    }
-                };
-                // Every sender gone means the room handle is gone: nothing can join any more.
-                let Some(join) = join else { break Stopped::Told };
-                self.admit(join);
-                interval.reset_at(next_tick(origin, self.period, Instant::now()));
-            }
-            tokio::select! {
-                biased;
-                _ = stop.cancelled() => break Stopped::Told,
-                _ = interval.tick() => {}
-            }
-            let started = Instant::now();
-            let (work, fan_out) = self.tick_fanned_out(started).await;
-            self.metrics.ticks.inc();
-            self.metrics.tick_work.observe(work.as_secs_f64());
-            self.metrics.fan_out.observe(fan_out.as_secs_f64());
-            if started.elapsed() > self.period {
-                self.metrics.tick_overruns.inc();
-            }
-            if self.roster.is_empty() {
-                empty_since = Instant::now();
-            }
-        };
-        self.metrics.players.dec_by(self.roster.len() as i64);
-        tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
-        stopped
+                    _ = ticks.tick() => {}
+                }
+                let started = Instant::now();
+                // Boxed for the tick: its state is only needed while a tick runs, and an empty
+                // room's task should not carry room for it while it waits.
+                let (work, fan_out) = Box::pin(self.tick_fanned_out(started)).await;
+                self.metrics.ticks.inc();
+                self.metrics.tick_work.observe(work.as_secs_f64());
+                self.metrics.fan_out.observe(fan_out.as_secs_f64());
+                if started.elapsed() > self.period {
+                    self.metrics.tick_overruns.inc();
+                }
+                if self.roster.is_empty() {
+                    empty_since = Instant::now();
+                    self.pause();
+                }
+            };
+            self.metrics.players.dec_by(self.roster.len() as i64);
+            tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
+            stopped
+        }
+    }
+
+    /// The last player has left: the room waits for a join, holding one copy of its world
+    /// (the spectators', which the last tick brought up to date). What players held, and the
+    /// capture buffer, go: a newcomer starts from a keyframe, and the next tick's delta goes to
+    /// nobody who holds a base.
+    fn pause(&mut self) {
+        self.sent = NetWorld::default();
+        self.next = NetWorld::default();
     }
 
     /// One tick's work, all at once; `now` is used only for slow-consumer deadlines.
@@ -335,7 +390,7 @@ impl<G: Game> TickLoop<G> {
 
     /// The players' turn: joins and each player's latest input.
     fn take_turns(&mut self) {
-        while let Ok(join) = self.joins.try_recv() {
+        for join in self.joins.take() {
             self.admit(join);
         }
         let (game, metrics) = (&mut self.game, &self.metrics);
@@ -404,9 +459,12 @@ impl<G: Game> TickLoop<G> {
             return; // The session gave up while waiting for this tick.
         }
         let id = self.game.join(&join.name);
+        // Made for each join rather than kept: a room holds no copy of its schema of its own.
         let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
             player_id: id,
-            ..self.welcome.clone()
+            tick_hz: self.tick_hz,
+            schema: (*self.schema).clone(),
         });
         // A fresh queue has room; if the session is already gone, this tick's fan-out finds it
         // closed and removes it.
@@ -445,12 +503,11 @@ pub(crate) mod tests {
             seed: 1,
             ..Settings::from_config(config)
         };
-        let (_, joins) = mpsc::channel(1);
         TickLoop::new(TickParts {
             settings: &settings,
             config,
             schema: Arc::new(Arena::schema(&settings.game_config())),
-            joins,
+            joins: Arc::default(),
             clock: Arc::default(),
             metrics: Arc::default(),
             phase: Duration::ZERO,
@@ -528,7 +585,7 @@ pub(crate) mod tests {
     #[test]
     fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pauses() {
         let mut tick = tick_loop(&Config::defaults());
-        let alone = tick.sent.entities().len();
+        let alone = tick.spectated.entities().len();
         let (gone, _) = join(&mut tick, 8);
         tick.tick(Instant::now());
         assert_eq!(tick.sent.entities().len(), alone + 1, "in the world");

@@ -41,7 +41,6 @@ use http_body::{Frame, SizeHint};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::cluster::glance::Seen;
@@ -273,7 +272,6 @@ fn percent_decoded(text: &str) -> String {
 /// One SSE response: its place in the feed and what it needs to notice.
 struct SseStream {
     feed: Arc<Feed>,
-    latest: watch::Receiver<u64>,
     heartbeat: tokio::time::Interval,
     /// The last event taken from the feed; `None` before the first.
     cursor: Option<Position>,
@@ -294,7 +292,6 @@ impl SseStream {
             .take(peer.ip(), &feed, &state.metrics.spectators_sse)?;
         Ok(Self {
             _place: place,
-            latest: feed.subscribe(),
             feed,
             heartbeat: heartbeat(),
             cursor,
@@ -324,17 +321,19 @@ impl SseStream {
                 let (name, json) = self.feed.last_event();
                 return Some(self.count(format!("event: {name}\ndata: {json}\n\n").into()));
             }
-            // Mark the current event seen before reading the feed, so one published in between
+            // Wait for the next event from before reading the feed, so one published in between
             // wakes the wait below rather than being missed.
-            self.latest.borrow_and_update();
+            let feed = self.feed.clone();
+            let published = feed.published();
+            tokio::pin!(published);
+            published.as_mut().enable();
             self.pending = catch_up(&self.feed, &mut self.cursor, &self.metrics).into();
             if !self.pending.is_empty() {
                 continue;
             }
             tokio::select! {
-                _ = self.feed.stopping().cancelled() => {}
-                // The feed's sender lives as long as the feed: it is ending.
-                changed = self.latest.changed() => if changed.is_err() { self.feed.stopping().cancelled().await },
+                _ = feed.stopping().cancelled() => {}
+                () = published => {}
                 _ = self.heartbeat.tick() => return Some(self.count(Bytes::from_static(KEEPALIVE))),
             }
         }
@@ -394,7 +393,6 @@ pub(crate) async fn poll(
         Ok(place) => place,
         Err(full) => return refused_full(&state.metrics, full),
     };
-    let mut latest = feed.subscribe();
     let traffic = &state.metrics.longpoll;
     traffic.received(0);
     loop {
@@ -403,7 +401,10 @@ pub(crate) async fn poll(
             let body = format!(r#"[{{"event":"{name}","data":{json}}}]"#);
             return json_response(traffic, body.into_bytes());
         }
-        latest.borrow_and_update();
+        // Waiting from before the read: an event published in between wakes the wait below.
+        let published = feed.published();
+        tokio::pin!(published);
+        published.as_mut().enable();
         let events = catch_up(&feed, &mut cursor, &state.metrics);
         if !events.is_empty() {
             let body = PollBody::new(&events, place);
@@ -419,7 +420,7 @@ pub(crate) async fn poll(
         }
         tokio::select! {
             _ = feed.stopping().cancelled() => {}
-            changed = latest.changed() => if changed.is_err() { feed.stopping().cancelled().await },
+            () = published => {}
             _ = tokio::time::sleep_until(deadline) => {
                 traffic.sent(0);
                 return (StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, "no-store")]).into_response();

@@ -220,6 +220,9 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
             args.extend([
                 "--no-rooms".into(),
                 format!("--max-spectators={cap}"),
+                // This machine's spectators, all of one room: capacity, not the shares.
+                format!("--max-spectators-per-room={cap}"),
+                format!("--max-spectators-per-address={cap}"),
                 format!("--max-connections={}", cap + 256),
             ]);
         }

@@ -96,6 +96,16 @@ pub async fn run(
         "--seed=1".to_owned(),
         format!("--max-players={}", config.bots + 200),
         format!("--max-spectators={}", config.spectators + config.long_pollers + 100),
+        // The honest spectators all come from this machine, to one room: the shares are for
+        // attackers, and the soak's abusive clients are counted apart.
+        format!(
+            "--max-spectators-per-room={}",
+            config.spectators + config.long_pollers + 100
+        ),
+        format!(
+            "--max-spectators-per-address={}",
+            config.spectators + config.long_pollers + 100
+        ),
     ];
     let mut server = ServerProcess::start(&config.server_bin, &args).await?;
     let (addr, pid) = (server.addr(), server.pid());

@@ -52,6 +52,9 @@ pub(super) async fn run(
         "--seed=1".into(),
         format!("--max-players={}", config.bots + config.clients + 16),
         format!("--max-spectators={}", config.clients + 16),
+        // One machine's clients, all in one room: this measures delivery, not the shares.
+        format!("--max-spectators-per-room={}", config.clients + 16),
+        format!("--max-spectators-per-address={}", config.clients + 16),
     ];
     let server = ServerProcess::start(&config.server_bin, &args).await?;
     let (addr, pid) = (server.addr(), server.pid());

@@ -92,6 +92,9 @@ async fn one_kind(
         "--seed=1".into(),
         format!("--max-players={}", n + 16),
         format!("--max-spectators={}", n + 16),
+        // One machine's clients, all in one room: this measures memory, not the shares.
+        format!("--max-spectators-per-room={}", n + 16),
+        format!("--max-spectators-per-address={}", n + 16),
         format!("--max-connections={}", n + 256),
     ];
     let server = ServerProcess::start(&config.server_bin, &args).await?;
