@@ -119,6 +119,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     /// Rooms opened since the start.
     pub rooms_created: Counter,
+    /// Times the room list (`GET /rooms`) was built: at most once a second, however many ask.
+    pub room_list_builds: Counter,
     /// Ticks run, in all rooms.
     pub ticks: Counter,
     /// Ticks that took longer than the tick period, start to end (their own work, the
@@ -204,6 +206,11 @@ impl Metrics {
         let mut metrics = Self {
             rooms: gauge(&mut r, "rooms", "Rooms open"),
             rooms_created: counter(&mut r, "rooms_created", "Rooms opened"),
+            room_list_builds: counter(
+                &mut r,
+                "room_list_builds",
+                "Times the room list was built for GET /rooms (at most once a second)",
+            ),
             ticks: counter(&mut r, "ticks", "Ticks run, in all rooms"),
             tick_overruns: counter(
                 &mut r,

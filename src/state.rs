@@ -86,6 +86,7 @@ impl AppState {
                 node: String::new(),
                 url: self.public_url.clone(),
                 info: room.info(),
+                created_us: room.created_us(),
             },
         }
     }

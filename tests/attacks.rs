@@ -1,9 +1,17 @@
 //! The holes an outside attack run found, one test each, against the real server: floods
 //! before the hello, hello squatting, stalled resumers, control characters in names, origin
-//! rebinding, uncounted upgrades, stalled players, protocol faults and shutdown.
-//! (`client-demo attack` runs the same attacks at full size and measures what they cost.)
+//! rebinding, uncounted upgrades, stalled players, protocol faults and shutdown; and the rooms
+//! layer's ([`rooms_api`]: other's rooms closed, places held, the room cap filled, cross-site
+//! writes, spectators locked out, names taken, the room list, fast rooms) and the cluster's
+//! ([`cluster`]: HTTP turned into Redis load). (`client-demo attack` runs the same attacks at
+//! full size and measures what they cost.)
 
 mod common;
+
+#[path = "attacks/cluster.rs"]
+mod cluster;
+#[path = "attacks/rooms_api.rs"]
+mod rooms_api;
 
 use std::time::Duration;
 
@@ -348,4 +356,21 @@ async fn shutdown_tells_sockets_waiting_for_their_hello_and_does_not_wait_for_ha
     within(server.shutdown()).await.unwrap();
     let ending = told.await.unwrap();
     assert_eq!(ending.close, Some((1001, "server shutting down".into())));
+}
+
+#[tokio::test]
+async fn a_player_upgrade_by_another_method_than_get_is_405() {
+    let server = TestServer::at(30).await;
+    let res = reqwest::Client::new()
+        .post(server.ws_url().replace("ws://", "http://"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    // As PROTOCOL.md says: the method is refused before anything else is looked at.
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "GET,HEAD");
 }

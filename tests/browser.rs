@@ -149,18 +149,28 @@ async fn the_page_draws_any_game_from_its_schema_tanks_with_shells_and_health_la
 }
 
 #[tokio::test]
-async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
+async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
     let Some(binary) = chromium_or_skip() else { return };
-    let server = TestServer::at(30).await;
-    let created: Value = reqwest::Client::new()
-        .post(server.http_url("/rooms"))
-        .json(&json!({ "game": "arena" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let server = TestServer::start(tickcast::Config {
+        admin_secret: Some("adm1n".into()),
+        ..tickcast::Config::defaults()
+    })
+    .await;
+    // More rooms than a page (50) holds, the default room first: the newest is on page two.
+    let http = reqwest::Client::new();
+    let mut created = Value::Null;
+    for _ in 0..55 {
+        created = http
+            .post(server.http_url("/rooms"))
+            .bearer_auth("adm1n")
+            .json(&json!({ "game": "arena" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
     let room = created["id"].as_str().unwrap().to_owned();
     let mut player = within(tickcast::client::Client::connect(
         created["ws"].as_str().unwrap(),
@@ -175,21 +185,27 @@ async fn the_lobby_lists_the_rooms_and_links_to_each_live_room() {
     let browser = Browser::launch(&binary, "lobby");
     let mut page = Page::open(&browser, &server.http_url("/")).await;
     let rows = r##"JSON.stringify([...document.querySelectorAll("#rooms tr")].map(tr => tr.dataset.id))"##;
-    let mut listed = Value::Null;
-    for _ in 0..100 {
-        listed = page.eval(rows).await;
-        if listed
-            .as_array()
-            .is_some_and(|ids| ids.contains(&json!(room)) && ids.contains(&json!("default")))
-        {
-            break;
+    let listed_until = async |page: &mut Page, what: &str, done: &dyn Fn(&[Value]) -> bool| {
+        let mut listed = Value::Null;
+        for _ in 0..100 {
+            listed = page.eval(rows).await;
+            if listed.as_array().is_some_and(|ids| done(ids)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
         }
-        tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
-    }
-    assert!(
-        listed.as_array().is_some_and(|ids| ids.contains(&json!(room))),
-        "the lobby listed {listed}"
-    );
+        panic!("the lobby never listed {what}: {listed}");
+    };
+    listed_until(&mut page, "a first page of 50", &|ids| {
+        ids.len() == 50 && ids[0] == json!("default") && !ids.contains(&json!(room))
+    })
+    .await;
+    page.eval(r##"JSON.stringify(document.querySelector("#next").click())"##)
+        .await;
+    listed_until(&mut page, "the newest room on the second page", &|ids| {
+        ids.len() == 6 && ids.last() == Some(&json!(room))
+    })
+    .await;
     // Follow the room's link, as a visitor clicks it.
     // Clicked after this evaluation has answered: the navigation destroys the page's context,
     // and an evaluation still running in it would fail.

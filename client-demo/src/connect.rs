@@ -140,7 +140,7 @@ impl Target {
             match self {
                 Target::Url(url) => Client::connect(url, name).await,
                 Target::Matchmake { server, game } => {
-                    let seat = tickcast::client::lobby::matchmake(server, game, name).await?;
+                    let seat = matchmake_obeying_retry_after(server, game, name).await?;
                     Client::join(&seat, name).await
                 }
             }
@@ -155,6 +155,30 @@ impl Target {
                     format!("no welcome within {CONNECT_TIMEOUT:?}"),
                 )),
             }),
+        }
+    }
+}
+
+/// Matchmaking that waits as the server says (`Retry-After`) when it is refused for now (a
+/// 429 over this address's budget, a 503), for as long as [`Target::join`] lets it.
+async fn matchmake_obeying_retry_after(
+    server: &str,
+    game: &str,
+    name: &str,
+) -> Result<tickcast::client::lobby::Seat, tickcast::client::lobby::LobbyError> {
+    use tickcast::client::lobby::{self, LobbyError};
+    loop {
+        match lobby::matchmake(server, game, name).await {
+            Err(LobbyError::Refused {
+                status,
+                retry_after: Some(wait),
+                ..
+            }) if status == 429 || status == 503 => {
+                // A little jitter, so bots refused together do not come back together.
+                let jitter = Duration::from_millis(u64::from(rand::random::<u8>()) * 4);
+                tokio::time::sleep(wait + jitter).await;
+            }
+            answer => return answer,
         }
     }
 }

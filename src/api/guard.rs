@@ -24,8 +24,10 @@ use crate::state::AppState;
 pub(crate) const CREATE_BURST: u32 = 10;
 /// After the burst, one room per this long per address.
 pub(crate) const CREATE_EVERY: Duration = Duration::from_secs(6);
-/// Rooms created without a credential that one client address may have open at once.
-pub(crate) const ROOMS_PER_ADDRESS: u32 = 10;
+/// Rooms created without a credential that one client address may have open at once: twice
+/// the burst, so that a caller within its rate (rooms idle out after `--room-idle`) is refused
+/// by the rate, whose `Retry-After` it can obey, before this.
+pub(crate) const ROOMS_PER_ADDRESS: u32 = 20;
 /// Rooms created without a credential, over every address: this many at once, then
 /// [`SERVER_CREATE_PER_SECOND`].
 pub(crate) const SERVER_CREATE_BURST: u32 = 50;
@@ -136,8 +138,7 @@ impl Budgets {
                 format!(
                     "this address has {ROOMS_PER_ADDRESS} rooms open: close one (with its key) or let one idle out"
                 ),
-            )
-            .retry_after(Duration::from_secs(10)));
+            ));
         };
         self.creations.allow(peer, now).map_err(|wait| {
             ApiError::new(

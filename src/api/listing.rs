@@ -5,7 +5,8 @@
 //! a walk of every room and an encoding of each per request. A page is at most [`MAX_LIMIT`]
 //! rooms, so no answer grows with the number of rooms. Pages are found by a cursor that names
 //! the last room of the previous page (its creation time and id): rooms that open or close
-//! meanwhile never make a page repeat or skip a room that stays.
+//! meanwhile never make a page repeat or skip a room that stays. Rooms are in the order they
+//! were created (to the microsecond, then by id), on whichever node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub(crate) struct ListQuery {
 /// One public room, encoded.
 #[derive(Debug)]
 struct Listed {
+    /// Unix microseconds.
     created: u64,
     id: RoomId,
     game: String,
@@ -110,6 +112,7 @@ impl RoomList {
         if let Some(fresh) = built.as_ref().filter(|b| b.at.elapsed() < FRESH_FOR) {
             return Ok(fresh.clone());
         }
+        state.metrics.room_list_builds.inc();
         let records = match state.cluster() {
             Some(cluster) => cluster.list().await?,
             None => state.rooms.all().iter().map(|room| state.record(room)).collect(),
@@ -132,7 +135,7 @@ impl RoomList {
 
 fn listed(state: &AppState, record: RoomRecord) -> Listed {
     let (created, id, game, joinable) = (
-        record.info.created,
+        record.created_us,
         record.info.id.clone(),
         record.info.game.clone(),
         record.info.joinable,
@@ -160,7 +163,10 @@ mod tests {
     #[test]
     fn a_cursor_is_read_back_as_written_and_nothing_else_is() {
         let id = RoomId::parse("k3Xq9TzA1bWm").unwrap();
-        assert_eq!(parse_cursor("1764530000.k3Xq9TzA1bWm"), Some((1_764_530_000, id)));
+        assert_eq!(
+            parse_cursor("1764530000123456.k3Xq9TzA1bWm"),
+            Some((1_764_530_000_123_456, id))
+        );
         for bad in ["", "1764530000", ".abc", "x.abc", "1.a/b", "-1.abc"] {
             assert_eq!(parse_cursor(bad), None, "{bad:?}");
         }

@@ -61,7 +61,7 @@ pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
-    /// What `Retry-After` says (429 and 503 only; 5 s when not set).
+    /// What `Retry-After` says, when waiting helps (a 503 says 5 s unless told otherwise).
     retry_after: Option<Duration>,
 }
 
@@ -88,14 +88,28 @@ impl ApiError {
 impl From<CreateError> for ApiError {
     fn from(err: CreateError) -> Self {
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        Self::new(status, err.to_string())
+        Self::new(status, err.to_string()).unavailable_for(UNAVAILABLE_FOR)
     }
 }
 
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        Self::new(status, refusal.message)
+        Self::new(status, refusal.message).unavailable_for(UNAVAILABLE_FOR)
+    }
+}
+
+/// What `Retry-After` says of a 503 that cannot tell better (the server is full, or the
+/// cluster's Redis is away).
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(5);
+
+impl ApiError {
+    /// For a 503: try again after `wait`.
+    fn unavailable_for(self, wait: Duration) -> Self {
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => self.retry_after(wait),
+            _ => self,
+        }
     }
 }
 
@@ -106,11 +120,12 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match self.status {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                // Whole seconds, rounded up: never earlier than the limit allows.
-                let secs = self
-                    .retry_after
-                    .map_or(5, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
-                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                // Whole seconds, rounded up: never earlier than the limit allows. A refusal that
+                // waiting does not cure (rooms of this address still open) says none.
+                if let Some(wait) = self.retry_after {
+                    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                    headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+                }
             }
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -351,7 +366,10 @@ pub(crate) async fn matchmake(
             }
         },
     };
-    let expires = unix_now + until.saturating_duration_since(now).as_secs();
+    // Both clocks run together: the sum is the same instant however late this runs, so a hold
+    // asked for again says the same second.
+    let expires =
+        (unix_micros() + until.saturating_duration_since(Instant::now()).as_micros() as u64).div_ceil(1_000_000);
     let id = record.info.id;
     let token = state
         .config

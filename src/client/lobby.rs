@@ -40,6 +40,8 @@ pub enum LobbyError {
         status: StatusCode,
         /// The server's `error` message.
         message: String,
+        /// When the server said to try again (`Retry-After`), for a 429 or a 503.
+        retry_after: Option<Duration>,
     },
     /// The answer was not the JSON expected.
     #[error("unexpected answer: {0}")]
@@ -90,6 +92,9 @@ pub struct RoomInfo {
     pub ws: String,
     /// Its spectator page.
     pub page: String,
+    /// The key that closes it: only in what [`create_room`] answers.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// What `POST /rooms` takes.
@@ -116,26 +121,62 @@ pub async fn matchmake(server: &str, game: &str, name: &str) -> Result<Seat, Lob
     call(Method::POST, server, "/matchmake", Some(body.to_string()), None).await
 }
 
+/// [`matchmake`] on a server that requires join tokens: `identity` proves the name (an identity
+/// token your backend minted, `tickcast::auth::mint_identity`).
+pub async fn matchmake_as(server: &str, game: &str, name: &str, identity: &str) -> Result<Seat, LobbyError> {
+    let body = serde_json::json!({ "game": game, "name": name, "identity": identity });
+    call(Method::POST, server, "/matchmake", Some(body.to_string()), None).await
+}
+
 /// Creates a room; `admin` is the server's admin secret, when it has one.
 pub async fn create_room(server: &str, room: &NewRoom, admin: Option<&str>) -> Result<RoomInfo, LobbyError> {
     let body = serde_json::to_string(room).map_err(|err| LobbyError::Answer(err.to_string()))?;
     call(Method::POST, server, "/rooms", Some(body), admin).await
 }
 
-/// Closes room `id`; `admin` is the server's admin secret, when it has one.
-pub async fn close_room(server: &str, id: &str, admin: Option<&str>) -> Result<(), LobbyError> {
-    let _: serde_json::Value = call(Method::DELETE, server, &format!("/rooms/{id}"), None, admin).await?;
+/// Closes room `id` with `credential`: the room's key (from [`create_room`]) or the server's
+/// admin secret.
+pub async fn close_room(server: &str, id: &str, credential: &str) -> Result<(), LobbyError> {
+    let path = format!("/rooms/{id}");
+    let _: serde_json::Value = call(Method::DELETE, server, &path, None, Some(credential)).await?;
     Ok(())
 }
 
-/// The public rooms.
+/// One page of `GET /rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoomPage {
+    /// The rooms of the page, oldest first.
+    pub rooms: Vec<RoomInfo>,
+    /// Where the next page starts (`None` on the last page).
+    pub next: Option<String>,
+}
+
+/// The most pages [`rooms`] reads (100 rooms each).
+const MAX_PAGES: usize = 1000;
+
+/// The page of public rooms after `cursor` (from the start when `None`).
+pub async fn rooms_page(server: &str, cursor: Option<&str>) -> Result<RoomPage, LobbyError> {
+    let path = match cursor {
+        // A cursor is `<digits>.<room id>`: nothing in it needs escaping in a query.
+        Some(cursor) => format!("/rooms?cursor={cursor}"),
+        None => "/rooms".to_owned(),
+    };
+    call(Method::GET, server, &path, None, None).await
+}
+
+/// Every public room, oldest first, page after page.
 pub async fn rooms(server: &str) -> Result<Vec<RoomInfo>, LobbyError> {
-    #[derive(Deserialize)]
-    struct Listing {
-        rooms: Vec<RoomInfo>,
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = rooms_page(server, cursor.as_deref()).await?;
+        all.extend(page.rooms);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
     }
-    let listing: Listing = call(Method::GET, server, "/rooms", None, None).await?;
-    Ok(listing.rooms)
+    Ok(all)
 }
 
 /// One request and its JSON answer, within [`TIMEOUT`].
@@ -178,14 +219,19 @@ async fn call<T: serde::de::DeserializeOwned>(
             .await
             .map_err(|err| unreachable(err.to_string()))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs);
         let bytes = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
             .map_err(|err| unreachable(err.to_string()))?
             .to_bytes();
-        Ok::<_, LobbyError>((status, bytes))
+        Ok::<_, LobbyError>((status, retry_after, bytes))
     };
-    let (status, bytes) = tokio::time::timeout(TIMEOUT, exchange)
+    let (status, retry_after, bytes) = tokio::time::timeout(TIMEOUT, exchange)
         .await
         .map_err(|_| unreachable(format!("no answer within {TIMEOUT:?}")))??;
     if !status.is_success() {
@@ -193,7 +239,11 @@ async fn call<T: serde::de::DeserializeOwned>(
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
-        return Err(LobbyError::Refused { status, message });
+        return Err(LobbyError::Refused {
+            status,
+            message,
+            retry_after,
+        });
     }
     // A 204 has no body: read it as JSON `null`.
     let bytes = if bytes.is_empty() {

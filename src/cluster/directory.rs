@@ -114,6 +114,9 @@ pub(crate) struct RoomRecord {
     /// The owner's base URL.
     pub(crate) url: String,
     pub(crate) info: Info,
+    /// When it was created, Unix microseconds (the listing's order; `info.created` is seconds).
+    #[serde(default)]
+    pub(crate) created_us: u64,
 }
 
 /// The live nodes (those whose record has not expired), by id.

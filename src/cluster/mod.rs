@@ -440,6 +440,7 @@ impl Cluster {
             node: self.node.clone(),
             url: self.url.clone(),
             info: room.info(),
+            created_us: room.created_us(),
         }
     }
 

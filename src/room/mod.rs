@@ -233,8 +233,8 @@ impl Ended {
 pub struct Room {
     id: RoomId,
     settings: Settings,
-    /// Unix seconds.
-    created: u64,
+    /// Unix microseconds.
+    created_us: u64,
     opened_by: OpenedBy,
     key: Option<RoomKey>,
     /// Given back when the room is dropped.
@@ -310,7 +310,7 @@ impl Room {
             schema,
             id,
             settings,
-            created: crate::protocol::unix_micros() / 1_000_000,
+            created_us: crate::protocol::unix_micros(),
             opened_by: opener.by,
             key: opener.key,
             _budget: opener.budget,
@@ -334,7 +334,12 @@ impl Room {
 
     /// When it was created, Unix seconds.
     pub fn created(&self) -> u64 {
-        self.created
+        self.created_us / 1_000_000
+    }
+
+    /// When it was created, Unix microseconds: the order rooms are listed in.
+    pub fn created_us(&self) -> u64 {
+        self.created_us
     }
 
     /// Whether it is the server's default room (behind the old paths; never idles out).
@@ -412,7 +417,7 @@ impl Room {
             spectators: self.feed.spectator_count(),
             tick: self.tick(),
             tick_hz: self.settings.tick_hz,
-            created: self.created,
+            created: self.created(),
             joinable: self.ended().is_none() && self.seats.free(Instant::now()) > 0,
             private: self.settings.private,
         }

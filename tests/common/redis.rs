@@ -90,6 +90,43 @@ impl RedisServer {
         }
     }
 
+    /// The `INFO <section>` reply, as text.
+    pub fn info(&self, section: &str) -> String {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).expect("redis answers");
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        tcp.write_all(format!("INFO {section}\r\n").as_bytes()).unwrap();
+        // A bulk string: `$<len>\r\n<bytes>\r\n`.
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut chunk).expect("an INFO reply");
+            reply.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((len, rest)) = text.strip_prefix('$').and_then(|t| t.split_once("\r\n"))
+                && rest.len() >= len.parse::<usize>().unwrap() + 2
+            {
+                return rest.to_owned();
+            }
+        }
+    }
+
+    /// A number from `INFO <section>`: `key:value`, or in `key:a=1,b=2` form `key` then `field`
+    /// (`stat("commandstats", "cmdstat_get", "calls")`). 0 when absent.
+    pub fn stat(&self, section: &str, key: &str, field: Option<&str>) -> u64 {
+        let info = self.info(section);
+        let Some(value) = info.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))) else {
+            return 0;
+        };
+        match field {
+            None => value.trim().parse().unwrap_or(0),
+            Some(field) => value
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
     /// Whether it answers PING.
     fn answers(&self) -> bool {
         let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", self.port)) else {

@@ -357,7 +357,7 @@ async fn create_and_join(via: SocketAddr, n: usize) -> Result<Spread, ClusterErr
         while !matches!(player.recv().await?, Received::Snapshot { .. }) {}
         samples.push(start.elapsed());
         drop(player);
-        lobby::close_room(&server, &room.id, Some(ADMIN)).await?;
+        lobby::close_room(&server, &room.id, ADMIN).await?;
     }
     Ok(Spread::of(samples))
 }

@@ -102,7 +102,7 @@ pub async fn run(config: &RoomsConfig, mut log: impl FnMut(&str)) -> Result<Room
     time::sleep(config.idle_window).await;
     let idle_cpu = (procinfo::cpu_time(pid)?.saturating_sub(cpu0)).as_secs_f64() / t0.elapsed().as_secs_f64();
     for id in &ids {
-        lobby::close_room(&base, id, Some(ADMIN)).await?;
+        lobby::close_room(&base, id, ADMIN).await?;
     }
 
     log(&format!("creating and closing {} rooms", config.churn));
@@ -111,7 +111,7 @@ pub async fn run(config: &RoomsConfig, mut log: impl FnMut(&str)) -> Result<Room
     let started = Instant::now();
     for n in 1..=config.churn {
         let created = lobby::create_room(&base, &room, Some(ADMIN)).await?;
-        lobby::close_room(&base, &created.id, Some(ADMIN)).await?;
+        lobby::close_room(&base, &created.id, ADMIN).await?;
         if n % tenth == 0 {
             churn_rss.push(procinfo::memory(pid)?.rss_kib);
             log(&format!("  {n} rooms: RSS {} KiB", churn_rss.last().unwrap_or(&0)));
