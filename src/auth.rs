@@ -206,5 +206,7 @@ mod tests {
         let doc = include_str!("../README.md");
         let token = mint(b"s3cret", "default", "ann", 1_800_000_000);
         assert!(doc.contains(&token), "README lacks the example token {token}");
+        let identity = mint_identity(b"s3cret", "ann", 1_800_000_000);
+        assert!(doc.contains(&identity), "README lacks the example identity {identity}");
     }
 }

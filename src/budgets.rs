@@ -28,6 +28,89 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A block of addresses: `10.0.0.0/8`, `::1/128`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address as its IPv4 form).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not an address or a block like 10.0.0.0/8");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+/// The client address of a request: the peer's, or, when the peer is one of the trusted
+/// proxies (`--trusted-proxies`), the address it says it forwarded for, read from
+/// `X-Forwarded-For` right to left past every trusted proxy. Behind a proxy every peer is the
+/// proxy; without this, every client would share one address's budgets.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl TrustedProxies {
+    /// These proxies.
+    pub fn new(proxies: Vec<Cidr>) -> Self {
+        Self(proxies)
+    }
+
+    /// The client address for a request from `peer` whose `X-Forwarded-For` headers, in order,
+    /// are `forwarded`. A list that does not parse is not believed: the peer it is.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded: impl Iterator<Item = &'a str>) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let hops: Vec<&str> = forwarded.flat_map(|h| h.split(',')).map(str::trim).collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.parse::<IpAddr>() else { return client };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        client
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
 /// A token bucket: `burst` actions at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy)]
 pub struct Bucket {
@@ -287,6 +370,28 @@ mod tests {
         assert_eq!(client_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
         let v4: IpAddr = "10.0.0.1".parse().unwrap();
         assert_eq!(client_key(v4), v4);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_seen_through_and_nobody_else_is() {
+        let proxies = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Not a proxy: its header is whatever it likes.
+        assert_eq!(
+            proxies.client(ip("203.0.113.9"), ["1.2.3.4"].into_iter()),
+            ip("203.0.113.9")
+        );
+        // Through two trusted hops to the client, past a forged entry the client wrote itself.
+        let chain = ["6.6.6.6, 198.51.100.7", "10.1.2.3"];
+        assert_eq!(proxies.client(ip("127.0.0.1"), chain.into_iter()), ip("198.51.100.7"));
+        assert_eq!(proxies.client(ip("127.0.0.1"), std::iter::empty()), ip("127.0.0.1"));
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), ["nonsense"].into_iter()),
+            ip("127.0.0.1")
+        );
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("::1/128".parse::<Cidr>().unwrap().contains(ip("::1")));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
     }
 
     #[test]

@@ -134,6 +134,12 @@ pub struct Config {
     #[arg(long, value_delimiter = ',', value_parser = crate::origin::parse_allowed)]
     pub allowed_origins: Vec<String>,
 
+    /// Proxies in front of this server (addresses or blocks like 10.0.0.0/8, comma-separated):
+    /// for requests from them, the client's address is read from X-Forwarded-For, so that the
+    /// budgets per address count clients, not the proxy.
+    #[arg(long, value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::budgets::Cidr>,
+
     /// Require players to present a join token signed with this secret (see README, Security).
     #[arg(long, env = "TICKCAST_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,

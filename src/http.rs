@@ -67,6 +67,8 @@ pub(crate) struct RawRequest {
     pub(crate) last_event_id: Option<Result<String, ()>>,
     /// An HTTP/1.0 request (no chunked encoding in the answer).
     pub(crate) http10: bool,
+    /// The `X-Forwarded-For` headers, in order (believed only from a trusted proxy).
+    pub(crate) forwarded_for: Vec<String>,
 }
 
 /// Requests served straight on their socket, without hyper: GETs whose target `takes` accepts.
@@ -358,11 +360,18 @@ fn parse_raw_head(head: &[u8]) -> Result<RawRequest, HeadError> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
         .map(|h| std::str::from_utf8(h.value).map(str::to_owned).map_err(drop));
+    let forwarded_for = request
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .filter_map(|h| std::str::from_utf8(h.value).ok().map(str::to_owned))
+        .collect();
     Ok(RawRequest {
         path: path.to_owned(),
         query,
         last_event_id,
         http10: version == 0,
+        forwarded_for,
     })
 }
 
@@ -404,6 +413,7 @@ mod tests {
                 query: Some("x=1".into()),
                 last_event_id: Some(Ok("ab-7".into())),
                 http10: false,
+                forwarded_for: Vec::new(),
             })
         );
         let many = format!("GET /events HTTP/1.1\r\n{}\r\n", "x: y\r\n".repeat(MAX_HEADERS + 1));

@@ -160,6 +160,7 @@ impl Server {
             ),
             games,
             origins,
+            proxies: crate::budgets::TrustedProxies::new(config.trusted_proxies.clone()),
             public_url,
             spectator_places: SpectatorPlaces::new(&config),
             budgets: Default::default(),

@@ -3,17 +3,19 @@
 //! A module of its own so that the routes (`server`), the sessions, the spectator endpoints and
 //! the rooms API all depend on it and not on each other.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::guard::Budgets;
 use crate::api::listing::RoomList;
+use crate::budgets::TrustedProxies;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::glance::Seen;
 use crate::cluster::{Cluster, Placed, Refusal};
@@ -43,6 +45,8 @@ pub(crate) struct AppState {
     pub(crate) room_list: RoomList,
     /// Which web origins may open player sockets.
     pub(crate) origins: origin::Policy,
+    /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
+    pub(crate) proxies: TrustedProxies,
     /// The base URL clients reach this server at (`--public-url`), without a trailing `/`.
     pub(crate) public_url: String,
     pub(crate) shutdown: CancellationToken,
@@ -50,6 +54,16 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// The client address of a request from `peer` with `headers` (the forwarded one, through
+    /// a trusted proxy).
+    pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        self.proxies.client(peer.ip(), forwarded)
+    }
+
     /// The URL a player opens to join room `id`, on the node at `base` (a base URL).
     pub(crate) fn player_url_at(base: &str, id: &RoomId) -> String {
         let ws = if let Some(rest) = base.strip_prefix("https://") {

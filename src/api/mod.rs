@@ -27,7 +27,7 @@
 pub(crate) mod guard;
 pub(crate) mod listing;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,6 +210,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     same_site_write(&state, req.headers())?;
     let caller = Caller::of(&state, req.headers());
+    let client = state.client_ip(peer, req.headers());
     if caller == Caller::Anonymous && !state.config.anonymous_may_create() {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -240,7 +241,7 @@ pub(crate) async fn create(
         ..defaults
     };
     let key = RoomKey::random();
-    let opener = opener(&state, caller, peer, Some(key.clone()))?;
+    let opener = opener(&state, caller, client, Some(key.clone()))?;
     let placed = match state.cluster() {
         Some(cluster) => cluster.place(settings, None, opener).await?.0,
         None => Placed::Here(state.rooms.create(settings, None, opener)?),
@@ -321,6 +322,7 @@ pub(crate) async fn matchmake(
 ) -> Result<Response, ApiError> {
     same_site_write(&state, req.headers())?;
     let caller = Caller::of(&state, req.headers());
+    let client = state.client_ip(peer, req.headers());
     let body: Matchmake = read_json(req).await?;
     if body.name.len() > MAX_NAME_LEN || body.name.chars().any(char::is_control) {
         return Err(ApiError::bad(format!(
@@ -349,14 +351,14 @@ pub(crate) async fn matchmake(
     let now = Instant::now();
     let claim = match caller {
         Caller::Admin => HoldClaim::unbudgeted(),
-        Caller::Anonymous => state.budgets.matchmake(peer.ip(), now, now + HOLD_FOR)?,
+        Caller::Anonymous => state.budgets.matchmake(client, now, now + HOLD_FOR)?,
     };
     let (record, until, created) = match state.cluster() {
-        Some(_) => matchmake_in_cluster(&state, settings, &body.name, caller, peer, &claim).await?,
+        Some(_) => matchmake_in_cluster(&state, settings, &body.name, caller, client, &claim).await?,
         None => match state.rooms.hold_in_open_room(&settings.game, &body.name, &claim, now) {
             Some((room, until)) => (state.record(&room), until, false),
             None => {
-                let opener = opener(&state, caller, peer, None).map_err(|err| no_open_room(&settings, err))?;
+                let opener = opener(&state, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
                 let room = state.rooms.create(settings, None, opener)?;
                 let until = room
                     .seats()
@@ -397,7 +399,7 @@ async fn matchmake_in_cluster(
     settings: Settings,
     name: &str,
     caller: Caller,
-    peer: SocketAddr,
+    client: IpAddr,
     claim: &HoldClaim,
 ) -> Result<(RoomRecord, Instant, bool), ApiError> {
     let cluster = state.cluster().expect("called in a cluster");
@@ -415,15 +417,15 @@ async fn matchmake_in_cluster(
     for record in open.into_iter().take(MATCHMAKE_TRIES) {
         if let Some((held, until)) = cluster.hold(&record, name).await? {
             if caller == Caller::Anonymous {
-                state.budgets.held_elsewhere(peer.ip(), claim);
+                state.budgets.held_elsewhere(client, claim);
             }
             return Ok((held, until, false));
         }
     }
-    let opener = opener(state, caller, peer, None).map_err(|err| no_open_room(&settings, err))?;
+    let opener = opener(state, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
     let (placed, until) = cluster.place(settings, Some((name, claim.clone())), opener).await?;
     if matches!(placed, Placed::There(_)) && caller == Caller::Anonymous {
-        state.budgets.held_elsewhere(peer.ip(), claim);
+        state.budgets.held_elsewhere(client, claim);
     }
     let until = until.unwrap_or(now + HOLD_FOR);
     Ok((record_of(state, placed), until, true))
@@ -431,7 +433,7 @@ async fn matchmake_in_cluster(
 
 /// Who opens a room for `caller`: the admin, or an anonymous caller within its budgets (and
 /// only where anonymous callers may create rooms).
-fn opener(state: &AppState, caller: Caller, peer: SocketAddr, key: Option<RoomKey>) -> Result<Opener, ApiError> {
+fn opener(state: &AppState, caller: Caller, client: IpAddr, key: Option<RoomKey>) -> Result<Opener, ApiError> {
     match caller {
         Caller::Admin => Ok(Opener {
             by: OpenedBy::Admin,
@@ -445,7 +447,7 @@ fn opener(state: &AppState, caller: Caller, peer: SocketAddr, key: Option<RoomKe
         Caller::Anonymous => Ok(Opener {
             by: OpenedBy::Anonymous,
             key,
-            budget: Some(state.budgets.room(peer.ip(), Instant::now())?),
+            budget: Some(state.budgets.room(client, Instant::now())?),
         }),
     }
 }

@@ -26,7 +26,7 @@ pub(crate) mod places;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -107,7 +107,8 @@ pub(crate) async fn events(
         Ok(resume) => resume,
         Err(why) => return bad_request(why),
     };
-    let stream = match SseStream::open(&state, peer, feed, resume) {
+    let client = state.client_ip(peer, &headers);
+    let stream = match SseStream::open(&state, client, feed, resume) {
         Ok(stream) => stream,
         Err(full) => return refused_full(&state.metrics, full),
     };
@@ -177,7 +178,9 @@ impl RawEvents {
             }
         };
         let Ok(peer) = tcp.peer_addr() else { return };
-        let mut stream = match SseStream::open(&state, peer, feed, resume) {
+        let forwarded = request.forwarded_for.iter().map(String::as_str);
+        let client = state.proxies.client(peer.ip(), forwarded);
+        let mut stream = match SseStream::open(&state, client, feed, resume) {
             Ok(stream) => stream,
             Err(full) => {
                 state.metrics.close(CloseReason::Full);
@@ -284,12 +287,12 @@ struct SseStream {
 }
 
 impl SseStream {
-    /// A stream of `feed` for a spectator at `peer`, resuming after `cursor`, if it has a
+    /// A stream of `feed` for a spectator at `client`, resuming after `cursor`, if it has a
     /// place.
-    fn open(state: &AppState, peer: SocketAddr, feed: Arc<Feed>, cursor: Option<Position>) -> Result<Self, Full> {
+    fn open(state: &AppState, client: IpAddr, feed: Arc<Feed>, cursor: Option<Position>) -> Result<Self, Full> {
         let place = state
             .spectator_places
-            .take(peer.ip(), &feed, &state.metrics.spectators_sse)?;
+            .take(client, &feed, &state.metrics.spectators_sse)?;
         Ok(Self {
             _place: place,
             feed,
@@ -375,6 +378,7 @@ pub(crate) async fn poll(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     FeedAt(feed): FeedAt,
+    headers: HeaderMap,
     Query(query): Query<PollQuery>,
 ) -> Response {
     let mut cursor = match position(query.after.as_deref()) {
@@ -386,10 +390,11 @@ pub(crate) async fn poll(
         .map_or(DEFAULT_POLL_WAIT, Duration::from_millis)
         .min(MAX_POLL_WAIT);
     let deadline = Instant::now() + wait;
-    let place = match state
-        .spectator_places
-        .take(peer.ip(), &feed, &state.metrics.spectators_longpoll)
-    {
+    let place = match state.spectator_places.take(
+        state.client_ip(peer, &headers),
+        &feed,
+        &state.metrics.spectators_longpoll,
+    ) {
         Ok(place) => place,
         Err(full) => return refused_full(&state.metrics, full),
     };

@@ -341,10 +341,16 @@ async fn cross_site_writes_are_refused_before_anything_is_done() {
 
 /// Opens an SSE request for `path` from `from`; its status, and the socket (open while kept).
 async fn sse_from(addr: SocketAddr, from: IpAddr, path: &str) -> (u16, TcpStream) {
+    sse_forwarded(addr, from, path, None).await
+}
+
+/// [`sse_from`], saying it was forwarded for `client` (`X-Forwarded-For`).
+async fn sse_forwarded(addr: SocketAddr, from: IpAddr, path: &str, client: Option<&str>) -> (u16, TcpStream) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     let mut tcp = within(socket.connect(addr)).await.unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nhost: t\r\naccept: text/event-stream\r\n\r\n");
+    let forwarded = client.map_or(String::new(), |c| format!("x-forwarded-for: {c}\r\n"));
+    let head = format!("GET {path} HTTP/1.1\r\nhost: t\r\n{forwarded}accept: text/event-stream\r\n\r\n");
     tcp.write_all(head.as_bytes()).await.unwrap();
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -576,4 +582,41 @@ async fn a_listing_answer_never_grows_with_the_number_of_rooms() {
     let page: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(page["rooms"].as_array().unwrap().len(), 100);
     assert!(body.len() < 40_000, "{} bytes", body.len());
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
+    for trusted in [false, true] {
+        let server = TestServer::start(Config {
+            max_spectators_per_address: 2,
+            trusted_proxies: if trusted {
+                vec!["127.0.0.1".parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            ..Config::defaults()
+        })
+        .await;
+        // Three clients behind the proxy at 127.0.0.1, two streams each.
+        let mut streams = Vec::new();
+        let mut refused = 0;
+        for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            for _ in 0..2 {
+                match sse_forwarded(server.addr, loopback(1), "/events", Some(client)).await {
+                    (200, tcp) => streams.push(tcp),
+                    (503, _) => refused += 1,
+                    (status, _) => panic!("{status}"),
+                }
+            }
+        }
+        if trusted {
+            assert_eq!((streams.len(), refused), (6, 0), "each client its own two");
+        } else {
+            assert_eq!(
+                (streams.len(), refused),
+                (2, 4),
+                "a header nobody vouches for is not believed"
+            );
+        }
+    }
 }
