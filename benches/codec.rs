@@ -19,9 +19,9 @@ use std::hint::black_box;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use tickcast::delta::NetWorld;
+use tickcast::game::Arena;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::Arena;
+use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{
     Ack, ClientMsg, DecodeFailure, Delta, Hello, Input, InputValues, PROTOCOL_VERSION, Ping, Pong, Schema, ServerMsg,
     Snapshot, Welcome,

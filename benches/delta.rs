@@ -33,9 +33,10 @@ use std::sync::LazyLock;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tickcast::delta::NetWorld;
+use tickcast::game::motion::SCALE;
+use tickcast::game::{Arena, Tanks};
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::{Arena, SCALE, Tanks};
+use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{Ack, Delta, Entity, Schema, ServerMsg, Snapshot, Updates};
 
 /// Arena's schema: the entities are its players.

@@ -24,10 +24,10 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use tickcast::Config;
-use tickcast::delta::NetWorld;
+use tickcast::game::Arena;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::Arena;
 use tickcast::metrics::Metrics;
+use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{Delta, Input, InputValues, Schema, ServerMsg, Updates};
 use tickcast::room::outbox::{Inbox, Next, outbox};
 use tickcast::room::roster::{InputSlot, Roster, Seat};

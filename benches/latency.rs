@@ -28,7 +28,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use tickcast::client::{Client, Received};
-use tickcast::games::MAX_AXIS;
+use tickcast::game::motion::MAX_AXIS;
 use tickcast::{Config, Server};
 
 const TICK_HZ: u32 = 60;

@@ -19,8 +19,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use tickcast::game::motion::MAX_AXIS;
+use tickcast::game::{Arena, Tanks};
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::{Arena, MAX_AXIS, Tanks};
 use tickcast::protocol::EntityId;
 
 const PLAYERS: [usize; 4] = [10, 100, 1_000, 10_000];

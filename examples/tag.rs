@@ -4,8 +4,9 @@
 //! Run it: `cargo run --release --example tag -- --game tag`, then `cargo run -p client-demo -- play` to
 //! join, or open http://127.0.0.1:8080/rooms/default/ to watch.
 
-use tickcast::game::{Game, GameConfig, Games};
-use tickcast::games::{SCALE, advance, velocity};
+use tickcast::Games;
+use tickcast::game::motion::{SCALE, advance, velocity};
+use tickcast::game::{Game, GameConfig};
 use tickcast::protocol::{Entity, EntityId, Field, FieldType, InputField, Kind, Role, Schema};
 
 /// Runners (x, y, dx, dy) by id, who is "it", and ticks until it may tag (none straight back).

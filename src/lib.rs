@@ -49,10 +49,7 @@ pub mod budgets;
 pub mod client;
 pub mod cluster;
 pub mod config;
-pub mod delta;
-mod frames;
 pub mod game;
-pub mod games;
 pub mod http;
 pub mod limits;
 pub mod metrics;
@@ -68,4 +65,5 @@ mod state;
 mod web;
 
 pub use config::Config;
+pub use rooms::registry::{Games, RegisterError};
 pub use server::Server;

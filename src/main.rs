@@ -1,7 +1,7 @@
 //! The tickcast server binary: the built-in games, served with the flags given
 //! ([`tickcast::server::main_with`]).
 
-use tickcast::game::Games;
+use tickcast::Games;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -21,12 +21,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::game::Games;
 use crate::http::ConnectionPlace;
 use crate::metrics::{CloseReason, Metrics};
 use crate::origin::{self, Origin};
 use crate::room::{Opener, RoomId, Settings};
 use crate::rooms::Rooms;
+use crate::rooms::registry::Games;
 use crate::socket::{self, PlayerSocket};
 use crate::spectators::places::SpectatorPlaces;
 use crate::state::{AppState, RoomAt};

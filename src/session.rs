@@ -24,18 +24,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
-use crate::frames::{self, Fault, Frame};
 use crate::http::ConnectionPlace;
 use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
+use crate::protocol::ended::Ended;
+use crate::protocol::frames::{self, Fault, Frame};
 use crate::protocol::{
     ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
+use crate::room::Room;
 use crate::room::outbox::{Inbox, Next, Outbound, outbox};
 use crate::room::roster::{InputSlot, Seat};
 use crate::room::seats::Place;
 use crate::room::tick::JoinRequest;
-use crate::room::{Ended, Room};
 use crate::socket::{PlayerSocket, ReadError};
 use crate::state::AppState;
 

@@ -30,8 +30,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 
-use crate::frames::{self, Fault, Frame, FrameReader};
 use crate::protocol::MAX_CLIENT_MESSAGE;
+use crate::protocol::frames::{self, Fault, Frame, FrameReader};
 
 /// The read buffer a player starts with. A move or a ping is under 20 bytes, so this holds a
 /// dozen at once; it grows for a larger message (a hello with a token), up to one frame of the

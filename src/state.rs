@@ -20,12 +20,12 @@ use crate::cluster::directory::RoomRecord;
 use crate::cluster::glance::Seen;
 use crate::cluster::{Cluster, Placed, Refusal};
 use crate::config::Config;
-use crate::game::SharedGames;
 use crate::metrics::Metrics;
 use crate::origin;
 use crate::room::feed::Feed;
 use crate::room::{Room, RoomId};
 use crate::rooms::Rooms;
+use crate::rooms::registry::SharedGames;
 use crate::spectators::places::SpectatorPlaces;
 
 /// The server's shared state.

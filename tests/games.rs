@@ -9,8 +9,9 @@ mod tag;
 
 use common::sse::SseClient;
 use common::{TestServer, count_of, field_of, fire_at, until_snapshot, within};
+use tickcast::Games;
 use tickcast::client::{Client, ClientError, Received};
-use tickcast::game::{Game, Games};
+use tickcast::game::Game;
 use tickcast::protocol::{ClientMsg, Hello, Input, InputValues};
 use tickcast::{Config, Server};
 use tokio::net::TcpListener;

@@ -8,8 +8,8 @@ use common::{TestServer, until_snapshot, until_tick, within};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tickcast::client::Received;
-use tickcast::delta::NetWorld;
 use tickcast::protocol::PROTOCOL_VERSION;
+use tickcast::protocol::delta::NetWorld;
 use tokio::sync::{mpsc, watch};
 
 #[tokio::test]

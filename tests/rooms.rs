@@ -10,8 +10,8 @@ use common::{PATIENCE, TestServer, until_snapshot, within};
 use serde_json::{Value, json};
 use tickcast::Config;
 use tickcast::client::{Client, ClientError, Received};
+use tickcast::protocol::ended::Ended;
 use tickcast::protocol::{Hello, PROTOCOL_VERSION};
-use tickcast::room::Ended;
 
 /// Sends `method path` with a JSON body (and a bearer token) and returns the status and the
 /// JSON answer (`Null` when there is none).

@@ -7,8 +7,8 @@ use std::io::Cursor;
 
 use common::{TestServer, within};
 use futures_util::{SinkExt, StreamExt};
+use tickcast::game::Arena;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::Arena;
 use tickcast::protocol::{ClientMsg, Hello, PROTOCOL_VERSION, Schema, ServerMsg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -5,7 +5,7 @@
 //! Everything here works in coordinate steps (as the wire sends them), so a bot steering by
 //! these numbers and the drawing code agree exactly with the server's world.
 
-use tickcast::delta::NetWorld;
+use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{Entity, Role, Schema};
 
 /// The world's size and what each kind's fields mean, from the game's schema.
@@ -183,8 +183,8 @@ pub fn bearing(arena: &Arena, from: &Entity, to: &Entity) -> Option<u8> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use tickcast::game::{Arena as ArenaGame, Tanks};
     use tickcast::game::{Game, GameConfig};
-    use tickcast::games::{Arena as ArenaGame, Tanks};
     use tickcast::protocol::Snapshot;
 
     use super::*;

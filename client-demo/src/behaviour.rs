@@ -9,7 +9,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tickcast::delta::NetWorld;
+use tickcast::protocol::delta::NetWorld;
 
 use crate::arena::{self, Arena};
 
@@ -159,8 +159,8 @@ impl Brain {
 
 #[cfg(test)]
 mod tests {
+    use tickcast::game::Tanks;
     use tickcast::game::{Game, GameConfig};
-    use tickcast::games::Tanks;
     use tickcast::protocol::Entity;
 
     use super::*;

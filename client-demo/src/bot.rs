@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tickcast::client::{Client, ClientError, Received};
-use tickcast::delta::ApplyError;
+use tickcast::protocol::delta::ApplyError;
 use tokio::sync::mpsc;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;

@@ -15,7 +15,7 @@ use ratatui::layout::{Constraint, Layout, Margin, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Widget};
-use tickcast::delta::NetWorld;
+use tickcast::protocol::delta::NetWorld;
 
 use crate::arena::{self, Arena};
 use crate::keys::arrow;

@@ -143,7 +143,7 @@ impl Game<'_> {
     /// Replaces a connection whose world went wrong with a fresh one. The server gives a new
     /// connection a new player, so this costs the score: it should never happen, and the
     /// panel counts it when it does.
-    async fn resync(&mut self, err: tickcast::delta::ApplyError) -> Result<(), ClientError> {
+    async fn resync(&mut self, err: tickcast::protocol::delta::ApplyError) -> Result<(), ClientError> {
         tracing::warn!(%err, "world out of sync: reconnecting");
         let fresh = self.target.join(self.name).await?;
         let stale = std::mem::replace(&mut self.client, fresh);

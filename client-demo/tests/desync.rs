@@ -9,8 +9,8 @@ use std::time::Duration;
 use client_demo::swarm::{self, SwarmConfig};
 use common::within;
 use futures_util::{SinkExt, StreamExt};
+use tickcast::game::Arena;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::Arena;
 use tickcast::protocol::{
     ClientMsg, Delta, Entity, PROTOCOL_VERSION, ServerMsg, Snapshot, Updates, Welcome, world_checksum,
 };

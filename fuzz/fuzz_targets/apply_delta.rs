@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use tickcast::delta::{ApplyError, NetWorld};
+use tickcast::protocol::delta::{ApplyError, NetWorld};
 use tickcast::protocol::{Delta, Entity, FieldType, Schema, ServerMsg};
 
 fuzz_target!(|data: &[u8]| {

@@ -93,9 +93,9 @@ pub fn schema(which: u8) -> tickcast::protocol::Schema {
     use tickcast::game::{Game, GameConfig};
     let config = GameConfig::default();
     if which % 2 == 0 {
-        tickcast::games::Arena::schema(&config)
+        tickcast::game::Arena::schema(&config)
     } else {
-        tickcast::games::Tanks::schema(&config)
+        tickcast::game::Tanks::schema(&config)
     }
 }
 

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tickcast::delta::NetWorld;
+use tickcast::protocol::delta::NetWorld;
 use tickcast::game::{Game, GameConfig};
-use tickcast::games::{Arena, Tanks};
+use tickcast::game::{Arena, Tanks};
 use tickcast::protocol::{
     Delta, Entity, Field, FieldType, Kind, KindUpdates, Role, Schema, ServerMsg, Snapshot, Update, Updates,
     Welcome, world_checksum,

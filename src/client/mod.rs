@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::delta::{ApplyError, NetWorld};
+use crate::protocol::delta::{ApplyError, NetWorld};
 use crate::protocol::{
     ClientMsg, DecodeFailure, Hello, Input, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Peeked, Ping, Pong,
     Schema, ServerMsg, Welcome, unix_micros,

@@ -27,9 +27,9 @@ use super::directory::{self, EXPIRY, keys};
 use super::store::{Dedicated, Store};
 use super::stream::{Entry, Keyframe, entries, stream_entries};
 use crate::config::Config;
-use crate::delta::{Changes, NetWorld};
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
+use crate::protocol::delta::{Changes, NetWorld};
 use crate::room::RoomId;
 use crate::room::feed::{Epoch, Feed};
 

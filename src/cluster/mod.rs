@@ -38,9 +38,10 @@ use self::store::{Store, StoreError};
 use crate::budgets::{Bucket, Held, HoldClaim};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::protocol::ended::Ended;
 use crate::protocol::unix_micros;
 use crate::room::feed::Feed;
-use crate::room::{Ended, Opener, Room, RoomId, Settings};
+use crate::room::{Opener, Room, RoomId, Settings};
 use crate::rooms::{CreateError, Rooms};
 
 /// How long a spectator request waits for a followed room's first keyframe.

@@ -26,8 +26,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::directory::{STREAM_TTL, keys};
 use super::store::Store;
-use crate::delta::{Changes, NetWorld};
 use crate::metrics::Metrics;
+use crate::protocol::delta::{Changes, NetWorld};
 use crate::protocol::{Delta, PROTOCOL_VERSION, ServerMsg, Snapshot, Welcome, world_checksum};
 use crate::room::feed::{Epoch, Feed, Replicated};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use crate::delta::NetWorld;
+use crate::protocol::delta::NetWorld;
 use crate::protocol::{Delta, Schema, ServerMsg};
 use crate::room::feed::Epoch;
 

@@ -1,4 +1,6 @@
-//! Games as plug-ins: the [`Game`] trait a game implements, and the [`Games`] a server knows.
+//! Games as plug-ins: the [`Game`] trait a game implements, and the games that ship with the
+//! server, each a `Game` like any other: [`arena`] (the benchmark workload: move and collect
+//! orbs) and [`tanks`] (move, aim, fire), with the integer [`motion`] both use.
 //!
 //! A game is data plus a pure step. It says what it is made of ([`Game::schema`]: its entity
 //! kinds and their fields, its input's fields), lets players join and leave, takes each
@@ -7,12 +9,16 @@
 //! diffing, encoding once per tick, checksums, fan-out, slow consumers, spectators and
 //! metrics are the engine's, for every game alike.
 //!
-//! This folder owns the trait and the registry; the built-in games (arena, tanks) are in
-//! [`crate::games`], and a game of your own needs nothing but this module (see
-//! `examples/tag.rs` and README, "Write your own game").
+//! The game layer is a leaf: it knows the protocol's schema types and nothing of the engine.
+//! A game of your own needs nothing but this module, and is registered with the engine's
+//! [`crate::Games`] (see `examples/tag.rs` and README, "Write your own game").
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+pub mod arena;
+pub mod motion;
+pub mod tanks;
+
+pub use arena::Arena;
+pub use tanks::Tanks;
 
 use crate::protocol::{Entity, EntityId, Schema};
 
@@ -72,102 +78,3 @@ pub trait Game: Send + 'static {
     /// must be 0.
     fn entities(&self, out: &mut Vec<Entity>);
 }
-
-/// What the engine keeps of a registered game: its name, and how to make its schema and start
-/// its rooms' tick loops (a monomorphized loop per game, so a game's calls are static).
-#[derive(Clone)]
-pub(crate) struct Registered {
-    pub(crate) schema: fn(&GameConfig) -> Schema,
-    pub(crate) start: crate::room::tick::Start,
-    /// The schema for each config rooms were opened with: rooms alike share one. (Configs
-    /// differ only in what the server's flags and `POST /rooms` allow: a few at most.)
-    schemas: Arc<Mutex<HashMap<GameConfig, Arc<Schema>>>>,
-}
-
-impl Registered {
-    /// The schema of a room of this game opened with `config`.
-    pub(crate) fn schema_for(&self, config: &GameConfig) -> Arc<Schema> {
-        // Nothing panics while holding it (a lookup, an insert).
-        let mut schemas = self.schemas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        schemas
-            .entry(*config)
-            .or_insert_with(|| Arc::new((self.schema)(config)))
-            .clone()
-    }
-}
-
-impl std::fmt::Debug for Registered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registered").finish_non_exhaustive()
-    }
-}
-
-/// The games a server can run, by name.
-#[derive(Debug, Clone, Default)]
-pub struct Games {
-    by_name: BTreeMap<&'static str, Registered>,
-}
-
-/// Why a game could not be registered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
-    /// Its schema breaks a rule every schema keeps.
-    #[error("game {game}: bad schema: {why}")]
-    Schema {
-        /// The game.
-        game: &'static str,
-        /// What is wrong.
-        why: String,
-    },
-    /// Its schema's `game` is not its `NAME`.
-    #[error("game {0}: its schema names another game")]
-    Name(&'static str),
-}
-
-impl Games {
-    /// The built-in games: arena and tanks.
-    pub fn builtin() -> Self {
-        let mut games = Self::default();
-        // The built-in schemas are checked by their own tests.
-        games
-            .register::<crate::games::Arena>()
-            .expect("arena's schema is valid");
-        games.register::<crate::games::Tanks>().expect("tanks' schema is valid");
-        games
-    }
-
-    /// Adds `G` (replacing a game of the same name). Its schema is checked here, with the
-    /// default config, so a broken game fails at start rather than at its first room.
-    pub fn register<G: Game>(&mut self) -> Result<(), RegisterError> {
-        let schema = G::schema(&GameConfig::default());
-        schema.validate().map_err(|err| RegisterError::Schema {
-            game: G::NAME,
-            why: err.to_string(),
-        })?;
-        if schema.game != G::NAME {
-            return Err(RegisterError::Name(G::NAME));
-        }
-        self.by_name.insert(
-            G::NAME,
-            Registered {
-                schema: G::schema,
-                start: crate::room::tick::start::<G>,
-                schemas: Arc::default(),
-            },
-        );
-        Ok(())
-    }
-
-    /// The game named `name`.
-    pub(crate) fn get(&self, name: &str) -> Option<&Registered> {
-        self.by_name.get(name)
-    }
-
-    /// The names of the games, in order.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.by_name.keys().copied().collect()
-    }
-}
-
-/// The games of a server, shared by its rooms API and its rooms.
-pub(crate) type SharedGames = Arc<Games>;

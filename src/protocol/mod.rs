@@ -13,7 +13,13 @@
 //!
 //! - [`schema`]: the schema itself, and its checks (a schema is untrusted input to a client).
 //! - [`wire`]: the primitives, canonical by construction.
+//! - [`delta`]: the world as the wire sees it, and the diffs between two worlds.
+//! - [`frames`]: the WebSocket frames the messages travel in (RFC 6455, server side).
+//! - [`ended`]: how a room ends, and the close code and reason its players get for it.
 
+pub mod delta;
+pub mod ended;
+pub(crate) mod frames;
 pub mod schema;
 mod wire;
 

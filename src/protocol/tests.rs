@@ -2,8 +2,8 @@
 //! decoding rules, hostile schemas and limits.
 
 use super::*;
+use crate::game::{Arena, Tanks};
 use crate::game::{Game, GameConfig};
-use crate::games::{Arena, Tanks};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")

@@ -36,8 +36,8 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::delta::{Changes, NetWorld};
 use crate::protocol::Schema;
+use crate::protocol::delta::{Changes, NetWorld};
 use crate::room::json;
 
 /// What an event is.

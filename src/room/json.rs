@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::delta::{Changes, NetWorld};
+use crate::protocol::delta::{Changes, NetWorld};
 use crate::protocol::{Entity, FieldType, Schema};
 
 /// The schema as JSON, for snapshots (spectators learn the game from it, as players do from
@@ -137,8 +137,8 @@ fn comma(out: &mut String, i: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::Tanks;
     use crate::game::{Game, GameConfig};
-    use crate::games::Tanks;
     use crate::protocol::Entity;
 
     #[test]

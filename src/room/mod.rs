@@ -23,7 +23,6 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelValue;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -31,12 +30,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::budgets::Held;
 use crate::config::Config;
-use crate::game::{GameConfig, Registered};
+use crate::game::GameConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
+use crate::protocol::ended::Ended;
 use crate::room::feed::Feed;
 use crate::room::seats::Seats;
 use crate::room::tick::{Joins, Running, TickClock, TickParts};
+use crate::rooms::registry::Registered;
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -199,31 +200,6 @@ impl Opener {
             by: OpenedBy::Server,
             key: None,
             budget: None,
-        }
-    }
-}
-
-/// Why a room ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-pub enum Ended {
-    /// Closed through the API.
-    Closed,
-    /// Nobody played in it for `--room-idle`.
-    Idle,
-    /// Its tick loop panicked.
-    Crashed,
-    /// The server is shutting down.
-    Shutdown,
-}
-
-impl Ended {
-    /// The close code and reason its players get.
-    pub fn close(self) -> (u16, &'static str) {
-        match self {
-            Ended::Closed => (1001, "room closed"),
-            Ended::Idle => (1001, "room closed: idle"),
-            Ended::Crashed => (1011, "room crashed"),
-            Ended::Shutdown => (1001, "server shutting down"),
         }
     }
 }

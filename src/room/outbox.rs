@@ -36,7 +36,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 
-use crate::frames::{self, ACK_FRAME_MAX};
+use crate::protocol::frames::{self, ACK_FRAME_MAX};
 use crate::socket;
 
 /// One tick's output for one player, written in one write: an ack if the player's last

@@ -14,9 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::delta::NetWorld;
-use crate::frames;
 use crate::metrics::Metrics;
+use crate::protocol::delta::NetWorld;
+use crate::protocol::frames;
 use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
 use crate::room::outbox::{self, Outlet, PushError};
 

@@ -41,10 +41,10 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::delta::NetWorld;
-use crate::frames;
 use crate::game::Game;
 use crate::metrics::Metrics;
+use crate::protocol::delta::NetWorld;
+use crate::protocol::frames;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
 use crate::room::Settings;
 use crate::room::feed::{Epoch, Feed};
@@ -484,8 +484,8 @@ impl<G: Game> TickLoop<G> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::game::Arena;
     use crate::game::GameConfig;
-    use crate::games::Arena;
     use crate::protocol::{Input, InputValues};
     use crate::room::outbox::{Inbox, outbox};
     use crate::room::roster::InputSlot;

@@ -83,7 +83,7 @@ async fn nobody_closes_a_room_without_its_key_or_the_admin_secret() {
         assert_eq!(status, 403, "a room's key opens that room only");
         let (status, _, _) = call(&http, &server, "DELETE", &path, None, Some(&key)).await;
         assert_eq!(status, 204, "{admin_secret:?}");
-        assert_eq!(server.metrics.rooms_closed(tickcast::room::Ended::Closed), 1);
+        assert_eq!(server.metrics.rooms_closed(tickcast::protocol::ended::Ended::Closed), 1);
     }
 }
 

@@ -119,7 +119,7 @@ pub fn moving(seq: u32, dx: i32, dy: i32) -> tickcast::protocol::ClientMsg {
 /// `msg` as a client of arena writes it.
 pub fn arena_bytes(msg: &tickcast::protocol::ClientMsg) -> Vec<u8> {
     use tickcast::game::Game;
-    let schema = tickcast::games::Arena::schema(&tickcast::game::GameConfig::default());
+    let schema = tickcast::game::Arena::schema(&tickcast::game::GameConfig::default());
     msg.encode(&schema.input)
 }
 

@@ -148,7 +148,7 @@ fn normal(value: &serde_json::Value) -> serde_json::Value {
 
 impl SpecWorld {
     /// The same world as a player holds it, read by the game's schema as spectators read it.
-    pub fn from_net(world: &tickcast::delta::NetWorld, schema: &tickcast::protocol::Schema) -> Self {
+    pub fn from_net(world: &tickcast::protocol::delta::NetWorld, schema: &tickcast::protocol::Schema) -> Self {
         use tickcast::protocol::FieldType;
         let entities = world
             .entities()

@@ -281,8 +281,8 @@ fn update(old: &Entity, new: &Entity, fields: &[crate::protocol::Field]) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::{Arena, Tanks};
     use crate::game::{Game, GameConfig};
-    use crate::games::{Arena, Tanks};
     use crate::protocol::ServerMsg;
 
     fn capture<G: Game>(game: &G, tick: u64) -> NetWorld {

@@ -9,6 +9,8 @@
 //! its code, spectators told) and forgetting it. A panic in one room's tick is caught there
 //! and ends that room only.
 
+pub mod registry;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,10 +23,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::budgets::HoldClaim;
 use crate::config::Config;
-use crate::game::SharedGames;
 use crate::metrics::Metrics;
+use crate::protocol::ended::Ended;
 use crate::room::tick::Stopped;
-use crate::room::{Ended, OpenedBy, Opener, Room, RoomId, Settings};
+use crate::room::{OpenedBy, Opener, Room, RoomId, Settings};
+use crate::rooms::registry::SharedGames;
 
 /// Why a room could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -356,7 +359,7 @@ mod tests {
             seen.contains("event: closed\ndata: {\"reason\":\"room crashed\"}"),
             "{seen}"
         );
-        assert_eq!(metrics.rooms_closed(crate::room::Ended::Crashed), 1);
+        assert_eq!(metrics.rooms_closed(crate::protocol::ended::Ended::Crashed), 1);
         let gone = http
             .get(format!("http://{addr}/rooms/{doomed_id}"))
             .send()

@@ -364,7 +364,7 @@ pub(crate) mod tests {
     #[test]
     fn an_ack_frame_written_in_place_is_the_encoder_s_frame() {
         use crate::game::Game as _;
-        let schema = crate::games::Arena::schema(&crate::game::GameConfig::default());
+        let schema = crate::game::Arena::schema(&crate::game::GameConfig::default());
         for seq in [0, 1, 250, 251, 300, 0xffff, 0x1_0000, u32::MAX] {
             let mut out = [0u8; ACK_FRAME_MAX];
             let len = ack_frame(seq, &mut out);

@@ -1,15 +1,6 @@
-//! The games that ship with the server, each a [`crate::game::Game`] like any other:
-//! [`arena`] (the benchmark workload: move and collect orbs) and [`tanks`] (move, aim, fire).
-//!
-//! Both keep positions in integer coordinate steps (1/16 unit) and move in integer arithmetic,
-//! so a client can run the same rules and land on the same step (prediction, bit for bit);
-//! the arithmetic they share is here.
-
-pub mod arena;
-pub mod tanks;
-
-pub use arena::Arena;
-pub use tanks::Tanks;
+//! Motion in integers, for games whose clients predict: positions in coordinate steps (1/16
+//! unit), steps computed in integer arithmetic, so a client running the same rules lands on
+//! the same step, bit for bit. Arena and tanks move this way.
 
 /// Coordinate steps per world unit, in both games.
 pub const SCALE: u32 = 16;

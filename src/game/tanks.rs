@@ -5,7 +5,7 @@
 //!
 //! Rules:
 //! - the world spans `0..=size` units; a tank moves at 120 units/s along its input's
-//!   direction, as arena's players do ([`super::velocity`]);
+//!   direction, as arena's players do ([`super::motion::velocity`]);
 //! - `aim` (0..=255) turns the turret to `aim / 256` of a full turn (0 is +x, 64 is +y);
 //! - `fire` launches a shell from the tank along the turret at 600 units/s, unless the gun is
 //!   reloading (half a second after each shot: the `reloading` flag);
@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::arena::merge_by_id;
-use super::{MAX_AXIS, SCALE, advance, velocity};
+use super::motion::{MAX_AXIS, SCALE, advance, velocity};
 use crate::game::{Game, GameConfig};
 use crate::protocol::{Entity, EntityId, Field, FieldType, InputField, InputType, Kind, Role, Schema};
 

@@ -8,7 +8,7 @@
 //! - the world spans `0..=size` by `0..=size` units (1000 by default);
 //! - an input `(dx, dy)`, each in [-127, 127], is a direction scaled by 1/127 and normalized
 //!   to length at most 1; the player moves at 150 units/s along it (in steps:
-//!   [`super::velocity`]), clamped to the world, until the next input;
+//!   [`super::motion::velocity`]), clamped to the world, until the next input;
 //! - `--orbs` orbs (100) lie at random positions; a player whose centre comes within 10 units
 //!   of an orb collects it (score + 1), and a new orb with a new id spawns at random.
 
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{SCALE, advance, velocity};
+use super::motion::{SCALE, advance, velocity};
 use crate::game::{Game, GameConfig};
 use crate::protocol::{Entity, EntityId, Field, FieldType, InputField, Kind, Role, Schema};
 
@@ -39,7 +39,7 @@ pub struct Player {
     pub y: u32,
     /// The direction of its latest input.
     pub dir: (i32, i32),
-    /// Its step per tick along `dir` ([`super::velocity`]), worked out when the input comes.
+    /// Its step per tick along `dir` ([`super::motion::velocity`]), worked out when the input comes.
     pub step: (i32, i32),
     /// Orbs collected.
     pub score: u32,
