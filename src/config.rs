@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::origin::Origin;
+use crate::access::origin::Origin;
 
 /// tickcast: an authoritative fixed-tick multiplayer game-state server.
 #[derive(Debug, Clone, Parser)]
@@ -126,19 +126,19 @@ pub struct Config {
 
     /// This server's own web origins (scheme://host[:port]), comma-separated: the pages it
     /// serves are loaded from these. Defaults to the bind address and its localhost forms.
-    #[arg(long, value_delimiter = ',', value_parser = crate::origin::parse_origin)]
+    #[arg(long, value_delimiter = ',', value_parser = crate::access::origin::parse_origin)]
     pub public_origin: Vec<Origin>,
 
     /// Other web origins allowed to open player WebSockets, comma-separated, or "*" for any.
     /// Clients that send no Origin (native games, bots) are always allowed.
-    #[arg(long, value_delimiter = ',', value_parser = crate::origin::parse_allowed)]
+    #[arg(long, value_delimiter = ',', value_parser = crate::access::origin::parse_allowed)]
     pub allowed_origins: Vec<String>,
 
     /// Proxies in front of this server (addresses or blocks like 10.0.0.0/8, comma-separated):
     /// for requests from them, the client's address is read from X-Forwarded-For, so that the
     /// budgets per address count clients, not the proxy.
     #[arg(long, value_delimiter = ',')]
-    pub trusted_proxies: Vec<crate::budgets::Cidr>,
+    pub trusted_proxies: Vec<crate::access::budgets::Cidr>,
 
     /// Require players to present a join token signed with this secret (see README, Security).
     #[arg(long, env = "TICKCAST_AUTH_SECRET", hide_env_values = true)]

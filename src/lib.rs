@@ -43,23 +43,21 @@
 //! A room with no players does not tick at all: it waits for a join.
 #![warn(missing_docs)]
 
+pub mod access;
 mod api;
 pub mod auth;
-pub mod budgets;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub(crate) mod feed;
 pub mod game;
 pub mod http;
-pub mod limits;
 pub mod metrics;
-pub mod origin;
+pub mod players;
 pub mod protocol;
 pub mod room;
 pub mod rooms;
 pub mod server;
-mod session;
-mod socket;
 mod spectators;
 mod state;
 mod web;

@@ -10,29 +10,24 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio::time::{self, Instant};
+use tokio::time::{self};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::origin::{self, Origin};
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::http::ConnectionPlace;
-use crate::metrics::{CloseReason, Metrics};
-use crate::origin::{self, Origin};
+use crate::metrics::Metrics;
 use crate::room::{Opener, RoomId, Settings};
 use crate::rooms::Rooms;
 use crate::rooms::registry::Games;
-use crate::socket::{self, PlayerSocket};
-use crate::spectators::places::SpectatorPlaces;
-use crate::state::{AppState, RoomAt};
-use crate::{api, http, session, spectators, web};
-
-const LOBBY: &str = include_str!("lobby.html");
+use crate::state::AppState;
+use crate::{api, http, players, spectators, web};
 
 /// What the `tickcast` binary does, for a binary of your own that serves your games: parses
 /// the flags (`--help`; `--game` names the default room's game), logs to stderr (filtered by
@@ -160,11 +155,8 @@ impl Server {
             ),
             games,
             origins,
-            proxies: crate::budgets::TrustedProxies::new(config.trusted_proxies.clone()),
+            proxies: crate::access::budgets::TrustedProxies::new(config.trusted_proxies.clone()),
             public_url,
-            spectator_places: SpectatorPlaces::new(&config),
-            budgets: Default::default(),
-            room_list: Default::default(),
             config,
             metrics,
             shutdown,
@@ -241,9 +233,8 @@ impl Server {
         }
         let tasks = state.tasks.clone();
         let inner = state.shutdown.clone();
-        let router = app(state.clone());
+        let (router, raw) = app(state.clone());
         let (max_connections, head_timeout) = (state.config.max_connections(), state.config.head_timeout);
-        let raw = Arc::new(spectators::RawEvents(state.clone()));
         tasks.spawn(http::serve(
             listener,
             http::Routes { router, raw },
@@ -275,74 +266,27 @@ impl Server {
     }
 }
 
-/// The routes, on shared state. Built apart from [`Server::run`] so it reads in one place.
-fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(lobby))
-        .route("/rooms", get(api::list).post(api::create))
-        .route("/rooms/{id}", get(api::show).delete(api::close))
-        .route("/matchmake", post(api::matchmake))
-        .route("/rooms/{id}/", get(spectators::page))
-        .route("/rooms/{id}/play", get(web::play))
-        .route("/rooms/{id}/ws", get(player_upgrade))
-        .route("/rooms/{id}/events", get(spectators::events))
-        .route("/rooms/{id}/poll", get(spectators::poll))
-        .route("/rooms/{id}/state", get(spectators::current_state))
+/// The routes, each layer's with its own state: the rooms API, the spectators, the pages,
+/// and here the players' sockets and the metrics. Returns the event streams served without
+/// hyper, too.
+fn app(state: Arc<AppState>) -> (Router, Arc<dyn http::RawRoute>) {
+    let (spectating, raw) = spectators::router(state.clone());
+    let router = Router::new()
+        .route("/rooms/{id}/ws", get(players::upgrade))
         // The default room, where a single-match server always had its match.
-        .route("/ws", get(player_upgrade))
-        .route("/play", get(web::play))
-        .route("/events", get(spectators::events))
-        .route("/poll", get(spectators::poll))
-        .route("/state", get(spectators::current_state))
+        .route("/ws", get(players::upgrade))
         .route("/metrics", get(metrics))
-        .route("/tickcast.js", get(web::client))
+        .with_state(state.clone())
+        .merge(api::router(state.clone()))
+        .merge(spectating)
+        .merge(web::router(state))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
                 "not found: try /, /rooms, /rooms/{id}/ws, /rooms/{id}/events, /ws or /metrics\n",
             )
-        })
-        .with_state(state)
-}
-
-/// `GET /`: the lobby, a live list of the public rooms (embedded in the binary).
-async fn lobby() -> Html<&'static str> {
-    Html(LOBBY)
-}
-
-async fn player_upgrade(
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    State(state): State<Arc<AppState>>,
-    RoomAt(room): RoomAt,
-    req: Request,
-) -> Response {
-    if let Err(refused) = state.origins.check(req.headers()) {
-        // A page on another site must not open a socket with this browser's cookies and
-        // network position (cross-site WebSocket hijacking, DNS rebinding): refuse before
-        // upgrading.
-        state.metrics.close(CloseReason::Origin);
-        tracing::debug!(%peer, %refused, "refused player");
-        return (StatusCode::FORBIDDEN, format!("{refused}\n")).into_response();
-    }
-    let Some(place) = req.extensions().get::<ConnectionPlace>().cloned() else {
-        // Every request comes through our accept loop, which adds it.
-        return (StatusCode::INTERNAL_SERVER_ERROR, "no connection place\n").into_response();
-    };
-    let (response, upgrade) = match socket::accept(req) {
-        Ok(accepted) => accepted,
-        Err(refused) => return refused.into_response(),
-    };
-    // The hello deadline counts from here: every frame the peer sends before its hello is
-    // charged, nothing it sends re-arms the wait, and it holds no player place until then.
-    let upgraded = Instant::now();
-    let tasks = state.tasks.clone();
-    tasks.spawn(async move {
-        match PlayerSocket::open(upgrade).await {
-            Ok(socket) => session::run(socket, peer, state, room, upgraded, place).await,
-            Err(err) => tracing::debug!(%peer, %err, "upgrade failed"),
-        }
-    });
-    response
+        });
+    (router, raw)
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

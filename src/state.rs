@@ -6,27 +6,24 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::guard::Budgets;
-use crate::api::listing::RoomList;
-use crate::budgets::TrustedProxies;
+use crate::access::budgets::TrustedProxies;
+use crate::access::origin;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::glance::Seen;
 use crate::cluster::{Cluster, Placed, Refusal};
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
-use crate::origin;
-use crate::room::feed::Feed;
 use crate::room::{Room, RoomId};
 use crate::rooms::Rooms;
 use crate::rooms::registry::SharedGames;
-use crate::spectators::places::SpectatorPlaces;
 
 /// The server's shared state.
 pub(crate) struct AppState {
@@ -37,12 +34,6 @@ pub(crate) struct AppState {
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     /// The games rooms can play.
     pub(crate) games: SharedGames,
-    /// Spectator places: over the server, per room, per client address.
-    pub(crate) spectator_places: SpectatorPlaces,
-    /// What callers without a credential may take through the rooms API.
-    pub(crate) budgets: Budgets,
-    /// `GET /rooms`, built at most once a second.
-    pub(crate) room_list: RoomList,
     /// Which web origins may open player sockets.
     pub(crate) origins: origin::Policy,
     /// Proxies whose `X-Forwarded-For` is believed (`--trusted-proxies`).
@@ -152,7 +143,7 @@ impl AppState {
 }
 
 /// The room named by a request's path (`{id}`), or `None` for the old paths of the default room.
-async fn named(parts: &mut Parts, state: &Arc<AppState>) -> Result<Option<String>, Response> {
+async fn named<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<String>, Response> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -167,11 +158,16 @@ async fn named(parts: &mut Parts, state: &Arc<AppState>) -> Result<Option<String
 /// another's player traffic).
 pub(crate) struct RoomAt(pub(crate) Arc<Room>);
 
-impl FromRequestParts<Arc<AppState>> for RoomAt {
+impl<S> FromRequestParts<S> for RoomAt
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let named = named(parts, state).await?;
+        let state = Arc::<AppState>::from_ref(state);
         match state.place_named(named.as_deref()).await.map_err(|r| refused(&r))? {
             Placed::Here(room) => Ok(Self(room)),
             Placed::There(record) => {
@@ -187,11 +183,16 @@ impl FromRequestParts<Arc<AppState>> for RoomAt {
 /// cluster) this node's copy of it, rebuilt from the room's stream.
 pub(crate) struct FeedAt(pub(crate) Arc<Feed>);
 
-impl FromRequestParts<Arc<AppState>> for FeedAt {
+impl<S> FromRequestParts<S> for FeedAt
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let named = named(parts, state).await?;
+        let state = Arc::<AppState>::from_ref(state);
         state
             .feed_named(named.as_deref())
             .await
@@ -203,11 +204,16 @@ impl FromRequestParts<Arc<AppState>> for FeedAt {
 /// What a poll of a room's state is answered with (see [`AppState::state_named`]).
 pub(crate) struct StateAt(pub(crate) Seen);
 
-impl FromRequestParts<Arc<AppState>> for StateAt {
+impl<S> FromRequestParts<S> for StateAt
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let named = named(parts, state).await?;
+        let state = Arc::<AppState>::from_ref(state);
         state
             .state_named(named.as_deref())
             .await
@@ -219,11 +225,16 @@ impl FromRequestParts<Arc<AppState>> for StateAt {
 /// A room that exists, wherever it lives (for its pages: nothing is followed).
 pub(crate) struct KnownRoom;
 
-impl FromRequestParts<Arc<AppState>> for KnownRoom {
+impl<S> FromRequestParts<S> for KnownRoom
+where
+    Arc<AppState>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let named = named(parts, state).await?;
+        let state = Arc::<AppState>::from_ref(state);
         state
             .place_named(named.as_deref())
             .await

@@ -176,7 +176,7 @@ async fn rooms_are_placed_on_the_least_loaded_node_and_closed_from_any() {
     assert_eq!(created["node"], "b", "created through the edge: {created}");
     let id = created["id"].as_str().unwrap().to_owned();
     // Listed oldest first, whichever node each room is on.
-    until_listed(&edge, Duration::from_secs(5), |rooms| {
+    until_listed(&edge, Duration::from_secs(8), |rooms| {
         rooms == [String::from("default-a"), "default-b".into(), id.clone()]
     })
     .await;

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use tokio::time::Instant;
 
 use super::ApiError;
-use crate::budgets::{AtOnce, Bucket, Held, HoldClaim, HoldLedger, PerAddress, client_key};
+use crate::access::budgets::{AtOnce, Bucket, Held, HoldClaim, HoldLedger, PerAddress, client_key};
 use crate::state::AppState;
 
 /// Rooms one client address may create at once without a credential.

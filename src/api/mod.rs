@@ -31,18 +31,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use self::guard::{ANONYMOUS_MAX_TICK_HZ, Caller, same_site_write};
-use self::listing::ListQuery;
+use self::guard::{ANONYMOUS_MAX_TICK_HZ, Budgets, Caller, same_site_write};
+use self::listing::{ListQuery, RoomList};
+use crate::access::budgets::HoldClaim;
 use crate::auth;
-use crate::budgets::HoldClaim;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Placed, Refusal};
 use crate::protocol::{MAX_NAME_LEN, unix_micros};
@@ -50,6 +51,28 @@ use crate::room::seats::HOLD_FOR;
 use crate::room::{Info, OpenedBy, Opener, RoomId, RoomKey, Settings};
 use crate::rooms::CreateError;
 use crate::state::AppState;
+
+/// What the rooms API's handlers share: the server's state, the budgets of callers without a
+/// credential, and the room list.
+pub(crate) struct Api {
+    pub(crate) app: Arc<AppState>,
+    budgets: Budgets,
+    list: RoomList,
+}
+
+/// The rooms API's routes.
+pub(crate) fn router(app: Arc<AppState>) -> Router {
+    let api = Arc::new(Api {
+        app,
+        budgets: Budgets::default(),
+        list: RoomList::default(),
+    });
+    Router::new()
+        .route("/rooms", get(list).post(create))
+        .route("/rooms/{id}", get(show).delete(close))
+        .route("/matchmake", post(matchmake))
+        .with_state(api)
+}
 
 /// The largest request body accepted.
 pub(crate) const MAX_BODY: usize = 4096;
@@ -168,18 +191,16 @@ fn record_of(state: &AppState, placed: Placed) -> RoomRecord {
 }
 
 /// `GET /rooms`: a page of the public rooms ([`listing`]).
-pub(crate) async fn list(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    let body = state.room_list.page(&state, &query).await?;
+pub(crate) async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+    let body = api.list.page(&api.app, &query).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /rooms/{id}`.
-pub(crate) async fn show(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let placed = find(&state, &id).await?;
-    Ok(Json(room_json(&state, record_of(&state, placed))).into_response())
+pub(crate) async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let state = &api.app;
+    let placed = find(state, &id).await?;
+    Ok(Json(room_json(state, record_of(state, placed))).into_response())
 }
 
 /// What `POST /rooms` takes.
@@ -204,12 +225,13 @@ struct Created {
 
 /// `POST /rooms`.
 pub(crate) async fn create(
-    State(state): State<Arc<AppState>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    same_site_write(&state, req.headers())?;
-    let caller = Caller::of(&state, req.headers());
+    let state = &api.app;
+    same_site_write(state, req.headers())?;
+    let caller = Caller::of(state, req.headers());
     let client = state.client_ip(peer, req.headers());
     if caller == Caller::Anonymous && !state.config.anonymous_may_create() {
         return Err(ApiError::new(
@@ -218,7 +240,7 @@ pub(crate) async fn create(
         ));
     }
     let body: CreateRoom = read_json(req).await?;
-    let defaults = settings(&state, &body.game, caller)?;
+    let defaults = settings(state, &body.game, caller)?;
     let (max_hz, max) = (max_tick_hz(caller), state.config.max_players);
     let settings = Settings {
         tick_hz: match body.tick_hz {
@@ -241,36 +263,37 @@ pub(crate) async fn create(
         ..defaults
     };
     let key = RoomKey::random();
-    let opener = opener(&state, caller, client, Some(key.clone()))?;
+    let opener = opener(&api, caller, client, Some(key.clone()))?;
     let placed = match state.cluster() {
         Some(cluster) => cluster.place(settings, None, opener).await?.0,
         None => Placed::Here(state.rooms.create(settings, None, opener)?),
     };
-    let room = room_json(&state, record_of(&state, placed));
+    let room = room_json(state, record_of(state, placed));
     Ok((StatusCode::CREATED, Json(Created { room, key })).into_response())
 }
 
 /// `DELETE /rooms/{id}`: with the room's key or the admin secret.
 pub(crate) async fn close(
-    State(state): State<Arc<AppState>>,
+    State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    same_site_write(&state, &headers)?;
+    let state = &api.app;
+    same_site_write(state, &headers)?;
     let Some(given) = guard::bearer(&headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "closing a room needs Authorization: Bearer <the room's key or the server's admin secret>",
         ));
     };
-    let admin = Caller::of(&state, &headers) == Caller::Admin;
+    let admin = Caller::of(state, &headers) == Caller::Admin;
     let refused = |id: &RoomId| {
         ApiError::new(
             StatusCode::FORBIDDEN,
             format!("that credential does not close room {id}: it takes the room's key or the admin secret"),
         )
     };
-    match find(&state, &id).await? {
+    match find(state, &id).await? {
         Placed::Here(room) if room.is_default() && admin => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -316,12 +339,13 @@ struct HeldPlace {
 
 /// `POST /matchmake`.
 pub(crate) async fn matchmake(
-    State(state): State<Arc<AppState>>,
+    State(api): State<Arc<Api>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    same_site_write(&state, req.headers())?;
-    let caller = Caller::of(&state, req.headers());
+    let state = &api.app;
+    same_site_write(state, req.headers())?;
+    let caller = Caller::of(state, req.headers());
     let client = state.client_ip(peer, req.headers());
     let body: Matchmake = read_json(req).await?;
     if body.name.len() > MAX_NAME_LEN || body.name.chars().any(char::is_control) {
@@ -347,18 +371,18 @@ pub(crate) async fn matchmake(
             )
         })?;
     }
-    let settings = settings(&state, &body.game, caller)?;
+    let settings = settings(state, &body.game, caller)?;
     let now = Instant::now();
     let claim = match caller {
         Caller::Admin => HoldClaim::unbudgeted(),
-        Caller::Anonymous => state.budgets.matchmake(client, now, now + HOLD_FOR)?,
+        Caller::Anonymous => api.budgets.matchmake(client, now, now + HOLD_FOR)?,
     };
     let (record, until, created) = match state.cluster() {
-        Some(_) => matchmake_in_cluster(&state, settings, &body.name, caller, client, &claim).await?,
+        Some(_) => matchmake_in_cluster(&api, settings, &body.name, caller, client, &claim).await?,
         None => match state.rooms.hold_in_open_room(&settings.game, &body.name, &claim, now) {
             Some((room, until)) => (state.record(&room), until, false),
             None => {
-                let opener = opener(&state, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
+                let opener = opener(&api, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
                 let room = state.rooms.create(settings, None, opener)?;
                 let until = room
                     .seats()
@@ -395,13 +419,14 @@ const MATCHMAKE_TRIES: usize = 3;
 /// Matchmaking over the whole cluster: a place in one of the fullest public rooms of the game
 /// that has one (held by the room's owner), else a new room on the least-loaded node.
 async fn matchmake_in_cluster(
-    state: &AppState,
+    api: &Api,
     settings: Settings,
     name: &str,
     caller: Caller,
     client: IpAddr,
     claim: &HoldClaim,
 ) -> Result<(RoomRecord, Instant, bool), ApiError> {
+    let state = &api.app;
     let cluster = state.cluster().expect("called in a cluster");
     let now = Instant::now();
     if let Some((room, until)) = state.rooms.hold_in_open_room(&settings.game, name, claim, now) {
@@ -417,15 +442,15 @@ async fn matchmake_in_cluster(
     for record in open.into_iter().take(MATCHMAKE_TRIES) {
         if let Some((held, until)) = cluster.hold(&record, name).await? {
             if caller == Caller::Anonymous {
-                state.budgets.held_elsewhere(client, claim);
+                api.budgets.held_elsewhere(client, claim);
             }
             return Ok((held, until, false));
         }
     }
-    let opener = opener(state, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
+    let opener = opener(api, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
     let (placed, until) = cluster.place(settings, Some((name, claim.clone())), opener).await?;
     if matches!(placed, Placed::There(_)) && caller == Caller::Anonymous {
-        state.budgets.held_elsewhere(client, claim);
+        api.budgets.held_elsewhere(client, claim);
     }
     let until = until.unwrap_or(now + HOLD_FOR);
     Ok((record_of(state, placed), until, true))
@@ -433,7 +458,8 @@ async fn matchmake_in_cluster(
 
 /// Who opens a room for `caller`: the admin, or an anonymous caller within its budgets (and
 /// only where anonymous callers may create rooms).
-fn opener(state: &AppState, caller: Caller, client: IpAddr, key: Option<RoomKey>) -> Result<Opener, ApiError> {
+fn opener(api: &Api, caller: Caller, client: IpAddr, key: Option<RoomKey>) -> Result<Opener, ApiError> {
+    let state = &api.app;
     match caller {
         Caller::Admin => Ok(Opener {
             by: OpenedBy::Admin,
@@ -447,7 +473,7 @@ fn opener(state: &AppState, caller: Caller, client: IpAddr, key: Option<RoomKey>
         Caller::Anonymous => Ok(Opener {
             by: OpenedBy::Anonymous,
             key,
-            budget: Some(state.budgets.room(client, Instant::now())?),
+            budget: Some(api.budgets.room(client, Instant::now())?),
         }),
     }
 }

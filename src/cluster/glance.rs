@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::directory::keys;
 use super::store::{Store, StoreError};
 use super::stream::{Keyframe, entries};
+use crate::feed::{Event, Feed};
 use crate::room::RoomId;
-use crate::room::feed::{Event, Feed};
 
 /// How long a look at a room is served before the next poll looks again.
 pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);

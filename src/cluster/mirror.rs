@@ -27,11 +27,11 @@ use super::directory::{self, EXPIRY, keys};
 use super::store::{Dedicated, Store};
 use super::stream::{Entry, Keyframe, entries, stream_entries};
 use crate::config::Config;
+use crate::feed::{Epoch, Feed};
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::protocol::delta::{Changes, NetWorld};
 use crate::room::RoomId;
-use crate::room::feed::{Epoch, Feed};
 
 /// How long a followed room with no spectator here is kept followed.
 pub(crate) const LINGER: Duration = Duration::from_secs(30);

@@ -35,12 +35,12 @@ use self::glance::{Glances, Seen};
 use self::mirror::Mirror;
 use self::requests::{Answer, Ask, AskError, Asker, Incoming};
 use self::store::{Store, StoreError};
-use crate::budgets::{Bucket, Held, HoldClaim};
+use crate::access::budgets::{Bucket, Held, HoldClaim};
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::metrics::Metrics;
 use crate::protocol::ended::Ended;
 use crate::protocol::unix_micros;
-use crate::room::feed::Feed;
 use crate::room::{Opener, Room, RoomId, Settings};
 use crate::rooms::{CreateError, Rooms};
 

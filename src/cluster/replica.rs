@@ -26,10 +26,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::directory::{STREAM_TTL, keys};
 use super::store::Store;
+use crate::feed::{Epoch, Feed, Replicated};
 use crate::metrics::Metrics;
 use crate::protocol::delta::{Changes, NetWorld};
 use crate::protocol::{Delta, PROTOCOL_VERSION, ServerMsg, Snapshot, Welcome, world_checksum};
-use crate::room::feed::{Epoch, Feed, Replicated};
 
 /// The longest a stream goes without a keyframe while its room changes.
 pub(crate) const KEYFRAME_EVERY: Duration = Duration::from_secs(5);

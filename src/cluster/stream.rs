@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use redis::Value;
 
+use crate::feed::Epoch;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::{Delta, Schema, ServerMsg};
-use crate::room::feed::Epoch;
 
 /// One entry of the stream.
 #[derive(Debug)]

@@ -12,8 +12,6 @@
 //! crashed, or the server stopping) cancels its token: its players are closed with the
 //! ending's code and its spectators get a final event.
 
-pub mod feed;
-mod json;
 pub mod outbox;
 pub mod roster;
 pub mod seats;
@@ -28,13 +26,13 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::budgets::Held;
+use crate::access::budgets::Held;
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::game::GameConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
-use crate::room::feed::Feed;
 use crate::room::seats::Seats;
 use crate::room::tick::{Joins, Running, TickClock, TickParts};
 use crate::rooms::registry::Registered;

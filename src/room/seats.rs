@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::budgets::HoldClaim;
+use crate::access::budgets::HoldClaim;
 
 /// How long a place held by matchmaking waits for its player's hello.
 pub const HOLD_FOR: Duration = Duration::from_secs(30);

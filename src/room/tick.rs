@@ -41,13 +41,13 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::feed::{Epoch, Feed};
 use crate::game::Game;
 use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
 use crate::room::Settings;
-use crate::room::feed::{Epoch, Feed};
 use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Seat};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::budgets::HoldClaim;
+use crate::access::budgets::HoldClaim;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::protocol::ended::Ended;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::budgets::{AtOnce, Held, client_key};
+use crate::access::budgets::{AtOnce, Held, client_key};
 use crate::config::Config;
-use crate::room::feed::{Feed, SpectatorGuard};
+use crate::feed::{Feed, SpectatorGuard};
 
 /// Client addresses counted at once (more than there can be spectators).
 const ADDRESSES: usize = 1 << 16;

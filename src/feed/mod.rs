@@ -24,92 +24,23 @@
 //! Redis stream ([`crate::cluster`]) instead of a tick loop, through [`Feed::publish`] and
 //! [`Feed::reset`], and spectators cannot tell the difference.
 
+mod event;
+mod render;
+
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
-use rand::Rng;
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::Schema;
 use crate::protocol::delta::{Changes, NetWorld};
-use crate::room::json;
 
-/// What an event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum EventKind {
-    Snapshot,
-    Delta,
-}
-
-impl EventKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Snapshot => "snapshot",
-            Self::Delta => "delta",
-        }
-    }
-}
-
-/// Names one incarnation of a feed: 8 lowercase hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Epoch(Arc<str>);
-
-impl Epoch {
-    /// A fresh epoch, random.
-    pub fn random() -> Self {
-        Self(format!("{:08x}", rand::rng().random::<u32>()).into())
-    }
-
-    /// Checks an epoch read from a peer (a stream entry, an event id).
-    pub fn parse(text: &str) -> Option<Self> {
-        let valid = !text.is_empty() && text.len() <= 16 && text.bytes().all(|b| b.is_ascii_hexdigit());
-        valid.then(|| Self(text.to_ascii_lowercase().into()))
-    }
-
-    /// The epoch as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Epoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where a spectator is in a feed: the id of the last event it applied, `<epoch>-<tick>`. A
-/// bare `<tick>` (what ids were before epochs) is taken as a tick of the current epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// `None` for a bare tick.
-    pub epoch: Option<Epoch>,
-    /// The tick of the event.
-    pub tick: u64,
-}
-
-impl Position {
-    /// Reads an event id; `None` if it is not one.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        match text.split_once('-') {
-            Some((epoch, tick)) => Some(Self {
-                epoch: Some(Epoch::parse(epoch)?),
-                tick: tick.parse().ok()?,
-            }),
-            None => Some(Self {
-                epoch: None,
-                tick: text.parse().ok()?,
-            }),
-        }
-    }
-}
+pub(crate) use self::event::{Epoch, Position};
+pub(crate) use self::event::{Event, EventKind};
 
 /// What a feed sends its replica (the room's Redis stream, in a cluster) for each event.
 #[derive(Debug)]
@@ -123,58 +54,6 @@ pub(crate) enum Replicated {
     },
     /// The feed's last event: the room ended.
     Closed { name: &'static str, json: String },
-}
-
-/// One spectator event, encoded once.
-#[derive(Debug)]
-pub(crate) struct Event {
-    pub(crate) tick: u64,
-    /// The incarnation it belongs to.
-    epoch: Epoch,
-    /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
-    base: u64,
-    /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field: a slice
-    /// of `sse`, not a second copy (the resume ring holds 30 s of these).
-    pub(crate) json: Bytes,
-    /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
-    pub(crate) sse: Bytes,
-    /// What precedes `json` in the long-poll form, `{"event":"delta","id":"1a2b3c4d-310",
-    /// "data":` (followed by `json` and `}`).
-    pub(crate) poll_head: Bytes,
-}
-
-impl Event {
-    /// Its id, `<epoch>-<tick>`.
-    pub(crate) fn id(&self) -> String {
-        format!("{}-{}", self.epoch, self.tick)
-    }
-
-    /// Its id, as a position in the feed.
-    pub(crate) fn position(&self) -> Position {
-        Position {
-            epoch: Some(self.epoch.clone()),
-            tick: self.tick,
-        }
-    }
-
-    fn new(epoch: &Epoch, tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
-        let head = format!("id: {epoch}-{tick}\nevent: {}\ndata: ", kind.name());
-        let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
-        // serde_json's compact output has no newlines, so one `data:` line holds it all.
-        sse.extend_from_slice(head.as_bytes());
-        sse.extend_from_slice(&json);
-        sse.extend_from_slice(b"\n\n");
-        let sse = Bytes::from(sse);
-        let poll_head = format!(r#"{{"event":"{}","id":"{epoch}-{tick}","data":"#, kind.name());
-        Self {
-            tick,
-            epoch: epoch.clone(),
-            base,
-            json: sse.slice(head.len()..head.len() + json.len()),
-            sse,
-            poll_head: poll_head.into(),
-        }
-    }
 }
 
 /// What a spectator at some position needs next.
@@ -269,7 +148,7 @@ impl Feed {
             let state = self.lock();
             (state.world.tick(), state.epoch.clone())
         };
-        let json = json::delta(base, changes, &world, &self.schema, self.spectator_count());
+        let json = render::delta(base, changes, &world, &self.schema, self.spectator_count());
         let event = Arc::new(Event::new(&epoch, world.tick(), base, EventKind::Delta, json));
         if let Some(replica) = self.replica.get() {
             let copy = Replicated::Event {
@@ -445,8 +324,8 @@ impl Feed {
         }
         let (world, epoch) = (state.world.clone(), state.epoch.clone());
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
-        let schema_json = self.schema_json.get_or_init(|| json::schema(&self.schema));
-        let json = json::snapshot(&world, &self.schema, schema_json, self.spectator_count());
+        let schema_json = self.schema_json.get_or_init(|| render::schema(&self.schema));
+        let json = render::snapshot(&world, &self.schema, schema_json, self.spectator_count());
         let snap = Arc::new(Event::new(
             &epoch,
             world.tick(),

@@ -32,6 +32,7 @@ use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body
 
 use crate::protocol::MAX_CLIENT_MESSAGE;
 use crate::protocol::frames::{self, Fault, Frame, FrameReader};
+use crate::room::outbox;
 
 /// The read buffer a player starts with. A move or a ping is under 20 bytes, so this holds a
 /// dozen at once; it grows for a larger message (a hello with a token), up to one frame of the
@@ -221,33 +222,11 @@ impl PlayerSocket {
     }
 }
 
-/// Writes `slices` to `socket` now or not at all (`WouldBlock`), in one `send` (a single slice
-/// with bytes) or one `sendmsg`. Not `writev`, which goes through the file layer first: in a
-/// profile of the server with 2 000 bots that entry (`vfs_writev`, `fdget_pos`) was 6.9 % of
-/// the samples, against 3.6 % for `send`'s (`__sys_sendto`, `fdget`); BENCHMARKS.md, "Fan-out
-/// at the machine's floor".
+/// Writes `slices` to `socket` now or not at all (`WouldBlock`): [`outbox::send`] once the
+/// runtime has checked the socket is writable (and noted it is not, when it is full).
 pub(crate) fn try_send(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     let stream: &TcpStream = socket.as_ref();
-    stream.try_io(Interest::WRITABLE, || send(stream, slices))
-}
-
-/// [`try_send`] without asking the runtime first whether the socket is writable: for the
-/// tick's writes, where the answer is nearly always yes, and asking costs a cache miss per
-/// player on the readiness word the reactor writes at each of that player's inputs. A
-/// `WouldBlock` here leaves the runtime's readiness as it was; the session's next
-/// [`try_send`] meets the full socket again, clears it and waits for room as usual.
-pub(crate) fn send_now(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    send(socket.as_ref(), slices)
-}
-
-fn send(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
-    let socket = socket2::SockRef::from(stream);
-    let mut filled = slices.iter().filter(|slice| !slice.is_empty());
-    match (filled.next(), filled.next()) {
-        (None, _) => Ok(0),
-        (Some(only), None) => socket.send(only),
-        (Some(_), Some(_)) => socket.send_vectored(slices),
-    }
+    stream.try_io(Interest::WRITABLE, || outbox::send(stream, slices))
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::http::ConnectionPlace;
-use crate::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::metrics::CloseReason;
+use crate::players::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
+use crate::players::socket::{PlayerSocket, ReadError};
 use crate::protocol::ended::Ended;
 use crate::protocol::frames::{self, Fault, Frame};
 use crate::protocol::{
@@ -37,7 +38,6 @@ use crate::room::outbox::{Inbox, Next, Outbound, outbox};
 use crate::room::roster::{InputSlot, Seat};
 use crate::room::seats::Place;
 use crate::room::tick::JoinRequest;
-use crate::socket::{PlayerSocket, ReadError};
 use crate::state::AppState;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.

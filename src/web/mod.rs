@@ -1,0 +1,57 @@
+//! The pages, embedded in the binary: the lobby (`/`), a room's spectator page
+//! (`/rooms/{id}/`), its play page (`/rooms/{id}/play`, `/play` for the default room), and the
+//! JavaScript client they use (`/tickcast.js`, one ES module with no dependencies: see its
+//! header). The pages find everything else (the rooms API, the feed, the player socket) by
+//! relative URL.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+
+use crate::state::{AppState, KnownRoom};
+
+const CLIENT: &str = include_str!("tickcast.js");
+const LOBBY: &str = include_str!("lobby.html");
+const PAGE: &str = include_str!("page.html");
+const PLAY: &str = include_str!("play.html");
+
+/// The pages' routes.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(lobby))
+        .route("/rooms/{id}/", get(page))
+        .route("/rooms/{id}/play", get(play))
+        .route("/play", get(play))
+        .route("/tickcast.js", get(client))
+        .with_state(state)
+}
+
+/// `GET /`: the lobby, a live list of the public rooms.
+async fn lobby() -> Html<&'static str> {
+    Html(LOBBY)
+}
+
+/// `GET /rooms/{id}/`: the spectator page, for a room that exists (404 else).
+async fn page(_room: KnownRoom) -> Html<&'static str> {
+    Html(PAGE)
+}
+
+/// `GET /rooms/{id}/play` and `GET /play`: the play page, for a room that exists (404 else).
+async fn play(_room: KnownRoom) -> Html<&'static str> {
+    Html(PLAY)
+}
+
+/// `GET /tickcast.js`: the client module.
+async fn client() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // It changes with the server; a browser must not keep an old one against a new one.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        CLIENT,
+    )
+}
