@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::access::origin::Origin;
+use crate::room::{Settings, Tuning};
 
 /// tickcast: an authoritative fixed-tick multiplayer game-state server.
 #[derive(Debug, Clone, Parser)]
@@ -179,16 +180,28 @@ impl Config {
         Self::parse_from(["tickcast"])
     }
 
-    /// Ticks between spectator events in a room ticking at `tick_hz` (spectators never get
-    /// more events than ticks).
-    pub fn spectator_every(&self, tick_hz: u32) -> u32 {
-        (tick_hz / self.spectator_hz.min(tick_hz)).max(1)
+    /// A room as these flags describe one (the default room's, and what a created room does
+    /// not choose), with a random seed unless `--seed`.
+    pub fn room_settings(&self) -> Settings {
+        Settings {
+            game: self.game.clone(),
+            tick_hz: self.tick_hz,
+            max_players: self.max_players,
+            seed: self.seed.unwrap_or_else(rand::random),
+            world_size: self.world_size,
+            orbs: self.orbs,
+            private: false,
+        }
     }
 
-    /// How many spectator events the resume ring of a room ticking at `tick_hz` keeps.
-    pub fn spectator_ring(&self, tick_hz: u32) -> usize {
-        let per_sec = f64::from(tick_hz) / f64::from(self.spectator_every(tick_hz));
-        (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
+    /// How every room of this server runs: what of these flags a room needs.
+    pub fn tuning(&self) -> Tuning {
+        Tuning {
+            spectator_hz: self.spectator_hz,
+            spectator_history: self.spectator_history,
+            slow_timeout: self.slow_timeout,
+            room_idle: self.room_idle,
+        }
     }
 
     /// How many rooms opened without a credential may be open at once.

@@ -57,6 +57,7 @@ pub mod players;
 pub mod protocol;
 pub mod room;
 pub mod rooms;
+mod runtime;
 pub mod server;
 mod spectators;
 mod state;

@@ -20,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::origin::{self, Origin};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Node};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::room::{Opener, RoomId, Settings};
 use crate::rooms::Rooms;
 use crate::rooms::registry::Games;
+use crate::runtime::Runtime;
 use crate::state::AppState;
 use crate::{api, http, players, spectators, web};
 
@@ -129,7 +130,7 @@ impl Server {
             (None, Some(addr)) => format!("http://{addr}"),
             (None, None) => "http://localhost".into(),
         };
-        let default_room = (!config.no_default_room && !config.no_rooms).then(|| Settings::from_config(&config));
+        let default_room = (!config.no_default_room && !config.no_rooms).then(|| config.room_settings());
         let node = config
             .redis
             .as_ref()
@@ -146,12 +147,14 @@ impl Server {
         let state = Arc::new(AppState {
             cluster: std::sync::OnceLock::new(),
             rooms: Rooms::new(
-                config.clone(),
+                &config,
                 default_id,
                 games.clone(),
-                metrics.clone(),
-                tasks.clone(),
-                shutdown.clone(),
+                Runtime {
+                    metrics: metrics.clone(),
+                    tasks: tasks.clone(),
+                    shutdown: shutdown.clone(),
+                },
             ),
             games,
             origins,
@@ -211,17 +214,14 @@ impl Server {
                 crate::cluster::valid_node_id(&node),
                 "--node-id {node:?}: use 1 to 24 of A-Z a-z 0-9 _ -"
             );
-            let cluster = Cluster::join(
-                url,
-                node,
-                state.public_url.clone(),
-                config.clone(),
-                state.rooms.clone(),
-                state.metrics.clone(),
-                state.tasks.clone(),
-                state.shutdown.clone(),
-            )
-            .await?;
+            let node = Node {
+                id: node,
+                url: state.public_url.clone(),
+                hosts_rooms: !config.no_rooms,
+                max_rooms: config.max_rooms,
+                max_followed_rooms: config.max_followed_rooms,
+            };
+            let cluster = Cluster::join(url, node, state.rooms.clone(), state.runtime()).await?;
             let _ = state.cluster.set(cluster);
         }
         if let Some(settings) = default_room {

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::room::{Room, RoomId};
 use crate::rooms::Rooms;
 use crate::rooms::registry::SharedGames;
+use crate::runtime::Runtime;
 
 /// The server's shared state.
 pub(crate) struct AppState {
@@ -68,6 +69,15 @@ impl AppState {
     /// The URL of room `id`'s spectator page on this node (any node serves any room's).
     pub(crate) fn page_url(&self, id: &RoomId) -> String {
         format!("{}/rooms/{id}/", self.public_url)
+    }
+
+    /// What the server's long-lived tasks run under.
+    pub(crate) fn runtime(&self) -> Runtime {
+        Runtime {
+            metrics: self.metrics.clone(),
+            tasks: self.tasks.clone(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 
     /// The cluster, when this node is in one.

@@ -505,7 +505,7 @@ fn settings(state: &AppState, game: &str, caller: Caller) -> Result<Settings, Ap
         let known = state.games.names().join(", ");
         return Err(CreateError::UnknownGame(game.into(), known).into());
     }
-    let defaults = Settings::from_config(&state.config);
+    let defaults = state.config.room_settings();
     Ok(Settings {
         game: game.into(),
         seed: rand::random(),

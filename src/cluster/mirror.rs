@@ -23,10 +23,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::directory::{self, EXPIRY, keys};
+use super::directory::{self, EXPIRY, RoomRecord, keys};
+use super::glance::Seen;
 use super::store::{Dedicated, Store};
 use super::stream::{Entry, Keyframe, entries, stream_entries};
-use crate::config::Config;
+use super::{Cluster, FIRST_KEYFRAME_WITHIN, Refusal};
 use crate::feed::{Epoch, Feed};
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
@@ -55,7 +56,7 @@ impl Mirror {
     pub(crate) fn start(
         store: Store,
         room: RoomId,
-        config: &Config,
+        ring: usize,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> (Arc<Self>, impl Future<Output = ()> + use<>) {
@@ -64,8 +65,7 @@ impl Mirror {
             key: keys::events(room.as_str()),
             room,
             store,
-            ring: 0,
-            config: config.clone(),
+            ring,
             metrics,
             stop,
             ready: ready_tx,
@@ -108,9 +108,8 @@ struct Reader {
     room: RoomId,
     key: String,
     store: Store,
-    /// The resume ring's length (from the schema's room rate, once known).
+    /// The resume ring's length: as long as the owner's history, which its stream keeps.
     ring: usize,
-    config: Config,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     ready: watch::Sender<Option<Arc<Feed>>>,
@@ -312,10 +311,6 @@ impl Reader {
                 self.metrics.cluster_mirror_resyncs.inc();
             }
             None => {
-                if self.ring == 0 {
-                    // The owner trims its stream to the history; the ring keeps as much.
-                    self.ring = self.config.spectator_ring(self.config.spectator_hz);
-                }
                 // A spectator coming from the owner may be up to this far ahead of this copy.
                 let ahead = u64::from(tick_hz.max(1)) * AHEAD.as_secs();
                 let feed = Arc::new(Feed::new(
@@ -349,5 +344,62 @@ impl Reader {
         if let Some(feed) = &self.feed {
             feed.close(name, json.to_owned());
         }
+    }
+}
+
+impl Cluster {
+    /// The feed of another node's room, followed here from its stream.
+    /// This node follows at most `--max-followed-rooms` rooms at once; a spectator of one more
+    /// gets 503.
+    pub(crate) async fn follow(&self, record: &RoomRecord) -> Result<Arc<Feed>, Refusal> {
+        let mirror = {
+            let mut mirrors = self.lock_mirrors();
+            mirrors.retain(|_, m| !m.ended());
+            match mirrors.get(&record.info.id) {
+                Some(mirror) => mirror.clone(),
+                None if mirrors.len() >= self.max_followed_rooms => {
+                    let message = format!(
+                        "this node follows its maximum of {} rooms of other nodes: try again shortly, or watch room {} on its node",
+                        self.max_followed_rooms, record.info.id
+                    );
+                    return Err(Refusal::new(503, message));
+                }
+                None => {
+                    let (mirror, reader) = Mirror::start(
+                        self.store.clone(),
+                        record.info.id.clone(),
+                        // Events at the spectator rate, for the history the owner keeps.
+                        self.tuning.spectator_ring(self.tuning.spectator_hz),
+                        self.metrics.clone(),
+                        self.shutdown.clone(),
+                    );
+                    self.tasks.spawn(reader);
+                    mirrors.insert(record.info.id.clone(), mirror.clone());
+                    mirror
+                }
+            }
+        };
+        mirror.feed(FIRST_KEYFRAME_WITHIN).await.ok_or_else(|| {
+            Refusal::new(
+                503,
+                format!(
+                    "room {}'s spectator stream is not available yet: try again",
+                    record.info.id
+                ),
+            )
+        })
+    }
+
+    /// Another node's room as it is now, for a poll: from this node's follower of it if there
+    /// is one, else from a one-off look at its stream ([`glance`]), which follows nothing.
+    pub(crate) async fn glance(&self, record: &RoomRecord) -> Result<Seen, Refusal> {
+        let followed = self.lock_mirrors().get(&record.info.id).cloned();
+        if let Some(feed) = followed.and_then(|mirror| mirror.current_feed()) {
+            return Ok(Seen::State(feed.snapshot()));
+        }
+        self.glances
+            .look(&self.store, &record.info.id)
+            .await
+            .map_err(Refusal::unavailable)
     }
 }

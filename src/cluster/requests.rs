@@ -18,11 +18,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::directory::{RoomRecord, keys};
 use super::store::{Dedicated, Store, StoreError};
+use super::{Cluster, unix_ms_of};
+use crate::protocol::ended::Ended;
+use crate::room::Opener;
 use crate::room::{OpenedBy, RoomId, RoomKey, Settings};
 
 /// How long a node waits for another's answer.
@@ -251,4 +255,110 @@ async fn pop(con: &mut Dedicated, list: &str) -> Result<Option<String>, StoreErr
         .query(redis::cmd("BLPOP").arg(list).arg(BLOCK.as_secs_f64()))
         .await?;
     Ok(popped.map(|(_, json)| json))
+}
+
+/// Requests from other nodes handled at once.
+const CONCURRENT_REQUESTS: usize = 64;
+
+impl Cluster {
+    /// Serves other nodes' requests until the server stops.
+    pub(super) async fn serve_requests(self: Arc<Self>) {
+        let places = Arc::new(Semaphore::new(CONCURRENT_REQUESTS));
+        let mut backoff = Duration::from_millis(100);
+        'connect: loop {
+            let mut con = tokio::select! {
+                con = self.store.dedicated(BLOCK) => match con {
+                    Ok(con) => con,
+                    Err(_) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            () = self.shutdown.cancelled() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        continue 'connect;
+                    }
+                },
+                () = self.shutdown.cancelled() => return,
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let next = tokio::select! {
+                    next = next(&mut con, &self.node) => next,
+                    () = self.shutdown.cancelled() => return,
+                };
+                let (reply, ask): (Incoming, Ask) = match next {
+                    Ok(Some(request)) => request,
+                    Ok(None) => continue,
+                    Err(_) => continue 'connect,
+                };
+                let Ok(place) = places.clone().try_acquire_owned() else {
+                    let busy = Answer::Refused {
+                        status: 503,
+                        message: format!("node {} is busy: try again", self.node),
+                    };
+                    answer(&self.store, &reply, busy).await;
+                    continue;
+                };
+                let cluster = self.clone();
+                self.tasks.spawn(async move {
+                    let answered = cluster.handle(ask).await;
+                    answer(&cluster.store, &reply, answered).await;
+                    drop(place);
+                });
+            }
+        }
+    }
+
+    /// Does what another node asked.
+    async fn handle(&self, ask: Ask) -> Answer {
+        let refused = |status: u16, message: String| Answer::Refused { status, message };
+        let done = |room: Option<RoomRecord>, until: Option<Instant>| Answer::Done {
+            room,
+            held_until_ms: until.map(unix_ms_of),
+        };
+        match ask {
+            Ask::Create {
+                settings,
+                hold,
+                by,
+                key,
+            } => {
+                if !self.hosts_rooms {
+                    return refused(503, format!("node {} takes no rooms", self.node));
+                }
+                let opener = Opener { by, key, budget: None };
+                match self.rooms.create(settings, None, opener) {
+                    Ok(room) => {
+                        // A hold from another node counts against its caller there.
+                        let until = hold.and_then(|name| room.seats().hold(&name, Instant::now(), None).ok());
+                        self.adopt(&room).await;
+                        done(Some(self.room_record(&room)), until)
+                    }
+                    Err(err) => refused(err.status(), err.to_string()),
+                }
+            }
+            Ask::Hold { room, name } => match self.rooms.get(&room) {
+                Some(room) if room.ended().is_none() => match room.seats().hold(&name, Instant::now(), None) {
+                    Ok(until) => done(Some(self.room_record(&room)), Some(until)),
+                    Err(err) => refused(409, format!("room {}: {err}", room.id())),
+                },
+                _ => refused(404, format!("no room {room}")),
+            },
+            Ask::Close { room, admin, key } => match self.rooms.get(&room) {
+                Some(r) if r.is_default() && admin => refused(409, "the default room cannot be closed".into()),
+                Some(r) if admin || r.opens_with(&key) => {
+                    r.end(Ended::Closed);
+                    done(None, None)
+                }
+                Some(r) => refused(
+                    403,
+                    format!(
+                        "that credential does not close room {}: it takes the room's key or the admin secret",
+                        r.id()
+                    ),
+                ),
+                None => refused(404, format!("no room {room}")),
+            },
+        }
+    }
 }

@@ -27,15 +27,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::budgets::Held;
-use crate::config::Config;
 use crate::feed::Feed;
 use crate::game::GameConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
 use crate::room::seats::Seats;
-use crate::room::tick::{Joins, Running, TickClock, TickParts};
-use crate::rooms::registry::Registered;
+use crate::room::tick::{Joins, Running, Start, TickClock, TickParts};
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,19 +108,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// A room as the server's flags describe one, with a random seed unless `--seed`.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            game: config.game.clone(),
-            tick_hz: config.tick_hz,
-            max_players: config.max_players,
-            seed: config.seed.unwrap_or_else(rand::random),
-            world_size: config.world_size,
-            orbs: config.orbs,
-            private: false,
-        }
-    }
-
     /// What the room's game is given.
     pub fn game_config(&self) -> GameConfig {
         GameConfig {
@@ -136,6 +121,51 @@ impl Settings {
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs(1) / self.tick_hz
     }
+}
+
+/// How rooms run, beyond what a room's creator chooses: the server's flags, made into a room's
+/// own settings once (`Config::tuning`), so a room never reads the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Spectator events per second at most; the ticks in between are merged.
+    pub spectator_hz: u32,
+    /// How far back a spectator can resume with exactly the events it missed.
+    pub spectator_history: Duration,
+    /// How long a player's queue may stay full before the player is closed as too slow.
+    pub slow_timeout: Duration,
+    /// How long a room (not the default one) may stay without players before it closes.
+    pub room_idle: Duration,
+}
+
+impl Tuning {
+    /// Ticks between spectator events in a room ticking at `tick_hz` (spectators never get
+    /// more events than ticks).
+    pub fn spectator_every(&self, tick_hz: u32) -> u32 {
+        (tick_hz / self.spectator_hz.min(tick_hz)).max(1)
+    }
+
+    /// How many spectator events the resume ring of a room ticking at `tick_hz` keeps.
+    pub fn spectator_ring(&self, tick_hz: u32) -> usize {
+        let per_sec = f64::from(tick_hz) / f64::from(self.spectator_every(tick_hz));
+        (per_sec * self.spectator_history.as_secs_f64()).ceil().max(1.0) as usize
+    }
+}
+
+/// Everything a room is opened with.
+pub(crate) struct Opening<'a> {
+    pub(crate) id: RoomId,
+    pub(crate) settings: Settings,
+    pub(crate) opener: Opener,
+    /// Its game's schema (shared by the rooms of that game and config).
+    pub(crate) schema: Arc<Schema>,
+    /// How its game's tick loop starts.
+    pub(crate) start: Start,
+    pub(crate) tuning: &'a Tuning,
+    /// Where in each tick period its ticks fall, so rooms opened together do not tick together.
+    pub(crate) phase: Duration,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The server's token: its ending (the server stopping) ends the room too.
+    pub(crate) parent: &'a CancellationToken,
 }
 
 /// A room's key: the secret its creator is given, once, to close it with (`DELETE
@@ -248,36 +278,34 @@ pub struct Info {
 }
 
 impl Room {
-    /// A new room of `game` and the tick loop that will run it (to be spawned by the caller).
-    /// Its ticks fall `phase` into each tick period, so rooms created together do not tick
-    /// together; `parent` ending (the server stopping) ends it too.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn open(
-        id: RoomId,
-        settings: Settings,
-        game: &Registered,
-        opener: Opener,
-        config: &Config,
-        phase: Duration,
-        metrics: Arc<Metrics>,
-        parent: &CancellationToken,
-    ) -> (Arc<Self>, Running) {
+    /// A new room and the tick loop that will run it (to be spawned by the caller).
+    pub(crate) fn open(opening: Opening<'_>) -> (Arc<Self>, Running) {
+        let Opening {
+            id,
+            settings,
+            opener,
+            schema,
+            start,
+            tuning,
+            phase,
+            metrics,
+            parent,
+        } = opening;
         let joins = Arc::new(Joins::default());
         let clock = Arc::new(TickClock::default());
-        let schema = game.schema_for(&settings.game_config());
         let stop = parent.child_token();
         let parts = TickParts {
             settings: &settings,
-            config,
+            tuning,
             schema: schema.clone(),
             joins: joins.clone(),
             clock: clock.clone(),
             metrics,
             phase,
-            idle_close: (opener.by != OpenedBy::Server).then_some(config.room_idle),
+            idle_close: (opener.by != OpenedBy::Server).then_some(tuning.room_idle),
             stop: stop.clone(),
         };
-        let (feed, running) = (game.start)(parts);
+        let (feed, running) = start(parts);
         let room = Arc::new(Self {
             seats: Seats::new(settings.max_players),
             feed,

@@ -40,15 +40,14 @@ use tokio::sync::oneshot;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
 use crate::feed::{Epoch, Feed};
 use crate::game::Game;
 use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
-use crate::room::Settings;
 use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Seat};
+use crate::room::{Settings, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
 /// take less than a few milliseconds, and a task per worker would cost more than it saves.
@@ -118,7 +117,7 @@ pub(crate) enum Stopped {
 /// What a room hands the tick loop of its game.
 pub(crate) struct TickParts<'a> {
     pub(crate) settings: &'a Settings,
-    pub(crate) config: &'a Config,
+    pub(crate) tuning: &'a Tuning,
     pub(crate) schema: Arc<Schema>,
     pub(crate) joins: Arc<Joins>,
     pub(crate) clock: Arc<TickClock>,
@@ -178,7 +177,7 @@ impl<G: Game> TickLoop<G> {
     pub(crate) fn new(parts: TickParts<'_>) -> Self {
         let TickParts {
             settings,
-            config,
+            tuning,
             schema,
             joins,
             clock,
@@ -193,7 +192,7 @@ impl<G: Game> TickLoop<G> {
         let mut world = NetWorld::default();
         game.entities(world.reset(0));
         let spectated = Arc::new(world);
-        let ring = config.spectator_ring(settings.tick_hz);
+        let ring = tuning.spectator_ring(settings.tick_hz);
         let feed = Arc::new(Feed::new(
             Epoch::random(),
             spectated.clone(),
@@ -210,9 +209,9 @@ impl<G: Game> TickLoop<G> {
             sent: NetWorld::default(),
             next: NetWorld::default(),
             spectated,
-            spectator_every: u64::from(config.spectator_every(settings.tick_hz)),
+            spectator_every: u64::from(tuning.spectator_every(settings.tick_hz)),
             feed,
-            roster: Roster::new(config.slow_timeout, metrics.clone()),
+            roster: Roster::new(tuning.slow_timeout, metrics.clone()),
             joins,
             clock,
             metrics,
@@ -484,6 +483,7 @@ impl<G: Game> TickLoop<G> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::game::Arena;
     use crate::game::GameConfig;
     use crate::protocol::{Input, InputValues};
@@ -501,11 +501,11 @@ pub(crate) mod tests {
     fn tick_loop(config: &Config) -> TickLoop<Arena> {
         let settings = Settings {
             seed: 1,
-            ..Settings::from_config(config)
+            ..config.room_settings()
         };
         TickLoop::new(TickParts {
             settings: &settings,
-            config,
+            tuning: &config.tuning(),
             schema: Arc::new(Arena::schema(&settings.game_config())),
             joins: Arc::default(),
             clock: Arc::default(),

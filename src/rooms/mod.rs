@@ -18,16 +18,14 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::access::budgets::HoldClaim;
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::protocol::ended::Ended;
 use crate::room::tick::Stopped;
-use crate::room::{OpenedBy, Opener, Room, RoomId, Settings};
+use crate::room::{OpenedBy, Opener, Opening, Room, RoomId, Settings, Tuning};
 use crate::rooms::registry::SharedGames;
+use crate::runtime::Runtime;
 
 /// Why a room could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,11 +63,14 @@ impl CreateError {
 pub struct Rooms {
     // A std Mutex: lookups and inserts only, never held across an await.
     rooms: Mutex<HashMap<RoomId, Arc<Room>>>,
-    config: Config,
+    /// `--max-rooms`.
+    max_rooms: usize,
+    /// `--max-anonymous-rooms`.
+    max_anonymous_rooms: usize,
+    /// How every room runs (from the flags, once).
+    tuning: Tuning,
     games: SharedGames,
-    metrics: Arc<Metrics>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    runtime: Runtime,
     /// Rooms created so far: places each new room's ticks in the tick period.
     created: AtomicU64,
     /// The id of the default room (behind the old paths): `default`, or in a cluster
@@ -78,26 +79,24 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// No rooms yet; rooms created later play one of `games`, run on `tasks` and end with
-    /// `shutdown`.
-    pub(crate) fn new(
-        config: Config,
-        default_id: RoomId,
-        games: SharedGames,
-        metrics: Arc<Metrics>,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
+    /// No rooms yet; rooms created later play one of `games`, within `config`'s caps, and run
+    /// on `runtime`.
+    pub(crate) fn new(config: &Config, default_id: RoomId, games: SharedGames, runtime: Runtime) -> Arc<Self> {
         Arc::new(Self {
             default_id,
             rooms: Mutex::default(),
-            config,
+            max_rooms: config.max_rooms,
+            max_anonymous_rooms: config.max_anonymous_rooms(),
+            tuning: config.tuning(),
             games,
-            metrics,
-            tasks,
-            shutdown,
+            runtime,
             created: AtomicU64::new(0),
         })
+    }
+
+    /// How every room of this server runs.
+    pub(crate) fn tuning(&self) -> &Tuning {
+        &self.tuning
     }
 
     /// Room `id`, if it lives in this process.
@@ -134,7 +133,7 @@ impl Rooms {
         id: Option<RoomId>,
         opener: Opener,
     ) -> Result<Arc<Room>, CreateError> {
-        if self.shutdown.is_cancelled() {
+        if self.runtime.shutdown.is_cancelled() {
             return Err(CreateError::Stopping);
         }
         let Some(game) = self.games.get(&settings.game) else {
@@ -142,10 +141,10 @@ impl Rooms {
             return Err(CreateError::UnknownGame(settings.game, known));
         };
         let mut rooms = self.lock();
-        if rooms.len() >= self.config.max_rooms {
-            return Err(CreateError::Full(self.config.max_rooms));
+        if rooms.len() >= self.max_rooms {
+            return Err(CreateError::Full(self.max_rooms));
         }
-        let share = self.config.max_anonymous_rooms();
+        let share = self.max_anonymous_rooms;
         if opener.by == OpenedBy::Anonymous
             && rooms.values().filter(|r| r.opened_by() == OpenedBy::Anonymous).count() >= share
         {
@@ -161,24 +160,25 @@ impl Rooms {
             }
         });
         let phase = self.phase(settings.tick_period());
-        let (room, running) = Room::open(
-            id.clone(),
+        let (room, running) = Room::open(Opening {
+            id: id.clone(),
+            schema: game.schema_for(&settings.game_config()),
+            start: game.start,
             settings,
-            game,
             opener,
-            &self.config,
+            tuning: &self.tuning,
             phase,
-            self.metrics.clone(),
-            &self.shutdown,
-        );
+            metrics: self.runtime.metrics.clone(),
+            parent: &self.runtime.shutdown,
+        });
         rooms.insert(id, room.clone());
         drop(rooms);
-        self.metrics.rooms.inc();
-        self.metrics.rooms_created.inc();
+        self.runtime.metrics.rooms.inc();
+        self.runtime.metrics.rooms_created.inc();
         let (rooms, watched) = (self.clone(), room.clone());
         // One task per room: its tick loop, and what ends the room when the loop stops (a
         // panic included, caught here).
-        self.tasks.spawn(async move {
+        self.runtime.tasks.spawn(async move {
             let ended = match std::panic::AssertUnwindSafe(running).catch_unwind().await {
                 Ok(Stopped::Idle) => Ended::Idle,
                 Ok(Stopped::Told) => watched.ended().unwrap_or(Ended::Shutdown),
@@ -249,9 +249,9 @@ impl Rooms {
             }
         };
         if removed {
-            self.metrics.rooms.dec();
+            self.runtime.metrics.rooms.dec();
         }
-        self.metrics.room_closed(ended);
+        self.runtime.metrics.room_closed(ended);
         match ended {
             Ended::Crashed => tracing::error!(room = %room.id(), "room crashed: its tick loop panicked"),
             _ => tracing::debug!(room = %room.id(), ?ended, "room ended"),
@@ -277,10 +277,8 @@ mod tests {
     #[test]
     fn successive_rooms_tick_at_phases_spread_over_the_period() {
         let rooms = super::Rooms::new(
-            Config::defaults(),
+            &Config::defaults(),
             crate::room::RoomId::parse("default").unwrap(),
-            Default::default(),
-            Default::default(),
             Default::default(),
             Default::default(),
         );
