@@ -30,7 +30,7 @@ use tickcast::metrics::Metrics;
 use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{Delta, Input, InputValues, Schema, ServerMsg, Updates};
 use tickcast::room::outbox::{Inbox, Next, outbox};
-use tickcast::room::roster::{InputSlot, Roster, Seat};
+use tickcast::room::roster::{InputSlot, Link, Roster};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
 
@@ -100,7 +100,7 @@ impl Table {
             // block. (A player that keeps up is written to directly: `client-demo load` and
             // its fan-out floor measure that, with real sockets.)
             let (out, queue) = outbox(config.player_queue as usize, None);
-            roster.insert(id, Seat { input, out });
+            roster.insert(id, Link { input, out });
             queues.push(queue);
         }
         roster.take_inputs(|_, _| {});

@@ -47,7 +47,7 @@ use crate::auth;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Placed, Refusal};
 use crate::protocol::{MAX_NAME_LEN, unix_micros};
-use crate::room::seats::HOLD_FOR;
+use crate::room::places::HOLD_FOR;
 use crate::room::{Info, OpenedBy, Opener, RoomId, RoomKey, Settings};
 use crate::rooms::CreateError;
 use crate::state::AppState;
@@ -385,7 +385,7 @@ pub(crate) async fn matchmake(
                 let opener = opener(&api, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
                 let room = state.rooms.create(settings, None, opener)?;
                 let until = room
-                    .seats()
+                    .places()
                     .hold(&body.name, now, Some(claim))
                     .map_err(|err| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()))?;
                 (state.record(&room), until, true)

@@ -37,7 +37,7 @@ impl Cluster {
             };
             if target.id == self.node {
                 let room = self.rooms.create(settings, None, opener)?;
-                let until = hold.and_then(|(name, claim)| room.seats().hold(name, Instant::now(), Some(claim)).ok());
+                let until = hold.and_then(|(name, claim)| room.places().hold(name, Instant::now(), Some(claim)).ok());
                 self.adopt(&room).await;
                 return Ok((Placed::Here(room), until));
             }

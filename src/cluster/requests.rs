@@ -330,7 +330,7 @@ impl Cluster {
                 match self.rooms.create(settings, None, opener) {
                     Ok(room) => {
                         // A hold from another node counts against its caller there.
-                        let until = hold.and_then(|name| room.seats().hold(&name, Instant::now(), None).ok());
+                        let until = hold.and_then(|name| room.places().hold(&name, Instant::now(), None).ok());
                         self.adopt(&room).await;
                         done(Some(self.room_record(&room)), until)
                     }
@@ -338,7 +338,7 @@ impl Cluster {
                 }
             }
             Ask::Hold { room, name } => match self.rooms.get(&room) {
-                Some(room) if room.ended().is_none() => match room.seats().hold(&name, Instant::now(), None) {
+                Some(room) if room.ended().is_none() => match room.places().hold(&name, Instant::now(), None) {
                     Ok(until) => done(Some(self.room_record(&room)), Some(until)),
                     Err(err) => refused(409, format!("room {}: {err}", room.id())),
                 },

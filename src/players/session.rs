@@ -35,8 +35,8 @@ use crate::protocol::{
 };
 use crate::room::Room;
 use crate::room::outbox::{Inbox, Next, Outbound, outbox};
-use crate::room::roster::{InputSlot, Seat};
-use crate::room::seats::Place;
+use crate::room::places::Place;
+use crate::room::roster::{InputSlot, Link};
 use crate::room::tick::JoinRequest;
 use crate::state::AppState;
 
@@ -153,7 +153,7 @@ impl Session {
         };
         // The place is taken only now, by a valid hello: sockets still waiting for theirs
         // are bounded by the connection cap and their deadline, not by the player cap.
-        let Some(place) = self.room.seats().take(&hello.name, Instant::now()) else {
+        let Some(place) = self.room.places().take(&hello.name, Instant::now()) else {
             return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
         };
         self.joined(hello, place, &stop).await
@@ -183,13 +183,13 @@ impl Session {
         let (out, frames) = outbox(self.state.config.player_queue as usize, Some(self.socket.writer()));
         self.outbox = Some(frames);
         let (reply, joined) = oneshot::channel();
-        let seat = Seat {
+        let link = Link {
             input: input.clone(),
             out,
         };
         let join = JoinRequest {
             name: hello.name.clone(),
-            seat,
+            link,
             reply,
         };
         // If the tick loop has stopped, the room is ending: its token is cancelled below.

@@ -13,8 +13,8 @@
 //! ending's code and its spectators get a final event.
 
 pub mod outbox;
+pub mod places;
 pub mod roster;
-pub mod seats;
 pub(crate) mod tick;
 
 use std::fmt;
@@ -32,7 +32,7 @@ use crate::game::GameConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
-use crate::room::seats::Seats;
+use crate::room::places::PlayerPlaces;
 use crate::room::tick::{Joins, Running, Start, TickClock, TickParts};
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
@@ -246,7 +246,7 @@ pub struct Room {
     clock: Arc<TickClock>,
     feed: Arc<Feed>,
     schema: Arc<Schema>,
-    seats: Seats,
+    places: PlayerPlaces,
     joins: Arc<Joins>,
     stop: CancellationToken,
     ended: OnceLock<Ended>,
@@ -307,7 +307,7 @@ impl Room {
         };
         let (feed, running) = start(parts);
         let room = Arc::new(Self {
-            seats: Seats::new(settings.max_players),
+            places: PlayerPlaces::new(settings.max_players),
             feed,
             schema,
             id,
@@ -365,8 +365,8 @@ impl Room {
     }
 
     /// Its player places.
-    pub fn seats(&self) -> &Seats {
-        &self.seats
+    pub fn places(&self) -> &PlayerPlaces {
+        &self.places
     }
 
     /// Its spectator feed.
@@ -410,7 +410,7 @@ impl Room {
 
     /// What the rooms API shows of it.
     pub fn info(&self) -> Info {
-        let players = self.seats.taken();
+        let players = self.places.taken();
         Info {
             id: self.id.clone(),
             game: self.settings.game.clone(),
@@ -420,7 +420,7 @@ impl Room {
             tick: self.tick(),
             tick_hz: self.settings.tick_hz,
             created: self.created(),
-            joinable: self.ended().is_none() && self.seats.free(Instant::now()) > 0,
+            joinable: self.ended().is_none() && self.places.free(Instant::now()) > 0,
             private: self.settings.private,
         }
     }

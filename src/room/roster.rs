@@ -53,9 +53,10 @@ impl InputSlot {
     }
 }
 
-/// What a session hands over to take its place in the game.
+/// A joined player's link to the tick loop, handed over by its session: where its inputs come
+/// in and its frames go out.
 #[derive(Debug)]
-pub struct Seat {
+pub struct Link {
     /// Where the session writes the player's latest move.
     pub input: Arc<InputSlot>,
     /// Frames for this player, bounded by `--player-queue` (see the module docs for the
@@ -76,7 +77,7 @@ enum Sync {
 
 #[derive(Debug)]
 struct Peer {
-    seat: Seat,
+    link: Link,
     /// The `seq` of the last move applied.
     ack: u32,
     /// The last ack queued to the player.
@@ -155,12 +156,12 @@ impl Roster {
         self.peers.is_empty()
     }
 
-    /// Seats player `id`; its first frame after any already queued will be a keyframe.
-    pub fn insert(&mut self, id: EntityId, seat: Seat) {
+    /// Adds player `id`; its first frame after any already queued will be a keyframe.
+    pub fn insert(&mut self, id: EntityId, link: Link) {
         self.peers.insert(
             id,
             Peer {
-                seat,
+                link,
                 ack: 0,
                 ack_sent: 0,
                 sync: Sync::Joining,
@@ -172,7 +173,7 @@ impl Roster {
     /// Takes each player's latest input, if any, recording its `seq` as the player's ack.
     pub fn take_inputs(&mut self, mut apply: impl FnMut(EntityId, &Input)) {
         for (id, peer) in &mut self.peers {
-            if let Some(input) = peer.seat.input.take() {
+            if let Some(input) = peer.link.input.take() {
                 peer.ack = input.seq;
                 apply(*id, &input);
             }
@@ -252,7 +253,7 @@ impl Roster {
     ) -> Option<EntityId> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let chunk = self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
-        outbox::warm(chunk.map(|(_, p)| &p.seat.out));
+        outbox::warm(chunk.map(|(_, p)| &p.link.out));
         let mut last = None;
         for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(FAN_OUT_CHUNK) {
             last = Some(*id);
@@ -264,10 +265,10 @@ impl Roster {
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
             let frame_len = frame.len();
-            let pushed = peer.seat.out.push(ack, frame);
+            let pushed = peer.link.out.push(ack, frame);
             let depth = match pushed {
                 Ok(waiting) => waiting,
-                Err(PushError::Full) => peer.seat.out.capacity(),
+                Err(PushError::Full) => peer.link.out.capacity(),
                 Err(PushError::Closed) => 0,
             };
             pass.queued += depth;
@@ -291,7 +292,7 @@ impl Roster {
                     }
                     let since = *peer.full_since.get_or_insert(now);
                     if now.duration_since(since) >= self.slow_timeout {
-                        peer.seat.out.kick();
+                        peer.link.out.kick();
                         pass.gone.push(*id);
                     }
                 }
@@ -335,7 +336,7 @@ mod tests {
             let (socket, read, peer) = outbox::loopback_pair().await;
             let (out, inbox) = outbox::outbox(4, Some(socket));
             let input = Arc::new(InputSlot::default());
-            roster.insert(id, Seat { input, out });
+            roster.insert(id, Link { input, out });
             peers.push((peer, read, inbox));
         }
         let (keyframe, delta) = (Bytes::from_static(&[0x82, 1, 7]), Bytes::from_static(&[0x82, 2, 8, 9]));

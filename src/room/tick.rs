@@ -46,7 +46,7 @@ use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
-use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Seat};
+use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Link, Roster};
 use crate::room::{Settings, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
@@ -57,7 +57,7 @@ const PARALLEL_FAN_OUT: usize = 256;
 pub(crate) struct JoinRequest {
     /// The name from the player's hello.
     pub(crate) name: String,
-    pub(crate) seat: Seat,
+    pub(crate) link: Link,
     pub(crate) reply: oneshot::Sender<EntityId>,
 }
 
@@ -454,7 +454,7 @@ impl<G: Game> TickLoop<G> {
     fn admit(&mut self, join: JoinRequest) {
         #[cfg(test)]
         tests::maybe_crash(&join.name);
-        if join.seat.out.is_closed() {
+        if join.link.out.is_closed() {
             return; // The session gave up while waiting for this tick.
         }
         let id = self.game.join(&join.name);
@@ -469,13 +469,13 @@ impl<G: Game> TickLoop<G> {
         // closed and removes it.
         let welcome = frames::binary_frame(welcome.encode(&self.schema));
         let len = welcome.len();
-        if join.seat.out.push(None, &welcome).is_ok() {
+        if join.link.out.push(None, &welcome).is_ok() {
             self.metrics.websocket.sent(len);
         }
         let _ = join.reply.send(id);
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
         tracing::debug!(id, name = ?join.name, "player joined");
-        self.roster.insert(id, join.seat);
+        self.roster.insert(id, join.link);
         self.metrics.players.inc();
     }
 }
@@ -534,7 +534,7 @@ pub(crate) mod tests {
         let input = Arc::new(InputSlot::default());
         tick.admit(JoinRequest {
             name: "p".into(),
-            seat: Seat {
+            link: Link {
                 input: input.clone(),
                 out,
             },

@@ -219,14 +219,14 @@ impl Rooms {
             .collect();
         if let Some((room, until)) = open
             .iter()
-            .find_map(|room| room.seats().held_until(name, now).map(|until| (room, until)))
+            .find_map(|room| room.places().held_until(name, now).map(|until| (room, until)))
         {
             return Some((room.clone(), until));
         }
         // `all` is oldest first and the sort is stable: the oldest of the fullest first.
-        open.sort_by_key(|r| r.seats().free(now));
+        open.sort_by_key(|r| r.places().free(now));
         open.into_iter()
-            .find_map(|room| Some((room.clone(), room.seats().hold(name, now, Some(claim.clone())).ok()?)))
+            .find_map(|room| Some((room.clone(), room.places().hold(name, now, Some(claim.clone())).ok()?)))
     }
 
     /// Where the next room's ticks fall in `period`: successive rooms are spread by the golden

@@ -26,14 +26,14 @@ pub const HOLD_SHARE: (usize, usize) = (1, 2);
 
 /// The places of one room.
 #[derive(Debug)]
-pub struct Seats {
+pub struct PlayerPlaces {
     max: usize,
     // A std Mutex: every critical section is a few comparisons, never held across an await.
-    inner: Arc<Mutex<Places>>,
+    inner: Arc<Mutex<Counts>>,
 }
 
 #[derive(Debug, Default)]
-struct Places {
+struct Counts {
     taken: usize,
     /// The names playing, with how many players use each (names are not unique).
     playing: HashMap<Box<str>, u32>,
@@ -49,7 +49,7 @@ struct Hold {
     _claim: Option<HoldClaim>,
 }
 
-impl Places {
+impl Counts {
     fn prune(&mut self, now: Instant) {
         self.held.retain(|hold| hold.until > now);
     }
@@ -73,7 +73,7 @@ pub enum HoldError {
 /// A taken place, given back when dropped.
 #[derive(Debug)]
 pub struct Place {
-    places: Arc<Mutex<Places>>,
+    places: Arc<Mutex<Counts>>,
     name: Box<str>,
 }
 
@@ -90,7 +90,7 @@ impl Drop for Place {
     }
 }
 
-impl Seats {
+impl PlayerPlaces {
     /// `max` places.
     pub fn new(max: usize) -> Self {
         Self {
@@ -104,7 +104,7 @@ impl Seats {
         self.max
     }
 
-    /// Players seated now.
+    /// Players in the room now.
     pub fn taken(&self) -> usize {
         lock(&self.inner).taken
     }
@@ -169,7 +169,7 @@ impl Seats {
     }
 }
 
-fn lock(places: &Mutex<Places>) -> MutexGuard<'_, Places> {
+fn lock(places: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
     // Nothing panics while holding the lock (counts and a short list), so a poisoned lock
     // still holds consistent places.
     places.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -181,66 +181,66 @@ mod tests {
 
     #[test]
     fn places_are_taken_up_to_the_max_and_given_back_when_dropped() {
-        let seats = Seats::new(2);
+        let places = PlayerPlaces::new(2);
         let now = Instant::now();
-        let a = seats.take("a", now).unwrap();
-        let _b = seats.take("b", now).unwrap();
-        assert!(seats.take("c", now).is_none());
+        let a = places.take("a", now).unwrap();
+        let _b = places.take("b", now).unwrap();
+        assert!(places.take("c", now).is_none());
         drop(a);
-        assert_eq!(seats.free(now), 1);
-        assert!(seats.take("c", now).is_some());
+        assert_eq!(places.free(now), 1);
+        assert!(places.take("c", now).is_some());
     }
 
     #[test]
     fn a_held_place_waits_for_its_name_until_the_hold_expires() {
-        let seats = Seats::new(3);
+        let places = PlayerPlaces::new(3);
         let now = Instant::now();
-        assert!(seats.hold("ann", now, None).is_ok());
-        let _bob = seats.take("bob", now).unwrap();
-        let _cal = seats.take("cal", now).unwrap();
-        assert!(seats.take("dan", now).is_none(), "the held place is not anyone's");
-        let _ann = seats.take("ann", now).expect("ann takes the place held for her");
-        assert_eq!(seats.taken(), 3);
+        assert!(places.hold("ann", now, None).is_ok());
+        let _bob = places.take("bob", now).unwrap();
+        let _cal = places.take("cal", now).unwrap();
+        assert!(places.take("dan", now).is_none(), "the held place is not anyone's");
+        let _ann = places.take("ann", now).expect("ann takes the place held for her");
+        assert_eq!(places.taken(), 3);
 
-        let seats = Seats::new(1);
-        assert!(seats.hold("ann", now, None).is_ok());
+        let places = PlayerPlaces::new(1);
+        assert!(places.hold("ann", now, None).is_ok());
         let later = now + HOLD_FOR;
-        assert!(seats.take("bob", later).is_some(), "an expired hold frees its place");
+        assert!(places.take("bob", later).is_some(), "an expired hold frees its place");
     }
 
     #[test]
     fn holds_take_at_most_half_the_unplayed_places_so_a_direct_join_finds_one() {
-        let seats = Seats::new(16);
+        let places = PlayerPlaces::new(16);
         let now = Instant::now();
         let held = (0..16)
-            .filter(|i| seats.hold(&format!("h{i}"), now, None).is_ok())
+            .filter(|i| places.hold(&format!("h{i}"), now, None).is_ok())
             .count();
         assert_eq!(held, 8);
-        let players: Vec<_> = (0..8).map(|i| seats.take(&format!("p{i}"), now).unwrap()).collect();
-        assert!(seats.take("late", now).is_none(), "8 held and 8 playing: full");
+        let players: Vec<_> = (0..8).map(|i| places.take(&format!("p{i}"), now).unwrap()).collect();
+        assert!(places.take("late", now).is_none(), "8 held and 8 playing: full");
         drop(players);
-        let seats = Seats::new(1);
+        let places = PlayerPlaces::new(1);
         assert!(
-            seats.hold("ann", now, None).is_ok(),
+            places.hold("ann", now, None).is_ok(),
             "a room of one can still be matchmade"
         );
     }
 
     #[test]
     fn a_hold_is_not_renewed_and_a_playing_name_is_not_held() {
-        let seats = Seats::new(4);
+        let places = PlayerPlaces::new(4);
         let now = Instant::now();
-        let until = seats.hold("ann", now, None).unwrap();
+        let until = places.hold("ann", now, None).unwrap();
         let later = now + Duration::from_secs(20);
         assert_eq!(
-            seats.hold("ann", later, None),
+            places.hold("ann", later, None),
             Ok(until),
             "the same hold, the first deadline"
         );
-        let bob = seats.take("bob", now + HOLD_FOR).unwrap();
-        assert_eq!(seats.held_until("ann", now + HOLD_FOR), None, "expired, not renewed");
-        assert_eq!(seats.hold("bob", now + HOLD_FOR, None), Err(HoldError::Playing));
+        let bob = places.take("bob", now + HOLD_FOR).unwrap();
+        assert_eq!(places.held_until("ann", now + HOLD_FOR), None, "expired, not renewed");
+        assert_eq!(places.hold("bob", now + HOLD_FOR, None), Err(HoldError::Playing));
         drop(bob);
-        assert!(seats.hold("bob", now + HOLD_FOR, None).is_ok(), "gone: held again");
+        assert!(places.hold("bob", now + HOLD_FOR, None).is_ok(), "gone: held again");
     }
 }
