@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use tickcast::client::{Client, ClientError, Received};
@@ -19,7 +20,6 @@ use crate::arena::Arena;
 use crate::behaviour::{Behaviour, Brain, Decision};
 use crate::connect::Target;
 use crate::stats::RttStats;
-use crate::swarm::Live;
 
 /// How long a stopping bot waits for the server to answer its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -42,6 +42,22 @@ pub struct BotSpec {
     /// Whether it decodes every frame and keeps the world (checking the server's checksums),
     /// or follows the stream by tick only and wanders blind (see `Client::keep_world`).
     pub keep_world: bool,
+}
+
+/// Counters every bot bumps as it goes, read once a second for the progress line. Atomics,
+/// so no bot ever waits on another or on the reader.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Bots connected right now.
+    pub connected: AtomicUsize,
+    /// Bots whose first connection failed.
+    pub failed: AtomicUsize,
+    /// Deltas applied by all bots.
+    pub deltas: AtomicU64,
+    /// Payload bytes received by all bots.
+    pub bytes: AtomicU64,
+    /// Desyncs detected by all bots.
+    pub desyncs: AtomicU64,
 }
 
 /// What one bot saw; the swarm merges these into its report once every bot has stopped.

@@ -12,7 +12,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -21,7 +20,7 @@ use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::Mix;
-use crate::bot::{self, BotSpec};
+use crate::bot::{self, BotSpec, Live};
 use crate::connect::{self, DEFAULT_WS_URL, Target, TargetError};
 use crate::report::{Report, Tally};
 use crate::stats::{Millis, RttStats, RttSummary};
@@ -92,22 +91,6 @@ pub enum SwarmError {
     /// The settings contradict each other.
     #[error("{0}")]
     Settings(&'static str),
-}
-
-/// Counters every bot bumps as it goes, read once a second for the progress line. Atomics,
-/// so no bot ever waits on another or on the reader.
-#[derive(Debug, Default)]
-pub struct Live {
-    /// Bots connected right now.
-    pub connected: AtomicUsize,
-    /// Bots whose first connection failed.
-    pub failed: AtomicUsize,
-    /// Deltas applied by all bots.
-    pub deltas: AtomicU64,
-    /// Payload bytes received by all bots.
-    pub bytes: AtomicU64,
-    /// Desyncs detected by all bots.
-    pub desyncs: AtomicU64,
 }
 
 /// The swarm's state once a second.

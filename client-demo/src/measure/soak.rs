@@ -7,7 +7,7 @@
 //! overruns and players are sampled, and whether it is still alive.
 //!
 //! Verdicts: memory must plateau (growth from the first to the last sample of the second half
-//! under [`PLATEAU_TOLERANCE`]); the server must not crash; the bots must see no desync.
+//! under [`crate::measure::soak_report::PLATEAU_TOLERANCE`]); the server must not crash; the bots must see no desync.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,8 +30,6 @@ use crate::measure::soak_report::{Sample, SoakReport};
 use crate::sse;
 use crate::swarm::{self, SwarmConfig};
 
-/// Resident memory may grow by at most this fraction over the second half.
-pub const PLATEAU_TOLERANCE: f64 = 0.05;
 /// Longest soak: the bots' own bound.
 pub const MAX_DURATION: Duration = swarm::MAX_DURATION;
 

@@ -10,8 +10,10 @@ use tokio::time::Instant;
 use crate::measure::abuse::Abuse;
 use crate::measure::procinfo;
 use crate::measure::server_proc::ServerProcess;
-use crate::measure::soak::PLATEAU_TOLERANCE;
 use crate::report::Report;
+
+/// Resident memory may grow by at most this fraction over the second half.
+pub const PLATEAU_TOLERANCE: f64 = 0.05;
 
 /// The server at one moment.
 #[derive(Debug, Clone, Serialize)]
