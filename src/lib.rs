@@ -1,46 +1,45 @@
 //! tickcast: an authoritative fixed-tick multiplayer game-state server.
 //!
-//! One task owns the world and advances it at a fixed rate. Players connect over WebSocket,
-//! send binary inputs and receive a state delta every tick; they probe latency with
-//! ping/pong, answered by their own connection task without waiting for a tick.
+//! Each room's tick loop owns its world and advances it at a fixed rate. Players connect over
+//! WebSocket, send binary inputs and receive a state delta every tick, encoded once for all;
+//! they probe latency with ping/pong, answered by their own connection without waiting for a
+//! tick. Spectators follow a room's feed over Server-Sent Events, long-polling or polling.
 //!
 //! # Module map
-//! Top down: the server, what it serves, the rooms, one room, the wire and the game.
-//! - [`server`]: routes, startup and shutdown. [`http`]: the accept loop and its limits
-//!   (connections, request heads, slow peers). `state`: what every handler and session shares.
-//! - `api`: the rooms API (list, create, close, matchmake). `session`: one player's connection,
-//!   from upgrade to close. `spectators`: SSE, long-poll, polling and the pages.
-//! - [`rooms`]: the rooms of this process. [`cluster`] (with `--redis`): nodes on Redis, the
-//!   directory of rooms (where a room lives is one lookup), placement, requests between
-//!   nodes, and each room's spectator stream, served from any node.
-//! - [`room`]: one match: its tick loop, roster, player queues, places and spectator feed.
-//! - `socket`: the player WebSocket. `frames`: WebSocket frames, read (every one counted)
-//!   and formatted once.
-//! - [`protocol`]: every wire message, its one encoding and the game's schema (PROTOCOL.md).
-//! - [`delta`]: the quantized world as the wire sees it; diffs and their application.
-//! - [`game`]: the [`game::Game`] trait a game implements (a schema, join and leave, inputs,
-//!   a pure `step`) and the registry of games. [`games`]: the built-in ones, arena and tanks.
-//! - [`metrics`], [`config`], [`auth`] (join and identity tokens), [`limits`] (a player's
-//!   message rate), [`budgets`] (what callers without a credential may take), [`origin`]
-//!   (which web origins may open player sockets).
-//! - [`client`]: a player client for Rust programs (tests, client-demo, benches).
+//! Top down, each layer importing only the layers below (ARCHITECTURE.md draws them):
+//! - [`server`]: routes, startup and shutdown; [`http`]: the accept loop and its limits.
+//! - The endpoints: `api` (the rooms API: list, create, close, matchmake), [`players`] (a
+//!   player's socket and session), `spectators` (SSE, long-poll, polling), `web` (the pages
+//!   and the JavaScript client). `state`: what they all share.
+//! - [`cluster`] (with `--redis`): nodes on Redis, the directory of rooms, placement,
+//!   requests between nodes, and each room's spectator stream, followed from any node.
+//! - [`rooms`]: the rooms of this process, and the registry of the games they play.
+//! - [`room`]: one match: its tick loop, roster, player queues and places.
+//! - `feed`: a room's spectator feed: events encoded once, the resume ring, the snapshot.
+//! - [`game`]: the [`game::Game`] trait a game implements, and arena and tanks.
+//! - [`protocol`]: every wire message, the schema, the quantized world and its diffs, the
+//!   WebSocket frames, how a room ends (PROTOCOL.md).
+//! - [`access`] (web origins, the budgets of callers without a credential), [`auth`] (join
+//!   and identity tokens), [`metrics`], [`config`]; [`client`]: a player client for Rust
+//!   programs (tests, client-demo, benches).
 //!
 //! # The tick, step by step (in each room)
-//! 1. Admit players whose hello was accepted (each is sent a welcome).
-//! 2. Take each player's latest input (older ones in the same tick are superseded).
+//! 1. Admit players whose hello was accepted since the last tick (each is sent a welcome).
+//! 2. Give the game each player's latest input (older ones in the same tick are superseded:
+//!    a player's input slot keeps only the latest).
 //! 3. Step the game by `1 / tick_hz` seconds.
-//! 4. Quantize, diff against the previous tick and encode the shared delta body once.
+//! 4. Capture the world, diff it against the last tick's and encode the delta once.
 //! 5. Write each player its delta with its own input ack, or a keyframe if it is new or fell
-//!    behind, straight to its socket (yielding to the runtime every 16 writes in a room of
-//!    more than 16, split over the workers in a room of 256 or more); what a
-//!    socket does not take waits in the player's bounded queue, and a player whose queue stays
-//!    full is closed as too slow.
-//! 6. Remove the players found too slow, and those whose connection ended (found by their
-//!    write): they leave the world in the next tick's delta.
-//! 7. Every `tick_hz / spectator_hz` ticks, publish one spectator event: the diff since the
-//!    previous event, encoded once for every spectator.
+//!    behind, straight to its socket, a chunk of players at a time; what a socket does not
+//!    take at once waits in the player's bounded queue, and a player whose queue stays full
+//!    is closed as too slow.
+//! 6. Remove the players found too slow or gone (found by their write): they leave the world
+//!    in the next tick's delta.
+//! 7. Every `tick_hz / spectator_hz` ticks, and when the last player leaves, publish one
+//!    spectator event: the diff since the previous event, encoded once for every spectator.
 //!
-//! A room with no players does not tick at all: it waits for a join.
+//! A room with no players does not tick at all: it waits for a join, holding one copy of its
+//! world and no timer but its idle deadline.
 #![warn(missing_docs)]
 
 pub mod access;

@@ -1,4 +1,5 @@
-//! A player's WebSocket: we read its frames ([`crate::frames`]) and write frames framed once.
+//! A player's WebSocket: we read its frames ([`crate::protocol::frames`]) and write frames
+//! framed once.
 //!
 //! Reading is [`FrameReader`]'s: every frame the client sends is parsed, unmasked, checked and
 //! reported, so the session can charge each one to the player's rate limit. Writing is ours

@@ -5,9 +5,8 @@
 //! Every frame a client sends is reported, one [`Frame`] each, data or control, complete
 //! message or fragment: the session counts each against the player's rate limit, so a peer
 //! cannot make the server work (parse, unmask, answer) without being charged for it, before
-//! its hello as after. tungstenite read for us before; it reports messages, not frames, and
-//! queues a pong per ping where nothing drains it until a message is written, which let a
-//! peer that never said hello grow memory by the byte.
+//! its hello as after. (tungstenite's reader reports messages, not frames, and queues a pong
+//! per ping until a message is written: a peer that never says hello could grow its memory.)
 //!
 //! The reader holds at most one frame's worth of bytes (the message limit plus a header):
 //! [`FrameReader::space`] says how much more the socket may read into it. Faults are refused

@@ -1,11 +1,13 @@
-//! A room: one authoritative match, with its own world, tick loop, roster and spectator feed.
+//! A room: one authoritative match, with its own world, tick loop, players and spectator feed.
 //!
 //! This folder owns everything about one match: the tick loop that owns its world
-//! ([`tick`]), the connected players and the fan-out to them ([`roster`], [`outbox`]), its
-//! player places ([`seats`]) and its spectator feed ([`feed`]). It calls down into the game
-//! (`sim`), the quantized world (`delta`), the wire (`protocol`, `frames`) and `metrics`;
-//! nothing here knows about HTTP, sockets or other rooms. Which rooms exist, and where, is
-//! [`crate::rooms`]'s business.
+//! ([`tick`]), the connected players and the fan-out to them ([`roster`], [`outbox`]), and its
+//! player places ([`places`]). It calls down into the game (`crate::game`), the wire
+//! (`crate::protocol`), the spectator feed it publishes (`crate::feed`) and the metrics; it
+//! knows nothing of HTTP or of other rooms, and it reads its own [`Settings`] and [`Tuning`],
+//! not the server's flags. One deliberate exception: the tick writes each player's frame
+//! straight to its socket ([`outbox`]), for speed. Which rooms exist, and where, is
+//! `crate::rooms`' business.
 //!
 //! A [`Room`] is the handle the rest of the server holds: sessions join through it,
 //! spectators read its feed, the rooms API lists and closes it. Ending a room (closed, idle,

@@ -4,9 +4,9 @@
 //!
 //! A player who keeps up costs one non-blocking `send` per tick, from the tick loop (a
 //! `sendmsg` with its ack when it has one), and nothing allocated: no queue entry, no wake-up
-//! of its session, no poll. That is what the fan-out floor does, and most of what a tick cost
-//! before was the wake and poll of every player's task between the tick and the kernel. When
-//! the socket would block, or the session is already writing a backlog, the frame is queued
+//! of its session, no poll. This is the one place a room touches a socket (ARCHITECTURE.md
+//! names the exception): waking every player's task to write would cost more than the write.
+//! When the socket would block, or the session is already writing a backlog, the frame is queued
 //! and the session woken once; it drains the queue with ordinary async writes (the slow path,
 //! with the write timeout) and hands the socket back to the direct path when the queue is
 //! empty. Frames never interleave: a direct write happens only when nothing is queued and the
@@ -470,10 +470,8 @@ pub(crate) async fn loopback_pair() -> (
 }
 
 /// Writes `slices` to `socket` now or not at all (`WouldBlock`), in one `send` (a single slice
-/// with bytes) or one `sendmsg`. Not `writev`, which goes through the file layer first: in a
-/// profile of the server with 2 000 bots that entry (`vfs_writev`, `fdget_pos`) was 6.9 % of
-/// the samples, against 3.6 % for `send`'s (`__sys_sendto`, `fdget`); BENCHMARKS.md, "Fan-out
-/// at the machine's floor".
+/// with bytes) or one `sendmsg`. Not `writev`, whose way in through the file layer costs about
+/// twice `send`'s (BENCHMARKS.md, "Fan-out at the machine's floor").
 pub(crate) fn send(stream: &TcpStream, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     let socket = socket2::SockRef::from(stream);
     let mut filled = slices.iter().filter(|slice| !slice.is_empty());

@@ -20,11 +20,10 @@ use crate::protocol::frames;
 use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
 use crate::room::outbox::{self, Outlet, PushError};
 
-/// Players written between two yields of a big room's fan-out: about a sixth of a millisecond
-/// of writes on this project's 2-core machine. Behind a room of 2 000 on one worker, a ping's
-/// round trip p99 was 10.2 ms with 128 (one run), 3.34 ms with 32, 0.73 ms with 16 and 1.73
-/// ms with 8, which also cost 7 % more CPU than 16 (medians of 3: BENCHMARKS.md, "Fan-out at
-/// the machine's floor", the chunk size).
+/// Players written between two yields of a big room's fan-out: a fraction of a millisecond of
+/// writes, so a worker busy with a big room still answers pings between chunks, and enough
+/// writes per chunk not to pay for the yields (the sizes tried are in BENCHMARKS.md, "Fan-out
+/// at the machine's floor", the chunk size).
 pub const FAN_OUT_CHUNK: usize = 16;
 const _: () = assert!(FAN_OUT_CHUNK <= outbox::WARM_MAX, "a chunk is warmed whole");
 

@@ -1,26 +1,14 @@
-//! The tick loop: the one task that owns a room's world.
+//! The tick loop: the one task that owns a room's world. Each tick runs the steps the crate
+//! docs list ("The tick, step by step"), in that order.
 //!
-//! Each tick, in order:
-//! 1. admit players whose hello was accepted since the last tick (welcome queued);
-//! 2. take each player's latest move command and set its direction;
-//! 3. step the simulation;
-//! 4. quantize the world and diff it against what players hold, encoding the shared part of
-//!    the delta once;
-//! 5. write each player its delta (or a keyframe, if it joined or fell behind) straight to its
-//!    socket, queueing only what the socket does not take at once (see [`super::outbox`]),
-//!    [`FAN_OUT_CHUNK`] players at a time, the way to each one's socket read for the whole
-//!    chunk before its writes ([`super::outbox::warm`]);
-//! 6. take out the players this found too slow or gone (their session has ended): they leave
-//!    the world, and their removal is in the next tick's delta;
-//! 7. every `tick_hz / spectator_hz` ticks (and when the last player leaves), publish one
-//!    spectator event.
-//!
-//! Sessions never lock the world: a move command is written to the player's input slot,
-//! which keeps only the latest; frames go out from here, and a session is woken only for what
+//! Sessions never lock the world: an input is written to the player's input slot, which
+//! keeps only the latest; frames go out from here, and a session is woken only for what
 //! its socket could not take.
 //!
-//! A room of more than [`FAN_OUT_CHUNK`] players yields to the runtime after step 2, after
-//! step 4 and every [`FAN_OUT_CHUNK`] writes of step 5, so that a worker thread busy with a
+//! Step 5 writes [`FAN_OUT_CHUNK`] players at a time, reading the way to each one's socket
+//! for the whole chunk before its writes ([`super::outbox::warm`]). A room of more than
+//! [`FAN_OUT_CHUNK`] players yields to the runtime after step 2, after step 4 and after each
+//! chunk of step 5, so that a worker thread busy with a
 //! big room still answers pings and reads inputs every fraction of a millisecond; from
 //! [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
 //!
