@@ -72,7 +72,7 @@ fn no_files_import_each_other_in_a_circle() {
                 // The file of the longest prefix of the path that is a module.
                 let Some((n, to)) = (1..=target.len())
                     .rev()
-                    .find_map(|n| Some((n, modules.get(&target[..n].to_vec())?)))
+                    .find_map(|n| Some((n, modules.get(&target[..n])?)))
                 else {
                     continue;
                 };
