@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use client_demo::measure::attack::{self, Attack};
+use client_demo::measure::attack::{self, Attack, Target};
 use client_demo::measure::cluster::{self as measure_cluster, ClusterConfig};
 use client_demo::measure::floors::{self, WriteCall};
 use client_demo::measure::idle::{self, IdleConfig};
@@ -89,6 +89,9 @@ pub(crate) struct AttackArgs {
     /// The attacks to run, comma-separated [default: all].
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Attack>,
+    /// The redis-server for the cluster's attack (skipped when there is none).
+    #[arg(long, default_value = "redis-server")]
+    redis_bin: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -323,8 +326,11 @@ pub(crate) async fn attack(args: AttackArgs) -> ExitCode {
         args.only
     };
     println!("| attack | what it did to the server |\n|---|---|");
-    let bin = args.server.bin();
-    let printed = attack::run(&bin, &attacks, stop_on_ctrl_c(), |finding| {
+    let target = Target {
+        server_bin: args.server.bin(),
+        redis_bin: args.redis_bin,
+    };
+    let printed = attack::run(&target, &attacks, stop_on_ctrl_c(), |finding| {
         println!("| {} | {} |", finding.attack, finding.result);
     });
     match printed.await {

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -37,7 +37,8 @@ use tokio::time::{self, Instant};
 
 use crate::measure::http1::Conn;
 use crate::measure::procinfo;
-use crate::measure::server_proc::{ServerProcess, StartError, free_port};
+use crate::measure::redis::RedisProcess;
+use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::sse;
 
 /// The admin secret of the nodes this command starts (they listen on loopback only).
@@ -158,57 +159,14 @@ pub struct ClusterReport {
     pub client_cpu: f64,
 }
 
-/// A redis-server of our own, stopped when dropped.
-struct RedisProcess {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl RedisProcess {
-    async fn start(bin: &Path) -> Result<Self, ClusterError> {
-        let addr = free_port()?;
-        let dir = std::env::temp_dir().join(format!("tickcast-cluster-redis-{}", addr.port()));
-        std::fs::create_dir_all(&dir)?;
-        let child = Command::new(bin)
-            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| ClusterError::Redis(format!("{}: {e} (apt-get install redis-server)", bin.display())))?;
-        let redis = Self { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            if Instant::now() > deadline {
-                return Err(ClusterError::Redis(format!("not listening on {addr}")));
-            }
-            time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}/", self.addr)
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Runs the three parts; `log` gets a line per stage.
 pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<ClusterReport, ClusterError> {
     // Each edge, and each of the two processes following them, holds one edge's half (the
     // edges inherit this limit).
     procinfo::ensure_open_files(config.spectators.div_ceil(2) as u64 + 2048)?;
-    let redis = RedisProcess::start(&config.redis_bin).await?;
+    let redis = RedisProcess::start(&config.redis_bin)
+        .await
+        .map_err(|e| ClusterError::Redis(e.to_string()))?;
     let node = |id: &str, edge: bool| {
         let mut args = vec![
             format!("--redis={}", redis.url()),
@@ -235,7 +193,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     let alone = ServerProcess::start(&config.server_bin, &[format!("--admin-secret={ADMIN}")]).await?;
     log(&format!(
         "redis {}, nodes a {}, b {}, edges e1 {}, e2 {}; a lone server {}",
-        redis.addr,
+        redis.addr(),
         a.addr(),
         b.addr(),
         e1.addr(),
@@ -292,7 +250,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
         cpu: vec![
             edge_pids[0],
             edge_pids[1],
-            redis.child.id(),
+            redis.pid(),
             helper.pid(),
             std::process::id(),
         ],
@@ -306,7 +264,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     rates.sort_by(f64::total_cmp);
     let connected = ours.connected + theirs.connected;
     let rss_after = [ours.rss[0], ours.rss[1]];
-    let redis_rss_kib = rss(redis.child.id())?;
+    let redis_rss_kib = rss(redis.pid())?;
     stop.store(true, Relaxed);
     mover.abort();
     let per_edge = [per_edge.max(1) as f64, (config.spectators - per_edge).max(1) as f64];

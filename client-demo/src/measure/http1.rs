@@ -92,6 +92,31 @@ impl Conn {
         self.write_raw(request.as_bytes()).await
     }
 
+    /// Sends `method path` with `headers` and `body` (its `content-length` added unless it is
+    /// an empty GET) and reads the whole response.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.host);
+        if method != "GET" || !body.is_empty() {
+            request.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        self.write_raw(&bytes).await?;
+        let head = self.read_head().await?;
+        let body = self.read_body(&head).await?;
+        Ok(Response { head, body })
+    }
+
     /// Writes bytes as they are (for malformed requests).
     pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         let stream = self.stream.get_mut();

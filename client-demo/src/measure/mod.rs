@@ -15,6 +15,7 @@
 //!   memory per connection, medians of runs, markdown tables and an SVG chart.
 //! - [`attack`] and [`rawws`]: the outside attack run, one attack per fresh server, with
 //!   WebSocket frames written by hand.
+//! - [`cluster`] and [`redis`]: a cluster on this machine, with a redis-server of our own.
 //! - [`abuse`], [`soak`] and [`soak_report`]: misbehaving clients, the bounded soak that runs
 //!   them with bots and spectators while sampling the server, and its verdicts.
 
@@ -30,6 +31,7 @@ pub mod load;
 pub mod load_report;
 pub mod procinfo;
 pub mod rawws;
+pub mod redis;
 pub mod rooms;
 pub mod scrape;
 pub mod server_proc;

@@ -1,15 +1,9 @@
-//! `attack`: the outside attack run, repeatable. Each [`Attack`] starts a fresh release server,
-//! does one thing an anonymous peer can do to a public server, and reports what it cost the
-//! server (memory, CPU, time until it closed the attacker) or who got in.
-//!
-//! These are the attacks of the hardening issue that found holes (pre-hello floods, hello
-//! squatting, stalled resumers, forged log lines, origin rebinding, uncounted upgrades,
-//! stalled players, protocol faults, shutdown); running them against an older binary
-//! (`--server-bin`) gives the "before" column. Every attack is bounded in time and talks only
-//! to the loopback server it started.
+//! The attacks on the sockets: what an anonymous peer can do to a player's WebSocket, a
+//! spectator's stream and the server's shutdown. These are the attacks of the hardening issue
+//! that found holes (pre-hello floods, hello squatting, stalled resumers, forged log lines,
+//! origin rebinding, uncounted upgrades, stalled players, protocol faults, shutdown).
 
-use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -22,130 +16,17 @@ use tokio::task::JoinSet;
 use tokio::time::{self, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::{Attack, AttackError, Outcome, io, yes};
 use crate::measure::counted::{Dial, Traffic};
 use crate::measure::http1::Conn;
 use crate::measure::procinfo;
 use crate::measure::rawws::{self, Ending, KEY, opcode};
-use crate::measure::server_proc::{ServerProcess, StartError};
+use crate::measure::server_proc::ServerProcess;
 use crate::swarm::{self, SwarmConfig};
-
-/// One attack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Attack {
-    /// 400 MB of 125-byte pings before any hello.
-    PingFlood,
-    /// Pongs as fast as the socket takes them, before any hello.
-    PongFlood,
-    /// A fragmented message that never ends: empty continuation frames, before any hello.
-    ContinuationFlood,
-    /// Five sockets that never say hello but ping every 3 s, on a 5-player server with tokens.
-    HelloSquat,
-    /// 500 SSE and 500 long-poll spectators resuming ~300 events back, then never reading.
-    StalledResumers,
-    /// A name with a newline and an escape sequence.
-    ControlName,
-    /// Joins and leaves at ~360 a second for 10 s, counting the server's log lines.
-    LogStorm,
-    /// Foreign, rebinding, duplicated and non-ASCII origins.
-    Origin,
-    /// 60 player upgrades held open against `--max-connections 20`.
-    ConnectionCap,
-    /// A player that stops reading.
-    StalledPlayer,
-    /// Invalid UTF-8 in a text frame and in a close reason; empty and non-base64 keys.
-    ProtocolFaults,
-    /// SIGTERM with sockets waiting for their hello and half-sent requests.
-    Shutdown,
-}
-
-impl Attack {
-    /// Every attack, in the issue's order.
-    pub const ALL: [Attack; 12] = [
-        Attack::PingFlood,
-        Attack::PongFlood,
-        Attack::ContinuationFlood,
-        Attack::HelloSquat,
-        Attack::StalledResumers,
-        Attack::ControlName,
-        Attack::LogStorm,
-        Attack::Origin,
-        Attack::ConnectionCap,
-        Attack::StalledPlayer,
-        Attack::ProtocolFaults,
-        Attack::Shutdown,
-    ];
-}
-
-impl fmt::Display for Attack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = clap::ValueEnum::to_possible_value(self).map(|v| v.get_name().to_owned());
-        f.write_str(&name.unwrap_or_default())
-    }
-}
-
-/// What one attack found.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    /// The attack.
-    pub attack: Attack,
-    /// What it cost the server or who got in, in a line.
-    pub result: String,
-}
-
-/// Why an attack could not be run.
-#[derive(Debug, thiserror::Error)]
-pub enum AttackError {
-    /// The server did not start.
-    #[error(transparent)]
-    Start(#[from] StartError),
-    /// The attack's own connections failed in a way that says nothing about the server.
-    #[error("{0}: {1}")]
-    Io(Attack, String),
-}
-
-/// Runs `attacks` in order against fresh servers started from `bin`; `on_finding` gets each
-/// result as it comes.
-pub async fn run(
-    bin: &std::path::Path,
-    attacks: &[Attack],
-    stop: CancellationToken,
-    mut on_finding: impl FnMut(&Finding),
-) -> Result<Vec<Finding>, AttackError> {
-    let mut findings = Vec::new();
-    for &attack in attacks {
-        if stop.is_cancelled() {
-            break;
-        }
-        let result = one(bin.to_path_buf(), attack).await?;
-        let finding = Finding { attack, result };
-        on_finding(&finding);
-        findings.push(finding);
-    }
-    Ok(findings)
-}
-
-async fn one(bin: PathBuf, attack: Attack) -> Result<String, AttackError> {
-    match attack {
-        Attack::PingFlood => flood(&bin, opcode::PING, 400 << 20).await,
-        Attack::PongFlood => flood(&bin, opcode::PONG, 400 << 20).await,
-        Attack::ContinuationFlood => flood(&bin, opcode::CONTINUATION, 400 << 20).await,
-        Attack::HelloSquat => hello_squat(&bin).await,
-        Attack::StalledResumers => stalled_resumers(&bin).await,
-        Attack::ControlName => control_name(&bin).await,
-        Attack::LogStorm => log_storm(&bin).await,
-        Attack::Origin => origin(&bin).await,
-        Attack::ConnectionCap => connection_cap(&bin).await,
-        Attack::StalledPlayer => stalled_player(&bin).await,
-        Attack::ProtocolFaults => protocol_faults(&bin).await,
-        Attack::Shutdown => shutdown(&bin).await,
-    }
-}
-
-type Outcome = Result<String, AttackError>;
 
 /// Upgrades and, before any hello, writes `kind` frames as fast as the socket takes them (up
 /// to `limit` bytes or 20 s), reading and discarding whatever comes back.
-async fn flood(bin: &std::path::Path, kind: u8, limit: u64) -> Outcome {
+pub(super) async fn flood(bin: &Path, kind: u8, limit: u64) -> Outcome {
     let server = ServerProcess::start(bin, &[]).await?;
     let pid = server.pid();
     let rss_before = procinfo::memory(pid).map_err(io(Attack::PingFlood))?.rss_kib;
@@ -220,13 +101,9 @@ async fn flood(bin: &std::path::Path, kind: u8, limit: u64) -> Outcome {
     ))
 }
 
-fn io(attack: Attack) -> impl Fn(std::io::Error) -> AttackError {
-    move |e| AttackError::Io(attack, e.to_string())
-}
-
 /// Five sockets that never say hello but ping every 3 s hold a `--max-players 5` server with
 /// join tokens; 6 s in, a player with a valid token tries to join.
-async fn hello_squat(bin: &std::path::Path) -> Outcome {
+pub(super) async fn hello_squat(bin: &Path) -> Outcome {
     let secret = "squat-secret";
     let args = ["--max-players", "5", "--auth-secret", secret].map(String::from);
     let server = ServerProcess::start(bin, &args).await?;
@@ -281,7 +158,7 @@ async fn hello_squat(bin: &std::path::Path) -> Outcome {
 
 /// 200 moving players for 32 s (the resume ring fills), then 500 SSE streams and 500
 /// long-polls resuming about 290 events back with a 4 KiB receive buffer, never reading.
-async fn stalled_resumers(bin: &std::path::Path) -> Outcome {
+pub(super) async fn stalled_resumers(bin: &Path) -> Outcome {
     let args = ["--max-spectators", "2000", "--max-connections", "4000"].map(String::from);
     let server = ServerProcess::start(bin, &args).await?;
     let addr = server.addr();
@@ -353,7 +230,7 @@ async fn latest_event(mut conn: Conn) -> std::io::Result<(String, u64)> {
 }
 
 /// A name carrying a forged log line and a terminal escape sequence.
-async fn control_name(bin: &std::path::Path) -> Outcome {
+pub(super) async fn control_name(bin: &Path) -> Outcome {
     let server = ServerProcess::start_logging(bin, &[], "info").await?;
     let name = "x\nFAKE ERROR root: wiped\u{1b}[2J"; // 28 bytes: under the name limit
     let result = match Client::connect(&server.ws_url(), name).await {
@@ -377,12 +254,8 @@ async fn control_name(bin: &std::path::Path) -> Outcome {
     ))
 }
 
-fn yes(b: bool) -> &'static str {
-    if b { "yes" } else { "no" }
-}
-
 /// Joins and drops at ~360 a second for 10 s at the default log level.
-async fn log_storm(bin: &std::path::Path) -> Outcome {
+pub(super) async fn log_storm(bin: &Path) -> Outcome {
     let server = ServerProcess::start_logging(bin, &[], "info").await?;
     let lines_before = server.log_text().lines().count();
     let url = server.ws_url();
@@ -417,7 +290,7 @@ async fn log_storm(bin: &std::path::Path) -> Outcome {
 
 /// Upgrades with each origin and reports the status: a rebinding name resolves to the server,
 /// so its `Host` and `Origin` agree, but it is not the server's own origin.
-async fn origin(bin: &std::path::Path) -> Outcome {
+pub(super) async fn origin(bin: &Path) -> Outcome {
     let server = ServerProcess::start(bin, &[]).await?;
     let addr = server.addr();
     let (port, own) = (addr.port(), format!("http://{addr}"));
@@ -477,7 +350,7 @@ async fn upgrade_status(addr: std::net::SocketAddr, headers: &[(&str, &str)]) ->
 }
 
 /// 60 upgrades held open (no hello) against `--max-connections 20`.
-async fn connection_cap(bin: &std::path::Path) -> Outcome {
+pub(super) async fn connection_cap(bin: &Path) -> Outcome {
     let server = ServerProcess::start(bin, &["--max-connections".into(), "20".into()]).await?;
     let mut held = Vec::new();
     let mut upgraded = 0;
@@ -500,7 +373,7 @@ async fn connection_cap(bin: &std::path::Path) -> Outcome {
 
 /// A player with a 4 KiB receive buffer joins a world whose keyframe outgrows every buffer,
 /// then never reads: how is it closed, and under which reason is it counted?
-async fn stalled_player(bin: &std::path::Path) -> Outcome {
+pub(super) async fn stalled_player(bin: &Path) -> Outcome {
     let args = ["--orbs", "60000"].map(String::from);
     let server = ServerProcess::start(bin, &args).await?;
     let tiny = Dial {
@@ -537,7 +410,7 @@ async fn stalled_player(bin: &std::path::Path) -> Outcome {
 
 /// Invalid UTF-8 in a text frame and in a close reason (RFC 6455 asks for 1007), and upgrades
 /// with an empty or non-base64 key (a 400).
-async fn protocol_faults(bin: &std::path::Path) -> Outcome {
+pub(super) async fn protocol_faults(bin: &Path) -> Outcome {
     let server = ServerProcess::start(bin, &[]).await?;
     let addr = server.addr();
     let mut results = Vec::new();
@@ -581,7 +454,7 @@ async fn protocol_faults(bin: &std::path::Path) -> Outcome {
 }
 
 /// SIGTERM while three sockets wait for their hello and three requests are half sent.
-async fn shutdown(bin: &std::path::Path) -> Outcome {
+pub(super) async fn shutdown(bin: &Path) -> Outcome {
     let server = ServerProcess::start(bin, &[]).await?;
     let addr = server.addr();
     let mut waiting = Vec::new();
