@@ -124,7 +124,8 @@ pub struct Metrics {
     /// Ticks run, in all rooms.
     pub ticks: Counter,
     /// Ticks that took longer than the tick period, start to end (their own work, the
-    /// fan-out, and what other tasks ran while a big room's tick yielded).
+    /// fan-out, and what other tasks ran while a big room's tick yielded), and ticks that did
+    /// not run because one before them was that late (a room never catches up in a burst).
     pub tick_overruns: Counter,
     /// Time the tick loop spent on each tick's own work, in seconds: joins, departures and
     /// inputs, its step, diff and encode, and what follows the fan-out (the spectator event);
@@ -215,7 +216,7 @@ impl Metrics {
             tick_overruns: counter(
                 &mut r,
                 "tick_overruns",
-                "Ticks that took longer than the tick period, start to end",
+                "Ticks that took longer than the tick period, and ticks skipped after a late one",
             ),
             // 50 µs .. ~400 ms: a tick budget is 4-1000 ms.
             tick_work: histogram(&mut r, "tick_work_seconds", "Work time of each tick", 14),

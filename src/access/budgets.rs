@@ -142,6 +142,15 @@ impl Bucket {
         Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
     }
 
+    /// Whether a token is there at `now`, or how long until one is; takes nothing.
+    pub fn check(&mut self, now: Instant) -> Result<(), Duration> {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
+    }
+
     /// Whether it is full at `now` (an address whose bucket is full is as good as new).
     fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
@@ -175,6 +184,17 @@ impl PerAddress {
             burst,
             max_addresses,
             buckets: Mutex::default(),
+        }
+    }
+
+    /// Whether `address` may act at `now` (or how long it must wait), counting nothing: for a
+    /// caller checked by several budgets, so that one refusal spends none of the others.
+    pub fn check(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let key = client_key(address);
+        let mut buckets = lock(&self.buckets);
+        match buckets.get_mut(&key) {
+            Some(bucket) => bucket.check(now),
+            None => Ok(()),
         }
     }
 
@@ -410,6 +430,18 @@ mod tests {
             limit.allow(a, now + Duration::from_millis(400) + wait).is_ok(),
             "waiting as told works"
         );
+    }
+
+    #[test]
+    fn checking_an_address_spends_nothing() {
+        let now = Instant::now();
+        let limit = PerAddress::new(1.0, 1, 100);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert!(limit.check(ip, now).is_ok());
+        }
+        assert!(limit.allow(ip, now).is_ok(), "the checks took nothing");
+        assert!(limit.check(ip, now).is_err());
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub(crate) const MATCHMAKE_EVERY: Duration = Duration::from_secs(1);
 /// Places matchmaking holds for one client address at once (a place taken by its player's
 /// hello no longer counts).
 pub(crate) const HOLDS_PER_ADDRESS: u32 = 8;
+/// Room listings one client address may ask for at once, then [`LIST_PER_SECOND`]: a listing
+/// is a page of up to 100 rooms (tens of KB) for a request of a few dozen bytes.
+pub(crate) const LIST_BURST: u32 = 20;
+/// See [`LIST_BURST`].
+pub(crate) const LIST_PER_SECOND: f64 = 10.0;
 /// Client addresses each budget tracks at once (beyond it, new addresses wait).
 pub(crate) const ADDRESSES: usize = 4096;
 
@@ -110,6 +115,8 @@ pub(crate) struct Budgets {
     matchmakes: PerAddress,
     /// Places held per address.
     holds: HoldLedger,
+    /// Room listings per address.
+    listings: PerAddress,
 }
 
 impl Default for Budgets {
@@ -124,6 +131,7 @@ impl Default for Budgets {
             )),
             matchmakes: PerAddress::new(1.0 / MATCHMAKE_EVERY.as_secs_f64(), MATCHMAKE_BURST, ADDRESSES),
             holds: HoldLedger::new(HOLDS_PER_ADDRESS, ADDRESSES),
+            listings: PerAddress::new(LIST_PER_SECOND, LIST_BURST, ADDRESSES),
         }
     }
 }
@@ -131,6 +139,7 @@ impl Default for Budgets {
 impl Budgets {
     /// A room `peer` may create without a credential at `now`: its share of the budget, to be
     /// kept by the room for as long as it is open (429 or 503 with `Retry-After` otherwise).
+    /// Every budget is checked before any is spent: a refusal spends nothing.
     pub(crate) fn room(&self, peer: IpAddr, now: Instant) -> Result<Held, ApiError> {
         let Some(held) = self.rooms.take(client_key(peer), ROOMS_PER_ADDRESS) else {
             return Err(ApiError::new(
@@ -140,7 +149,7 @@ impl Budgets {
                 ),
             ));
         };
-        self.creations.allow(peer, now).map_err(|wait| {
+        let too_fast = |wait| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -149,7 +158,8 @@ impl Budgets {
                 ),
             )
             .retry_after(wait)
-        })?;
+        };
+        self.creations.check(peer, now).map_err(too_fast)?;
         // A std Mutex: one bucket update, never held across an await.
         let mut server = self.server.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         server.take(now).map_err(|wait| {
@@ -159,6 +169,8 @@ impl Budgets {
             )
             .retry_after(wait)
         })?;
+        drop(server);
+        self.creations.allow(peer, now).map_err(too_fast)?;
         Ok(held)
     }
 
@@ -183,6 +195,17 @@ impl Budgets {
                 ),
             )
             .retry_after(Duration::from_secs(5))
+        })
+    }
+
+    /// A listing of the rooms for `peer` at `now` (429 with `Retry-After` over its rate).
+    pub(crate) fn listing(&self, peer: IpAddr, now: Instant) -> Result<(), ApiError> {
+        self.listings.allow(peer, now).map_err(|wait| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many listings from this address: {LIST_BURST} at once, then {LIST_PER_SECOND} a second"),
+            )
+            .retry_after(wait)
         })
     }
 

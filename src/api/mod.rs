@@ -191,7 +191,15 @@ fn record_of(state: &AppState, placed: Placed) -> RoomRecord {
 }
 
 /// `GET /rooms`: a page of the public rooms ([`listing`]).
-pub(crate) async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+pub(crate) async fn list(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    if Caller::of(&api.app, &headers) == Caller::Anonymous {
+        api.budgets.listing(api.app.client_ip(peer, &headers), Instant::now())?;
+    }
     let body = api.list.page(&api.app, &query).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -470,11 +478,17 @@ fn opener(api: &Api, caller: Caller, client: IpAddr, key: Option<RoomKey>) -> Re
             StatusCode::UNAUTHORIZED,
             "rooms are opened by the admin here: this needs Authorization: Bearer <the server's admin secret>",
         )),
-        Caller::Anonymous => Ok(Opener {
-            by: OpenedBy::Anonymous,
-            key,
-            budget: Some(api.budgets.room(client, Instant::now())?),
-        }),
+        Caller::Anonymous => {
+            // Checked before any budget is spent (the room's own creation checks it again).
+            if state.cluster().is_none() && state.rooms.anonymous_full() {
+                return Err(CreateError::AnonymousFull(state.config.max_anonymous_rooms()).into());
+            }
+            Ok(Opener {
+                by: OpenedBy::Anonymous,
+                key,
+                budget: Some(api.budgets.room(client, Instant::now())?),
+            })
+        }
     }
 }
 

@@ -152,6 +152,13 @@ pub(crate) struct TickLoop<G> {
     tick_hz: u32,
 }
 
+/// How many ticks fell between two that ran, due at `last` and `due`: the interval skips the
+/// ticks a late one made it miss, and each of those is an overrun.
+fn skipped_between(last: Instant, due: Instant, period: Duration) -> u64 {
+    let periods = due.saturating_duration_since(last).as_nanos() / period.as_nanos().max(1);
+    u64::try_from(periods.saturating_sub(1)).unwrap_or(u64::MAX)
+}
+
 /// The first instant of `origin + k * period` after `now`.
 fn next_tick(origin: Instant, period: Duration, now: Instant) -> Instant {
     if now <= origin {
@@ -227,10 +234,13 @@ impl<G: Game> TickLoop<G> {
             // no timer but its idle deadline.
             let origin = Instant::now() + self.phase;
             let mut interval: Option<time::Interval> = None;
+            // When the last tick was due, to count the ticks skipped since.
+            let mut last_due: Option<Instant> = None;
             let mut empty_since = Instant::now();
             let stopped = loop {
                 if self.roster.is_empty() {
                     interval = None;
+                    last_due = None;
                     let idle_at = self.idle_close.map(|idle| empty_since + idle);
                     tokio::select! {
                         biased;
@@ -254,11 +264,14 @@ impl<G: Game> TickLoop<G> {
                 }
                 // Made above whenever the roster was empty, and kept while it is not.
                 let ticks = interval.as_mut().expect("a room with players has its ticks");
-                tokio::select! {
+                let due = tokio::select! {
                     biased;
                     _ = stop.cancelled() => break Stopped::Told,
-                    _ = ticks.tick() => {}
-                }
+                    due = ticks.tick() => due,
+                };
+                let skipped = last_due.map_or(0, |last| skipped_between(last, due, self.period));
+                self.metrics.tick_overruns.inc_by(skipped);
+                last_due = Some(due);
                 let started = Instant::now();
                 // Boxed for the tick: its state is only needed while a tick runs, and an empty
                 // room's task should not carry room for it while it waits.
@@ -502,6 +515,14 @@ pub(crate) mod tests {
             idle_close: None,
             stop: CancellationToken::new(),
         })
+    }
+
+    #[test]
+    fn ticks_a_late_one_made_the_room_skip_are_counted() {
+        let t0 = Instant::now();
+        let period = Duration::from_millis(30);
+        assert_eq!(skipped_between(t0, t0 + period, period), 0, "on time");
+        assert_eq!(skipped_between(t0, t0 + period * 4, period), 3);
     }
 
     #[test]

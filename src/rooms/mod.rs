@@ -94,6 +94,12 @@ impl Rooms {
         })
     }
 
+    /// Whether rooms opened without a credential fill their share of this server.
+    pub fn anonymous_full(&self) -> bool {
+        let rooms = self.lock();
+        rooms.values().filter(|r| r.opened_by() == OpenedBy::Anonymous).count() >= self.max_anonymous_rooms
+    }
+
     /// How every room of this server runs.
     pub(crate) fn tuning(&self) -> &Tuning {
         &self.tuning

@@ -545,14 +545,21 @@ async fn the_room_list_comes_in_pages_built_at_most_once_a_second() {
     for bad in ["?limit=0", "?limit=101", "?cursor=nonsense", "?colour=red"] {
         assert_eq!(get(bad.into()).await.0, 400, "{bad}");
     }
-    // Fifty requests within a second: the list was built once or twice for all of them.
+    // Fifty requests within a second: the list was built once or twice for all of them, and
+    // one address gets its budget of listings, then 429s that say when to come back.
     let started = tokio::time::Instant::now();
+    let mut statuses = std::collections::BTreeMap::new();
     for _ in 0..50 {
-        get(String::new()).await;
+        *statuses.entry(get(String::new()).await.0).or_insert(0) += 1;
     }
     let took = started.elapsed();
     let built = server.metrics.room_list_builds.get() - builds;
     assert!(built <= took.as_secs() + 2, "{built} builds in {took:?}");
+    assert!(statuses.get(&429).is_some_and(|n| *n > 0), "{statuses:?}");
+    let res = within(http.get(server.http_url("/rooms")).send()).await.unwrap();
+    if res.status() == 429 {
+        assert!(res.headers().contains_key("retry-after"));
+    }
 }
 
 #[tokio::test]
