@@ -100,7 +100,7 @@ impl AppState {
             None => RoomRecord {
                 node: String::new(),
                 url: self.public_url.clone(),
-                info: room.info(),
+                summary: room.summary(),
                 created_us: room.created_us(),
             },
         }
@@ -181,8 +181,11 @@ where
         match state.place_named(named.as_deref()).await.map_err(|r| refused(&r))? {
             Placed::Here(room) => Ok(Self(room)),
             Placed::There(record) => {
-                let url = AppState::player_url_at(&record.url, &record.info.id);
-                let message = format!("room {} is on node {}: connect to {url}\n", record.info.id, record.node);
+                let url = AppState::player_url_at(&record.url, &record.summary.id);
+                let message = format!(
+                    "room {} is on node {}: connect to {url}\n",
+                    record.summary.id, record.node
+                );
                 Err((StatusCode::MISDIRECTED_REQUEST, [(header::LOCATION, url)], message).into_response())
             }
         }

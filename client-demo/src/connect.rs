@@ -165,11 +165,11 @@ async fn matchmake_obeying_retry_after(
     server: &str,
     game: &str,
     name: &str,
-) -> Result<tickcast::client::lobby::Seat, tickcast::client::lobby::LobbyError> {
-    use tickcast::client::lobby::{self, LobbyError};
+) -> Result<tickcast::client::rooms_api::HeldPlace, tickcast::client::rooms_api::ApiError> {
+    use tickcast::client::rooms_api::{self, ApiError};
     loop {
-        match lobby::matchmake(server, game, name).await {
-            Err(LobbyError::Refused {
+        match rooms_api::matchmake(server, game, name).await {
+            Err(ApiError::Refused {
                 status,
                 retry_after: Some(wait),
                 ..

@@ -12,7 +12,7 @@ use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_SERVER, DEFAULT_WS_
 use client_demo::play::{self, PlayError};
 use client_demo::spectate::{self, Ended};
 use client_demo::swarm::{self, SwarmConfig};
-use tickcast::client::lobby::{self, LobbyError, NewRoom};
+use tickcast::client::rooms_api::{self, ApiError, NewRoom};
 use tickcast::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -259,14 +259,14 @@ async fn bots(args: BotsArgs) -> ExitCode {
 }
 
 /// Creates `rooms` arena rooms on `server` and returns their player URLs.
-async fn create_rooms(server: &str, rooms: u32, admin: Option<&str>) -> Result<Vec<Target>, LobbyError> {
+async fn create_rooms(server: &str, rooms: u32, admin: Option<&str>) -> Result<Vec<Target>, ApiError> {
     let mut urls = Vec::new();
     for _ in 0..rooms {
         let room = NewRoom {
             game: "arena".into(),
             ..NewRoom::default()
         };
-        urls.push(Target::Url(lobby::create_room(server, &room, admin).await?.ws));
+        urls.push(Target::Url(rooms_api::create_room(server, &room, admin).await?.room.ws));
     }
     Ok(urls)
 }

@@ -121,7 +121,7 @@ async fn only_loopback_targets_are_loaded_unless_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarm_spreads_over_rooms_and_joins_through_matchmaking() {
     use client_demo::connect::Target;
-    use tickcast::client::lobby::{self, NewRoom};
+    use tickcast::client::rooms_api::{self, NewRoom};
 
     let server = TestServer::at(30).await;
     let base = format!("http://{}", server.addr);
@@ -132,8 +132,8 @@ async fn a_swarm_spreads_over_rooms_and_joins_through_matchmaking() {
     };
     let mut spread = Vec::new();
     for _ in 0..2 {
-        let room = within(lobby::create_room(&base, &new_room, None)).await.unwrap();
-        spread.push(Target::Url(room.ws));
+        let room = within(rooms_api::create_room(&base, &new_room, None)).await.unwrap();
+        spread.push(Target::Url(room.room.ws));
     }
     let config = SwarmConfig {
         spread,
@@ -143,7 +143,7 @@ async fn a_swarm_spreads_over_rooms_and_joins_through_matchmaking() {
         .await
         .expect("the swarm runs");
     assert_eq!((report.bots_connected, report.desyncs), (6, 0), "{report}");
-    let rooms = within(lobby::rooms(&base)).await.unwrap();
+    let rooms = within(rooms_api::rooms(&base)).await.unwrap();
     // Every bot has left by now; what the rooms saw is in their ticks.
     assert_eq!(rooms.len(), 3, "{rooms:?}");
 

@@ -119,7 +119,7 @@ impl RoomList {
         };
         let mut rooms: Vec<Listed> = records
             .into_iter()
-            .filter(|record| !record.info.private)
+            .filter(|record| !record.summary.private)
             .map(|record| listed(state, record))
             .collect();
         // Every node's rooms together, oldest first (ids break ties).
@@ -136,9 +136,9 @@ impl RoomList {
 fn listed(state: &AppState, record: RoomRecord) -> Listed {
     let (created, id, game, joinable) = (
         record.created_us,
-        record.info.id.clone(),
-        record.info.game.clone(),
-        record.info.joinable,
+        record.summary.id.clone(),
+        record.summary.game.clone(),
+        record.summary.joinable,
     );
     let json = serde_json::to_vec(&super::room_json(state, record)).expect("rooms serialize");
     Listed {

@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+
 use tokio::time::Instant;
 
 use self::guard::{ANONYMOUS_MAX_TICK_HZ, Budgets, Caller, same_site_write};
@@ -46,9 +46,10 @@ use crate::access::budgets::HoldClaim;
 use crate::auth;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Placed, Refusal};
+use crate::protocol::rooms_api::{CreatedRoom, HeldPlace, MatchmakeRequest, NewRoom, RoomId, RoomInfo};
 use crate::protocol::{MAX_NAME_LEN, unix_micros};
 use crate::room::places::HOLD_FOR;
-use crate::room::{Info, OpenedBy, Opener, RoomId, RoomKey, Settings};
+use crate::room::{OpenedBy, Opener, RoomKey, Settings};
 use crate::rooms::CreateError;
 use crate::state::AppState;
 
@@ -159,26 +160,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A room as the API shows it: its [`Info`] and where to reach it.
-#[derive(Debug, Serialize)]
-pub(crate) struct RoomJson {
-    #[serde(flatten)]
-    info: Info,
-    /// The player URL (WebSocket), on the node that owns the room.
-    ws: String,
-    /// The spectator page, on the node answering (any node serves any room's spectators).
-    page: String,
-    /// The node that owns the room (in a cluster).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    node: Option<String>,
-}
-
-pub(crate) fn room_json(state: &AppState, record: RoomRecord) -> RoomJson {
-    RoomJson {
-        ws: AppState::player_url_at(&record.url, &record.info.id),
-        page: state.page_url(&record.info.id),
+/// A room as the API shows it: its summary and where to reach it.
+pub(crate) fn room_json(state: &AppState, record: RoomRecord) -> RoomInfo {
+    RoomInfo {
+        ws: AppState::player_url_at(&record.url, &record.summary.id),
+        page: state.page_url(&record.summary.id),
         node: (!record.node.is_empty()).then_some(record.node),
-        info: record.info,
+        summary: record.summary,
     }
 }
 
@@ -211,26 +199,6 @@ pub(crate) async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) ->
     Ok(Json(room_json(state, record_of(state, placed))).into_response())
 }
 
-/// What `POST /rooms` takes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateRoom {
-    game: String,
-    tick_hz: Option<u32>,
-    max_players: Option<usize>,
-    seed: Option<u64>,
-    #[serde(default)]
-    private: bool,
-}
-
-/// What `POST /rooms` answers: the room, and the key that closes it (given only here).
-#[derive(Debug, Serialize)]
-struct Created {
-    #[serde(flatten)]
-    room: RoomJson,
-    key: RoomKey,
-}
-
 /// `POST /rooms`.
 pub(crate) async fn create(
     State(api): State<Arc<Api>>,
@@ -247,7 +215,7 @@ pub(crate) async fn create(
             "creating rooms needs Authorization: Bearer <the server's admin secret>",
         ));
     }
-    let body: CreateRoom = read_json(req).await?;
+    let body: NewRoom = read_json(req).await?;
     let defaults = settings(state, &body.game, caller)?;
     let (max_hz, max) = (max_tick_hz(caller), state.config.max_players);
     let settings = Settings {
@@ -277,7 +245,11 @@ pub(crate) async fn create(
         None => Placed::Here(state.rooms.create(settings, None, opener)?),
     };
     let room = room_json(state, record_of(state, placed));
-    Ok((StatusCode::CREATED, Json(Created { room, key })).into_response())
+    let created = CreatedRoom {
+        room,
+        key: key.as_str().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `DELETE /rooms/{id}`: with the room's key or the admin secret.
@@ -320,31 +292,6 @@ pub(crate) async fn close(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// What `POST /matchmake` takes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Matchmake {
-    game: String,
-    name: String,
-    /// Proof of the name when the server requires join tokens: an identity token.
-    identity: Option<String>,
-}
-
-/// What `POST /matchmake` answers: a place held for the name.
-#[derive(Debug, Serialize)]
-struct HeldPlace {
-    room: RoomId,
-    ws: String,
-    page: String,
-    /// Whether the room was created for this request.
-    created: bool,
-    /// A join token for this room and name, when the server requires them.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-    /// Until when (Unix seconds) the place is held (and the token valid).
-    expires: u64,
-}
-
 /// `POST /matchmake`.
 pub(crate) async fn matchmake(
     State(api): State<Arc<Api>>,
@@ -355,7 +302,7 @@ pub(crate) async fn matchmake(
     same_site_write(state, req.headers())?;
     let caller = Caller::of(state, req.headers());
     let client = state.client_ip(peer, req.headers());
-    let body: Matchmake = read_json(req).await?;
+    let body: MatchmakeRequest = read_json(req).await?;
     if body.name.len() > MAX_NAME_LEN || body.name.chars().any(char::is_control) {
         return Err(ApiError::bad(format!(
             "name must be at most {MAX_NAME_LEN} bytes, without control characters"
@@ -404,7 +351,7 @@ pub(crate) async fn matchmake(
     // asked for again says the same second.
     let expires =
         (unix_micros() + until.saturating_duration_since(Instant::now()).as_micros() as u64).div_ceil(1_000_000);
-    let id = record.info.id;
+    let id = record.summary.id;
     let token = state
         .config
         .auth_secret
@@ -444,9 +391,16 @@ async fn matchmake_in_cluster(
         .list()
         .await?
         .into_iter()
-        .filter(|r| !r.info.private && r.info.joinable && r.info.game == settings.game && r.node != cluster.node())
+        .filter(|r| {
+            !r.summary.private && r.summary.joinable && r.summary.game == settings.game && r.node != cluster.node()
+        })
         .collect();
-    open.sort_by_key(|r| (r.info.max_players.saturating_sub(r.info.players), r.info.created));
+    open.sort_by_key(|r| {
+        (
+            r.summary.max_players.saturating_sub(r.summary.players),
+            r.summary.created,
+        )
+    });
     for record in open.into_iter().take(MATCHMAKE_TRIES) {
         if let Some((held, until)) = cluster.hold(&record, name).await? {
             if caller == Caller::Anonymous {

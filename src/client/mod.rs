@@ -6,9 +6,9 @@
 //! that says what happened: nothing listening, a version mismatch, a close with its reason.
 //!
 //! A player joins one room: its URL (`ws://host/rooms/{id}/ws`, or `/ws` for the default
-//! room), or a [`lobby::Seat`] from matchmaking with [`Client::join`].
+//! room), or a [`rooms_api::HeldPlace`] from matchmaking with [`Client::join`].
 
-pub mod lobby;
+pub mod rooms_api;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +58,7 @@ pub enum ClientError {
     Desync(#[from] ApplyError),
     /// Matchmaking (or another rooms API call) failed.
     #[error("matchmaking: {0}")]
-    Lobby(#[from] lobby::LobbyError),
+    RoomsApi(#[from] rooms_api::ApiError),
 }
 
 /// What a call to [`Client::recv`] received, after applying it to the local world.
@@ -146,9 +146,9 @@ impl Client {
         })
     }
 
-    /// Joins the room of a seat from [`lobby::matchmake`], as `name` (the name the seat was
+    /// Joins the room of a seat from [`rooms_api::matchmake`], as `name` (the name the seat was
     /// asked for), with its token if it has one.
-    pub async fn join(seat: &lobby::Seat, name: &str) -> Result<Self, ClientError> {
+    pub async fn join(seat: &rooms_api::HeldPlace, name: &str) -> Result<Self, ClientError> {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             name: name.into(),

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::store::{Store, StoreError};
-use crate::room::{Info, RoomId};
+use crate::protocol::rooms_api::{RoomId, RoomSummary};
 
 /// How long a node's and a room's records outlive their last refresh.
 pub(crate) const EXPIRY: Duration = Duration::from_secs(5);
@@ -113,7 +113,7 @@ pub(crate) struct RoomRecord {
     pub(crate) node: String,
     /// The owner's base URL.
     pub(crate) url: String,
-    pub(crate) info: Info,
+    pub(crate) summary: RoomSummary,
     /// When it was created, Unix microseconds (the listing's order; `info.created` is seconds).
     #[serde(default)]
     pub(crate) created_us: u64,

@@ -355,26 +355,26 @@ impl Cluster {
         let mirror = {
             let mut mirrors = self.lock_mirrors();
             mirrors.retain(|_, m| !m.ended());
-            match mirrors.get(&record.info.id) {
+            match mirrors.get(&record.summary.id) {
                 Some(mirror) => mirror.clone(),
                 None if mirrors.len() >= self.max_followed_rooms => {
                     let message = format!(
                         "this node follows its maximum of {} rooms of other nodes: try again shortly, or watch room {} on its node",
-                        self.max_followed_rooms, record.info.id
+                        self.max_followed_rooms, record.summary.id
                     );
                     return Err(Refusal::new(503, message));
                 }
                 None => {
                     let (mirror, reader) = Mirror::start(
                         self.store.clone(),
-                        record.info.id.clone(),
+                        record.summary.id.clone(),
                         // Events at the spectator rate, for the history the owner keeps.
                         self.tuning.spectator_ring(self.tuning.spectator_hz),
                         self.metrics.clone(),
                         self.shutdown.clone(),
                     );
                     self.tasks.spawn(reader);
-                    mirrors.insert(record.info.id.clone(), mirror.clone());
+                    mirrors.insert(record.summary.id.clone(), mirror.clone());
                     mirror
                 }
             }
@@ -384,7 +384,7 @@ impl Cluster {
                 503,
                 format!(
                     "room {}'s spectator stream is not available yet: try again",
-                    record.info.id
+                    record.summary.id
                 ),
             )
         })
@@ -393,12 +393,12 @@ impl Cluster {
     /// Another node's room as it is now, for a poll: from this node's follower of it if there
     /// is one, else from a one-off look at its stream ([`glance`]), which follows nothing.
     pub(crate) async fn glance(&self, record: &RoomRecord) -> Result<Seen, Refusal> {
-        let followed = self.lock_mirrors().get(&record.info.id).cloned();
+        let followed = self.lock_mirrors().get(&record.summary.id).cloned();
         if let Some(feed) = followed.and_then(|mirror| mirror.current_feed()) {
             return Ok(Seen::State(feed.snapshot()));
         }
         self.glances
-            .look(&self.store, &record.info.id)
+            .look(&self.store, &record.summary.id)
             .await
             .map_err(Refusal::unavailable)
     }

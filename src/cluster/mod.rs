@@ -287,7 +287,7 @@ impl Cluster {
         let mut records: Vec<RoomRecord> = self.rooms.all().iter().map(|room| self.room_record(room)).collect();
         records.extend(remote);
         for record in &mut records {
-            record.info.spectators += following.get(&record.info.id).copied().unwrap_or(0);
+            record.summary.spectators += following.get(&record.summary.id).copied().unwrap_or(0);
         }
         Ok(records)
     }
@@ -297,7 +297,7 @@ impl Cluster {
         RoomRecord {
             node: self.node.clone(),
             url: self.url.clone(),
-            info: room.info(),
+            summary: room.summary(),
             created_us: room.created_us(),
         }
     }

@@ -53,7 +53,7 @@ impl Cluster {
                     held_until_ms,
                 }) => {
                     if let Some(budget) = opener.budget {
-                        self.lock_placed().insert(record.info.id.clone(), budget);
+                        self.lock_placed().insert(record.summary.id.clone(), budget);
                     }
                     return Ok((Placed::There(record), held_until_ms.map(instant_of)));
                 }
@@ -75,7 +75,7 @@ impl Cluster {
     /// place is held, `Ok(None)` if it has none free.
     pub(crate) async fn hold(&self, record: &RoomRecord, name: &str) -> Result<Option<(RoomRecord, Instant)>, Refusal> {
         let ask = Ask::Hold {
-            room: record.info.id.clone(),
+            room: record.summary.id.clone(),
             name: name.into(),
         };
         match self.ask(&record.node, ask).await? {
@@ -92,7 +92,7 @@ impl Cluster {
     /// Closes another node's room, for the admin or the bearer of `key` (the owner checks it).
     pub(crate) async fn close(&self, record: &RoomRecord, admin: bool, key: &str) -> Result<(), Refusal> {
         let ask = Ask::Close {
-            room: record.info.id.clone(),
+            room: record.summary.id.clone(),
             admin,
             key: key.to_owned(),
         };

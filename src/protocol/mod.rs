@@ -16,10 +16,12 @@
 //! - [`delta`]: the world as the wire sees it, and the diffs between two worlds.
 //! - [`frames`]: the WebSocket frames the messages travel in (RFC 6455, server side).
 //! - [`ended`]: how a room ends, and the close code and reason its players get for it.
+//! - [`rooms_api`]: the rooms API's JSON, written by the server and read by clients.
 
 pub mod delta;
 pub mod ended;
 pub(crate) mod frames;
+pub mod rooms_api;
 pub mod schema;
 mod wire;
 

@@ -23,7 +23,6 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,61 +33,10 @@ use crate::game::GameConfig;
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
+pub use crate::protocol::rooms_api::RoomId;
+use crate::protocol::rooms_api::RoomSummary;
 use crate::room::places::PlayerPlaces;
 use crate::room::tick::{Joins, Running, Start, TickClock, TickParts};
-
-/// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RoomId(String);
-
-impl TryFrom<String> for RoomId {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        Self::parse(&text).ok_or_else(|| format!("{text:?} is not a room id"))
-    }
-}
-
-impl From<RoomId> for String {
-    fn from(id: RoomId) -> String {
-        id.0
-    }
-}
-
-impl RoomId {
-    /// The id of the room the server opens at start, behind the old paths (`/ws`, `/events`).
-    pub const DEFAULT: &'static str = "default";
-
-    /// Checks an id from a URL or a request.
-    pub fn parse(text: &str) -> Option<Self> {
-        let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-        (!text.is_empty() && text.len() <= 32 && text.chars().all(valid)).then(|| Self(text.to_owned()))
-    }
-
-    /// A fresh id: 12 characters from 62, about 71 bits from the operating system's
-    /// generator, so a private room's id is as good as a password.
-    pub fn random() -> Self {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        let mut rng = rand::rng();
-        Self(
-            (0..12)
-                .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-                .collect(),
-        )
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RoomId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// What a room is made of: its game and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,31 +202,6 @@ pub struct Room {
     ended: OnceLock<Ended>,
 }
 
-/// What `GET /rooms` says of a room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Info {
-    /// Its id.
-    pub id: RoomId,
-    /// Its game.
-    pub game: String,
-    /// Players now.
-    pub players: usize,
-    /// Places.
-    pub max_players: usize,
-    /// Spectators now.
-    pub spectators: usize,
-    /// Its last tick.
-    pub tick: u64,
-    /// Ticks per second.
-    pub tick_hz: u32,
-    /// When it was created, Unix seconds.
-    pub created: u64,
-    /// Whether a player could join now (it is open and has a free place).
-    pub joinable: bool,
-    /// Whether it is left out of listings.
-    pub private: bool,
-}
-
 impl Room {
     /// A new room and the tick loop that will run it (to be spawned by the caller).
     pub(crate) fn open(opening: Opening<'_>) -> (Arc<Self>, Running) {
@@ -411,9 +334,9 @@ impl Room {
     }
 
     /// What the rooms API shows of it.
-    pub fn info(&self) -> Info {
+    pub fn summary(&self) -> RoomSummary {
         let players = self.places.taken();
-        Info {
+        RoomSummary {
             id: self.id.clone(),
             game: self.settings.game.clone(),
             players,

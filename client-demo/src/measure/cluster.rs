@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tickcast::client::lobby::{self, LobbyError, NewRoom};
+use tickcast::client::rooms_api::{self, ApiError, NewRoom};
 use tickcast::client::{Client, ClientError, Received};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -74,7 +74,7 @@ pub enum ClusterError {
     Redis(String),
     /// An API call failed.
     #[error("rooms API: {0}")]
-    Api(#[from] LobbyError),
+    Api(#[from] ApiError),
     /// A player failed.
     #[error("player: {0}")]
     Player(#[from] ClientError),
@@ -302,7 +302,7 @@ async fn create_and_join(via: SocketAddr, n: usize) -> Result<Spread, ClusterErr
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let start = Instant::now();
-        let room = lobby::create_room(
+        let room = rooms_api::create_room(
             &server,
             &NewRoom {
                 game: "arena".into(),
@@ -311,11 +311,11 @@ async fn create_and_join(via: SocketAddr, n: usize) -> Result<Spread, ClusterErr
             Some(ADMIN),
         )
         .await?;
-        let mut player = Client::connect(&room.ws, &format!("j{i}")).await?;
+        let mut player = Client::connect(&room.room.ws, &format!("j{i}")).await?;
         while !matches!(player.recv().await?, Received::Snapshot { .. }) {}
         samples.push(start.elapsed());
         drop(player);
-        lobby::close_room(&server, &room.id, ADMIN).await?;
+        rooms_api::close_room(&server, room.room.summary.id.as_str(), ADMIN).await?;
     }
     Ok(Spread::of(samples))
 }

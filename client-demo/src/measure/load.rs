@@ -37,7 +37,7 @@ use crate::measure::scrape::Scrape;
 use crate::measure::server_proc::{ServerProcess, StartError};
 use crate::stats::{RttStats, RttSummary};
 use crate::swarm::{self, SwarmConfig, SwarmError};
-use tickcast::client::lobby::{self, NewRoom};
+use tickcast::client::rooms_api::{self, NewRoom};
 
 /// What `load` does.
 #[derive(Debug, Clone)]
@@ -470,13 +470,13 @@ async fn run_step(
                 seed: Some(1),
                 ..NewRoom::default()
             };
-            let created = lobby::create_room(&base, &room, Some(ADMIN))
+            let created = rooms_api::create_room(&base, &room, Some(ADMIN))
                 .await
                 .map_err(|err| LoadError::Io {
                     what: "creating a room",
                     source: io::Error::other(err),
                 })?;
-            spread.push(Target::Url(created.ws));
+            spread.push(Target::Url(created.room.ws));
         }
     }
     time::sleep(Duration::from_secs(1)).await;

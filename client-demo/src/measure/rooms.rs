@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
-use tickcast::client::lobby::{self, LobbyError, NewRoom};
+use tickcast::client::rooms_api::{self, ApiError, NewRoom};
 use tokio::time::{self, Instant};
 
 use crate::measure::procinfo;
@@ -44,7 +44,7 @@ pub enum RoomsError {
     Start(#[from] StartError),
     /// An API call failed.
     #[error("rooms API: {0}")]
-    Api(#[from] LobbyError),
+    Api(#[from] ApiError),
     /// Reading /proc failed.
     #[error("reading the server's /proc: {0}")]
     Proc(#[from] io::Error),
@@ -93,7 +93,7 @@ pub async fn run(config: &RoomsConfig, mut log: impl FnMut(&str)) -> Result<Room
     log(&format!("creating {} empty rooms", config.empty));
     let mut ids = Vec::with_capacity(config.empty);
     for _ in 0..config.empty {
-        ids.push(lobby::create_room(&base, &room, Some(ADMIN)).await?.id);
+        ids.push(rooms_api::create_room(&base, &room, Some(ADMIN)).await?.room.summary.id);
     }
     time::sleep(Duration::from_secs(2)).await;
     let rss_empty = procinfo::memory(pid)?.rss_kib;
@@ -102,7 +102,7 @@ pub async fn run(config: &RoomsConfig, mut log: impl FnMut(&str)) -> Result<Room
     time::sleep(config.idle_window).await;
     let idle_cpu = (procinfo::cpu_time(pid)?.saturating_sub(cpu0)).as_secs_f64() / t0.elapsed().as_secs_f64();
     for id in &ids {
-        lobby::close_room(&base, id, ADMIN).await?;
+        rooms_api::close_room(&base, id.as_str(), ADMIN).await?;
     }
 
     log(&format!("creating and closing {} rooms", config.churn));
@@ -110,8 +110,8 @@ pub async fn run(config: &RoomsConfig, mut log: impl FnMut(&str)) -> Result<Room
     let mut churn_rss = vec![procinfo::memory(pid)?.rss_kib];
     let started = Instant::now();
     for n in 1..=config.churn {
-        let created = lobby::create_room(&base, &room, Some(ADMIN)).await?;
-        lobby::close_room(&base, &created.id, ADMIN).await?;
+        let created = rooms_api::create_room(&base, &room, Some(ADMIN)).await?;
+        rooms_api::close_room(&base, created.room.summary.id.as_str(), ADMIN).await?;
         if n % tenth == 0 {
             churn_rss.push(procinfo::memory(pid)?.rss_kib);
             log(&format!("  {n} rooms: RSS {} KiB", churn_rss.last().unwrap_or(&0)));

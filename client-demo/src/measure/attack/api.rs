@@ -1,7 +1,7 @@
 //! The rooms API as an attacker calls it: raw requests from a chosen loopback address
 //! (127.0.0.n: another client, as far as the server's budgets can tell), with any headers, on
 //! a kept-alive connection; each answer read as its status, `Retry-After` and JSON. Hand-made
-//! because `tickcast::client::lobby` is a well-behaved client: it always says JSON, always
+//! because `tickcast::client::rooms_api` is a well-behaved client: it always says JSON, always
 //! connects from the system's address and opens a connection per call.
 //!
 //! Also what the rooms attacks share: tallies of answers, listing every room, and creating
