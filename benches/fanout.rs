@@ -97,7 +97,7 @@ impl Table {
                 values: InputValues::new(&[dx, dy]),
             });
             // No socket: every frame takes the queue, the path of a player whose socket would
-            // block. (A player that keeps up is written to directly: `client-demo load` and
+            // block. (A player that keeps up is written to directly: `tickcast-bench load` and
             // its fan-out floor measure that, with real sockets.)
             let (out, queue) = outbox(config.player_queue as usize, None);
             roster.insert(id, Link { input, out });

@@ -3,7 +3,7 @@
 //! rebinding, uncounted upgrades, stalled players, protocol faults and shutdown; and the rooms
 //! layer's ([`rooms_api`]: other's rooms closed, places held, the room cap filled, cross-site
 //! writes, spectators locked out, names taken, the room list, fast rooms) and the cluster's
-//! ([`cluster`]: HTTP turned into Redis load). (`client-demo attack` runs the same attacks at
+//! ([`cluster`]: HTTP turned into Redis load). (`tickcast-bench attack` runs the same attacks at
 //! full size and measures what they cost.)
 
 mod common;

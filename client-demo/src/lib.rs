@@ -19,8 +19,8 @@
 //! - [`sse`], [`feed`], [`spectate`]: the spectator: a server-sent events parser, the feed's
 //!   JSON events and world, and the HTTP follower.
 //!
-//! The measuring commands (`load`, `idle`, `transports`, `soak`) live in [`measure`]: they start
-//! the release server as a child process and load it from here, over loopback only.
+//! The measuring commands (`load`, `idle`, `transports`, `soak`, `attack`, `cluster`) are the
+//! `tickcast-bench` crate's: it drives this crate's bots against the release server.
 //!
 //! # A client's loop, step by step
 //! This is [`bot`]'s loop, and [`play`]'s with keys added:
@@ -45,7 +45,6 @@ pub mod connect;
 pub mod draw;
 pub mod feed;
 pub mod keys;
-pub mod measure;
 pub mod play;
 pub mod report;
 pub mod spectate;

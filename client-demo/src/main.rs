@@ -1,6 +1,5 @@
-//! The client-demo binary: `play`, `bots` and `spectate`, and the measuring commands `load`,
-//! `idle`, `transports` and `soak`. Parsing and printing only; the work is in the library (see
-//! its crate docs).
+//! The client-demo binary: `play`, `bots` and `spectate`. Parsing and printing only; the work
+//! is in the library (see its crate docs). The measuring commands are `tickcast-bench`'s.
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -16,13 +15,6 @@ use tickcast::client::rooms_api::{self, ApiError, NewRoom};
 use tickcast::config::parse_duration;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-
-mod measuring;
-
-use measuring::{
-    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, RoomsArgs, SoakArgs, SyscallsArgs,
-    TransportsArgs, attack, cluster, cluster_followers, idle, load, rooms, soak, syscalls, transports,
-};
 
 /// The reference tickcast client: play in the terminal, load a server with bots, or watch.
 #[derive(Debug, Parser)]
@@ -55,30 +47,6 @@ enum Command {
         #[arg(long, conflicts_with = "url")]
         room: Option<String>,
     },
-    /// Start the release server at growing player counts and measure what each one costs.
-    Load(LoadArgs),
-    /// Measure the fan-out floor with each system call a write could use (write, send,
-    /// writev, sendmsg), on the same sockets, in rounds.
-    Syscalls(SyscallsArgs),
-    /// Start the release server, open N idle players and measure its memory per connection.
-    Idle(IdleArgs),
-    /// On one match, compare following it by WebSocket, SSE, long-poll and polling.
-    Transports(TransportsArgs),
-    /// Run bots, spectators and abusive clients for minutes and watch the server's memory.
-    Soak(SoakArgs),
-    /// Attack a fresh server per attack, as an anonymous peer would, and report the cost.
-    Attack(AttackArgs),
-    /// Start the release server and measure what empty rooms cost and what churning rooms
-    /// leaves behind.
-    Rooms(RoomsArgs),
-    /// Start a redis-server and four release nodes on it (two with rooms, two spectator
-    /// edges) and measure creating rooms through another node, spectator event delay through
-    /// Redis, and many SSE spectators on the edges.
-    Cluster(ClusterArgs),
-    /// Used by `cluster`: follow one edge's share of the spectators in a process of its own
-    /// and print what they received as JSON.
-    #[command(hide = true)]
-    ClusterFollowers(ClusterFollowersArgs),
 }
 
 /// Where a player joins: a URL, a room on a server, or whatever room matchmaking finds.
@@ -177,36 +145,6 @@ async fn main() -> ExitCode {
             };
             spectate(&url).await
         }
-        Command::Load(args) => {
-            logging();
-            load(args).await
-        }
-        Command::Idle(args) => {
-            logging();
-            idle(args).await
-        }
-        Command::Syscalls(args) => syscalls(args).await,
-        Command::Transports(args) => {
-            logging();
-            transports(args).await
-        }
-        Command::Soak(args) => {
-            logging();
-            soak(args).await
-        }
-        Command::Attack(args) => {
-            logging();
-            attack(args).await
-        }
-        Command::Rooms(args) => {
-            logging();
-            rooms(args).await
-        }
-        Command::Cluster(args) => {
-            logging();
-            cluster(args).await
-        }
-        Command::ClusterFollowers(args) => cluster_followers(args).await,
     }
 }
 
@@ -249,7 +187,12 @@ async fn bots(args: BotsArgs) -> ExitCode {
         Ok(report) => report,
         Err(err) => return fail(&err, None),
     };
-    measuring::print_report(&report, args.json);
+    if args.json {
+        // Plain structs with string keys: this cannot fail.
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        print!("{report}");
+    }
     // Scripts can tell a clean run from the exit status alone.
     if report.bots_failed > 0 || report.desyncs > 0 {
         ExitCode::FAILURE
