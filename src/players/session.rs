@@ -34,10 +34,10 @@ use crate::protocol::{
     ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
 };
 use crate::room::Room;
+use crate::room::joins::JoinRequest;
 use crate::room::outbox::{Inbox, Next, Outbound, outbox};
 use crate::room::places::Place;
 use crate::room::roster::{InputSlot, Link};
-use crate::room::tick::JoinRequest;
 use crate::state::AppState;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.

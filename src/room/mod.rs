@@ -1,8 +1,8 @@
 //! A room: one authoritative match, with its own world, tick loop, players and spectator feed.
 //!
 //! This folder owns everything about one match: the tick loop that owns its world
-//! ([`tick`]), the connected players and the fan-out to them ([`roster`], [`outbox`]), and its
-//! player places ([`places`]). It calls down into the game (`crate::game`), the wire
+//! ([`tick`]), the players joining it ([`joins`]), the connected players and the fan-out to them
+//! ([`roster`], [`outbox`]), and its player places ([`places`]). It calls down into the game (`crate::game`), the wire
 //! (`crate::protocol`), the spectator feed it publishes (`crate::feed`) and the metrics; it
 //! knows nothing of HTTP or of other rooms, and it reads its own [`Settings`] and [`Tuning`],
 //! not the server's flags. One deliberate exception: the tick writes each player's frame
@@ -14,6 +14,7 @@
 //! crashed, or the server stopping) cancels its token: its players are closed with the
 //! ending's code and its spectators get a final event.
 
+pub(crate) mod joins;
 pub mod outbox;
 pub mod places;
 pub mod roster;
@@ -35,8 +36,9 @@ use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
 pub use crate::protocol::rooms_api::RoomId;
 use crate::protocol::rooms_api::RoomSummary;
+use crate::room::joins::Joins;
 use crate::room::places::PlayerPlaces;
-use crate::room::tick::{Joins, Running, Start, TickClock, TickParts};
+use crate::room::tick::{Running, Start, TickClock, TickParts};
 
 /// What a room is made of: its game and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

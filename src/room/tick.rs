@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -34,54 +33,13 @@ use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
 use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
-use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Link, Roster};
+use crate::room::joins::{JoinRequest, Joins};
+use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster};
 use crate::room::{Settings, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
 /// take less than a few milliseconds, and a task per worker would cost more than it saves.
 const PARALLEL_FAN_OUT: usize = 256;
-
-/// What a session hands the tick loop to join the game.
-pub(crate) struct JoinRequest {
-    /// The name from the player's hello.
-    pub(crate) name: String,
-    pub(crate) link: Link,
-    pub(crate) reply: oneshot::Sender<EntityId>,
-}
-
-/// Joins waiting for a room's next tick. Each holds one of the room's places (taken before it
-/// is queued), so there are never more than the room's `max_players`; an empty room's queue
-/// allocates nothing.
-#[derive(Default)]
-pub(crate) struct Joins {
-    // A std Mutex: a push or a swap, never held across an await.
-    waiting: std::sync::Mutex<Vec<JoinRequest>>,
-    arrived: tokio::sync::Notify,
-}
-
-impl Joins {
-    /// Queues `join` for the room's next tick (a paused room wakes for it).
-    pub(crate) fn push(&self, join: JoinRequest) {
-        self.lock().push(join);
-        self.arrived.notify_one();
-    }
-
-    /// Every join waiting, oldest first.
-    fn take(&self) -> Vec<JoinRequest> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<JoinRequest>> {
-        // Nothing panics while holding it (a push, a swap).
-        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl std::fmt::Debug for Joins {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Joins").field("waiting", &self.lock().len()).finish()
-    }
-}
 
 /// The tick counter other tasks read (pongs, spectators).
 #[derive(Debug, Default)]
@@ -488,8 +446,10 @@ pub(crate) mod tests {
     use crate::game::Arena;
     use crate::game::GameConfig;
     use crate::protocol::{Input, InputValues};
+    use tokio::sync::oneshot;
+
     use crate::room::outbox::{Inbox, outbox};
-    use crate::room::roster::InputSlot;
+    use crate::room::roster::{InputSlot, Link};
 
     /// A player by this name makes its room's tick loop panic when it is admitted (test
     /// builds only).
