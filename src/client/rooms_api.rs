@@ -91,12 +91,23 @@ pub async fn rooms_page(server: &str, cursor: Option<&str>) -> Result<RoomPage, 
     call(Method::GET, server, &path, None, None).await
 }
 
-/// Every public room, oldest first, page after page.
+/// Every public room, oldest first, page after page (waiting as the server says when it
+/// answers that this address lists too fast).
 pub async fn rooms(server: &str) -> Result<Vec<RoomInfo>, ApiError> {
     let mut all = Vec::new();
     let mut cursor = None;
     for _ in 0..MAX_PAGES {
-        let page: RoomPage = rooms_page(server, cursor.as_deref()).await?;
+        let page: RoomPage = loop {
+            match rooms_page(server, cursor.as_deref()).await {
+                // An address lists so many pages a second: wait as the server says.
+                Err(ApiError::Refused {
+                    status,
+                    retry_after: Some(wait),
+                    ..
+                }) if status == StatusCode::TOO_MANY_REQUESTS && wait <= TIMEOUT => tokio::time::sleep(wait).await,
+                page => break page?,
+            }
+        };
         all.extend(page.rooms);
         match page.next {
             Some(next) => cursor = Some(next),
