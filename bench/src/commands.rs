@@ -63,6 +63,9 @@ pub(crate) struct ClusterArgs {
     /// Seconds the spectators are watched once all are in.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
     spectator_seconds: u64,
+    /// Times Redis is killed and restarted, empty, at the end (0: none).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=100))]
+    redis_restarts: u64,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -280,6 +283,7 @@ pub(crate) async fn cluster(args: ClusterArgs) -> ExitCode {
         delay_window: Duration::from_secs(args.delay_seconds),
         spectators: args.spectators as usize,
         spectator_window: Duration::from_secs(args.spectator_seconds),
+        redis_restarts: args.redis_restarts as usize,
     };
     match measure_cluster::run(&config, |line| eprintln!("{line}")).await {
         Ok(report) => print_report(&report, args.json),

@@ -1,7 +1,8 @@
 //! The measuring commands end to end, tiny: `load` at N = 10 for 2 s and in 3 rooms of 4,
 //! `idle` with 40 connections from two source addresses, a `soak` of a few seconds, and
-//! `transports` over two round trips with a small memory step, each against the real server
-//! binary started as a child process.
+//! `transports` over two round trips with a small memory step, and a node timed back into the
+//! directory after Redis restarts, each against the real server binary started as a child
+//! process (and a real redis-server).
 //!
 //! The binary is the root package's, so `CARGO_BIN_EXE_tickcast` is not available here: it is
 //! looked up beside this test in the target directory, where `cargo test` of the workspace
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tickcast_bench::clients::followers::Transport;
+use tickcast_bench::cluster::redis::RedisProcess;
+use tickcast_bench::cluster::restarts;
 use tickcast_bench::idle::{self, IdleConfig};
 use tickcast_bench::load::{self, LoadConfig};
 use tickcast_bench::server::process::ServerProcess;
@@ -277,4 +280,27 @@ async fn a_dropped_server_process_is_stopped_and_reaped() {
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "pid {pid} is still there"
     );
+}
+
+#[tokio::test]
+async fn a_node_is_timed_back_into_the_directory_after_redis_restarts() {
+    let Some(bin) = server_bin() else { return };
+    let mut redis = match RedisProcess::start(std::path::Path::new("redis-server")).await {
+        Ok(redis) => redis,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {err}");
+            return;
+        }
+        Err(err) => panic!("redis-server: {err}"),
+    };
+    let node = ServerProcess::start(&bin, &[format!("--redis={}", redis.url()), "--node-id=n".into()])
+        .await
+        .expect("the node starts");
+    let back = restarts::reregistration(&mut redis, &["n"], 2)
+        .await
+        .expect("the node comes back");
+    assert_eq!(back.n, 2, "one sample per restart");
+    // The node retries every 250 ms while Redis is away; well inside the harness's patience.
+    assert!(back.p99_ms < 5_000.0, "{back}");
+    node.stop().await.expect("the node stops");
 }

@@ -19,7 +19,7 @@ use tokio::time::{self, Instant};
 
 use super::api::{Api, Tally, create_as_admin};
 use super::{ADMIN, Attack, Outcome, io, mib};
-use crate::cluster::redis::{InfoConn, RedisProcess, Stat};
+use crate::cluster::redis::{RedisConn, RedisProcess, Stat};
 use crate::server::process::ServerProcess;
 use crate::server::procinfo;
 
@@ -56,7 +56,7 @@ pub(super) async fn follower_amplification(bin: &Path, redis_bin: &Path) -> Outc
     // Every room in the cluster's directory (its heartbeat writes them once a second).
     time::sleep(Duration::from_millis(1500)).await;
     let failed = io(Attack::FollowerAmplification);
-    let mut info = InfoConn::connect(redis.addr()).await.map_err(&failed)?;
+    let mut info = RedisConn::connect(redis.addr()).await.map_err(&failed)?;
 
     let clients_before = info.number(Stat::CLIENTS).await.map_err(&failed)?;
     let rss_before = procinfo::memory(edge.pid()).map_err(&failed)?.rss_kib;

@@ -16,10 +16,13 @@
 //!    and memory. Each edge's spectators are followed by a process of their own (this one, and
 //!    a `tickcast-bench cluster-followers` it starts), as a process holds a descriptor per
 //!    spectator and the hard limit on open files may be under their total.
+//! 4. **Redis restarts**: Redis is killed and started again, empty, a few times; how soon
+//!    after it listens each node is back in the directory ([`restarts`]).
 //!
 //! Everything runs on loopback, bounded in count and time, and stops by itself.
 
 pub mod redis;
+pub mod restarts;
 
 use std::fmt;
 use std::io;
@@ -64,6 +67,8 @@ pub struct ClusterConfig {
     pub spectators: usize,
     /// How long the spectators are watched once all are in.
     pub spectator_window: Duration,
+    /// How many times Redis is restarted at the end.
+    pub redis_restarts: usize,
 }
 
 /// Why `cluster` could not run.
@@ -160,6 +165,9 @@ pub struct ClusterReport {
     pub redis_rss_kib: u64,
     /// The client's own CPU seconds per second (it shares the two cores).
     pub client_cpu: f64,
+    /// From Redis listening again after a restart to a node's record being back in it, for
+    /// each restart and node.
+    pub reregistered: Spread,
 }
 
 /// Runs the three parts; `log` gets a line per stage.
@@ -167,7 +175,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     // Each edge, and each of the two processes following them, holds one edge's half (the
     // edges inherit this limit).
     procinfo::ensure_open_files(config.spectators.div_ceil(2) as u64 + 2048)?;
-    let redis = RedisProcess::start(&config.redis_bin)
+    let mut redis = RedisProcess::start(&config.redis_bin)
         .await
         .map_err(|e| ClusterError::Redis(e.to_string()))?;
     let node = |id: &str, edge: bool| {
@@ -205,14 +213,14 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     ));
 
     log(&format!(
-        "1/3: {} rooms created through e1 and joined, then on the lone server",
+        "1/4: {} rooms created through e1 and joined, then on the lone server",
         config.joins
     ));
     let join_through_edge = create_and_join(e1.addr(), config.joins).await?;
     let join_alone = create_and_join(alone.addr(), config.joins).await?;
     drop(alone);
 
-    log(&format!("2/3: spectator event delay for {:?}", config.delay_window));
+    log(&format!("2/4: spectator event delay for {:?}", config.delay_window));
     let stop = Arc::new(AtomicBool::new(false));
     let player_ticks = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
     let mover = tokio::spawn(mover(a.ws_url(), player_ticks.clone(), stop.clone()));
@@ -239,7 +247,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     };
     let (delay_owner, delay_edge) = (delay(&at_owner), delay(&at_edge));
 
-    log(&format!("3/3: {} SSE spectators over e1 and e2", config.spectators));
+    log(&format!("3/4: {} SSE spectators over e1 and e2", config.spectators));
     let edge_pids = [e1.pid(), e2.pid()];
     let rss = |pid| procinfo::memory(pid).map(|m| m.rss_kib);
     let rss_before = [rss(edge_pids[0])?, rss(edge_pids[1])?];
@@ -270,6 +278,12 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
     let redis_rss_kib = rss(redis.pid())?;
     stop.store(true, Relaxed);
     mover.abort();
+    log(&format!(
+        "4/4: Redis restarted {} times, down {:?} each",
+        config.redis_restarts,
+        restarts::DOWN
+    ));
+    let reregistered = restarts::reregistration(&mut redis, &["a", "b", "e1", "e2"], config.redis_restarts).await?;
     let per_edge = [per_edge.max(1) as f64, (config.spectators - per_edge).max(1) as f64];
     let rate = |i: usize| (cpu_after[i] - cpu_before[i]).as_secs_f64() / seconds;
     let report = ClusterReport {
@@ -291,6 +305,7 @@ pub async fn run(config: &ClusterConfig, mut log: impl FnMut(&str)) -> Result<Cl
         redis_rss_kib,
         // The two processes that follow the spectators.
         client_cpu: rate(3) + rate(4),
+        reregistered,
     };
     for node in [a, b, e1, e2] {
         let _ = node.stop().await;
@@ -589,6 +604,10 @@ impl fmt::Display for ClusterReport {
             .row([
                 "Redis RSS".to_owned(),
                 format!("{:.1} MiB", self.redis_rss_kib as f64 / 1024.0),
+            ])
+            .row([
+                "a node back in the directory after Redis restarted (from Redis listening)".to_owned(),
+                self.reregistered.to_string(),
             ]);
         write!(f, "{table}")
     }

@@ -1,9 +1,10 @@
 //! A `redis-server` of our own for the cluster measurements, and what it says of itself.
 //!
 //! [`RedisProcess`] starts one on a free loopback port (its data in a temporary directory, no
-//! persistence) and kills it when dropped, so no measurement leaves one behind. [`InfoConn`]
-//! reads `INFO` over one connection kept open for the whole measurement: a connection per
-//! reading would itself show up in the counters it reads (`connected_clients`,
+//! persistence) and kills it when dropped, so no measurement leaves one behind; it can be
+//! restarted on the same port, empty, as after a crash. [`RedisConn`] reads `INFO` and checks
+//! keys over one connection kept open for the whole measurement: a connection per reading
+//! would itself show up in the counters it reads (`connected_clients`,
 //! `total_connections_received`).
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use crate::server::process::free_port;
 
 /// How long Redis has to listen after it is started.
 const START_PATIENCE: Duration = Duration::from_secs(10);
-/// How long one `INFO` may take.
+/// How long one `INFO` (or `EXISTS`) may take.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `INFO` answer read (a full one is a few KiB).
 const MAX_INFO: usize = 1 << 20;
@@ -30,6 +31,7 @@ const MAX_INFO: usize = 1 << 20;
 #[derive(Debug)]
 pub struct RedisProcess {
     child: Child,
+    bin: PathBuf,
     addr: SocketAddr,
     dir: PathBuf,
 }
@@ -41,30 +43,40 @@ impl RedisProcess {
         let addr = free_port()?;
         let dir = std::env::temp_dir().join(format!("tickcast-redis-{}", addr.port()));
         std::fs::create_dir_all(&dir)?;
-        let child = Command::new(bin)
-            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                let _ = std::fs::remove_dir_all(&dir);
-                io::Error::new(
-                    e.kind(),
-                    format!("{}: {e} (apt-get install redis-server)", bin.display()),
-                )
-            })?;
-        let redis = Self { child, addr, dir };
-        let deadline = Instant::now() + START_PATIENCE;
-        while TcpStream::connect(addr).await.is_err() {
-            if Instant::now() > deadline {
-                return Err(io::Error::other(format!("redis-server not listening on {addr}")));
-            }
-            time::sleep(Duration::from_millis(20)).await;
-        }
+        let child = spawn(bin, addr, &dir).inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
+        let redis = Self {
+            child,
+            bin: bin.to_owned(),
+            addr,
+            dir,
+        };
+        redis.listening().await?;
         Ok(redis)
+    }
+
+    /// Kills it (SIGKILL: no goodbye to its clients), waits `down`, then starts it again on
+    /// the same port, empty. Returns when it listens again.
+    pub async fn restart(&mut self, down: Duration) -> io::Result<Instant> {
+        self.child.kill()?;
+        self.child.wait()?;
+        time::sleep(down).await;
+        self.child = spawn(&self.bin, self.addr, &self.dir)?;
+        self.listening().await?;
+        Ok(Instant::now())
+    }
+
+    /// Waits until it accepts connections.
+    async fn listening(&self) -> io::Result<()> {
+        let deadline = Instant::now() + START_PATIENCE;
+        while TcpStream::connect(self.addr).await.is_err() {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!("redis-server not listening on {}", self.addr)));
+            }
+            time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
     }
 
     /// Where it listens.
@@ -81,6 +93,24 @@ impl RedisProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// Starts `bin` on `addr`, its files in `dir`, persisting nothing.
+fn spawn(bin: &Path, addr: SocketAddr, dir: &Path) -> io::Result<Child> {
+    Command::new(bin)
+        .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: {e} (apt-get install redis-server)", bin.display()),
+            )
+        })
 }
 
 impl Drop for RedisProcess {
@@ -124,13 +154,13 @@ impl Stat {
     };
 }
 
-/// One connection to Redis that reads `INFO`.
+/// One connection to Redis that reads `INFO` and checks keys.
 #[derive(Debug)]
-pub struct InfoConn {
+pub struct RedisConn {
     stream: BufReader<TcpStream>,
 }
 
-impl InfoConn {
+impl RedisConn {
     /// Connects to the Redis at `addr`.
     pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
         let tcp = TcpStream::connect(addr).await?;
@@ -163,6 +193,25 @@ impl InfoConn {
             .trim()
             .parse()
             .map_err(|_| io::Error::other(format!("INFO {section}: {field} is {value:?}")))
+    }
+
+    /// Whether `key` exists now.
+    pub async fn exists(&mut self, key: &str) -> io::Result<bool> {
+        time::timeout(INFO_TIMEOUT, async {
+            // Keys are sent as one inline argument: ours hold no spaces or line ends.
+            let stream = self.stream.get_mut();
+            stream.write_all(format!("EXISTS {key}\r\n").as_bytes()).await?;
+            // The answer is an integer: `:<n>\r\n`.
+            let mut line = String::new();
+            (&mut self.stream).take(64).read_line(&mut line).await?;
+            match line.trim_end() {
+                ":0" => Ok(false),
+                ":1" => Ok(true),
+                other => Err(io::Error::other(format!("EXISTS answered {other:?}"))),
+            }
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no EXISTS answer within 5 s"))?
     }
 
     async fn info_now(&mut self, section: &str) -> io::Result<BTreeMap<String, String>> {
@@ -211,7 +260,7 @@ mod tests {
                 tcp.get_mut().write_all(reply.as_bytes()).await.unwrap();
             }
         });
-        let mut info = InfoConn::connect(addr).await.unwrap();
+        let mut info = RedisConn::connect(addr).await.unwrap();
         assert_eq!(info.number(Stat::CLIENTS).await.unwrap(), 3);
         assert_eq!(info.number(Stat::GETS).await.unwrap(), 12);
         server.await.unwrap();
