@@ -60,12 +60,13 @@ pub(super) async fn room_list(bin: &Path) -> Outcome {
     for n in 2..=5 {
         clients.spawn(fetch_lists(addr, n, deadline));
     }
-    let (mut requests, mut bytes, mut answers) = (0u64, 0u64, Tally::default());
+    let (mut requests, mut lists, mut bytes, mut answers) = (0u64, 0u64, 0u64, Tally::default());
     while let Some(done) = clients.join_next().await {
-        if let Ok((r, b, a)) = done {
-            requests += r;
-            bytes += b;
-            answers.merge(&a);
+        if let Ok(fetched) = done {
+            requests += fetched.requests;
+            lists += fetched.lists;
+            bytes += fetched.list_bytes;
+            answers.merge(&fetched.answers);
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -75,51 +76,66 @@ pub(super) async fn room_list(bin: &Path) -> Outcome {
     let _ = server.stop().await;
     Ok(format!(
         "{} rooms created by the admin in {:.1} s; 4 clients GET /rooms (first page) for {} s: {:.0} requests/s \
-         ({answers}), {:.1} MB/s, {:.0} KB each; server CPU {:.2} s/s; the default room's player: {deltas:.1} \
+         ({answers}), lists {:.1} MB/s, {:.0} KB each; server CPU {:.2} s/s; the default room's player: {deltas:.1} \
          deltas/s ({quiet:.1} before the load)",
         created.ids.len(),
         created.took.as_secs_f64(),
         WINDOW.as_secs(),
         requests as f64 / seconds,
         bytes as f64 / seconds / 1e6,
-        bytes as f64 / requests.max(1) as f64 / 1e3,
+        bytes as f64 / lists.max(1) as f64 / 1e3,
         cpu.as_secs_f64() / seconds
     ))
 }
 
+/// What one `room-list` client got.
+#[derive(Default)]
+struct Fetched {
+    /// Requests answered, whatever the status.
+    requests: u64,
+    /// Answers that were a list (200).
+    lists: u64,
+    /// Their bytes, head and body.
+    list_bytes: u64,
+    answers: Tally,
+}
+
 /// One client fetching `GET /rooms` on a kept-alive connection from 127.0.0.`from` until
-/// `deadline`: requests answered, bytes received, statuses. The body is counted, not parsed
-/// (parsing megabytes of JSON here would take the CPU the server is measured on).
-async fn fetch_lists(addr: SocketAddr, from: u8, deadline: Instant) -> (u64, u64, Tally) {
+/// `deadline`. The body is counted, not parsed (parsing megabytes of JSON here would take the
+/// CPU the server is measured on).
+async fn fetch_lists(addr: SocketAddr, from: u8, deadline: Instant) -> Fetched {
     let dial = Dial {
         source: Some(loopback(from)),
         recv_buffer: None,
     };
-    let (mut requests, mut bytes, mut answers) = (0, 0, Tally::default());
+    let mut fetched = Fetched::default();
     let mut conn = None;
     while Instant::now() < deadline {
-        let fetched = async {
+        let answer = async {
             let conn = match &mut conn {
                 Some(conn) => conn,
                 None => conn.insert(Conn::dial(addr, dial, Arc::new(Traffic::default())).await?),
             };
             conn.get("/rooms", &[]).await
         };
-        match time::timeout_at(deadline, fetched).await {
+        match time::timeout_at(deadline, answer).await {
             Ok(Ok(response)) => {
-                requests += 1;
-                bytes += (response.head.len + response.body.len()) as u64;
-                answers.add_status(response.head.status);
+                fetched.requests += 1;
+                if response.head.status == 200 {
+                    fetched.lists += 1;
+                    fetched.list_bytes += (response.head.len + response.body.len()) as u64;
+                }
+                fetched.answers.add_status(response.head.status);
             }
             Ok(Err(_)) => {
                 conn = None;
-                answers.add(&Err(std::io::Error::other("failed")));
+                fetched.answers.add(&Err(std::io::Error::other("failed")));
             }
             // The window ended mid-answer: not counted.
             Err(_) => break,
         }
     }
-    (requests, bytes, answers)
+    fetched
 }
 
 /// 999 rooms without a credential asking 240 Hz (falling back to 60 Hz if that is refused),
