@@ -20,8 +20,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use tickcast::game::Arena;
-use tickcast::game::{Game, GameConfig};
-use tickcast::protocol::delta::NetWorld;
+use tickcast::game::{Game, GameConfig, Sandbox};
 use tickcast::protocol::{
     Ack, ClientMsg, DecodeFailure, Delta, Hello, Input, InputValues, PROTOCOL_VERSION, Ping, Pong, Schema, ServerMsg,
     Snapshot, Welcome,
@@ -42,6 +41,7 @@ fn codec(c: &mut Criterion) {
             version: PROTOCOL_VERSION,
             name: "a player name".into(),
             token: String::new(),
+            options: Vec::new(),
         }),
     );
     message(
@@ -113,10 +113,10 @@ trait Wire: PartialEq + Debug + Sized {
 
 impl Wire for ClientMsg {
     fn to_wire(&self, schema: &Schema) -> Vec<u8> {
-        self.encode(&schema.input)
+        self.encode(Some(schema))
     }
     fn from_wire(bytes: &[u8], schema: &Schema) -> Result<Self, DecodeFailure> {
-        Self::decode(bytes, &schema.input)
+        Self::decode(bytes, Some(schema))
     }
 }
 
@@ -131,8 +131,8 @@ impl Wire for ServerMsg {
 
 /// The snapshot after, and the delta of, the first tick in which a player collects an orb.
 fn busy_tick(schema: &Schema) -> (Snapshot, Delta) {
-    let mut world = Arena::new(&GameConfig::default(), 1);
-    let players: Vec<_> = (0..PLAYERS).map(|_| world.join("bench")).collect();
+    let mut world = Sandbox::<Arena>::new(&GameConfig::default(), 1);
+    let players: Vec<_> = (0..PLAYERS).map(|_| world.join("bench").expect("joins")).collect();
     for (i, id) in players.iter().enumerate() {
         // Spread over eight compass directions, all at full speed.
         let (dx, dy) = [
@@ -145,24 +145,19 @@ fn busy_tick(schema: &Schema) -> (Snapshot, Delta) {
             (0, -127),
             (90, -90),
         ][i % 8];
-        world.input(*id, &[dx, dy]);
+        world.game.input(*id, &[dx, dy]);
     }
     // Fifty players meet one of 100 orbs within a few hundred ticks for this seed.
-    let mut before = NetWorld::default();
-    world.entities(before.reset(0));
+    let mut before = world.world(0);
     for tick in 1..10_000 {
         world.step();
-        let mut after = NetWorld::default();
-        world.entities(after.reset(tick));
+        let after = world.world(tick);
         let changes = before.diff(&after, schema);
         if changes.removed.is_empty() {
             before = after;
             continue;
         }
-        let snapshot = Snapshot {
-            tick: after.tick(),
-            entities: after.entities().to_vec(),
-        };
+        let snapshot = after.snapshot();
         println!(
             "codec fixture: tick {}, {} entities, delta with {} updated, {} spawned, {} removed",
             after.tick(),
@@ -178,6 +173,7 @@ fn busy_tick(schema: &Schema) -> (Snapshot, Delta) {
             updated: changes.updated,
             removed: changes.removed,
             checksum: None,
+            texts: after.texts().to_vec(),
         };
         return (snapshot, delta);
     }

@@ -35,7 +35,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tickcast::game::motion::SCALE;
 use tickcast::game::{Arena, Tanks};
-use tickcast::game::{Game, GameConfig};
+use tickcast::game::{Game, GameConfig, Sandbox};
 use tickcast::protocol::delta::NetWorld;
 use tickcast::protocol::{Ack, Delta, Entity, Schema, ServerMsg, Snapshot, Updates};
 
@@ -106,16 +106,7 @@ impl Case {
 
 /// The delta frame from `base` to `next`, as the tick loop makes it: the timed work.
 fn encode(base: &NetWorld, next: &NetWorld) -> Bytes {
-    let c = base.diff(next, &SCHEMA);
-    let delta = Delta {
-        tick: next.tick(),
-        base_gap: 1,
-        spawned: c.spawned,
-        updated: c.updated,
-        removed: c.removed,
-        checksum: None,
-    };
-    ServerMsg::Delta(delta).encode(&SCHEMA).into()
+    base.diff(next, &SCHEMA).encode(next, 1, None, &SCHEMA).into()
 }
 
 /// N player entities with ids 1..=N at tick `tick`; with `every`, one in `every` has moved one
@@ -137,7 +128,12 @@ fn world(n: u32, tick: u64, every: Option<u32>) -> NetWorld {
         })
         .collect();
     // Built in ascending id order, which is all `from_snapshot` asks.
-    NetWorld::from_snapshot(&Snapshot { tick, entities }).expect("ids ascend")
+    NetWorld::from_snapshot(&Snapshot {
+        tick,
+        entities,
+        texts: Vec::new(),
+    })
+    .expect("ids ascend")
 }
 
 /// Checks that `frame` is a delta with exactly `movers` updates that turns `base` into `next`.
@@ -163,6 +159,7 @@ fn print_idle_frames() {
             updated: Updates::default(),
             removed: vec![],
             checksum,
+            texts: Vec::new(),
         };
         ServerMsg::Delta(delta).encode(&SCHEMA).len()
     };
@@ -213,11 +210,10 @@ fn print_tanks() {
     const TANKS: u32 = 50;
     const TICKS: u64 = 900;
     let schema = Tanks::schema(&GameConfig::default());
-    let mut game = Tanks::new(&GameConfig::default(), 7);
-    let ids: Vec<_> = (0..TANKS).map(|_| game.join("bench")).collect();
+    let mut game = Sandbox::<Tanks>::new(&GameConfig::default(), 7);
+    let ids: Vec<_> = (0..TANKS).map(|_| game.join("bench").expect("joins")).collect();
     let mut rng = StdRng::seed_from_u64(3);
-    let mut world = NetWorld::default();
-    game.entities(world.reset(0));
+    let mut world = game.world(0);
     let encode = |delta: Delta| ServerMsg::Delta(delta).encode(&schema).len();
     let empty = |tick| Delta {
         tick,
@@ -226,6 +222,7 @@ fn print_tanks() {
         updated: Updates::default(),
         removed: vec![],
         checksum: None,
+        texts: Vec::new(),
     };
     let (mut frames, mut spawns, mut removals) = (0, 0, 0);
     let (mut spawn_bytes, mut removal_bytes) = (0, 0);
@@ -235,12 +232,11 @@ fn print_tanks() {
         for (i, id) in ids.iter().enumerate() {
             if tick % 30 == (i as u64) % 30 {
                 let (dx, dy) = (rng.random_range(-127..=127), rng.random_range(-127..=127));
-                game.input(*id, &[dx, dy, ((tick * 3 + i as u64) % 256) as i32, 1]);
+                game.game.input(*id, &[dx, dy, ((tick * 3 + i as u64) % 256) as i32, 1]);
             }
         }
         game.step();
-        let mut next = NetWorld::default();
-        game.entities(next.reset(tick));
+        let next = game.world(tick);
         let c = world.diff(&next, &schema);
         let idle = encode(empty(tick));
         spawns += c.spawned.len();
@@ -255,18 +251,14 @@ fn print_tanks() {
         }
         spawn_bytes += encode(Delta {
             spawned: c.spawned.clone(),
+            texts: next.texts().to_vec(),
             ..empty(tick)
         }) - idle;
         removal_bytes += encode(Delta {
             removed: c.removed.clone(),
             ..empty(tick)
         }) - idle;
-        frames += encode(Delta {
-            spawned: c.spawned,
-            updated: c.updated,
-            removed: c.removed,
-            ..empty(tick)
-        });
+        frames += c.encode(&next, 1, None, &schema).len();
         world = next;
     }
     let per_tick = |n: usize| n as f64 / TICKS as f64;

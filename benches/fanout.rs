@@ -25,12 +25,13 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 
 use tickcast::Config;
 use tickcast::game::Arena;
-use tickcast::game::{Game, GameConfig};
+use tickcast::game::{Game, GameConfig, Sandbox};
 use tickcast::metrics::Metrics;
 use tickcast::protocol::delta::NetWorld;
-use tickcast::protocol::{Delta, Input, InputValues, Schema, ServerMsg, Updates};
+use tickcast::protocol::{Delta, Input, InputValues, Options, Schema, ServerMsg, Text, Updates};
+use tickcast::room::extras::Extras;
 use tickcast::room::outbox::{Inbox, Next, outbox};
-use tickcast::room::roster::{InputSlot, Link, Roster};
+use tickcast::room::roster::{InputSlot, Joined, Link, Roster};
 
 const SESSIONS: [usize; 4] = [10, 100, 1_000, 4_000];
 
@@ -68,17 +69,19 @@ struct Table {
     schema: Schema,
     idle: Bytes,
     moving: Bytes,
+    /// What follows nobody's frame: arena has no private fields, and tells nothing.
+    extras: Arc<Extras>,
 }
 
 impl Table {
     fn new(n: usize) -> Self {
         let config = Config::defaults();
         let schema = Arena::schema(&GameConfig::default());
-        let mut sim = Arena::new(&GameConfig::default(), 1);
+        let mut sim = Sandbox::<Arena>::new(&GameConfig::default(), 1);
         let mut roster = Roster::new(config.slow_timeout, Arc::new(Metrics::new()));
         let mut queues = Vec::with_capacity(n);
         for i in 0..n {
-            let id = sim.join("bench");
+            let id = sim.join("bench").expect("joins");
             // Eight compass directions at full speed, so every player moves this tick.
             let (dx, dy) = [
                 (127, 0),
@@ -90,7 +93,7 @@ impl Table {
                 (0, -127),
                 (90, -90),
             ][i % 8];
-            sim.input(id, &[dx, dy]);
+            sim.game.input(id, &[dx, dy]);
             let input = Arc::new(InputSlot::default());
             input.put(Input {
                 seq: ACK,
@@ -100,15 +103,17 @@ impl Table {
             // block. (A player that keeps up is written to directly: `tickcast-bench load` and
             // its fan-out floor measure that, with real sockets.)
             let (out, queue) = outbox(config.player_queue as usize, None);
-            roster.insert(id, Link { input, out });
+            let joined = Joined {
+                name: Text::empty(),
+                options: Options::none(),
+            };
+            roster.insert(id, Link { input, out }, joined);
             queues.push(queue);
         }
-        roster.take_inputs(|_, _| {});
-        let mut before = NetWorld::default();
-        sim.entities(before.reset(0));
+        roster.take_turns(|_, _| {});
+        let before = sim.world(0);
         sim.step();
-        let mut world = NetWorld::default();
-        sim.entities(world.reset(1));
+        let world = sim.world(1);
         let c = before.diff(&world, &schema);
         // Numbered as an hour into a match, for realistic varint widths; nothing reads them.
         let (spawned, updated, removed) = (c.spawned, c.updated, c.removed);
@@ -121,6 +126,7 @@ impl Table {
                 updated,
                 removed,
                 checksum: None,
+                texts: world.texts().to_vec(),
             },
         );
         let idle = encode(
@@ -132,6 +138,7 @@ impl Table {
                 updated: Updates::default(),
                 removed: vec![],
                 checksum: None,
+                texts: Vec::new(),
             },
         );
         let mut table = Self {
@@ -141,6 +148,7 @@ impl Table {
             schema,
             idle,
             moving,
+            extras: Arc::default(),
         };
         // Everyone is joining: this first tick queues keyframes, after which all are synced.
         let idle = table.idle.clone();
@@ -155,7 +163,9 @@ impl Table {
         for _ in 0..iters {
             let now = tokio::time::Instant::now();
             let start = Instant::now();
-            let kicked = self.roster.fan_out(body, &self.world, &self.schema, now);
+            let kicked = self
+                .roster
+                .fan_out(body, &self.world, &self.schema, self.extras.clone(), now);
             spent += start.elapsed();
             assert!(kicked.is_empty(), "nobody can be too slow with drained queues");
             let drained = self.drain();

@@ -21,8 +21,8 @@ use rand::{Rng, SeedableRng};
 
 use tickcast::game::motion::MAX_AXIS;
 use tickcast::game::{Arena, Tanks};
-use tickcast::game::{Game, GameConfig};
-use tickcast::protocol::EntityId;
+use tickcast::game::{Game, GameConfig, Sandbox};
+use tickcast::protocol::{EntityId, Options, Value};
 
 const PLAYERS: [usize; 4] = [10, 100, 1_000, 10_000];
 
@@ -33,11 +33,18 @@ fn step(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim");
     for players in PLAYERS {
         group.throughput(Throughput::Elements(players as u64));
-        let mut arena = Crowd::<Arena>::new(players);
+        let mut arena = Crowd::<Arena>::new(players, GameConfig::default());
         group.bench_function(BenchmarkId::new("step", players), |b| {
             b.iter_custom(|iters| arena.run(iters))
         });
-        let mut tanks = Crowd::<Tanks>::new(players);
+        // Everyone for themselves (two teams hold 64 tanks), and a match too long to end here.
+        let options = [("mode", Value::text("ffa")), ("kills", Value::Int(1000))];
+        let params = Tanks::schema(&GameConfig::default()).room_options;
+        let config = GameConfig {
+            options: Options::checked(&params, options.map(|(k, v)| (k.to_owned(), v))).expect("valid"),
+            ..GameConfig::default()
+        };
+        let mut tanks = Crowd::<Tanks>::new(players, config);
         group.bench_function(BenchmarkId::new("tanks", players), |b| {
             b.iter_custom(|iters| tanks.run(iters))
         });
@@ -47,16 +54,16 @@ fn step(c: &mut Criterion) {
 
 /// A default world of game `G` full of moving players.
 struct Crowd<G> {
-    world: G,
+    world: Sandbox<G>,
     players: Vec<EntityId>,
     rng: StdRng,
     steps_since_reaim: u64,
 }
 
 impl<G: Game> Crowd<G> {
-    fn new(players: usize) -> Self {
-        let mut world = G::new(&GameConfig::default(), 1);
-        let players = (0..players).map(|_| world.join("bench")).collect();
+    fn new(players: usize, config: GameConfig) -> Self {
+        let mut world = Sandbox::<G>::new(&config, 1);
+        let players = (0..players).map(|_| world.join("bench").expect("joins")).collect();
         let mut arena = Self {
             world,
             players,
@@ -100,7 +107,7 @@ impl<G: Game> Crowd<G> {
             };
             // Arena reads (dx, dy); tanks also aims at random and keeps firing.
             let aim = self.rng.random_range(0..=255);
-            self.world.input(id, &[dx, dy, aim, 1]);
+            self.world.game.input(id, &[dx, dy, aim, 1]);
         }
     }
 }

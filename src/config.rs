@@ -191,6 +191,8 @@ impl Config {
             world_size: self.world_size,
             orbs: self.orbs,
             private: false,
+            options: crate::protocol::Options::none(),
+            after_match: crate::room::AfterMatch::default(),
         }
     }
 

@@ -24,19 +24,24 @@
 //!   programs (tests, client-demo, benches).
 //!
 //! # The tick, step by step (in each room)
-//! 1. Admit players whose hello was accepted since the last tick (each is sent a welcome).
-//! 2. Give the game each player's latest input (older ones in the same tick are superseded:
-//!    a player's input slot keeps only the latest).
+//! 1. Admit players whose hello was accepted since the last tick: the game lets each join
+//!    (it is sent a welcome) or refuses it (closed 4000 with the game's reason).
+//! 2. Give the game each player's messages, in the order sent, then its latest input (older
+//!    inputs in the same tick are superseded: a player's input slot keeps only the latest).
 //! 3. Step the game by `1 / tick_hz` seconds.
-//! 4. Capture the world, diff it against the last tick's and encode the delta once.
+//! 4. Capture the world, diff its public fields against the last tick's and encode the delta
+//!    once; take the events the game told.
 //! 5. Write each player its delta with its own input ack, or a keyframe if it is new or fell
-//!    behind, straight to its socket, a chunk of players at a time; what a socket does not
-//!    take at once waits in the player's bounded queue, and a player whose queue stays full
-//!    is closed as too slow.
+//!    behind, then its own private fields and the events told to it, straight to its socket,
+//!    a chunk of players at a time; what a socket does not take at once waits in the player's
+//!    bounded queue, and a player whose queue stays full is closed as too slow.
 //! 6. Remove the players found too slow or gone (found by their write): they leave the world
 //!    in the next tick's delta.
-//! 7. Every `tick_hz / spectator_hz` ticks, and when the last player leaves, publish one
-//!    spectator event: the diff since the previous event, encoded once for every spectator.
+//! 7. Publish the tick's public events to spectators, and every `tick_hz / spectator_hz`
+//!    ticks, and when the last player leaves, one spectator event: the diff since the
+//!    previous event, encoded once for every spectator.
+//! 8. If the game ended its match: every player gets `MatchEnded` and spectators `ended`,
+//!    with the results; the room closes, or starts the next match, as its settings say.
 //!
 //! A room with no players does not tick at all: it waits for a join, holding one copy of its
 //! world and no timer but its idle deadline.

@@ -60,6 +60,10 @@ pub enum CloseReason {
     Origin,
     /// A missing, invalid or expired join token.
     Auth,
+    /// The game refused the join (close 4000).
+    Refused,
+    /// The player's match ended and its room closed (close 1000).
+    MatchOver,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,6 +147,18 @@ pub struct Metrics {
     pub inputs_applied: Counter,
     /// Move commands ignored: stale sequence numbers, or overwritten before a tick.
     pub inputs_dropped: Counter,
+    /// Players' messages handed to their game.
+    pub messages_applied: Counter,
+    /// Joins the game refused (closed 4000).
+    pub joins_refused: Counter,
+    /// Events the games told, counted once per event however many are told it.
+    pub events_told: Counter,
+    /// Events a game told that did not fit its schema (refused, not sent).
+    pub events_refused: Counter,
+    /// Public events not kept for spectators: over the most a spectator event carries.
+    pub spectator_events_dropped: Counter,
+    /// Matches that ended with results.
+    pub matches_ended: Counter,
     /// Messages that failed to decode.
     pub decode_errors: Counter,
     /// Messages dropped for going over a player's rate allowance.
@@ -230,6 +246,20 @@ impl Metrics {
             joins: counter(&mut r, "joins", "Players who joined"),
             inputs_applied: counter(&mut r, "inputs_applied", "Move commands applied"),
             inputs_dropped: counter(&mut r, "inputs_dropped", "Move commands ignored (stale or superseded)"),
+            messages_applied: counter(&mut r, "messages_applied", "Players' messages handed to their game"),
+            joins_refused: counter(&mut r, "joins_refused", "Joins the game refused"),
+            events_told: counter(&mut r, "events_told", "Events told by the games"),
+            events_refused: counter(
+                &mut r,
+                "events_refused",
+                "Events a game told that did not fit its schema",
+            ),
+            spectator_events_dropped: counter(
+                &mut r,
+                "spectator_events_dropped",
+                "Public events not kept for spectators (too many between two spectator events)",
+            ),
+            matches_ended: counter(&mut r, "matches_ended", "Matches that ended with results"),
             decode_errors: counter(&mut r, "decode_errors", "Client messages that failed to decode"),
             rate_limited: counter(
                 &mut r,

@@ -102,6 +102,7 @@ impl AppState {
                 url: self.public_url.clone(),
                 summary: room.summary(),
                 created_us: room.created_us(),
+                last_results: room.results().map(|r| (*r).clone()),
             },
         }
     }

@@ -35,8 +35,9 @@ fn hello(name: &str, token: &str) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.into(),
+        options: Vec::new(),
     };
-    ClientMsg::Hello(hello).encode(&[])
+    ClientMsg::Hello(hello).encode(None)
 }
 
 /// Upgrades, sends no hello, and writes `frames` over and over until the server closes;
@@ -140,6 +141,7 @@ async fn sockets_waiting_for_their_hello_hold_no_player_place() {
             version: PROTOCOL_VERSION,
             name: name.into(),
             token: tickcast::auth::mint(secret.as_bytes(), "default", name, now + 60),
+            options: Vec::new(),
         };
         Client::connect_with(&url, hello)
     };

@@ -16,8 +16,9 @@ fn hello() -> Message {
         version: PROTOCOL_VERSION,
         name: "raw".into(),
         token: String::new(),
+        options: Vec::new(),
     };
-    Message::Binary(ClientMsg::Hello(hello).encode(&[]).into())
+    Message::Binary(ClientMsg::Hello(hello).encode(None).into())
 }
 
 fn binary(msg: ClientMsg) -> Message {
@@ -89,6 +90,7 @@ async fn each_bad_input_closes_only_its_own_connection_with_its_code() {
                 version: 99,
                 name: String::new(),
                 token: String::new(),
+                options: Vec::new(),
             }))],
             1002,
             "version 99",

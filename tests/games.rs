@@ -9,12 +9,14 @@ mod tag;
 
 use common::sse::SseClient;
 use common::{TestServer, count_of, field_of, fire_at, until_snapshot, within};
+use futures_util::{SinkExt, StreamExt};
 use tickcast::Games;
 use tickcast::client::{Client, ClientError, Received};
 use tickcast::game::Game;
-use tickcast::protocol::{ClientMsg, Hello, Input, InputValues};
+use tickcast::protocol::{ClientMsg, Input, InputValues};
 use tickcast::{Config, Server};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -114,18 +116,22 @@ async fn the_example_game_runs_on_the_engine_untouched() {
 }
 
 #[tokio::test]
-async fn an_older_client_is_refused_naming_version_three_and_inputs_are_range_checked() {
+async fn an_older_client_is_refused_naming_version_four_and_inputs_are_range_checked() {
     let server = TestServer::at(30).await;
-    let v2 = Hello {
-        version: 2,
-        name: "old".into(),
-        token: String::new(),
+    // A version 3 hello, byte for byte as a v3 client sends it (no options after the token).
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    ws.send(WsMessage::Binary(vec![0x00, 0x03, 0x03, b'o', b'l', b'd', 0x00].into()))
+        .await
+        .unwrap();
+    let close = loop {
+        match within(ws.next()).await {
+            Some(Ok(WsMessage::Close(frame))) => break frame.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("no close frame: {other:?}"),
+        }
     };
-    let err = within(Client::connect_with(&server.ws_url(), v2)).await.err();
-    assert!(
-        matches!(&err, Some(ClientError::Closed { code: 1002, reason }) if reason.contains("speaks 3")),
-        "{err:?}"
-    );
+    assert_eq!(u16::from(close.code), 1002);
+    assert_eq!(close.reason, "protocol version 3 not supported: this server speaks 4");
     let mut player = server.player("p").await;
     until_snapshot(&mut player).await;
     player

@@ -22,6 +22,7 @@ fn hello(name: &str, token: &str) -> Hello {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.into(),
+        options: Vec::new(),
     }
 }
 
@@ -133,7 +134,7 @@ async fn stalled_player(server: &TestServer) -> tokio_tungstenite::WebSocketStre
     let tcp = socket.connect(server.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
     ws.send(Message::Binary(
-        ClientMsg::Hello(hello("stalled", "")).encode(&[]).into(),
+        ClientMsg::Hello(hello("stalled", "")).encode(None).into(),
     ))
     .await
     .unwrap();
@@ -413,7 +414,7 @@ async fn a_peer_that_vanishes_without_a_close_handshake_is_a_departure_not_an_er
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
     ws.send(Message::Binary(
-        ClientMsg::Hello(hello("vanisher", "")).encode(&[]).into(),
+        ClientMsg::Hello(hello("vanisher", "")).encode(None).into(),
     ))
     .await
     .unwrap();

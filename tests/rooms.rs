@@ -302,6 +302,7 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.as_str().unwrap().into(),
+        options: Vec::new(),
     };
     // Each player matchmakes and joins its room with its token.
     let (mut seats, mut players) = (Vec::new(), Vec::new());
@@ -387,7 +388,7 @@ async fn the_old_paths_are_the_default_room() {
     while !(player_ids(&old).contains(&b) && player_ids(&new).contains(&a)) {
         match within(old.recv()).await.unwrap() {
             Received::Delta { .. } | Received::Snapshot { .. } => within(new.recv()).await.map(|_| ()).unwrap(),
-            Received::Pong { .. } => {}
+            _ => {}
         }
     }
     let old_state: Value = reqwest::get(server.http_url("/state"))

@@ -22,8 +22,9 @@ fn hello() -> Vec<u8> {
         version: PROTOCOL_VERSION,
         name: "eager".into(),
         token: String::new(),
+        options: Vec::new(),
     };
-    ClientMsg::Hello(hello).encode(&[])
+    ClientMsg::Hello(hello).encode(None)
 }
 
 /// The test server's game's schema.

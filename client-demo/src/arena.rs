@@ -1,6 +1,6 @@
 //! Reading the world a client holds, for any game: where entities are, their scores, the
 //! nearest entity of a kind, the leaderboard. What each field means comes from the game's
-//! schema (its roles: x, y, score, label), so nothing here knows arena or tanks by heart.
+//! schema (its roles: x, y, score, label, name), so nothing here knows arena or tanks by heart.
 //!
 //! Everything here works in coordinate steps (as the wire sends them), so a bot steering by
 //! these numbers and the drawing code agree exactly with the server's world.
@@ -28,6 +28,7 @@ struct Roles {
     y: Option<usize>,
     score: Option<usize>,
     label: Option<usize>,
+    display_name: Option<usize>,
 }
 
 impl Arena {
@@ -46,6 +47,7 @@ impl Arena {
                     y: role(Role::Y),
                     score: role(Role::Score),
                     label: role(Role::Label),
+                    display_name: role(Role::Name),
                 }
             })
             .collect();
@@ -75,6 +77,11 @@ impl Arena {
     /// An entity's label value, if its kind has one.
     pub fn label(&self, e: &Entity) -> Option<u32> {
         Some(e.values[self.roles(e)?.label?])
+    }
+
+    /// An entity's display name, if its kind has one and it is not empty.
+    pub fn name<'w>(&self, world: &'w NetWorld, e: &Entity) -> Option<&'w str> {
+        Some(world.text(e.values[self.roles(e)?.display_name?])).filter(|n| !n.is_empty())
     }
 
     /// A position in world units, for display.
@@ -205,7 +212,12 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn world(entities: Vec<Entity>) -> NetWorld {
-        NetWorld::from_snapshot(&Snapshot { tick: 1, entities }).unwrap()
+        NetWorld::from_snapshot(&Snapshot {
+            tick: 1,
+            entities,
+            texts: Vec::new(),
+        })
+        .unwrap()
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One bot: a player connection that moves by its [`Brain`], pings, and counts what it sees.
+//! One bot: a player connection that moves by its [`Brain`], pings, chats (in games with a
+//! chat), and counts what it sees.
 //!
 //! The whole bot is one task and one `select!` loop over the connection and two timers: the
 //! connection's `recv` is cancel-safe, so a timer firing never loses a message, and sends
@@ -23,6 +24,12 @@ use crate::stats::RttStats;
 
 /// How long a stopping bot waits for the server to answer its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How often a bot says something, in games with a chat ([`crate::chat`]).
+pub const CHAT_EVERY: Duration = Duration::from_secs(5);
+
+/// What bots say, in turn.
+const LINES: [&str; 4] = ["gg", "nice shot", "on my way", "glhf"];
 
 /// What one bot is told to do.
 #[derive(Debug, Clone)]
@@ -77,6 +84,12 @@ pub struct BotOutcome {
     pub connections: u64,
     /// Deltas that carried a world checksum, all of which matched (a mismatch is a desync).
     pub checksums_verified: u64,
+    /// Game events received.
+    pub events: u64,
+    /// Chat messages sent (in games with a `chat` message: one every [`CHAT_EVERY`]).
+    pub messages: u64,
+    /// Matches that ended while connected.
+    pub matches_ended: u64,
     /// Payload bytes received over all its connections.
     pub bytes: u64,
     /// Time spent connected.
@@ -205,6 +218,11 @@ impl Session<'_> {
         // A bot that fell behind (a busy machine) skips beats instead of bursting to catch up.
         moves.set_missed_tick_behavior(MissedTickBehavior::Skip);
         pings.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // Bots chat out of step with each other: the first line after a share of the period.
+        let offset = CHAT_EVERY.mul_f64((spec.index % 10) as f64 / 10.0);
+        let mut chats = time::interval_at(Instant::now() + CHAT_EVERY + offset, CHAT_EVERY);
+        chats.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let chat_in_game = crate::chat::max_len(client.schema()).is_some();
         let mut nonce = 0u32;
         let mut bytes_seen = client.bytes_received();
         loop {
@@ -223,6 +241,14 @@ impl Session<'_> {
                 _ = pings.tick() => {
                     nonce = nonce.wrapping_add(1);
                     client.send_ping(nonce).await
+                }
+                _ = chats.tick(), if chat_in_game => {
+                    let line = LINES[(self.out.messages as usize + spec.index) % LINES.len()];
+                    self.out.messages += 1;
+                    match crate::chat::values(client.schema(), line) {
+                        Some(values) => client.send_message(crate::chat::CHAT, values).await,
+                        None => Ok(()),
+                    }
                 }
             };
             // For the live per-second figures; the outcome's total is taken at the end.
@@ -254,6 +280,9 @@ impl Session<'_> {
                 // Only for the live progress line: if it is full, that line misses a sample.
                 let _ = self.rtt_samples.try_send(rtt);
             }
+            Received::Events(events) => self.out.events += events.events.len() as u64,
+            Received::MatchEnded(_) => self.out.matches_ended += 1,
+            Received::Private { .. } | Received::Welcome { .. } => {}
         }
     }
 }

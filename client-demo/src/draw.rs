@@ -10,6 +10,8 @@
 //! └────────────────────────────┘ leaderboard
 //! ```
 
+use std::collections::VecDeque;
+
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Margin, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -52,6 +54,12 @@ pub struct View<'a> {
     pub rtt: &'a RttStats,
     /// Times the world was rebuilt after a desync.
     pub resyncs: u64,
+    /// The last lines the game told (the kill feed, chat, results), newest last.
+    pub told: &'a VecDeque<String>,
+    /// The chat line being typed, while it is open.
+    pub typing: Option<&'a str>,
+    /// Whether the game has a chat.
+    pub chat: bool,
 }
 
 impl Widget for &View<'_> {
@@ -87,8 +95,12 @@ impl View<'_> {
         let row =
             |label: &str, value: Option<String>| Line::from(format!("{label:<10} {}", value.as_deref().unwrap_or("-")));
         let own = self.world.and_then(|w| w.get(self.me));
+        let name = |id: u32| {
+            let named = self.world.and_then(|w| self.arena.name(w, w.get(id)?));
+            named.map_or_else(|| format!("#{id}"), str::to_owned)
+        };
         let mut lines = vec![
-            Line::styled(format!("{:<10} #{}", "you", self.me), highlight),
+            Line::styled(format!("{:<10} {}", "you", name(self.me)), highlight),
             row("score", own.and_then(|e| self.arena.score(e)).map(|s| s.to_string())),
             row(
                 "position",
@@ -115,7 +127,7 @@ impl View<'_> {
         for (rank, s) in leaders.iter().enumerate() {
             let style = if s.id == self.me { highlight } else { Style::new() };
             lines.push(Line::styled(
-                format!("{:>2}. #{:<8} {:>4}", rank + 1, s.id, s.score),
+                format!("{:>2}. {:<12.12} {:>4}", rank + 1, name(s.id), s.score),
                 style,
             ));
         }
@@ -140,10 +152,20 @@ impl View<'_> {
         if self.resyncs > 0 {
             lines.push(row("resyncs", Some(self.resyncs.to_string())));
         }
+        if !self.told.is_empty() {
+            lines.push(Line::default());
+            lines.extend(self.told.iter().map(|l| Line::from(l.clone())));
+        }
+        if let Some(line) = self.typing {
+            lines.push(Line::styled(format!("say> {line}_"), highlight));
+        }
         lines.push(Line::default());
         lines.push(Line::from("arrows/WASD move").dim());
         if self.aim.is_some() {
             lines.push(Line::from("j/l turn, f fire").dim());
+        }
+        if self.chat {
+            lines.push(Line::from("t chat").dim());
         }
         lines.push(Line::from("space stop, q quit").dim());
         lines
@@ -259,8 +281,13 @@ mod tests {
             direction,
             rtt,
             resyncs: 0,
+            told: &NO_LINES,
+            typing: None,
+            chat: false,
         }
     }
+
+    static NO_LINES: VecDeque<String> = VecDeque::new();
 
     fn render(view: &View<'_>, w: u16, h: u16) -> Buffer {
         let mut buf = Buffer::empty(Rect::new(0, 0, w, h));
@@ -307,11 +334,43 @@ mod tests {
             "score      3",
             "position   500, 500",
             "heading    ↑",
-            " 1. #10          9",
-            " 2. #11          3",
+            " 1. #10             9",
+            " 2. #11             3",
             "rtt        0.42 ms",
             "tick       42",
             "world      2 player, 2 orb",
+        ] {
+            assert!(screen.contains(expected), "{expected:?} missing from\n{screen}");
+        }
+    }
+
+    #[test]
+    fn names_the_kill_feed_and_the_chat_line_show_in_the_panel() {
+        use tickcast::protocol::{Entity, Text};
+        let schema = arena_schema();
+        let mut world = NetWorld::default();
+        let name = |n: &str| Text::new(n).unwrap();
+        world
+            .capture(42, &schema)
+            .push(Entity::new(10, 0, &[8_000, 0, 9]))
+            .text(3, &name("ann"))
+            .push(Entity::new(11, 0, &[8_000, 8_000, 3]))
+            .text(3, &name("bob"));
+        let told = VecDeque::from(["ann destroyed bob".to_owned()]);
+        let rtt = RttStats::new();
+        let view = View {
+            told: &told,
+            typing: Some("gg"),
+            chat: true,
+            ..view(Some(&world), &rtt, (0, 0))
+        };
+        let screen = text(&render(&view, 80, 30));
+        for expected in [
+            "you        bob",
+            " 1. ann             9",
+            "ann destroyed bob",
+            "say> gg_",
+            "t chat",
         ] {
             assert!(screen.contains(expected), "{expected:?} missing from\n{screen}");
         }

@@ -9,7 +9,8 @@
 //!   sends nothing;
 //! - space stops; q, Esc or ctrl-c quits;
 //! - in games with a turret (tanks): j and l (or , and .) turn it an eighth of a turn at a
-//!   time, f or Enter fires once.
+//!   time, f or Enter fires once;
+//! - in games with a chat (tanks): t opens the chat line ([`crate::chat`]).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -28,6 +29,8 @@ pub enum Command {
     Turn(i8),
     /// Fire once.
     Fire,
+    /// Open the chat line ([`crate::chat`]).
+    Chat,
     /// Leave the game.
     Quit,
 }
@@ -48,6 +51,7 @@ pub fn command_for(key: &KeyEvent) -> Option<Command> {
         KeyCode::Char('j' | 'J' | ',') => Command::Turn(-TURN),
         KeyCode::Char('l' | 'L' | '.') => Command::Turn(TURN),
         KeyCode::Char('f' | 'F') | KeyCode::Enter => Command::Fire,
+        KeyCode::Char('t' | 'T') => Command::Chat,
         KeyCode::Char('q' | 'Q') | KeyCode::Esc => Command::Quit,
         _ => return None,
     };

@@ -18,6 +18,8 @@
 //!   a buffer, and the loop that ties them to the connection.
 //! - [`sse`], [`feed`], [`spectate`]: the spectator: a server-sent events parser, the feed's
 //!   JSON events and world, and the HTTP follower.
+//! - [`told`]: what a game told (kills, chat), as lines for people; [`chat`]: chat messages
+//!   built from the schema, and the line `play` types.
 //!
 //! The measuring commands (`load`, `idle`, `transports`, `soak`, `attack`, `cluster`) are the
 //! `tickcast-bench` crate's: it drives this crate's bots against the release server.
@@ -36,11 +38,14 @@
 //! 4. A pong gives a round-trip time for the [`stats`] histogram.
 //! 5. On a timer, send a move (each gets the next sequence number; the server acks the last one
 //!    it applied) or a ping.
-//! 6. A close from the server ends the loop with its code and reason.
+//! 6. Events the game tells (a kill, a chat line) and the end of a match arrive after their
+//!    tick's frame; a new match starts with a new welcome and snapshot on the same connection.
+//! 7. A close from the server ends the loop with its code and reason.
 
 pub mod arena;
 pub mod behaviour;
 pub mod bot;
+pub mod chat;
 pub mod connect;
 pub mod draw;
 pub mod feed;
@@ -51,3 +56,4 @@ pub mod spectate;
 pub mod sse;
 pub mod stats;
 pub mod swarm;
+pub mod told;

@@ -3,8 +3,10 @@
 //! The loop, in the order a reader meets it:
 //! - a key becomes a [`Command`] ([`crate::keys`]); a change of direction, a turn of the
 //!   turret or a shot is sent at once, as the input fields the game has (any game whose input
-//!   has `dx` and `dy`; tanks' `aim` and `fire` too);
-//! - every message from the server updates the local world (or records a pong's RTT);
+//!   has `dx` and `dy`; tanks' `aim` and `fire` too); in a game with a chat, `t` opens a line
+//!   that takes the keys until Enter sends it as a `chat` message ([`crate::chat`]);
+//! - every message from the server updates the local world (or records a pong's RTT); events
+//!   and the end of a match become lines beside the world (the kill feed, chat, results);
 //! - every [`REFRESH`] the current direction is sent again, so a lost-looking player heals;
 //! - every [`PING_EVERY`] a ping measures the round trip;
 //! - at most every [`FRAME`], and only when something changed, the screen is redrawn
@@ -12,6 +14,7 @@
 //!
 //! The terminal is restored however this ends: quit, a server close, an error or a panic.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -19,11 +22,13 @@ use crossterm::event::{Event, EventStream};
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
 use tickcast::client::{Client, ClientError, Received};
+use tickcast::protocol::{Events, MatchEnded};
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::arena::Arena;
 use crate::behaviour::Decision;
 use crate::bot::send_decision;
+use crate::chat::{self, Edit, Typing};
 use crate::connect::Target;
 use crate::draw::View;
 use crate::keys::{Command, Steering, command_for};
@@ -64,6 +69,8 @@ pub async fn run(target: &Target, name: &str) -> Result<(), PlayError> {
         rtt: RttStats::new(),
         resyncs: 0,
         nonce: 0,
+        told: VecDeque::new(),
+        typing: None,
     };
     let mut screen = Screen::enter()?;
     let played = game.play(&mut screen.terminal).await;
@@ -81,7 +88,14 @@ struct Game<'a> {
     rtt: RttStats,
     resyncs: u64,
     nonce: u32,
+    /// The last lines the game told (the kill feed, chat, the end of a match), newest last.
+    told: VecDeque<String>,
+    /// The chat line being typed, while it is open.
+    typing: Option<Typing>,
 }
+
+/// Lines of what the game told kept for the screen.
+const TOLD_LINES: usize = 6;
 
 impl Game<'_> {
     async fn play(&mut self, terminal: &mut DefaultTerminal) -> Result<(), PlayError> {
@@ -99,6 +113,10 @@ impl Game<'_> {
                     // The terminal closed its input: nobody is left to play.
                     None => return Ok(()),
                     Some(event) => match event? {
+                        Event::Key(key) if self.typing.is_some() => {
+                            self.type_key(&key).await?;
+                            dirty = true;
+                        }
                         Event::Key(key) => match command_for(&key) {
                             Some(Command::Quit) => return Ok(()),
                             Some(Command::Go(dx, dy)) if self.steering.steer((dx, dy)) => {
@@ -112,6 +130,10 @@ impl Game<'_> {
                             }
                             // Fire is a button: pressed in this input, released by the next.
                             Some(Command::Fire) => self.send(true).await?,
+                            Some(Command::Chat) => {
+                                self.typing = chat::max_len(self.client.schema()).map(Typing::new);
+                                dirty = true;
+                            }
                             _ => {}
                         },
                         Event::Resize(..) => dirty = true,
@@ -121,7 +143,10 @@ impl Game<'_> {
                 received = self.client.recv() => {
                     match received {
                         Ok(Received::Pong { rtt, .. }) => self.rtt.record(rtt),
-                        Ok(Received::Snapshot { .. } | Received::Delta { .. }) => {}
+                        Ok(Received::Snapshot { .. } | Received::Delta { .. } | Received::Private { .. }) => {}
+                        Ok(Received::Welcome { .. }) => {}
+                        Ok(Received::Events(events)) => self.heard(&events),
+                        Ok(Received::MatchEnded(ended)) => self.ended(&ended),
                         Err(ClientError::Desync(err)) => self.resync(err).await?,
                         Err(err) => return Err(err.into()),
                     }
@@ -152,6 +177,52 @@ impl Game<'_> {
         self.send(false).await
     }
 
+    /// A key while the chat line is open: Enter sends it (as the game's `chat` message).
+    async fn type_key(&mut self, key: &crossterm::event::KeyEvent) -> Result<(), ClientError> {
+        let Some(typing) = self.typing.as_mut() else {
+            return Ok(());
+        };
+        match typing.key(key) {
+            Edit::Typing => Ok(()),
+            Edit::Cancel => {
+                self.typing = None;
+                Ok(())
+            }
+            Edit::Send(line) => {
+                self.typing = None;
+                match chat::values(self.client.schema(), line.trim()) {
+                    Some(values) if !line.trim().is_empty() => self.client.send_message(chat::CHAT, values).await,
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Keeps the events the game told, as lines to show.
+    fn heard(&mut self, events: &Events) {
+        let schema = self.client.schema().clone();
+        for event in &events.events {
+            if let Some(line) = crate::told::describe(&schema, event) {
+                self.tell(line);
+            }
+        }
+    }
+
+    /// Keeps the end of a match, as lines to show.
+    fn ended(&mut self, ended: &MatchEnded) {
+        self.tell(format!("match over: {}", ended.results.summary));
+        for s in ended.results.standings.iter().take(3) {
+            self.tell(format!("  {}. {} ({})", s.rank, s.name, s.score));
+        }
+    }
+
+    fn tell(&mut self, line: String) {
+        if self.told.len() == TOLD_LINES {
+            self.told.pop_front();
+        }
+        self.told.push_back(line);
+    }
+
     /// Sends the current controls (and a shot, if `fire`).
     async fn send(&mut self, fire: bool) -> Result<(), ClientError> {
         let (dx, dy) = self.steering.direction();
@@ -168,6 +239,9 @@ impl Game<'_> {
             direction: self.steering.direction(),
             rtt: &self.rtt,
             resyncs: self.resyncs,
+            told: &self.told,
+            typing: self.typing.as_ref().map(Typing::line),
+            chat: chat::max_len(self.client.schema()).is_some(),
         }
     }
 }

@@ -36,6 +36,12 @@ pub struct Report {
     pub desyncs: u64,
     /// Snapshots beyond each connection's first: the server resynchronised a bot that fell behind.
     pub snapshots_resent: u64,
+    /// Game events the bots received (a kill feed line, a chat line).
+    pub events_received: u64,
+    /// Messages the bots sent (chat, in games that have it).
+    pub messages_sent: u64,
+    /// Match ends the bots were told of (each bot counts each end it saw).
+    pub matches_ended: u64,
     /// How connections ended when the bots did not end them, as `code reason` -> bots.
     pub close_reasons: BTreeMap<String, u64>,
     /// Why first connections failed -> bots.
@@ -57,6 +63,9 @@ pub struct Tally {
     desyncs: u64,
     snapshots: u64,
     connections: u64,
+    events: u64,
+    messages: u64,
+    matches_ended: u64,
     close_reasons: BTreeMap<String, u64>,
     connect_errors: BTreeMap<String, u64>,
 }
@@ -77,6 +86,9 @@ impl Tally {
             desyncs: 0,
             snapshots: 0,
             connections: 0,
+            events: 0,
+            messages: 0,
+            matches_ended: 0,
             close_reasons: BTreeMap::new(),
             connect_errors: BTreeMap::new(),
         }
@@ -100,6 +112,9 @@ impl Tally {
         self.desyncs += bot.desyncs;
         self.snapshots += bot.snapshots;
         self.connections += bot.connections;
+        self.events += bot.events;
+        self.messages += bot.messages;
+        self.matches_ended += bot.matches_ended;
     }
 
     /// Adds a finished bot task: its outcome, or the reason it has none.
@@ -131,6 +146,9 @@ impl Tally {
             checksums_verified: self.checksums_verified,
             desyncs: self.desyncs,
             snapshots_resent: self.snapshots.saturating_sub(self.connections),
+            events_received: self.events,
+            messages_sent: self.messages,
+            matches_ended: self.matches_ended,
             close_reasons: self.close_reasons,
             connect_errors: self.connect_errors,
         }
@@ -166,6 +184,11 @@ impl fmt::Display for Report {
             self.checksums_verified, self.desyncs, self.snapshots_resent
         );
         row(f, "consistency", &consistency)?;
+        let game = format!(
+            "{} events received, {} messages sent, {} match ends seen",
+            self.events_received, self.messages_sent, self.matches_ended
+        );
+        row(f, "game", &game)?;
         counts(f, "closed", &self.close_reasons)?;
         counts(f, "connect errors", &self.connect_errors)
     }
@@ -246,6 +269,9 @@ mod tests {
             "checksums_verified",
             "desyncs",
             "snapshots_resent",
+            "events_received",
+            "messages_sent",
+            "matches_ended",
             "close_reasons",
             "connect_errors",
         ] {

@@ -29,6 +29,7 @@ async fn a_version_mismatch_is_refused_with_the_servers_reason() {
         version: PROTOCOL_VERSION + 1,
         name: "future".into(),
         token: String::new(),
+        options: Vec::new(),
     };
     let err = within(Client::connect_with(&server.ws_url(), hello))
         .await
@@ -63,6 +64,9 @@ async fn the_screen_shows_this_player_where_the_server_put_it() {
         direction: (0, 0),
         rtt: &rtt,
         resyncs: 0,
+        told: &std::collections::VecDeque::new(),
+        typing: None,
+        chat: false,
     };
     let mut buf = Buffer::empty(Rect::new(0, 0, 100, 30));
     view.render(buf.area, &mut buf);
@@ -72,6 +76,9 @@ async fn the_screen_shows_this_player_where_the_server_put_it() {
     let orbs = buf.content().iter().filter(|c| c.symbol() == "•").count();
     assert!(orbs > 10, "100 orbs should fill many cells, got {orbs}");
     let screen: String = buf.content().iter().map(|c| c.symbol()).collect();
-    assert!(screen.contains(&format!("#{}", client.player_id())), "{screen}");
+    assert!(
+        screen.contains("you        viewer"),
+        "this player, by its name: {screen}"
+    );
     assert!(!screen.contains("rtt        -"), "the pong's RTT is shown");
 }

@@ -35,10 +35,10 @@ async fn stand_in(listener: TcpListener, connections: usize) {
         let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
         let hello = ws.next().await.expect("a hello").expect("read");
         assert!(matches!(
-            ClientMsg::decode(&hello.into_data(), &schema.input),
+            ClientMsg::decode(&hello.into_data(), Some(&schema)),
             Ok(ClientMsg::Hello(_))
         ));
-        let checksum = world_checksum(&[orb], &schema) ^ if n == 0 { 1 } else { 0 };
+        let checksum = world_checksum(&[orb], &[], &schema) ^ if n == 0 { 1 } else { 0 };
         let messages = [
             ServerMsg::Welcome(Welcome {
                 version: PROTOCOL_VERSION,
@@ -49,6 +49,7 @@ async fn stand_in(listener: TcpListener, connections: usize) {
             ServerMsg::Snapshot(Snapshot {
                 tick: 1,
                 entities: vec![orb],
+                texts: Vec::new(),
             }),
             ServerMsg::Delta(Delta {
                 tick: 2,
@@ -57,6 +58,7 @@ async fn stand_in(listener: TcpListener, connections: usize) {
                 updated: Updates::default(),
                 removed: vec![],
                 checksum: Some(checksum),
+                texts: Vec::new(),
             }),
         ];
         for msg in messages {

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::ApiError;
 use crate::cluster::Refusal;
 use crate::cluster::directory::RoomRecord;
+use crate::protocol::rooms_api::Labels;
 use crate::room::RoomId;
 use crate::state::AppState;
 
@@ -34,6 +35,20 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
     game: Option<String>,
     joinable: Option<bool>,
+    /// `key:value` pairs, comma-separated: only rooms with all these labels.
+    labels: Option<String>,
+}
+
+/// Reads `labels=mode:duel,map:desert`.
+fn parse_labels(text: &str) -> Option<Labels> {
+    let mut labels = Labels::default();
+    for pair in text.split(',') {
+        let (key, value) = pair.split_once(':')?;
+        if !labels.set(key, value) {
+            return None;
+        }
+    }
+    Some(labels)
 }
 
 /// One public room, encoded.
@@ -44,6 +59,7 @@ struct Listed {
     id: RoomId,
     game: String,
     joinable: bool,
+    labels: Labels,
     json: Bytes,
 }
 
@@ -78,6 +94,12 @@ impl RoomList {
                     .ok_or_else(|| ApiError::bad("cursor is not one a listing gave: start again without it"))?,
             ),
         };
+        let labels = match &query.labels {
+            None => Labels::default(),
+            Some(text) => parse_labels(text).ok_or_else(|| {
+                ApiError::bad("labels must be key:value pairs, comma-separated, each 1 to 32 of a-z 0-9 _ -")
+            })?,
+        };
         let built = self.built(state).await?;
         let start = after.map_or(0, |after| {
             built
@@ -87,6 +109,7 @@ impl RoomList {
         let wanted = |room: &&Listed| {
             query.game.as_ref().is_none_or(|game| room.game == *game)
                 && query.joinable.is_none_or(|joinable| room.joinable == joinable)
+                && room.labels.matches(&labels)
         };
         let mut matching = built.rooms[start..].iter().filter(wanted);
         let page: Vec<&Listed> = matching.by_ref().take(limit).collect();
@@ -133,19 +156,23 @@ impl RoomList {
     }
 }
 
-fn listed(state: &AppState, record: RoomRecord) -> Listed {
-    let (created, id, game, joinable) = (
+fn listed(state: &AppState, mut record: RoomRecord) -> Listed {
+    let (created, id, game, joinable, labels) = (
         record.created_us,
         record.summary.id.clone(),
         record.summary.game.clone(),
         record.summary.joinable,
+        record.summary.labels.clone(),
     );
+    // A listing says where rooms are; their last results are `GET /rooms/{id}`'s.
+    record.last_results = None;
     let json = serde_json::to_vec(&super::room_json(state, record)).expect("rooms serialize");
     Listed {
         created,
         id,
         game,
         joinable,
+        labels,
         json: json.into(),
     }
 }
@@ -169,6 +196,18 @@ mod tests {
         );
         for bad in ["", "1764530000", ".abc", "x.abc", "1.a/b", "-1.abc"] {
             assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn label_filters_are_key_value_pairs() {
+        let labels = parse_labels("mode:duel,map:desert-2").unwrap();
+        assert_eq!(
+            (labels.get("mode"), labels.get("map")),
+            (Some("duel"), Some("desert-2"))
+        );
+        for bad in ["", "mode", "mode:", "Mode:duel", "mode:duel,", "a:b c"] {
+            assert!(parse_labels(bad).is_none(), "{bad:?}");
         }
     }
 }

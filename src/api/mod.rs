@@ -1,16 +1,20 @@
 //! The rooms API, JSON over HTTP: list, show, create and close rooms, and matchmaking.
 //!
-//! - `GET /rooms?limit=&cursor=&game=&joinable=`: the public rooms, oldest first, a page at a
-//!   time ([`listing`]). `GET /rooms/{id}`: one room (private ones too: knowing the id is the
-//!   permission).
-//! - `POST /rooms` `{"game", "tick_hz"?, "max_players"?, "seed"?, "private"?}`: 201 with the
-//!   new room and its `key`, given only here. `DELETE /rooms/{id}` with `Authorization:
-//!   Bearer <the room's key or the admin secret>`: 204; its players get 1001 "room closed",
-//!   its spectators a final `closed` event.
-//! - `POST /matchmake` `{"game", "name", "identity"?}`: a place held for the name in a public
-//!   room of that game (the one holding a place for it already, else the fullest), or in a new
-//!   room; when the server requires join tokens, the caller proves the name (an identity token,
-//!   or the admin secret) and the answer carries a join token for that room and name.
+//! - `GET /rooms?limit=&cursor=&game=&joinable=&labels=k:v,…`: the public rooms, oldest first,
+//!   a page at a time, each with its game's labels ([`listing`]). `GET /rooms/{id}`: one room
+//!   (private ones too: knowing the id is the permission), with its last match's results; a
+//!   room that closed after its match answers 410 with them for a while.
+//! - `POST /rooms` `{"game", "tick_hz"?, "max_players"?, "seed"?, "private"?, "options"?,
+//!   "after_match"?}`: 201 with the new room and its `key`, given only here (`options` checked
+//!   against the game's `room_options`). `DELETE /rooms/{id}` with `Authorization: Bearer <the
+//!   room's key or the admin secret>`: 204; its players get 1001 "room closed", its spectators
+//!   a final `closed` event.
+//! - `POST /matchmake` `{"game", "name", "identity"?, "options"?, "filter"?}`: a place held for
+//!   the name in a public room of that game whose labels match `filter` (the one holding a place
+//!   for it already, else the fullest), or in a new room opened with `filter` as its room
+//!   options; `options` (checked against the game's join options) come back for the hello. When
+//!   the server requires join tokens, the caller proves the name (an identity token, or the
+//!   admin secret) and the answer carries a join token for that room and name.
 //!
 //! Who may do what, and what callers without a credential may take, is [`guard`]'s: every
 //! write must be JSON from no page or one of our origins, the admin has no budget, anonymous
@@ -46,8 +50,8 @@ use crate::access::budgets::HoldClaim;
 use crate::auth;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Placed, Refusal};
-use crate::protocol::rooms_api::{CreatedRoom, HeldPlace, MatchmakeRequest, NewRoom, RoomId, RoomInfo};
-use crate::protocol::{MAX_NAME_LEN, unix_micros};
+use crate::protocol::rooms_api::{CreatedRoom, HeldPlace, Labels, MatchmakeRequest, NewRoom, RoomId, RoomInfo};
+use crate::protocol::{MAX_NAME_LEN, Options, Param, ParamType, Schema, Value, unix_micros};
 use crate::room::places::HOLD_FOR;
 use crate::room::{OpenedBy, Opener, RoomKey, Settings};
 use crate::rooms::CreateError;
@@ -167,6 +171,7 @@ pub(crate) fn room_json(state: &AppState, record: RoomRecord) -> RoomInfo {
         page: state.page_url(&record.summary.id),
         node: (!record.node.is_empty()).then_some(record.node),
         summary: record.summary,
+        last_results: record.last_results,
     }
 }
 
@@ -174,7 +179,7 @@ pub(crate) fn room_json(state: &AppState, record: RoomRecord) -> RoomInfo {
 fn record_of(state: &AppState, placed: Placed) -> RoomRecord {
     match placed {
         Placed::Here(room) => state.record(&room),
-        Placed::There(record) => record,
+        Placed::There(record) => *record,
     }
 }
 
@@ -192,10 +197,23 @@ pub(crate) async fn list(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// `GET /rooms/{id}`.
+/// `GET /rooms/{id}`; a room that closed after its match is `410 Gone` for a while, with its
+/// results.
 pub(crate) async fn show(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let state = &api.app;
-    let placed = find(state, &id).await?;
+    let placed = match find(state, &id).await {
+        Ok(placed) => placed,
+        Err(err) if err.status == StatusCode::NOT_FOUND => {
+            let ended = RoomId::parse(&id).and_then(|id| state.rooms.ended_results(&id));
+            let Some(results) = ended else { return Err(err) };
+            let body = serde_json::json!({
+                "error": format!("room {id} has ended: its match is over"),
+                "last_results": *results,
+            });
+            return Ok((StatusCode::GONE, Json(body)).into_response());
+        }
+        Err(err) => return Err(err),
+    };
     Ok(Json(room_json(state, record_of(state, placed))).into_response())
 }
 
@@ -217,6 +235,7 @@ pub(crate) async fn create(
     }
     let body: NewRoom = read_json(req).await?;
     let defaults = settings(state, &body.game, caller)?;
+    let options = checked(&schema_of(state, &defaults).room_options, &body.options, "room option")?;
     let (max_hz, max) = (max_tick_hz(caller), state.config.max_players);
     let settings = Settings {
         tick_hz: match body.tick_hz {
@@ -236,6 +255,8 @@ pub(crate) async fn create(
         },
         seed: body.seed.unwrap_or(defaults.seed),
         private: body.private,
+        options,
+        after_match: body.after_match.unwrap_or_default(),
         ..defaults
     };
     let key = RoomKey::random();
@@ -326,15 +347,23 @@ pub(crate) async fn matchmake(
             )
         })?;
     }
-    let settings = settings(state, &body.game, caller)?;
+    let mut settings = settings(state, &body.game, caller)?;
+    let schema = schema_of(state, &settings);
+    let options = checked(&schema.options, &body.options, "option")?;
+    // A room opened for this request has the labels asked for: its room options are them.
+    settings.options = filter_options(&schema, &body.filter)?;
+    let filter = &body.filter;
     let now = Instant::now();
     let claim = match caller {
         Caller::Admin => HoldClaim::unbudgeted(),
         Caller::Anonymous => api.budgets.matchmake(client, now, now + HOLD_FOR)?,
     };
     let (record, until, created) = match state.cluster() {
-        Some(_) => matchmake_in_cluster(&api, settings, &body.name, caller, client, &claim).await?,
-        None => match state.rooms.hold_in_open_room(&settings.game, &body.name, &claim, now) {
+        Some(_) => matchmake_in_cluster(&api, settings, filter, &body.name, caller, client, &claim).await?,
+        None => match state
+            .rooms
+            .hold_in_open_room(&settings.game, filter, &body.name, &claim, now)
+        {
             Some((room, until)) => (state.record(&room), until, false),
             None => {
                 let opener = opener(&api, caller, client, None).map_err(|err| no_open_room(&settings, err))?;
@@ -364,6 +393,7 @@ pub(crate) async fn matchmake(
         created,
         token,
         expires,
+        options,
     };
     Ok(Json(held).into_response())
 }
@@ -376,6 +406,7 @@ const MATCHMAKE_TRIES: usize = 3;
 async fn matchmake_in_cluster(
     api: &Api,
     settings: Settings,
+    filter: &Labels,
     name: &str,
     caller: Caller,
     client: IpAddr,
@@ -384,7 +415,7 @@ async fn matchmake_in_cluster(
     let state = &api.app;
     let cluster = state.cluster().expect("called in a cluster");
     let now = Instant::now();
-    if let Some((room, until)) = state.rooms.hold_in_open_room(&settings.game, name, claim, now) {
+    if let Some((room, until)) = state.rooms.hold_in_open_room(&settings.game, filter, name, claim, now) {
         return Ok((state.record(&room), until, false));
     }
     let mut open: Vec<RoomRecord> = cluster
@@ -392,7 +423,11 @@ async fn matchmake_in_cluster(
         .await?
         .into_iter()
         .filter(|r| {
-            !r.summary.private && r.summary.joinable && r.summary.game == settings.game && r.node != cluster.node()
+            !r.summary.private
+                && r.summary.joinable
+                && r.summary.game == settings.game
+                && r.summary.labels.matches(filter)
+                && r.node != cluster.node()
         })
         .collect();
     open.sort_by_key(|r| {
@@ -480,6 +515,47 @@ fn settings(state: &AppState, game: &str, caller: Caller) -> Result<Settings, Ap
         tick_hz: defaults.tick_hz.min(max_tick_hz(caller)),
         ..defaults
     })
+}
+
+/// The schema of the rooms `settings` make.
+fn schema_of(state: &AppState, settings: &Settings) -> Arc<Schema> {
+    // `settings` came from `settings`, which checked the game is known.
+    state
+        .games
+        .get(&settings.game)
+        .expect("a known game")
+        .schema_for(&settings.schema_config())
+}
+
+/// `given` checked against `params` (a 400 naming what is wrong: `room option kills = 0 is
+/// outside [1, 1000]`).
+fn checked(params: &[Param], given: &Options, what: &str) -> Result<Options, ApiError> {
+    let given = given.iter().map(|(k, v)| (k.to_owned(), v.clone()));
+    Options::checked(params, given).map_err(|why| ApiError::bad(why.replacen("option", what, 1)))
+}
+
+/// A matchmaking filter as the room options of a room opened for it: each label must be a
+/// room option of the game, its value read as the option's type.
+fn filter_options(schema: &Schema, filter: &Labels) -> Result<Options, ApiError> {
+    let mut given = Vec::new();
+    for (key, value) in filter.iter() {
+        let Some(param) = schema.room_options.iter().find(|p| p.name == key) else {
+            return Err(ApiError::bad(format!(
+                "filter {key}: {} has no room option {key}, so no room could be opened with that label",
+                schema.game
+            )));
+        };
+        let value = match param.ty {
+            ParamType::Int { .. } => Value::Int(
+                value
+                    .parse()
+                    .map_err(|_| ApiError::bad(format!("filter {key}: {value:?} is not a number")))?,
+            ),
+            ParamType::Text { .. } => Value::text(value),
+        };
+        given.push((key.to_owned(), value));
+    }
+    Options::checked(&schema.room_options, given).map_err(|why| ApiError::bad(format!("filter: {why}")))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Placed, ApiError> {

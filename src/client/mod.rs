@@ -2,8 +2,10 @@
 //!
 //! [`Client::connect`] opens the WebSocket, sends the hello and waits for the welcome; from then
 //! on [`Client::recv`] reads the server's messages and keeps a local copy of the world from the
-//! snapshot and the deltas, exactly as the server has it. Every failure is a [`ClientError`]
-//! that says what happened: nothing listening, a version mismatch, a close with its reason.
+//! snapshot and the deltas (and this player's private fields), exactly as the server has it,
+//! and hands over the events the game tells and the end of a match. Every failure is a
+//! [`ClientError`] that says what happened: nothing listening, a version mismatch, a close with
+//! its reason (a join the game refused is a close with code 4000 and the game's reason).
 //!
 //! A player joins one room: its URL (`ws://host/rooms/{id}/ws`, or `/ws` for the default
 //! room), or a [`rooms_api::HeldPlace`] from matchmaking with [`Client::join`].
@@ -16,13 +18,13 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::delta::{ApplyError, NetWorld};
 use crate::protocol::{
-    ClientMsg, DecodeFailure, Hello, Input, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Peeked, Ping, Pong,
-    Schema, ServerMsg, Welcome, unix_micros,
+    ClientMsg, DecodeFailure, Events, Hello, Input, InputValues, MAX_SERVER_MESSAGE, MatchEnded, Message, Peeked, Ping,
+    Pong, Schema, ServerMsg, Value, Welcome, unix_micros,
 };
 
 /// What can go wrong for a client.
@@ -85,6 +87,21 @@ pub enum Received {
         /// Now minus the ping's send time.
         rtt: Duration,
     },
+    /// This player's private fields, applied to the local world (they follow the tick's frame).
+    Private {
+        /// The tick of the frame they follow.
+        tick: u64,
+    },
+    /// Events the game told this player in a tick (after the tick's frame).
+    Events(Events),
+    /// The match is over, with its results. A new match's [`Received::Welcome`] may follow.
+    MatchEnded(MatchEnded),
+    /// A new match began (after [`Received::MatchEnded`]): the player has a new entity id, and
+    /// a snapshot follows.
+    Welcome {
+        /// The player's entity id in the new match.
+        player_id: u32,
+    },
 }
 
 /// A connected player.
@@ -100,20 +117,14 @@ pub struct Client {
     bytes_received: u64,
     /// Whether snapshots and deltas are decoded and applied (see [`Client::keep_world`]).
     keeps_world: bool,
+    /// The match ended: a new welcome may come.
+    ended: bool,
 }
 
 impl Client {
     /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws`) as `name` and waits for the welcome.
     pub async fn connect(url: &str, name: &str) -> Result<Self, ClientError> {
-        Self::connect_with(
-            url,
-            Hello {
-                version: PROTOCOL_VERSION,
-                name: name.into(),
-                token: String::new(),
-            },
-        )
-        .await
+        Self::connect_with(url, Hello::new(name)).await
     }
 
     /// Like [`Client::connect`], with a hello of the caller's making (a join token, or a
@@ -126,7 +137,7 @@ impl Client {
                 url: url.into(),
                 source,
             })?;
-        ws.send(Message::Binary(ClientMsg::Hello(hello).encode(&[]).into()))
+        ws.send(WsMessage::Binary(ClientMsg::Hello(hello).encode(None).into()))
             .await?;
         let mut bytes_received = 0;
         let first = next_binary(&mut ws, &mut bytes_received).await?;
@@ -143,16 +154,17 @@ impl Client {
             ack: 0,
             bytes_received,
             keeps_world: true,
+            ended: false,
         })
     }
 
     /// Joins the room of a seat from [`rooms_api::matchmake`], as `name` (the name the seat was
-    /// asked for), with its token if it has one.
+    /// asked for), with its token if it has one and the options matchmaking was asked with.
     pub async fn join(seat: &rooms_api::HeldPlace, name: &str) -> Result<Self, ClientError> {
         let hello = Hello {
-            version: PROTOCOL_VERSION,
-            name: name.into(),
             token: seat.token.clone().unwrap_or_default(),
+            options: seat.options.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect(),
+            ..Hello::new(name)
         };
         Self::connect_with(&seat.ws, hello).await
     }
@@ -225,6 +237,15 @@ impl Client {
         self.send_input(&values).await
     }
 
+    /// Sends a message of the kind named `kind`, with one value per parameter of the kind.
+    pub async fn send_message(&mut self, kind: &str, values: Vec<Value>) -> Result<(), ClientError> {
+        let kind = self
+            .schema
+            .message_named(kind)
+            .ok_or_else(|| ClientError::Protocol(format!("{} has no message {kind:?}", self.schema.game)))?;
+        self.send(&ClientMsg::Message(Message { kind, values })).await
+    }
+
     /// Sends a ping stamped with the current time; the pong comes back through [`Client::recv`].
     pub async fn send_ping(&mut self, nonce: u32) -> Result<(), ClientError> {
         self.send(&ClientMsg::Ping(Ping {
@@ -236,8 +257,8 @@ impl Client {
 
     /// Sends any message as is (for tests of the server's checks).
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
-        let bytes = msg.encode(&self.schema.input);
-        self.ws.send(Message::Binary(bytes.into())).await?;
+        let bytes = msg.encode(Some(&self.schema));
+        self.ws.send(WsMessage::Binary(bytes.into())).await?;
         Ok(())
     }
 
@@ -296,7 +317,26 @@ impl Client {
                 self.ack = ack.seq;
                 return Ok(None);
             }
-            ServerMsg::Welcome(_) => return Err(ClientError::Protocol("second welcome".into())),
+            ServerMsg::Private(private) => {
+                if let Some(world) = self.world.as_mut() {
+                    world.apply_private(&private, &self.schema, self.welcome.player_id)?;
+                }
+                Received::Private { tick: private.tick }
+            }
+            ServerMsg::Events(events) => Received::Events(events),
+            ServerMsg::MatchEnded(ended) => {
+                self.ended = true;
+                Received::MatchEnded(ended)
+            }
+            ServerMsg::Welcome(welcome) => {
+                if !std::mem::take(&mut self.ended) {
+                    return Err(ClientError::Protocol("a second welcome while the match goes on".into()));
+                }
+                let player_id = welcome.player_id;
+                self.welcome = welcome;
+                self.world = None;
+                Received::Welcome { player_id }
+            }
         };
         Ok(Some(received))
     }
@@ -326,16 +366,16 @@ async fn next_binary(
             }
         };
         match msg {
-            Message::Binary(bytes) => {
+            WsMessage::Binary(bytes) => {
                 *bytes_received += bytes.len() as u64;
                 return Ok(bytes);
             }
-            Message::Close(frame) => {
+            WsMessage::Close(frame) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                 return Err(ClientError::Closed { code, reason });
             }
-            Message::Text(_) => return Err(ClientError::Protocol("text message from the server".into())),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            WsMessage::Text(_) => return Err(ClientError::Protocol("text message from the server".into())),
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {}
         }
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::store::{Store, StoreError};
+use crate::protocol::Results;
 use crate::protocol::rooms_api::{RoomId, RoomSummary};
 
 /// How long a node's and a room's records outlive their last refresh.
@@ -117,6 +118,9 @@ pub(crate) struct RoomRecord {
     /// When it was created, Unix microseconds (the listing's order; `info.created` is seconds).
     #[serde(default)]
     pub(crate) created_us: u64,
+    /// How its last match ended, once one has (`GET /rooms/{id}` shows it; listings do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_results: Option<Results>,
 }
 
 /// The live nodes (those whose record has not expired), by id.

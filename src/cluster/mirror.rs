@@ -31,7 +31,7 @@ use super::{Cluster, FIRST_KEYFRAME_WITHIN, Refusal};
 use crate::feed::{Epoch, Feed};
 use crate::metrics::Metrics;
 use crate::protocol::Schema;
-use crate::protocol::delta::{Changes, NetWorld};
+use crate::protocol::delta::NetWorld;
 use crate::room::RoomId;
 
 /// How long a followed room with no spectator here is kept followed.
@@ -259,6 +259,12 @@ impl Reader {
                         self.keyframe(&entry);
                     }
                 }
+                Some(b"m") => {
+                    let ended = self.schema.as_ref().and_then(|schema| entry.ended(schema));
+                    if let (Some(feed), Some(ended)) = (&self.feed, ended) {
+                        feed.ended(ended.tick, &ended.results);
+                    }
+                }
                 Some(b"c") => {
                     self.close_with(&entry);
                     return Ok(Some("room closed"));
@@ -274,7 +280,7 @@ impl Reader {
         let (Some((epoch, world)), Some(schema)) = (&self.world, &self.schema) else {
             return;
         };
-        let Some((delta, next)) = entry.applied(epoch, world, schema) else {
+        let Some((_, next)) = entry.applied(epoch, world, schema) else {
             // A gap, another incarnation, or a checksum that does not match: start over from
             // the next keyframe.
             self.metrics.cluster_mirror_resyncs.inc();
@@ -282,13 +288,10 @@ impl Reader {
             return;
         };
         let next = Arc::new(next);
-        let changes = Changes {
-            spawned: delta.spawned,
-            updated: delta.updated,
-            removed: delta.removed,
-        };
         if let Some(feed) = &self.feed {
-            feed.publish(&changes, next.clone());
+            // The changes again, from the worlds: their texts are the new world's.
+            let changes = world.diff(&next, schema);
+            feed.publish(&changes, next.clone(), entry.heard(schema));
         }
         self.world = Some((epoch.clone(), next));
     }

@@ -142,7 +142,7 @@ pub(crate) enum Placed {
     /// On this node.
     Here(Arc<Room>),
     /// On another node.
-    There(RoomRecord),
+    There(Box<RoomRecord>),
 }
 
 /// Why a cluster operation failed: the HTTP status to answer and why.
@@ -248,7 +248,7 @@ impl Cluster {
         if let Some((at, record)) = lock(&self.located).get(id)
             && now.saturating_duration_since(*at) < LOCATED_FOR
         {
-            return Ok(record.clone().map(Placed::There));
+            return Ok(record.clone().map(|r| Placed::There(Box::new(r))));
         }
         if let Err(wait) = lock(&self.lookups).take(now) {
             let message = format!(
@@ -267,7 +267,7 @@ impl Cluster {
             }
         }
         located.insert(id.clone(), (now, record.clone()));
-        Ok(record.map(Placed::There))
+        Ok(record.map(|r| Placed::There(Box::new(r))))
     }
 
     /// Every room of the cluster (this node's as they are now, the others' as their owners
@@ -299,6 +299,7 @@ impl Cluster {
             url: self.url.clone(),
             summary: room.summary(),
             created_us: room.created_us(),
+            last_results: room.results().map(|r| (*r).clone()),
         }
     }
 

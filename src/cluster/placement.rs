@@ -82,7 +82,7 @@ impl Cluster {
             Answer::Done {
                 room: Some(room),
                 held_until_ms: Some(until),
-            } => Ok(Some((room, instant_of(until)))),
+            } => Ok(Some((*room, instant_of(until)))),
             Answer::Done { .. } => Err(Refusal::new(502, "the other node answered without its room")),
             Answer::Refused { status: 409, .. } => Ok(None),
             Answer::Refused { status, message } => Err(Refusal::new(status, message)),

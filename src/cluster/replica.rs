@@ -14,9 +14,11 @@
 //! drops (and counts) what does not fit; a dropped event or a failed write makes the next
 //! entry a keyframe, so followers never apply a delta to the wrong base.
 //!
-//! Fields of an entry: `e` epoch, `k` kind (`s` keyframe, `d` delta, `c` closed), `t` tick;
-//! `w` the `Welcome` and `b` the `Snapshot` of a keyframe; `p` the base tick and `b` the `Delta`
-//! of a delta; `n` the event name (`closed`, `shutdown`) and `j` its JSON for the last one.
+//! Fields of an entry: `e` epoch, `k` kind (`s` keyframe, `d` delta, `m` match ended, `c`
+//! closed), `t` tick; `w` the `Welcome` and `b` the `Snapshot` of a keyframe; `p` the base tick,
+//! `b` the `Delta` and, when the game told public events since the base, `v` those events (each
+//! an `Events` message, its length first as 4 bytes LE) of a delta; `b` the `MatchEnded` of a
+//! match's end; `n` the event name (`closed`, `shutdown`) and `j` its JSON for the last one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +28,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::directory::{STREAM_TTL, keys};
 use super::store::Store;
-use crate::feed::{Epoch, Feed, Replicated};
+use super::stream::encode_heard;
+use crate::feed::{Epoch, Feed, Heard, Replicated};
 use crate::metrics::Metrics;
 use crate::protocol::delta::{Changes, NetWorld};
-use crate::protocol::{Delta, PROTOCOL_VERSION, ServerMsg, Snapshot, Welcome, world_checksum};
+use crate::protocol::{MatchEnded, PROTOCOL_VERSION, Results, ServerMsg, Welcome};
 
 /// The longest a stream goes without a keyframe while its room changes.
 pub(crate) const KEYFRAME_EVERY: Duration = Duration::from_secs(5);
@@ -59,6 +62,7 @@ pub(crate) fn start(
         keep,
         metrics,
         last_tick: None,
+        last_epoch: None,
         keyframe_due: true,
         last_keyframe: Instant::now(),
         last_write: Instant::now(),
@@ -78,6 +82,8 @@ struct Writer {
     metrics: Arc<Metrics>,
     /// The tick of the last entry written (a delta must be based on it).
     last_tick: Option<u64>,
+    /// The epoch of the last entry written (a delta must be of it: a new match is a keyframe).
+    last_epoch: Option<Epoch>,
     keyframe_due: bool,
     last_keyframe: Instant,
     last_write: Instant,
@@ -95,9 +101,10 @@ impl Writer {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(Replicated::Event { epoch, base, changes, world }) => {
-                        self.event(&epoch, base, &changes, &world).await;
+                    Some(Replicated::Event { epoch, base, heard, changes, world }) => {
+                        self.event(&epoch, base, &heard, &changes, &world).await;
                     }
+                    Some(Replicated::Ended { epoch, tick, results }) => self.ended(&epoch, tick, results).await,
                     Some(Replicated::Closed { name, json }) => return self.closed(name, &json).await,
                     // The feed is gone without a last word: the node is stopping.
                     None => return,
@@ -107,7 +114,7 @@ impl Writer {
         }
     }
 
-    async fn event(&mut self, epoch: &Epoch, base: u64, changes: &Changes, world: &Arc<NetWorld>) {
+    async fn event(&mut self, epoch: &Epoch, base: u64, heard: &[Heard], changes: &Changes, world: &Arc<NetWorld>) {
         let dropped = self.feed.replica_dropped();
         if dropped != self.dropped_seen {
             self.metrics
@@ -116,28 +123,26 @@ impl Writer {
             self.dropped_seen = dropped;
             self.keyframe_due = true;
         }
-        if self.keyframe_due || self.last_tick != Some(base) {
-            // A gap: followers start over from a keyframe of this event instead.
+        if self.keyframe_due || self.last_tick != Some(base) || self.last_epoch.as_ref() != Some(epoch) {
+            // A gap (or a new match): followers start over from a keyframe of this event
+            // instead (the public events between are lost to them).
             return self.keyframe(epoch, world).await;
         }
         let schema = self.feed.schema();
-        let delta = Delta {
-            tick: world.tick(),
-            base_gap: u32::try_from(world.tick() - base).unwrap_or(u32::MAX),
-            spawned: changes.spawned.clone(),
-            updated: changes.updated.clone(),
-            removed: changes.removed.clone(),
-            checksum: Some(world_checksum(world.entities(), schema)),
-        };
-        let bytes = ServerMsg::Delta(delta).encode(schema);
+        let base_gap = u32::try_from(world.tick() - base).unwrap_or(u32::MAX);
+        let bytes = changes.encode(world, base_gap, Some(world.checksum(schema)), schema);
+        let events = encode_heard(heard, schema);
         let (tick, base) = (world.tick().to_string(), base.to_string());
-        let fields: [(&str, &[u8]); 5] = [
+        let mut fields: Vec<(&str, &[u8])> = vec![
             ("e", epoch.as_str().as_bytes()),
             ("k", b"d"),
             ("t", tick.as_bytes()),
             ("p", base.as_bytes()),
             ("b", &bytes),
         ];
+        if !events.is_empty() {
+            fields.push(("v", &events));
+        }
         if !self.append(&fields).await {
             return;
         }
@@ -147,6 +152,20 @@ impl Writer {
             // stream always keeps one to start from.
             self.keyframe(epoch, world).await;
         }
+    }
+
+    /// Writes the end of a match; followers tell their spectators.
+    async fn ended(&mut self, epoch: &Epoch, tick: u64, results: Results) {
+        let schema = self.feed.schema();
+        let bytes = ServerMsg::MatchEnded(MatchEnded { tick, results }).encode(schema);
+        let tick = tick.to_string();
+        let fields: [(&str, &[u8]); 4] = [
+            ("e", epoch.as_str().as_bytes()),
+            ("k", b"m"),
+            ("t", tick.as_bytes()),
+            ("b", &bytes),
+        ];
+        self.append(&fields).await;
     }
 
     /// Writes a keyframe of `world`; on failure, the next event tries again.
@@ -159,11 +178,7 @@ impl Writer {
             schema: (**schema).clone(),
         })
         .encode(schema);
-        let snapshot = ServerMsg::Snapshot(Snapshot {
-            tick: world.tick(),
-            entities: world.entities().to_vec(),
-        })
-        .encode(schema);
+        let snapshot = world.encode_snapshot(schema);
         let tick = world.tick().to_string();
         let fields: [(&str, &[u8]); 5] = [
             ("e", epoch.as_str().as_bytes()),
@@ -176,6 +191,7 @@ impl Writer {
         self.keyframe_due = !written;
         if written {
             self.last_tick = Some(world.tick());
+            self.last_epoch = Some(epoch.clone());
             self.last_keyframe = Instant::now();
         }
     }

@@ -63,7 +63,7 @@ pub(crate) enum Answer {
     /// Done; the room as it is now (none for a close), and until when (Unix milliseconds) a
     /// place asked for is held.
     Done {
-        room: Option<RoomRecord>,
+        room: Option<Box<RoomRecord>>,
         held_until_ms: Option<u64>,
     },
     /// Refused, with the HTTP status the asker should answer and why.
@@ -313,7 +313,7 @@ impl Cluster {
     async fn handle(&self, ask: Ask) -> Answer {
         let refused = |status: u16, message: String| Answer::Refused { status, message };
         let done = |room: Option<RoomRecord>, until: Option<Instant>| Answer::Done {
-            room,
+            room: room.map(Box::new),
             held_until_ms: until.map(unix_ms_of),
         };
         match ask {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use redis::Value;
 
-use crate::feed::Epoch;
+use crate::feed::{Epoch, Heard};
 use crate::protocol::delta::NetWorld;
-use crate::protocol::{Delta, Schema, ServerMsg};
+use crate::protocol::{Delta, Events, MatchEnded, Schema, ServerMsg};
 
 /// One entry of the stream.
 #[derive(Debug)]
@@ -74,6 +74,51 @@ impl Entry {
         next.apply(&delta, schema).ok()?;
         Some((delta, next))
     }
+}
+
+impl Entry {
+    /// The public events a delta entry carries (`v`), in order; none if it has none, or they
+    /// do not decode.
+    pub(crate) fn heard(&self, schema: &Schema) -> Vec<Heard> {
+        let Some(mut bytes) = self.get("v") else {
+            return Vec::new();
+        };
+        let mut heard = Vec::new();
+        while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            let Some(message) = rest.get(..len) else { break };
+            let Ok(ServerMsg::Events(Events { tick, events })) = ServerMsg::decode(message, Some(schema)) else {
+                break;
+            };
+            heard.extend(events.into_iter().map(|event| Heard { tick, event }));
+            bytes = &rest[len..];
+        }
+        heard
+    }
+
+    /// The end of a match this entry is (`m`): its tick and what it says.
+    pub(crate) fn ended(&self, schema: &Schema) -> Option<MatchEnded> {
+        match ServerMsg::decode(self.get("b")?, Some(schema)) {
+            Ok(ServerMsg::MatchEnded(ended)) => Some(ended),
+            _ => None,
+        }
+    }
+}
+
+/// `heard` as a delta entry's `v`: an `Events` message per tick, each its length (4 bytes LE)
+/// first; empty for none.
+pub(crate) fn encode_heard(heard: &[Heard], schema: &Schema) -> Vec<u8> {
+    let mut out = Vec::new();
+    for same_tick in heard.chunk_by(|a, b| a.tick == b.tick) {
+        let events = Events {
+            tick: same_tick[0].tick,
+            events: same_tick.iter().map(|h| h.event.clone()).collect(),
+        };
+        let bytes = ServerMsg::Events(events).encode(schema);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
 }
 
 /// The entries of an XRANGE/XREVRANGE reply.

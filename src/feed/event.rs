@@ -1,4 +1,6 @@
-//! One spectator event, encoded once, and the ids that name events: `<epoch>-<tick>`.
+//! One spectator event, encoded once, and the ids that name events: `<epoch>-<tick>` for a
+//! snapshot or a delta, `<epoch>-<tick>-<n>` for the `n`th game event told after the delta of
+//! `tick` (and before the next delta).
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +13,10 @@ use rand::Rng;
 pub(crate) enum EventKind {
     Snapshot,
     Delta,
+    /// Something the game told (a public event told to every player).
+    Game,
+    /// The match ended, with its results.
+    Ended,
 }
 
 impl EventKind {
@@ -18,6 +24,8 @@ impl EventKind {
         match self {
             Self::Snapshot => "snapshot",
             Self::Delta => "delta",
+            Self::Game => "event",
+            Self::Ended => "ended",
         }
     }
 }
@@ -50,41 +58,68 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// Where a spectator is in a feed: the id of the last event it applied, `<epoch>-<tick>`. A
-/// bare `<tick>` (what ids were before epochs) is taken as a tick of the current epoch.
+/// Where a spectator is in a feed: the id of the last event it applied, `<epoch>-<tick>` or
+/// `<epoch>-<tick>-<n>`. A bare `<tick>` (what ids were before epochs) is taken as a tick of
+/// the current epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Position {
     /// `None` for a bare tick.
     pub epoch: Option<Epoch>,
-    /// The tick of the event.
+    /// Where in the feed: the tick of the last delta, and how many game events after it.
+    pub at: At,
+}
+
+/// A place in a feed's order: after the delta (or snapshot) of `tick`, and `seq` of the game
+/// events that follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct At {
     pub tick: u64,
+    pub seq: u32,
+}
+
+impl At {
+    /// Right after the delta or snapshot of `tick`.
+    pub(crate) fn tick(tick: u64) -> Self {
+        Self { tick, seq: 0 }
+    }
 }
 
 impl Position {
     /// Reads an event id; `None` if it is not one.
     pub(crate) fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
-        match text.split_once('-') {
-            Some((epoch, tick)) => Some(Self {
-                epoch: Some(Epoch::parse(epoch)?),
-                tick: tick.parse().ok()?,
-            }),
-            None => Some(Self {
+        let mut parts = text.splitn(3, '-');
+        let first = parts.next()?;
+        let Some(tick) = parts.next() else {
+            return Some(Self {
                 epoch: None,
-                tick: text.parse().ok()?,
-            }),
-        }
+                at: At::tick(first.parse().ok()?),
+            });
+        };
+        let seq = match parts.next() {
+            Some(seq) => seq.parse().ok().filter(|n| *n > 0)?,
+            None => 0,
+        };
+        Some(Self {
+            epoch: Some(Epoch::parse(first)?),
+            at: At {
+                tick: tick.parse().ok()?,
+                seq,
+            },
+        })
     }
 }
 
 /// One spectator event, encoded once.
 #[derive(Debug)]
 pub(crate) struct Event {
-    pub(crate) tick: u64,
+    /// Where it is in the feed: its id.
+    pub(crate) at: At,
     /// The incarnation it belongs to.
     pub(crate) epoch: Epoch,
-    /// For a delta, the tick it applies to (the previous event's); for a snapshot, `tick`.
-    pub(crate) base: u64,
+    /// Where the feed was just before it (for a snapshot, `at`): a spectator there needs this
+    /// event next.
+    pub(crate) prev: At,
     /// The event's JSON, as in the SSE `data:` line and the long-poll `data` field: a slice
     /// of `sse`, not a second copy (the resume ring holds 30 s of these).
     pub(crate) json: Bytes,
@@ -96,37 +131,46 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    /// Its id, `<epoch>-<tick>`.
+    /// Its id, `<epoch>-<tick>` or `<epoch>-<tick>-<n>`.
     pub(crate) fn id(&self) -> String {
-        format!("{}-{}", self.epoch, self.tick)
+        id(&self.epoch, self.at)
     }
 
     /// Its id, as a position in the feed.
     pub(crate) fn position(&self) -> Position {
         Position {
             epoch: Some(self.epoch.clone()),
-            tick: self.tick,
+            at: self.at,
         }
     }
 
-    /// Event `tick` of incarnation `epoch`, applying to `base`, with its JSON, framed for SSE
-    /// and long-polling once.
-    pub(crate) fn new(epoch: &Epoch, tick: u64, base: u64, kind: EventKind, json: Vec<u8>) -> Self {
-        let head = format!("id: {epoch}-{tick}\nevent: {}\ndata: ", kind.name());
+    /// Event `at` of incarnation `epoch`, following `prev`, with its JSON, framed for SSE and
+    /// long-polling once.
+    pub(crate) fn new(epoch: &Epoch, at: At, prev: At, kind: EventKind, json: Vec<u8>) -> Self {
+        let id = id(epoch, at);
+        let head = format!("id: {id}\nevent: {}\ndata: ", kind.name());
         let mut sse = Vec::with_capacity(head.len() + json.len() + 2);
         // serde_json's compact output has no newlines, so one `data:` line holds it all.
         sse.extend_from_slice(head.as_bytes());
         sse.extend_from_slice(&json);
         sse.extend_from_slice(b"\n\n");
         let sse = Bytes::from(sse);
-        let poll_head = format!(r#"{{"event":"{}","id":"{epoch}-{tick}","data":"#, kind.name());
+        let poll_head = format!(r#"{{"event":"{}","id":"{id}","data":"#, kind.name());
         Self {
-            tick,
+            at,
             epoch: epoch.clone(),
-            base,
+            prev,
             json: sse.slice(head.len()..head.len() + json.len()),
             sse,
             poll_head: poll_head.into(),
         }
+    }
+}
+
+/// The id of the event at `at` of `epoch`.
+fn id(epoch: &Epoch, at: At) -> String {
+    match at.seq {
+        0 => format!("{epoch}-{}", at.tick),
+        n => format!("{epoch}-{}-{n}", at.tick),
     }
 }

@@ -7,8 +7,11 @@
 //! number of spectators adds no encoding work to the tick loop.
 //!
 //! Each event's id is `<epoch>-<tick>`: the epoch names this incarnation of the room (a room
-//! opened again under the same id, or a feed rebuilt from a keyframe after a gap, has a new
-//! one), so an id from another incarnation is never mistaken for a position in this one.
+//! opened again under the same id, a new match, or a feed rebuilt from a keyframe after a gap,
+//! has a new one), so an id from another incarnation is never mistaken for a position in this
+//! one. The public events a game told to every player since the last event come before it, in
+//! tick order, each its own event (`<epoch>-<tick>-<n>`: the `n`th after the delta of `tick`);
+//! the end of a match is one more (`ended`).
 //!
 //! A ring of recent events serves resumes (`Last-Event-ID`, `?after=`). A spectator whose
 //! position is older than the ring, from another epoch, or unknown, gets a snapshot instead:
@@ -36,22 +39,33 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::Schema;
 use crate::protocol::delta::{Changes, NetWorld};
+use crate::protocol::{GameEvent, Results, Schema};
 
-pub(crate) use self::event::{Epoch, Position};
+pub(crate) use self::event::{At, Epoch, Position};
 pub(crate) use self::event::{Event, EventKind};
+
+/// A public event a game told every player, in the tick it was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Heard {
+    pub(crate) tick: u64,
+    pub(crate) event: GameEvent,
+}
 
 /// What a feed sends its replica (the room's Redis stream, in a cluster) for each event.
 #[derive(Debug)]
 pub(crate) enum Replicated {
-    /// An event: the changes from the world at `base` to `world`.
+    /// An event: the public events told since the world at `base`, then the changes from
+    /// it to `world`.
     Event {
         epoch: Epoch,
         base: u64,
+        heard: Vec<Heard>,
         changes: Changes,
         world: Arc<NetWorld>,
     },
+    /// The match ended at `tick` (of `epoch`) with `results`.
+    Ended { epoch: Epoch, tick: u64, results: Results },
     /// The feed's last event: the room ended.
     Closed { name: &'static str, json: String },
 }
@@ -72,10 +86,15 @@ struct State {
     epoch: Epoch,
     /// The world as of the latest event; snapshots are made from it.
     world: Arc<NetWorld>,
-    /// Recent deltas, oldest first; each one's base is the previous one's tick.
+    /// Recent events, oldest first; each one's `prev` is the previous one's `at`.
     ring: VecDeque<Arc<Event>>,
+    /// Where the latest event is (what a spectator who has everything holds).
+    latest: At,
     /// The snapshot of `world`, once someone asked for it.
     snapshot: Option<Arc<Event>>,
+    /// The last match's `ended` event: kept through the next match's reset, so a spectator of
+    /// the match that ended gets it before the new match's snapshot.
+    ended: Option<Arc<Event>>,
 }
 
 /// The shared spectator feed.
@@ -119,10 +138,12 @@ impl Feed {
     ) -> Self {
         let state = State {
             epoch,
-            world,
+            latest: At::tick(world.tick()),
             // Grown as events come (see `publish`): a room nobody has played in holds none.
             ring: VecDeque::new(),
             snapshot: None,
+            ended: None,
+            world,
         };
         Self {
             state: Mutex::new(state),
@@ -139,21 +160,33 @@ impl Feed {
         }
     }
 
-    /// Publishes the step from the previous event to `world` (called by the one publisher,
-    /// the tick loop or a cluster's stream reader, which keeps the same `Arc` as the base of
-    /// its next diff: one copy of the world per event).
-    pub(crate) fn publish(&self, changes: &Changes, world: Arc<NetWorld>) {
+    /// Publishes the public events `heard` since the previous event, then the step from it to
+    /// `world` (called by the one publisher, the tick loop or a cluster's stream reader, which
+    /// keeps the same `Arc` as the base of its next diff: one copy of the world per event).
+    pub(crate) fn publish(&self, changes: &Changes, world: Arc<NetWorld>, heard: Vec<Heard>) {
         // There is one publisher, so the base cannot change under us.
-        let (base, epoch) = {
+        let (base, epoch, mut at) = {
             let state = self.lock();
-            (state.world.tick(), state.epoch.clone())
+            (state.world.tick(), state.epoch.clone(), state.latest)
         };
+        let mut events = Vec::with_capacity(heard.len() + 1);
+        for h in &heard {
+            let next = At {
+                tick: at.tick,
+                seq: at.seq + 1,
+            };
+            let json = render::game_event(h, &self.schema);
+            events.push(Arc::new(Event::new(&epoch, next, at, EventKind::Game, json)));
+            at = next;
+        }
         let json = render::delta(base, changes, &world, &self.schema, self.spectator_count());
-        let event = Arc::new(Event::new(&epoch, world.tick(), base, EventKind::Delta, json));
+        let latest = At::tick(world.tick());
+        events.push(Arc::new(Event::new(&epoch, latest, at, EventKind::Delta, json)));
         if let Some(replica) = self.replica.get() {
             let copy = Replicated::Event {
                 epoch,
                 base,
+                heard,
                 changes: changes.clone(),
                 world: world.clone(),
             };
@@ -165,18 +198,56 @@ impl Feed {
         }
         {
             let mut state = self.lock();
-            if state.ring.len() == self.ring_len {
-                state.ring.pop_front();
-            } else if state.ring.len() == state.ring.capacity() {
-                // Doubling, but never past the ring's length.
-                let more = state.ring.len().max(8).min(self.ring_len - state.ring.len());
-                state.ring.reserve_exact(more);
+            for event in events {
+                self.push(&mut state, event);
             }
-            state.ring.push_back(event);
+            state.latest = latest;
             state.world = world;
             state.snapshot = None;
         }
         self.published.notify_waiters();
+    }
+
+    /// Publishes the end of the match at `tick`, with its results (after the event of that
+    /// tick).
+    pub(crate) fn ended(&self, tick: u64, results: &Results) {
+        let epoch = {
+            let mut state = self.lock();
+            let prev = state.latest;
+            let at = At {
+                tick: prev.tick,
+                seq: prev.seq + 1,
+            };
+            let json = render::ended(tick, results);
+            let event = Arc::new(Event::new(&state.epoch, at, prev, EventKind::Ended, json));
+            state.ended = Some(event.clone());
+            self.push(&mut state, event);
+            state.latest = at;
+            state.epoch.clone()
+        };
+        if let Some(replica) = self.replica.get() {
+            let copy = Replicated::Ended {
+                epoch,
+                tick,
+                results: results.clone(),
+            };
+            if replica.try_send(copy).is_err() {
+                self.replica_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.published.notify_waiters();
+    }
+
+    /// Adds `event` to the ring, dropping the oldest once it is full.
+    fn push(&self, state: &mut State, event: Arc<Event>) {
+        if state.ring.len() == self.ring_len {
+            state.ring.pop_front();
+        } else if state.ring.len() == state.ring.capacity() {
+            // Doubling, but never past the ring's length.
+            let more = state.ring.len().max(8).min(self.ring_len - state.ring.len());
+            state.ring.reserve_exact(more);
+        }
+        state.ring.push_back(event);
     }
 
     /// Starts over from `world` as incarnation `epoch` (a cluster's stream reader, after a
@@ -186,6 +257,7 @@ impl Feed {
         {
             let mut state = self.lock();
             state.epoch = epoch;
+            state.latest = At::tick(world.tick());
             state.world = world;
             state.ring.clear();
             state.snapshot = None;
@@ -259,23 +331,26 @@ impl Feed {
         let Some(after) = after else {
             return Catchup::Snapshot(self.snapshot_of(state));
         };
-        if after.epoch.as_ref().is_some_and(|epoch| *epoch != state.epoch) {
-            return Catchup::Snapshot(self.snapshot_of(state));
+        if let Some(epoch) = after.epoch.as_ref().filter(|epoch| **epoch != state.epoch) {
+            // A spectator of a match that ended and had not been told so: first its end.
+            let ended = (state.ended.as_ref())
+                .filter(|e| e.epoch == *epoch && e.at > after.at)
+                .cloned();
+            let snapshot = self.snapshot_of(state);
+            return match ended {
+                Some(ended) => Catchup::Events(vec![ended, snapshot]),
+                None => Catchup::Snapshot(snapshot),
+            };
         }
-        let after = after.tick;
-        let latest = state.world.tick();
-        if after == latest || (after > latest && after - latest <= self.ahead) {
+        let after = after.at;
+        let latest = state.latest;
+        if after == latest || (after.tick > latest.tick && after.tick - latest.tick <= self.ahead) {
             return Catchup::UpToDate;
         }
-        let start = if state
+        let start = state
             .ring
-            .front()
-            .is_some_and(|first| first.base == after && first.epoch == state.epoch)
-        {
-            Some(0)
-        } else {
-            state.ring.iter().position(|e| e.tick == after).map(|i| i + 1)
-        };
+            .iter()
+            .position(|e| e.prev == after && e.epoch == state.epoch);
         let Some(start) = start else {
             return Catchup::Snapshot(self.snapshot_of(state));
         };
@@ -326,13 +401,8 @@ impl Feed {
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
         let schema_json = self.schema_json.get_or_init(|| render::schema(&self.schema));
         let json = render::snapshot(&world, &self.schema, schema_json, self.spectator_count());
-        let snap = Arc::new(Event::new(
-            &epoch,
-            world.tick(),
-            world.tick(),
-            EventKind::Snapshot,
-            json,
-        ));
+        let at = At::tick(world.tick());
+        let snap = Arc::new(Event::new(&epoch, at, at, EventKind::Snapshot, json));
         let mut state = self.lock();
         if state.world.tick() == world.tick() && state.epoch == epoch {
             state.snapshot = Some(snap.clone());

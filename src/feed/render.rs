@@ -1,14 +1,16 @@
-//! The spectators' JSON, for any game: entities with their fields named as the schema names
-//! them, coordinates in world units.
+//! The spectators' JSON, for any game: entities with their public fields named as the schema
+//! names them, coordinates in world units, texts as strings; the public events a game tells;
+//! a match's results.
 //!
 //! Written directly as text rather than through serde's data model: the tick loop encodes a
 //! delta of every moving entity ten times a second, and schema names are plain `[a-z0-9_]`
-//! (checked when a game is registered), so nothing needs escaping.
+//! (checked when a game is registered), so only texts need escaping (by serde_json).
 
 use std::fmt::Write as _;
 
+use super::Heard;
 use crate::protocol::delta::{Changes, NetWorld};
-use crate::protocol::{Entity, FieldType, Schema};
+use crate::protocol::{Entity, FieldType, Param, ParamType, Results, Schema, Value};
 
 /// The schema as JSON, for snapshots (spectators learn the game from it, as players do from
 /// the welcome).
@@ -25,11 +27,20 @@ pub(crate) fn schema(schema: &Schema) -> String {
         for (f, field) in kind.fields.iter().enumerate() {
             comma(&mut out, f);
             let _ = write!(out, r#"{{"name":"{}","type":"{}""#, field.name, field.ty.name());
-            if let FieldType::Enum(n) = field.ty {
-                let _ = write!(out, r#","values":{n}"#);
+            match field.ty {
+                FieldType::Enum(n) => {
+                    let _ = write!(out, r#","values":{n}"#);
+                }
+                FieldType::Text(n) => {
+                    let _ = write!(out, r#","max_len":{n}"#);
+                }
+                _ => {}
             }
             if let Some(role) = field.role.name() {
                 let _ = write!(out, r#","role":"{role}""#);
+            }
+            if field.private {
+                out.push_str(r#","private":true"#);
             }
             out.push('}');
         }
@@ -45,8 +56,91 @@ pub(crate) fn schema(schema: &Schema) -> String {
             field.name, field.min, field.max
         );
     }
-    out.push_str("]}");
+    out.push_str(r#"],"messages":["#);
+    for (i, message) in schema.messages.iter().enumerate() {
+        comma(&mut out, i);
+        let _ = write!(out, r#"{{"name":"{}","params":"#, message.name);
+        params(&mut out, &message.params);
+        let _ = write!(out, r#","per_second":{}}}"#, message.per_second);
+    }
+    out.push_str(r#"],"events":["#);
+    for (i, event) in schema.events.iter().enumerate() {
+        comma(&mut out, i);
+        let _ = write!(out, r#"{{"name":"{}","params":"#, event.name);
+        params(&mut out, &event.params);
+        let _ = write!(out, r#","public":{}}}"#, event.public);
+    }
+    out.push_str(r#"],"options":"#);
+    params(&mut out, &schema.options);
+    out.push_str(r#","room_options":"#);
+    params(&mut out, &schema.room_options);
+    out.push('}');
     out
+}
+
+/// `[{"name":…,"type":"int","min":…,"max":…} | {"name":…,"type":"text","max_len":…}, …]`.
+fn params(out: &mut String, params: &[Param]) {
+    out.push('[');
+    for (i, param) in params.iter().enumerate() {
+        comma(out, i);
+        let _ = match param.ty {
+            ParamType::Int { min, max } => write!(
+                out,
+                r#"{{"name":"{}","type":"int","min":{min},"max":{max}}}"#,
+                param.name
+            ),
+            ParamType::Text { max_len } => {
+                write!(out, r#"{{"name":"{}","type":"text","max_len":{max_len}}}"#, param.name)
+            }
+        };
+    }
+    out.push(']');
+}
+
+/// A public event: `{"tick":…,"kind":"…",<its parameters by name>}`.
+pub(crate) fn game_event(heard: &Heard, schema: &Schema) -> Vec<u8> {
+    let mut out = String::with_capacity(64);
+    let kind = schema.events.get(usize::from(heard.event.kind));
+    let name = kind.map_or("?", |k| k.name.as_str());
+    let _ = write!(out, r#"{{"tick":{},"kind":"{name}""#, heard.tick);
+    for (param, value) in kind.map_or(&[][..], |k| &k.params).iter().zip(&heard.event.values) {
+        let _ = write!(out, r#","{}":"#, param.name);
+        value_json(&mut out, value);
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// The end of a match: `{"tick":…,"summary":"…","standings":[{"player":…,"name":"…","rank":…,
+/// "score":…}]}`.
+pub(crate) fn ended(tick: u64, results: &Results) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + results.standings.len() * 48);
+    let _ = write!(out, r#"{{"tick":{tick},"summary":"#);
+    string(&mut out, &results.summary);
+    out.push_str(r#","standings":["#);
+    for (i, s) in results.standings.iter().enumerate() {
+        comma(&mut out, i);
+        let _ = write!(out, r#"{{"player":{},"name":"#, s.player);
+        string(&mut out, &s.name);
+        let _ = write!(out, r#","rank":{},"score":{}}}"#, s.rank, s.score);
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+fn value_json(out: &mut String, value: &Value) {
+    match value {
+        Value::Int(v) => {
+            let _ = write!(out, "{v}");
+        }
+        Value::Text(t) => string(out, t),
+    }
+}
+
+/// `text` as a JSON string.
+fn string(out: &mut String, text: &str) {
+    // Serializing a &str cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
 }
 
 /// A snapshot event: the whole world, with the schema.
@@ -61,7 +155,7 @@ pub(crate) fn snapshot(world: &NetWorld, schema: &Schema, schema_json: &str, spe
     );
     for (i, e) in world.entities().iter().enumerate() {
         comma(&mut out, i);
-        entity(&mut out, e, schema, u8::MAX);
+        entity(&mut out, e, world, schema);
     }
     out.push_str("]}");
     out.into_bytes()
@@ -78,7 +172,7 @@ pub(crate) fn delta(base: u64, changes: &Changes, world: &NetWorld, schema: &Sch
     );
     for (i, e) in changes.spawned.iter().enumerate() {
         comma(&mut out, i);
-        entity(&mut out, e, schema, u8::MAX);
+        entity(&mut out, e, world, schema);
     }
     out.push_str(r#"],"updated":["#);
     let mut first = true;
@@ -90,7 +184,7 @@ pub(crate) fn delta(base: u64, changes: &Changes, world: &NetWorld, schema: &Sch
         }
         first = false;
         let _ = write!(out, r#"{{"id":{}"#, now.id);
-        fields(&mut out, now, schema, update.mask);
+        fields(&mut out, now, world, schema, update.mask);
         out.push('}');
     }
     out.push_str(r#"],"removed":["#);
@@ -102,19 +196,20 @@ pub(crate) fn delta(base: u64, changes: &Changes, world: &NetWorld, schema: &Sch
     out.into_bytes()
 }
 
-/// `{"id":…,"kind":"…",<fields in mask>}`.
-fn entity(out: &mut String, e: &Entity, schema: &Schema, mask: u8) {
+/// `{"id":…,"kind":"…",<its public fields>}`.
+fn entity(out: &mut String, e: &Entity, world: &NetWorld, schema: &Schema) {
     let kind = schema.kind(e.kind).map_or("?", |k| k.name.as_str());
     let _ = write!(out, r#"{{"id":{},"kind":"{kind}""#, e.id);
-    fields(out, e, schema, mask);
+    fields(out, e, world, schema, u8::MAX);
     out.push('}');
 }
 
-/// `,"name":value` for each field of `e` whose bit is set in `mask`.
-fn fields(out: &mut String, e: &Entity, schema: &Schema, mask: u8) {
+/// `,"name":value` for each public field of `e` whose bit is set in `mask` (its texts in
+/// `world`).
+fn fields(out: &mut String, e: &Entity, world: &NetWorld, schema: &Schema, mask: u8) {
     let Some(kind) = schema.kind(e.kind) else { return };
     for (i, field) in kind.fields.iter().enumerate() {
-        if mask & (1 << i) == 0 {
+        if mask & (1 << i) == 0 || field.private {
             continue;
         }
         let v = e.values[i];
@@ -124,6 +219,11 @@ fn fields(out: &mut String, e: &Entity, schema: &Schema, mask: u8) {
             FieldType::Uint | FieldType::Enum(_) => write!(out, r#","{}":{v}"#, field.name),
             FieldType::Int => write!(out, r#","{}":{}"#, field.name, v as i32),
             FieldType::Flag => write!(out, r#","{}":{}"#, field.name, v != 0),
+            FieldType::Text(_) => {
+                let _ = write!(out, r#","{}":"#, field.name);
+                string(out, world.text(v));
+                Ok(())
+            }
         };
     }
 }
@@ -137,32 +237,68 @@ fn comma(out: &mut String, i: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::game::Tanks;
-    use crate::game::{Game, GameConfig};
-    use crate::protocol::Entity;
+    use crate::game::{GameConfig, Sandbox, Tanks};
+    use crate::protocol::{GameEvent, Standing, Text};
 
     #[test]
-    fn entities_are_json_with_the_schemas_names_and_units() {
-        let schema = Tanks::schema(&GameConfig::default());
-        let world = NetWorld::new(
-            7,
-            vec![
-                Entity::new(1, 0, &[160, 8, 64, 75, 3, 1, 2]),
-                Entity::new(2, 1, &[16, 16, (-320i32) as u32, 0, 1]),
-            ],
-        );
+    fn entities_are_json_with_the_schemas_names_units_and_texts_but_no_private_field() {
+        let mut game = Sandbox::<Tanks>::new(&GameConfig::default(), 1);
+        let schema = game.schema().clone();
+        game.join("ann \"the tank\"").unwrap();
+        let world = game.world(7);
         let json: serde_json::Value =
             serde_json::from_slice(&snapshot(&world, &schema, &self::schema(&schema), 0)).unwrap();
+        let tank = &json["entities"][0];
+        assert_eq!(tank["name"], "ann \"the tank\"", "escaped, and read back");
         assert_eq!(
-            json["entities"][0],
-            serde_json::json!({"id": 1, "kind": "tank", "x": 10, "y": 0.5, "aim": 64, "health": 75,
-                               "score": 3, "reloading": true, "state": 2})
+            (&tank["kind"], &tank["health"], &tank["team"]),
+            (&"tank".into(), &100.into(), &0.into())
         );
-        assert_eq!(json["entities"][1]["vx"], -320);
+        assert!(
+            tank.get("ammo").is_none(),
+            "a private field is not for spectators: {tank}"
+        );
         assert_eq!(json["schema"]["kinds"][0]["fields"][3]["role"], "label");
+        assert_eq!(json["schema"]["kinds"][0]["fields"][7]["private"], true);
         assert_eq!(
             json["schema"]["input"][3],
             serde_json::json!({"name": "fire", "type": "bool", "min": 0, "max": 1})
         );
+        assert_eq!(
+            json["schema"]["messages"][0],
+            serde_json::json!({"name": "chat", "params": [{"name": "line", "type": "text", "max_len": 100},
+                {"name": "team", "type": "int", "min": 0, "max": 1}], "per_second": 2})
+        );
+    }
+
+    #[test]
+    fn events_and_results_are_json_by_name() {
+        let schema = Sandbox::<Tanks>::new(&GameConfig::default(), 1).schema().clone();
+        let text = |t: &str| Value::Text(Text::new(t).unwrap());
+        let kill = Heard {
+            tick: 12,
+            event: GameEvent {
+                kind: schema.event_named("kill").unwrap(),
+                values: vec![Value::Int(5), Value::Int(3), text("bob"), text("ann")],
+            },
+        };
+        let json: serde_json::Value = serde_json::from_slice(&game_event(&kill, &schema)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"tick": 12, "kind": "kill", "victim": 5, "by": 3, "victim_name": "bob",
+                               "by_name": "ann"})
+        );
+        let results = Results {
+            summary: Text::new("red wins").unwrap(),
+            standings: vec![Standing {
+                player: 3,
+                name: Text::new("ann").unwrap(),
+                rank: 1,
+                score: 20,
+            }],
+        };
+        let json: serde_json::Value = serde_json::from_slice(&ended(600, &results)).unwrap();
+        assert_eq!(json["standings"][0]["name"], "ann");
+        assert_eq!(json["summary"], "red wins");
     }
 }

@@ -10,16 +10,18 @@
 //!   to length at most 1; the player moves at 150 units/s along it (in steps:
 //!   [`super::motion::velocity`]), clamped to the world, until the next input;
 //! - `--orbs` orbs (100) lie at random positions; a player whose centre comes within 10 units
-//!   of an orb collects it (score + 1), and a new orb with a new id spawns at random.
+//!   of an orb collects it (score + 1), and a new orb with a new id spawns at random;
+//! - a player shows its name (from its hello). Arena has no messages, events or options and
+//!   never ends: it is the workload the benchmarks compare.
 
 use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::motion::{SCALE, advance, velocity};
-use crate::game::{Game, GameConfig};
-use crate::protocol::{Entity, EntityId, Field, FieldType, InputField, Kind, Role, Schema};
+use super::motion::{IVec2, SCALE, UVec2, advance, velocity, within};
+use crate::game::{Dispatch, Entities, Game, GameConfig, Join, Refusal};
+use crate::protocol::{Entity, EntityId, Field, FieldType, InputField, Kind, MAX_NAME_LEN, Role, Schema, Text};
 
 /// Player speed in world units per second.
 pub const PLAYER_SPEED: u32 = 150;
@@ -29,29 +31,29 @@ pub const PICKUP_RADIUS: u32 = 10;
 pub const PLAYER: u8 = 0;
 /// See [`PLAYER`].
 pub const ORB: u8 = 1;
+/// The player kind's name field.
+pub const NAME: usize = 3;
 
 /// A player in the world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Player {
     /// Centre, in coordinate steps.
-    pub x: u32,
-    /// See `x`.
-    pub y: u32,
+    pub at: UVec2,
     /// The direction of its latest input.
-    pub dir: (i32, i32),
+    pub dir: IVec2,
     /// Its step per tick along `dir` ([`super::motion::velocity`]), worked out when the input comes.
-    pub step: (i32, i32),
+    pub step: IVec2,
     /// Orbs collected.
     pub score: u32,
+    /// Its name.
+    pub name: Text,
 }
 
 /// An orb waiting to be collected, at a position in coordinate steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Orb {
     /// Centre.
-    pub x: u32,
-    /// See `x`.
-    pub y: u32,
+    pub at: UVec2,
 }
 
 /// The whole game state.
@@ -72,17 +74,18 @@ impl Game for Arena {
     const NAME: &'static str = "arena";
 
     fn schema(config: &GameConfig) -> Schema {
-        Schema {
-            game: Self::NAME.into(),
-            scale: SCALE,
-            width: config.world_size,
-            height: config.world_size,
-            kinds: vec![
-                Kind::positioned("player", [Field::new("score", FieldType::Uint, Role::Score)]),
-                Kind::positioned("orb", []),
-            ],
-            input: vec![InputField::axis("dx"), InputField::axis("dy")],
-        }
+        let name = FieldType::Text(MAX_NAME_LEN as u8);
+        Schema::new(Self::NAME, SCALE, config.world_size, config.world_size)
+            .with_kind(Kind::positioned(
+                "player",
+                [
+                    Field::new("score", FieldType::Uint, Role::Score),
+                    Field::new("name", name, Role::Name),
+                ],
+            ))
+            .with_kind(Kind::positioned("orb", []))
+            .with_input(InputField::axis("dx"))
+            .with_input(InputField::axis("dy"))
     }
 
     fn new(config: &GameConfig, seed: u64) -> Self {
@@ -100,44 +103,35 @@ impl Game for Arena {
         arena
     }
 
-    fn join(&mut self, _name: &str) -> EntityId {
+    fn join(&mut self, join: &Join<'_>, _: &mut Dispatch) -> Result<EntityId, Refusal> {
         let id = self.alloc_id();
-        let (x, y) = self.random_pos();
         let player = Player {
-            x,
-            y,
-            dir: (0, 0),
-            step: (0, 0),
+            at: random_orb(&mut self.rng, self.size).at,
+            dir: IVec2::ZERO,
+            step: IVec2::ZERO,
             score: 0,
+            name: join.name.clone(),
         };
         self.players.insert(id, player);
-        id
+        Ok(id)
     }
 
-    fn leave(&mut self, player: EntityId) {
+    fn leave(&mut self, player: EntityId, _: &mut Dispatch) {
         self.players.remove(&player);
     }
 
     fn input(&mut self, player: EntityId, input: &[i32]) {
         if let (Some(p), [dx, dy, ..]) = (self.players.get_mut(&player), input) {
-            p.dir = (*dx, *dy);
-            p.step = velocity(*dx, *dy, PLAYER_SPEED, self.tick_hz);
+            p.dir = IVec2::new(*dx, *dy);
+            p.step = velocity(p.dir, PLAYER_SPEED, self.tick_hz);
         }
     }
 
-    fn step(&mut self) {
+    fn step(&mut self, _: &mut Dispatch) {
         let radius = PICKUP_RADIUS * SCALE;
-        let reach = u64::from(radius).pow(2);
         for p in self.players.values_mut() {
-            p.x = advance(p.x, p.step.0, self.size);
-            p.y = advance(p.y, p.step.1, self.size);
-            let (x, y) = (p.x, p.y);
-            // The cheap test on each axis first: most orbs are far away on one of them.
-            let near = |o: &Orb| {
-                let (dx, dy) = (o.x.abs_diff(x), o.y.abs_diff(y));
-                dx <= radius && dy <= radius && u64::from(dx).pow(2) + u64::from(dy).pow(2) <= reach
-            };
-            let Some(at) = self.orbs.iter().position(|(_, o)| near(o)) else {
+            p.at = advance(p.at, p.step, self.size);
+            let Some(at) = self.orbs.iter().position(|(_, o)| within(p.at, o.at, radius)) else {
                 continue;
             };
             p.score += 1;
@@ -149,13 +143,18 @@ impl Game for Arena {
         }
     }
 
-    fn entities(&self, out: &mut Vec<Entity>) {
-        let players = self
-            .players
-            .iter()
-            .map(|(&id, p)| Entity::new(id, PLAYER, &[p.x, p.y, p.score]));
-        let orbs = self.orbs.iter().map(|&(id, o)| Entity::new(id, ORB, &[o.x, o.y]));
-        merge_by_id(players, orbs, out);
+    fn entities(&self, out: &mut Entities<'_>) {
+        let mut orbs = self.orbs.iter().peekable();
+        for (&id, p) in &self.players {
+            while let Some((orb, o)) = orbs.next_if(|(orb, _)| *orb < id) {
+                out.push(Entity::new(*orb, ORB, &o.at.to_array()));
+            }
+            out.push(Entity::new(id, PLAYER, &[p.at.x, p.at.y, p.score]))
+                .text(NAME, &p.name);
+        }
+        for (orb, o) in orbs {
+            out.push(Entity::new(*orb, ORB, &o.at.to_array()));
+        }
     }
 }
 
@@ -170,6 +169,14 @@ impl Arena {
         &self.orbs
     }
 
+    /// Renames a player (for tests: names otherwise change only at a join).
+    #[cfg(test)]
+    pub(crate) fn rename(&mut self, id: EntityId, name: Text) {
+        if let Some(p) = self.players.get_mut(&id) {
+            p.name = name;
+        }
+    }
+
     fn spawn_orb(&mut self) {
         let id = alloc_id(&mut self.next_id);
         let orb = random_orb(&mut self.rng, self.size);
@@ -178,11 +185,6 @@ impl Arena {
 
     fn alloc_id(&mut self) -> EntityId {
         alloc_id(&mut self.next_id)
-    }
-
-    fn random_pos(&mut self) -> (u32, u32) {
-        let Orb { x, y } = random_orb(&mut self.rng, self.size);
-        (x, y)
     }
 }
 
@@ -196,8 +198,7 @@ fn alloc_id(next: &mut EntityId) -> EntityId {
 
 fn random_orb(rng: &mut StdRng, size: u32) -> Orb {
     Orb {
-        x: rng.random_range(0..=size),
-        y: rng.random_range(0..=size),
+        at: UVec2::new(rng.random_range(0..=size), rng.random_range(0..=size)),
     }
 }
 
@@ -207,35 +208,25 @@ fn insert_orb(orbs: &mut Vec<(EntityId, Orb)>, id: EntityId, orb: Orb) {
     orbs.insert(at, (id, orb));
 }
 
-/// Merges two id-ascending entity streams into `out`.
-pub(crate) fn merge_by_id(a: impl Iterator<Item = Entity>, b: impl Iterator<Item = Entity>, out: &mut Vec<Entity>) {
-    let (mut a, mut b) = (a.peekable(), b.peekable());
-    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-        let next = if x.id < y.id { a.next() } else { b.next() };
-        out.extend(next);
-    }
-    out.extend(a);
-    out.extend(b);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::Sandbox;
 
     fn run(seed: u64) -> Arena {
-        let mut w = Arena::new(&GameConfig::default(), seed);
-        let ids: Vec<_> = (0..20).map(|_| w.join("p")).collect();
+        let mut w = Sandbox::<Arena>::new(&GameConfig::default(), seed);
+        let ids: Vec<_> = (0..20).map(|_| w.join("p").unwrap()).collect();
         for t in 0..600i32 {
             for (i, id) in ids.iter().enumerate() {
                 let k = (t * 7 + i as i32 * 13) % 255;
-                w.input(*id, &[k - 127, (k * 3 % 255) - 127]);
+                w.game.input(*id, &[k - 127, (k * 3 % 255) - 127]);
             }
             if t == 300 {
                 w.leave(ids[3]);
             }
             w.step();
         }
-        w
+        w.game
     }
 
     #[test]
@@ -255,15 +246,15 @@ mod tests {
             orbs: 0,
             ..GameConfig::default()
         };
-        let mut w = Arena::new(&config, 1);
-        let id = w.join("p");
-        let start = w.players[&id];
+        let mut w = Sandbox::<Arena>::new(&config, 1);
+        let id = w.join("p").unwrap();
+        let start = w.game.players[&id].clone();
         // Diagonal at full deflection is normalized, not sqrt(2) times faster.
-        w.input(id, &[127, 127]);
+        w.game.input(id, &[127, 127]);
         w.step();
-        let p = w.players[&id];
-        let moved = (i64::from(p.x) - i64::from(start.x)).pow(2) + (i64::from(p.y) - i64::from(start.y)).pow(2);
-        let rule = i64::from(PLAYER_SPEED * SCALE / config.tick_hz);
+        let p = &w.game.players[&id];
+        let moved = crate::game::motion::distance_squared(p.at, start.at);
+        let rule = u64::from(PLAYER_SPEED * SCALE / config.tick_hz);
         assert!(
             moved <= rule * rule,
             "moved {moved} squared steps, the rule allows {rule}²"
@@ -271,7 +262,7 @@ mod tests {
         for _ in 0..1000 {
             w.step();
         }
-        assert_eq!((w.players[&id].x, w.players[&id].y), (16_000, 16_000));
+        assert_eq!(w.game.players[&id].at, UVec2::splat(16_000));
     }
 
     #[test]
@@ -280,27 +271,27 @@ mod tests {
             orbs: 1,
             ..GameConfig::default()
         };
-        let mut w = Arena::new(&config, 7);
-        let id = w.join("p");
-        let (orb, o) = w.orbs[0];
-        let (ox, oy) = (o.x, o.y);
-        let p = w.players.get_mut(&id).unwrap();
-        (p.x, p.y) = (ox.saturating_sub(PICKUP_RADIUS * SCALE - 8), oy);
+        let mut w = Sandbox::<Arena>::new(&config, 7);
+        let id = w.join("p").unwrap();
+        let (orb, o) = w.game.orbs[0];
+        let p = w.game.players.get_mut(&id).unwrap();
+        p.at = UVec2::new(o.at.x.saturating_sub(PICKUP_RADIUS * SCALE - 8), o.at.y);
         w.step();
-        assert_eq!(w.players[&id].score, 1);
-        assert_eq!(w.orbs.len(), 1);
-        assert_ne!(w.orbs[0].0, orb, "the orb got a new id");
+        assert_eq!(w.game.players[&id].score, 1);
+        assert_eq!(w.game.orbs.len(), 1);
+        assert_ne!(w.game.orbs[0].0, orb, "the orb got a new id");
     }
 
     #[test]
-    fn entities_come_in_id_order_with_the_schemas_fields() {
-        let mut w = Arena::new(&GameConfig::default(), 3);
-        let id = w.join("p");
-        let mut out = Vec::new();
-        w.entities(&mut out);
+    fn entities_come_in_id_order_with_the_schemas_fields_and_names() {
+        let mut w = Sandbox::<Arena>::new(&GameConfig::default(), 3);
+        let id = w.join("ann").unwrap();
+        let world = w.world(0);
+        let out = world.entities();
         assert!(out.windows(2).all(|e| e[0].id < e[1].id));
         let me = out.iter().find(|e| e.id == id).unwrap();
-        assert_eq!((me.kind, me.values[2], me.values[3]), (PLAYER, 0, 0));
+        assert_eq!((me.kind, me.values[2]), (PLAYER, 0));
+        assert_eq!(world.text(me.values[NAME]), "ann");
         Arena::schema(&GameConfig::default()).validate().unwrap();
     }
 }

@@ -1,13 +1,15 @@
 //! A player's message rate ([`RateLimit`]: a token bucket, plus a rule for when excess is
-//! abuse). What anonymous callers of the HTTP API may take is in [`crate::budgets`].
+//! abuse), and its game messages' rates by kind ([`MessageRates`]). What anonymous callers of
+//! the HTTP API may take is in [`crate::budgets`].
 //!
 //! Pure: the caller passes the time, so the policies are tested without a clock.
 //!
 //! A player may send on average [`COMMANDS_PER_TICK`] messages per tick (moves and pings
 //! alike), but at least [`MIN_PER_SECOND`] a second so that slow tick rates still leave room
-//! for pings, with a burst of one second's worth. Messages beyond that are dropped and counted.
-//! Sending at more than twice the allowance for [`STRIKES_TO_CLOSE`] whole seconds in a row is
-//! abuse, and the connection is closed (1008).
+//! for pings, with a burst of one second's worth. Frames beyond that are dropped and counted,
+//! except game messages (which must never be lost: their kinds' own rates bound them). Sending
+//! at more than twice the allowance for [`STRIKES_TO_CLOSE`] whole seconds in a row is abuse,
+//! and the connection is closed (1008).
 
 use std::time::Duration;
 
@@ -100,9 +102,62 @@ impl RateLimit {
     }
 }
 
+/// A player's allowance for each of its game's message kinds: at most the kind's
+/// `per_second` a second, in bursts of up to a second's worth. A message past it is a flood
+/// (the session closes the player): messages are never dropped, so a game can count on every
+/// one it is sent, and one that cannot be taken must not pass silently.
+#[derive(Debug, Clone)]
+pub struct MessageRates {
+    /// Per kind: messages a second, tokens left, when last refilled.
+    buckets: Vec<(f64, f64, Instant)>,
+}
+
+impl MessageRates {
+    /// Full allowances for `per_second` (one per kind, in order), at `now`. A game without
+    /// messages allocates nothing.
+    pub fn new(per_second: impl IntoIterator<Item = u32>, now: Instant) -> Self {
+        Self {
+            buckets: per_second
+                .into_iter()
+                .map(|rate| (f64::from(rate.max(1)), f64::from(rate.max(1)), now))
+                .collect(),
+        }
+    }
+
+    /// Takes one message of `kind` at `now`; `false` if it is over the kind's allowance.
+    pub fn take(&mut self, kind: u8, now: Instant) -> bool {
+        let Some((rate, tokens, at)) = self.buckets.get_mut(usize::from(kind)) else {
+            return false;
+        };
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * *rate).min(*rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_kinds_have_their_own_rates_and_bursts() {
+        let now = Instant::now();
+        let mut rates = MessageRates::new([2, 10], now);
+        assert!(rates.take(0, now) && rates.take(0, now), "a second's worth at once");
+        assert!(!rates.take(0, now), "the third is over");
+        assert!((0..10).all(|_| rates.take(1, now)), "the other kind is not touched");
+        assert!(
+            rates.take(0, now + Duration::from_millis(500)),
+            "one back in half a second"
+        );
+        assert!(!rates.take(7, now), "no such kind");
+    }
 
     /// Sends `per_sec` messages a second for `secs` seconds and tallies the verdicts.
     fn send(limit: &mut RateLimit, start: Instant, per_sec: u32, secs: u32) -> (u32, u32, u32) {

@@ -26,12 +26,13 @@ use tracing::Instrument;
 use crate::auth;
 use crate::http::ConnectionPlace;
 use crate::metrics::CloseReason;
-use crate::players::limits::{RateLimit, STRIKES_TO_CLOSE, Verdict};
+use crate::players::limits::{MessageRates, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::players::socket::{PlayerSocket, ReadError};
-use crate::protocol::ended::Ended;
+use crate::protocol::ended::{Ended, REFUSED};
 use crate::protocol::frames::{self, Fault, Frame};
 use crate::protocol::{
-    ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, PROTOCOL_VERSION, Pong, ServerMsg, unix_micros,
+    ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, Message, Options, PROTOCOL_VERSION, Pong, Schema,
+    ServerMsg, Text, unix_micros,
 };
 use crate::room::Room;
 use crate::room::joins::JoinRequest;
@@ -100,6 +101,7 @@ pub(crate) fn run(
     let mut session = Session {
         socket,
         allowance: RateLimit::for_tick_rate(room.settings().tick_hz, now),
+        messages: MessageRates::new(room.schema().messages.iter().map(|m| m.per_second), now),
         room,
         last_heard: now,
         hello_by: upgraded + state.config.hello_timeout,
@@ -122,6 +124,8 @@ struct Session {
     room: Arc<Room>,
     /// Every frame the peer sends is charged here, from the upgrade on.
     allowance: RateLimit,
+    /// And each game message to its kind's allowance.
+    messages: MessageRates,
     last_heard: Instant,
     /// The one deadline for the hello, counted from the upgrade.
     hello_by: Instant,
@@ -147,16 +151,18 @@ impl Session {
 
     async fn play(&mut self) -> Result<Infallible, Close> {
         let stop = self.room.stopping().clone();
-        let hello = tokio::select! {
+        let mut hello = tokio::select! {
             _ = stop.cancelled() => return Err(self.room_ended()),
             hello = self.hello() => hello?,
         };
+        let options = Options::checked(&self.room.schema().options, std::mem::take(&mut hello.options))
+            .map_err(|why| Close::new(CloseReason::Policy, close_code::POLICY, why))?;
         // The place is taken only now, by a valid hello: sockets still waiting for theirs
         // are bounded by the connection cap and their deadline, not by the player cap.
         let Some(place) = self.room.places().take(&hello.name, Instant::now()) else {
             return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
         };
-        self.joined(hello, place, &stop).await
+        self.joined(hello, options, place, &stop).await
     }
 
     /// The close for a room whose tick loop has stopped: its supervisor ends the room at once
@@ -172,13 +178,20 @@ impl Session {
         let (code, text) = ended.close();
         let reason = match ended {
             Ended::Shutdown => CloseReason::Shutdown,
+            Ended::MatchOver => CloseReason::MatchOver,
             Ended::Closed | Ended::Idle | Ended::Crashed => CloseReason::RoomEnded,
         };
         Close::new(reason, code, text)
     }
 
     /// Plays a player whose hello was accepted, until it ends.
-    async fn joined(&mut self, hello: Hello, _place: Place, stop: &CancellationToken) -> Result<Infallible, Close> {
+    async fn joined(
+        &mut self,
+        hello: Hello,
+        options: Options,
+        _place: Place,
+        stop: &CancellationToken,
+    ) -> Result<Infallible, Close> {
         let input = Arc::new(InputSlot::default());
         let (out, frames) = outbox(self.state.config.player_queue as usize, Some(self.socket.writer()));
         self.outbox = Some(frames);
@@ -188,7 +201,9 @@ impl Session {
             out,
         };
         let join = JoinRequest {
-            name: hello.name.clone(),
+            // Checked by `check_hello`: at most 32 bytes, no control characters.
+            name: Text::lossy(&hello.name, MAX_NAME_LEN),
+            options,
             link,
             reply,
         };
@@ -196,7 +211,11 @@ impl Session {
         self.room.joins().push(join);
         let id = tokio::select! {
             _ = stop.cancelled() => return Err(self.room_ended()),
-            id = joined => match id { Ok(id) => id, Err(_) => return Err(self.ended_room().await) },
+            id = joined => match id {
+                Ok(Ok(id)) => id,
+                Ok(Err(refusal)) => return Err(refused(refusal.reason())),
+                Err(_) => return Err(self.ended_room().await),
+            },
         };
         tracing::Span::current().record("id", id);
         self.state.metrics.joins.inc();
@@ -216,15 +235,19 @@ impl Session {
                     // What the tick loop could not write at once (the socket would have
                     // blocked): written here, with the write timeout. (Counted in `/metrics`
                     // when queued.)
-                    Next::Frame(Outbound { ack, frame }) => {
+                    Next::Frame(Outbound { ack, frame, after }) => {
                         let ack = ack.map(|seq| {
                             let mut bytes = [0u8; frames::ACK_FRAME_MAX];
                             let len = frames::ack_frame(seq, &mut bytes);
                             Bytes::copy_from_slice(&bytes[..len])
                         });
                         self.write(ack, frame).await?;
+                        if let Some(after) = after {
+                            self.write(None, after).await?;
+                        }
                     }
                     Next::Kicked => return Err(Close::too_slow("outbound queue stayed full")),
+                    Next::Refused(reason) => return Err(refused(&reason)),
                     // The tick loop has stopped: the room is ending (or has crashed).
                     Next::RoomGone => return Err(self.ended_room().await),
                 },
@@ -301,6 +324,8 @@ impl Session {
         // also a write.
         match self.allowance.check(self.last_heard) {
             Verdict::Allow => {}
+            // A game message is never lost: it is charged, and its kind's own rate bounds it.
+            Verdict::Drop if matches!(&frame, Frame::Binary(b) if ClientMsg::is_message(b)) => {}
             Verdict::Drop => {
                 self.state.metrics.rate_limited.inc();
                 return Ok(None);
@@ -382,8 +407,32 @@ impl Session {
                 metrics.websocket.sent(len);
                 Ok(())
             }
+            ClientMsg::Message(message) => self.said(message, input),
             ClientMsg::Hello(_) => Err(Close::new(CloseReason::Policy, close_code::POLICY, "hello sent twice")),
         }
+    }
+
+    /// A game message from the player: within its kind's rate and its parameters' bounds, it
+    /// waits in the input slot for the next tick.
+    fn said(&mut self, message: Message, input: &InputSlot) -> Result<(), Close> {
+        let schema = self.room.schema();
+        check_message(schema, &message)?;
+        let kind = &schema.messages[usize::from(message.kind)];
+        if !self.messages.take(message.kind, Instant::now()) {
+            return Err(Close::new(
+                CloseReason::Flood,
+                close_code::POLICY,
+                format!("flooding: message {} over its {} a second", kind.name, kind.per_second),
+            ));
+        }
+        if !input.say(message) {
+            return Err(Close::new(
+                CloseReason::Flood,
+                close_code::POLICY,
+                "flooding: too many messages waiting for the next tick",
+            ));
+        }
+        Ok(())
     }
 
     /// Writes `frame` after `lead` (a tick's ack and frame leave in one syscall), and after
@@ -466,7 +515,7 @@ fn read_error(state: &AppState, err: ReadError) -> Close {
 }
 
 fn decode(state: &AppState, room: &Room, bytes: &[u8]) -> Result<ClientMsg, Close> {
-    ClientMsg::decode(bytes, &room.schema().input).map_err(|err| {
+    ClientMsg::decode(bytes, Some(room.schema())).map_err(|err| {
         state.metrics.decode_errors.inc();
         Close::new(
             CloseReason::Malformed,
@@ -499,6 +548,27 @@ fn check_hello(hello: &Hello) -> Result<(), Close> {
     // wherever the name is shown.
     if hello.name.chars().any(char::is_control) {
         return policy("name contains control characters".into());
+    }
+    Ok(())
+}
+
+/// The close of a join the game refused, with its reason.
+fn refused(reason: &str) -> Close {
+    Close::new(CloseReason::Refused, REFUSED, reason)
+}
+
+/// Checks a message's values against its kind's parameters (its kind and its texts were
+/// checked as it was decoded).
+fn check_message(schema: &Schema, message: &Message) -> Result<(), Close> {
+    let kind = &schema.messages[usize::from(message.kind)];
+    for (param, value) in kind.params.iter().zip(&message.values) {
+        if let Some(why) = param.refuse(value) {
+            return Err(Close::new(
+                CloseReason::Policy,
+                close_code::POLICY,
+                format!("message {} {} {why}", kind.name, param.name),
+            ));
+        }
     }
     Ok(())
 }
@@ -566,7 +636,7 @@ mod tests {
                         gone_at = Some(ann.world().unwrap().tick());
                     }
                 }
-                Received::Pong { .. } => {}
+                _ => {}
             }
         }
         drop(doomed);

@@ -1,5 +1,9 @@
 //! How a room ends, and what its players are told: the close code and reason of each ending
-//! (PROTOCOL.md, "Connection lifecycle and close codes").
+//! (PROTOCOL.md, "Connection lifecycle and close codes"); and the close code of a join the
+//! game refused.
+
+/// The close code of a join the game refused; the reason is the game's.
+pub const REFUSED: u16 = 4000;
 
 use prometheus_client::encoding::EncodeLabelValue;
 
@@ -14,6 +18,8 @@ pub enum Ended {
     Crashed,
     /// The server is shutting down.
     Shutdown,
+    /// Its match ended, and its settings say the room closes then.
+    MatchOver,
 }
 
 impl Ended {
@@ -24,6 +30,7 @@ impl Ended {
             Ended::Idle => (1001, "room closed: idle"),
             Ended::Crashed => (1011, "room crashed"),
             Ended::Shutdown => (1001, "server shutting down"),
+            Ended::MatchOver => (1000, "match over"),
         }
     }
 }

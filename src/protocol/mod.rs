@@ -1,4 +1,4 @@
-//! The wire protocol, version 3: every message a player and the server exchange, and the one
+//! The wire protocol, version 4: every message a player and the server exchange, and the one
 //! encoding they share.
 //!
 //! PROTOCOL.md describes the same bytes for people writing clients in other languages; the
@@ -8,10 +8,13 @@
 //! (little endian, variable-length integers), written and read by hand ([`wire`]) because
 //! what follows an entity's kind is the game's business: the game's [`Schema`], sent in the
 //! [`Welcome`], says which fields each kind has and how each is sent, and which fields the
-//! [`Input`] has. So entities, updates and inputs are decoded *with* a schema; everything
-//! else is the same for every game.
+//! [`Input`], the [`Message`]s and the [`Events`] have. So entities, updates, inputs, messages
+//! and events are decoded *with* a schema; everything else is the same for every game.
 //!
 //! - [`schema`]: the schema itself, and its checks (a schema is untrusted input to a client).
+//! - [`values`]: texts, and the parameters of messages, events and options.
+//! - [`entities`]: entities, updates and private fields on the wire, and the checksums.
+//! - [`game_messages`]: messages, events, private fields and a match's end.
 //! - [`wire`]: the primitives, canonical by construction.
 //! - [`delta`]: the world as the wire sees it, and the diffs between two worlds.
 //! - [`frames`]: the WebSocket frames the messages travel in (RFC 6455, server side).
@@ -20,19 +23,29 @@
 
 pub mod delta;
 pub mod ended;
+pub mod entities;
 pub(crate) mod frames;
+pub mod game_messages;
 pub mod rooms_api;
 pub mod schema;
+pub mod values;
 mod wire;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use schema::{Field, FieldType, InputField, InputType, Kind, MAX_FIELDS, MAX_INPUT_FIELDS, Role, Schema};
+use entities::{new_texts, read_entities, read_updates, write_entities, write_updates};
+pub use entities::{owner, private_checksum, world_checksum};
+pub use game_messages::{Events, GameEvent, MatchEnded, Message, Private, PrivateUpdate, Results, Standing};
+pub use schema::{
+    EventKind, Field, FieldType, InputField, InputType, Kind, MAX_FIELDS, MAX_INPUT_FIELDS, MessageKind, Role, Schema,
+};
+pub use values::{Options, Param, ParamType, Text, Value};
+use values::{read_tagged, write_tagged};
 pub use wire::DecodeError;
 use wire::{Reader, Writer};
 
 /// The protocol version a client must state in its [`Hello`]; bumped with every wire change.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest client message the server accepts, in bytes (also its WebSocket message limit).
 pub const MAX_CLIENT_MESSAGE: usize = 1024;
@@ -58,6 +71,8 @@ pub enum ClientMsg {
     Input(Input),
     /// A latency probe, answered at once with a [`Pong`].
     Ping(Ping),
+    /// A discrete command of one of the schema's message kinds.
+    Message(Message),
 }
 
 /// The opening message of a player connection.
@@ -69,6 +84,20 @@ pub struct Hello {
     pub name: String,
     /// A join token when the server requires one, else empty.
     pub token: String,
+    /// Options by name (the schema's `options`): each a number or a text.
+    pub options: Vec<(String, Value)>,
+}
+
+impl Hello {
+    /// A hello of this protocol version as `name`, with no token and no options.
+    pub fn new(name: &str) -> Self {
+        Self {
+            version: PROTOCOL_VERSION,
+            name: name.into(),
+            token: String::new(),
+            options: Vec::new(),
+        }
+    }
 }
 
 /// A player's input: the game's input fields, in schema order, until the next one.
@@ -126,6 +155,12 @@ pub enum ServerMsg {
     /// Which of this player's inputs the server has applied; sent just before the tick's frame
     /// whenever it changed.
     Ack(Ack),
+    /// What happened in a tick, as far as this player is told; after the tick's frame.
+    Events(Events),
+    /// This player's private fields; after the tick's frame.
+    Private(Private),
+    /// The match is over, with its results.
+    MatchEnded(MatchEnded),
 }
 
 /// The `seq` of the last [`Input`] the server applied for this player.
@@ -152,34 +187,44 @@ pub struct Welcome {
 }
 
 /// One entity in full: its id, its kind, and its kind's field values in schema order (the
-/// unused ones are 0). Signed fields hold their two's complement bits.
+/// unused ones are 0). Signed fields hold their two's complement bits; a text field holds an
+/// index into the texts of the world or message the entity is in (0 is "").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Entity {
-    /// Unique for the life of the room's world; never reused, never 0.
+    /// Unique for the life of the match's world; never reused, never 0.
     pub id: EntityId,
     /// Its kind: an index into the schema's kinds.
     pub kind: u8,
+    /// Bit `i` set when field `i` is a text (its value an index into texts).
+    pub texts: u8,
     /// Its field values.
     pub values: [u32; MAX_FIELDS],
 }
 
 impl Entity {
-    /// An entity of `kind` with `values` (at most [`MAX_FIELDS`]; the rest 0).
+    /// An entity of `kind` with `values` (at most [`MAX_FIELDS`]; the rest 0) and no texts.
     pub fn new(id: EntityId, kind: u8, values: &[u32]) -> Self {
         let mut all = [0; MAX_FIELDS];
         let n = values.len().min(MAX_FIELDS);
         all[..n].copy_from_slice(&values[..n]);
-        Self { id, kind, values: all }
+        Self {
+            id,
+            kind,
+            texts: 0,
+            values: all,
+        }
     }
 }
 
-/// A keyframe: the complete world at `tick`.
+/// A keyframe: the complete world at `tick` (its public fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// The tick this world is the state after.
     pub tick: u64,
     /// Every entity, in ascending id order.
     pub entities: Vec<Entity>,
+    /// The texts the entities' text fields index (index 0 is "").
+    pub texts: Vec<Text>,
 }
 
 /// The changes from the world at `tick - base_gap` to the world at `tick`.
@@ -198,6 +243,8 @@ pub struct Delta {
     /// When present, the [`world_checksum`] of the world at `tick`: a client whose world hashes
     /// differently has drifted and must resynchronise. Sent about once a second.
     pub checksum: Option<u32>,
+    /// The texts the spawned entities' and updates' text fields index (index 0 is "").
+    pub texts: Vec<Text>,
 }
 
 impl Delta {
@@ -235,7 +282,8 @@ pub struct KindUpdates {
 
 /// One entity's changed fields. Bit `i` of `mask` says field `i` changed; `values[i]` is then
 /// its new value, except for a [`FieldType::Coord`], where it is the signed step from the old
-/// value (two's complement), and a [`FieldType::Flag`], which flipped (its value is unused).
+/// value (two's complement), a [`FieldType::Flag`], which flipped (its value is unused), and a
+/// [`FieldType::Text`], an index into the message's texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Update {
     /// The entity's id.
@@ -262,18 +310,47 @@ pub struct Pong {
 /// Why a message could not be decoded.
 pub type DecodeFailure = DecodeError;
 
+/// The most options a hello may carry.
+pub const MAX_HELLO_OPTIONS: usize = schema::MAX_PARAMS;
+
 impl ClientMsg {
-    /// Decodes one client message; `input` is the schema's input fields (inputs are read by
-    /// them). The whole buffer must be exactly one message.
-    pub fn decode(bytes: &[u8], input: &[InputField]) -> Result<Self, DecodeError> {
+    /// Decodes one client message; `schema` is the game's (inputs and messages are read by
+    /// it; without one, they are refused). The whole buffer must be exactly one message,
+    /// except a hello of another protocol version, whose version alone is read (so that it can
+    /// be refused for its version, whatever the rest of it holds).
+    pub fn decode(bytes: &[u8], schema: Option<&Schema>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
+        let need = || schema.ok_or(DecodeError::Invalid("an input or message without a schema"));
         let msg = match r.u32()? {
-            0 => ClientMsg::Hello(Hello {
-                version: r.u32()?,
-                name: r.str(MAX_CLIENT_MESSAGE)?,
-                token: r.str(MAX_CLIENT_MESSAGE)?,
-            }),
+            0 => {
+                let version = r.u32()?;
+                if version != PROTOCOL_VERSION {
+                    return Ok(ClientMsg::Hello(Hello {
+                        version,
+                        name: String::new(),
+                        token: String::new(),
+                        options: Vec::new(),
+                    }));
+                }
+                let name = r.str(MAX_CLIENT_MESSAGE)?;
+                let token = r.str(MAX_CLIENT_MESSAGE)?;
+                // An option is at least 3 bytes (name length, tag, value).
+                let n = r.count(3)?;
+                if n > MAX_HELLO_OPTIONS {
+                    return Err(DecodeError::OutOfRange("number of options"));
+                }
+                let options = (0..n)
+                    .map(|_| Ok((r.str(schema::MAX_SCHEMA_NAME)?, read_tagged(&mut r)?)))
+                    .collect::<Result<_, DecodeError>>()?;
+                ClientMsg::Hello(Hello {
+                    version,
+                    name,
+                    token,
+                    options,
+                })
+            }
             1 => {
+                let input = &need()?.input;
                 let seq = r.u32()?;
                 let mut values = [0; MAX_INPUT_FIELDS];
                 for (field, value) in input.iter().zip(&mut values) {
@@ -297,15 +374,21 @@ impl ClientMsg {
                 nonce: r.u32()?,
                 client_time_us: r.varint()?,
             }),
+            3 => ClientMsg::Message(Message::read(&mut r, need()?)?),
             _ => return Err(DecodeError::Unknown("client message tag")),
         };
         r.finish()?;
         Ok(msg)
     }
 
-    /// Encodes this message; `input` is the schema's input fields (an input's values are
-    /// written by them; missing values are sent as 0).
-    pub fn encode(&self, input: &[InputField]) -> Vec<u8> {
+    /// Whether `bytes` are a `Message` (tag 3), told by their first byte without decoding.
+    pub fn is_message(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&3)
+    }
+
+    /// Encodes this message; `schema` is the game's (an input's values and a message's are
+    /// written by it; missing values are sent as 0 or ""). A hello needs none.
+    pub fn encode(&self, schema: Option<&Schema>) -> Vec<u8> {
         let mut w = Writer::default();
         match self {
             ClientMsg::Hello(h) => {
@@ -313,10 +396,16 @@ impl ClientMsg {
                 w.u32(h.version);
                 w.str(&h.name);
                 w.str(&h.token);
+                w.varint(h.options.len() as u64);
+                for (name, value) in &h.options {
+                    w.str(name);
+                    write_tagged(&mut w, value);
+                }
             }
             ClientMsg::Input(i) => {
                 w.u32(1);
                 w.u32(i.seq);
+                let input = schema.map_or(&[][..], |s| &s.input);
                 for (k, field) in input.iter().enumerate() {
                     let v = i.values.get().get(k).copied().unwrap_or_default();
                     match field.ty {
@@ -331,6 +420,13 @@ impl ClientMsg {
                 w.u32(2);
                 w.u32(p.nonce);
                 w.varint(p.client_time_us);
+            }
+            ClientMsg::Message(m) => {
+                w.u32(3);
+                match schema {
+                    Some(schema) => m.write(&mut w, schema),
+                    None => w.u32(u32::from(m.kind)),
+                }
             }
         }
         w.0
@@ -351,12 +447,12 @@ impl ServerMsg {
         }
     }
 
-    /// Decodes one server message; `schema` is the game's, from the [`Welcome`] (entities and
-    /// updates are read by it; without one, a snapshot or delta is refused). The whole buffer
-    /// must be exactly one message.
+    /// Decodes one server message; `schema` is the game's, from the [`Welcome`] (entities,
+    /// updates, events and private fields are read by it; without one, they are refused). The
+    /// whole buffer must be exactly one message.
     pub fn decode(bytes: &[u8], schema: Option<&Schema>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let need = || schema.ok_or(DecodeError::Invalid("a snapshot or delta before the welcome's schema"));
+        let need = || schema.ok_or(DecodeError::Invalid("a game message before the welcome's schema"));
         let msg = match r.u32()? {
             0 => ServerMsg::Welcome(Welcome {
                 version: r.u32()?,
@@ -367,23 +463,27 @@ impl ServerMsg {
             1 => {
                 let schema = need()?;
                 let tick = r.varint()?;
-                ServerMsg::Snapshot(Snapshot {
-                    tick,
-                    entities: entities(&mut r, schema)?,
-                })
+                let mut texts = new_texts();
+                let entities = read_entities(&mut r, schema, &mut texts)?;
+                ServerMsg::Snapshot(Snapshot { tick, entities, texts })
             }
             2 => {
                 let schema = need()?;
+                let (tick, base_gap) = (r.varint()?, r.u32()?);
+                let mut texts = new_texts();
+                let spawned = read_entities(&mut r, schema, &mut texts)?;
+                let updated = read_updates(&mut r, schema, &mut texts)?;
+                let n = r.count(1)?;
+                let removed = (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?;
+                let checksum = if r.option()? { Some(r.u32()?) } else { None };
                 ServerMsg::Delta(Delta {
-                    tick: r.varint()?,
-                    base_gap: r.u32()?,
-                    spawned: entities(&mut r, schema)?,
-                    updated: updates(&mut r, schema)?,
-                    removed: {
-                        let n = r.count(1)?;
-                        (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?
-                    },
-                    checksum: if r.option()? { Some(r.u32()?) } else { None },
+                    tick,
+                    base_gap,
+                    spawned,
+                    updated,
+                    removed,
+                    checksum,
+                    texts,
                 })
             }
             3 => ServerMsg::Pong(Pong {
@@ -393,14 +493,17 @@ impl ServerMsg {
                 server_time_us: r.varint()?,
             }),
             4 => ServerMsg::Ack(Ack { seq: r.u32()? }),
+            5 => ServerMsg::Events(Events::read(&mut r, need()?)?),
+            6 => ServerMsg::Private(Private::read(&mut r, need()?)?),
+            7 => ServerMsg::MatchEnded(MatchEnded::read(&mut r)?),
             _ => return Err(DecodeError::Unknown("server message tag")),
         };
         r.finish()?;
         Ok(msg)
     }
 
-    /// Encodes this message with `schema` (the game's: entities and updates are written by
-    /// it). The server's own messages always fit their schema.
+    /// Encodes this message with `schema` (the game's: entities, updates, events and private
+    /// fields are written by it). The server's own messages always fit their schema.
     pub fn encode(&self, schema: &Schema) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(self.size_hint()));
         match self {
@@ -414,14 +517,14 @@ impl ServerMsg {
             ServerMsg::Snapshot(m) => {
                 w.u32(1);
                 w.varint(m.tick);
-                write_entities(&mut w, &m.entities, schema);
+                write_entities(&mut w, &m.entities, &m.texts, schema);
             }
             ServerMsg::Delta(m) => {
                 w.u32(2);
                 w.varint(m.tick);
                 w.u32(m.base_gap);
-                write_entities(&mut w, &m.spawned, schema);
-                write_updates(&mut w, &m.updated, schema);
+                write_entities(&mut w, &m.spawned, &m.texts, schema);
+                write_updates(&mut w, &m.updated, &m.texts, schema);
                 w.varint(m.removed.len() as u64);
                 m.removed.iter().for_each(|id| w.u32(*id));
                 match m.checksum {
@@ -442,6 +545,18 @@ impl ServerMsg {
             ServerMsg::Ack(m) => {
                 w.u32(4);
                 w.u32(m.seq);
+            }
+            ServerMsg::Events(m) => {
+                w.u32(5);
+                m.write(&mut w, schema);
+            }
+            ServerMsg::Private(m) => {
+                w.u32(6);
+                m.write(&mut w, schema);
+            }
+            ServerMsg::MatchEnded(m) => {
+                w.u32(7);
+                m.write(&mut w);
             }
         }
         w.0
@@ -470,165 +585,6 @@ pub enum Peeked {
     Snapshot(u64),
     /// A delta to this tick.
     Delta(u64),
-}
-
-/// The fields of `kind`, or an error for a kind the schema lacks.
-fn fields(schema: &Schema, kind: u8) -> Result<&[Field], DecodeError> {
-    schema
-        .kind(kind)
-        .map(|k| k.fields.as_slice())
-        .ok_or(DecodeError::Unknown("entity kind"))
-}
-
-fn write_entities(w: &mut Writer, entities: &[Entity], schema: &Schema) {
-    w.varint(entities.len() as u64);
-    for e in entities {
-        w.u32(e.id);
-        w.u32(u32::from(e.kind));
-        let fields = schema.kind(e.kind).map_or(&[][..], |k| k.fields.as_slice());
-        for (field, value) in fields.iter().zip(e.values) {
-            match field.ty {
-                FieldType::Coord | FieldType::Uint => w.u32(value),
-                FieldType::Int => w.i32(value as i32),
-                FieldType::Flag => w.bool(value != 0),
-                FieldType::Enum(_) => w.u8(value as u8),
-            }
-        }
-    }
-}
-
-fn entities(r: &mut Reader<'_>, schema: &Schema) -> Result<Vec<Entity>, DecodeError> {
-    // An entity is at least 2 bytes (id, kind).
-    let n = r.count(2)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let id = r.u32()?;
-        if id == 0 {
-            return Err(DecodeError::Invalid("entity id 0"));
-        }
-        let kind = u8::try_from(r.u32()?).map_err(|_| DecodeError::Unknown("entity kind"))?;
-        let mut values = [0; MAX_FIELDS];
-        for (field, value) in fields(schema, kind)?.iter().zip(&mut values) {
-            *value = match field.ty {
-                FieldType::Coord | FieldType::Uint => r.u32()?,
-                FieldType::Int => r.i32()? as u32,
-                FieldType::Flag => u32::from(r.bool()?),
-                FieldType::Enum(count) => {
-                    let v = r.u8()?;
-                    if v >= count {
-                        return Err(DecodeError::OutOfRange("enum value"));
-                    }
-                    u32::from(v)
-                }
-            };
-        }
-        out.push(Entity { id, kind, values });
-    }
-    Ok(out)
-}
-
-fn write_updates(w: &mut Writer, updates: &Updates, schema: &Schema) {
-    let groups = || updates.0.iter().filter(|g| !g.updates.is_empty());
-    w.varint(groups().count() as u64);
-    for group in groups() {
-        w.u32(u32::from(group.kind));
-        w.varint(group.updates.len() as u64);
-        let fields = schema.kind(group.kind).map_or(&[][..], |k| k.fields.as_slice());
-        let mut prev = 0;
-        for u in &group.updates {
-            w.u32(u.id.wrapping_sub(prev));
-            prev = u.id;
-            w.u8(u.mask);
-            for (i, field) in fields.iter().enumerate() {
-                if u.mask & (1 << i) == 0 {
-                    continue;
-                }
-                let value = u.values[i];
-                match field.ty {
-                    FieldType::Coord | FieldType::Int => w.i32(value as i32),
-                    FieldType::Uint => w.u32(value),
-                    FieldType::Flag => {}
-                    FieldType::Enum(_) => w.u8(value as u8),
-                }
-            }
-        }
-    }
-}
-
-fn updates(r: &mut Reader<'_>, schema: &Schema) -> Result<Updates, DecodeError> {
-    // A group is at least 3 bytes (kind, count, one update's gap); an update at least 2.
-    let n = r.count(3)?;
-    let mut groups: Vec<KindUpdates> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let kind = u8::try_from(r.u32()?).map_err(|_| DecodeError::Unknown("entity kind"))?;
-        if groups.last().is_some_and(|g| g.kind >= kind) {
-            return Err(DecodeError::Invalid("update groups must have strictly ascending kinds"));
-        }
-        let fields = fields(schema, kind)?;
-        let count = r.count(2)?;
-        if count == 0 {
-            return Err(DecodeError::Invalid("an empty update group"));
-        }
-        let all_fields = u8::try_from((1u16 << fields.len()) - 1).unwrap_or(u8::MAX);
-        let mut group = Vec::with_capacity(count);
-        let mut prev = 0u32;
-        for _ in 0..count {
-            let gap = r.u32()?;
-            if gap == 0 {
-                return Err(DecodeError::Invalid("update ids must strictly ascend from 1"));
-            }
-            let id = prev.checked_add(gap).ok_or(DecodeError::OutOfRange("update id"))?;
-            prev = id;
-            let mask = r.u8()?;
-            if mask == 0 || mask & !all_fields != 0 {
-                return Err(DecodeError::Invalid("bad update field mask"));
-            }
-            let mut values = [0; MAX_FIELDS];
-            for (i, field) in fields.iter().enumerate() {
-                if mask & (1 << i) == 0 {
-                    continue;
-                }
-                values[i] = match field.ty {
-                    FieldType::Coord | FieldType::Int => r.i32()? as u32,
-                    FieldType::Uint => r.u32()?,
-                    FieldType::Flag => 0,
-                    FieldType::Enum(count) => {
-                        let v = r.u8()?;
-                        if v >= count {
-                            return Err(DecodeError::OutOfRange("enum value"));
-                        }
-                        u32::from(v)
-                    }
-                };
-            }
-            group.push(Update { id, mask, values });
-        }
-        groups.push(KindUpdates { kind, updates: group });
-    }
-    Ok(Updates(groups))
-}
-
-/// FNV-1a (32-bit) over each entity, in id order: `id` (4 bytes LE), `kind` (1 byte), then
-/// each field value of its kind, in schema order, as 4 bytes LE (flags 0 or 1, signed fields
-/// as their two's complement bits).
-pub fn world_checksum<'a>(entities: impl IntoIterator<Item = &'a Entity>, schema: &Schema) -> u32 {
-    const OFFSET: u32 = 0x811c_9dc5;
-    const PRIME: u32 = 0x0100_0193;
-    let mut hash = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            hash = (hash ^ u32::from(*b)).wrapping_mul(PRIME);
-        }
-    };
-    for e in entities {
-        eat(&e.id.to_le_bytes());
-        eat(&[e.kind]);
-        let n = schema.kind(e.kind).map_or(0, |k| k.fields.len());
-        for value in &e.values[..n] {
-            eat(&value.to_le_bytes());
-        }
-    }
-    hash
 }
 
 /// Microseconds since the Unix epoch on this machine's clock (the unit of ping and pong times).

@@ -3,10 +3,13 @@
 //! page of rooms, what creating a room and matchmaking take and answer. Like the binary
 //! protocol, a contract with clients written elsewhere from the README alone.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+
+use super::{Options, Results};
 
 /// A room's id: 1 to 32 characters of `A-Z a-z 0-9 _ -`, safe in a URL path as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -61,6 +64,75 @@ impl fmt::Display for RoomId {
     }
 }
 
+/// A room's labels: what its game says of it (`mode`, `map`, `region`), which `GET /rooms`
+/// shows and filters by and matchmaking matches. Keys and values are 1 to 32 of `a-z 0-9 _ -`;
+/// at most [`Labels::MAX`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
+pub struct Labels(BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for Labels {
+    type Error = String;
+
+    fn try_from(map: BTreeMap<String, String>) -> Result<Self, String> {
+        let mut labels = Labels::default();
+        for (key, value) in map {
+            if !labels.set(&key, &value) {
+                return Err(format!(
+                    "label {key:?}: {value:?}: at most {} labels, keys and values 1 to 32 of a-z 0-9 _ -",
+                    Labels::MAX
+                ));
+            }
+        }
+        Ok(labels)
+    }
+}
+
+impl Labels {
+    /// The most labels a room has.
+    pub const MAX: usize = 8;
+
+    /// Whether `text` may be a label's key or value.
+    pub fn valid(text: &str) -> bool {
+        !text.is_empty()
+            && text.len() <= 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    }
+
+    /// Sets `key` to `value`; `false` (and nothing set) if either is not valid or there are
+    /// [`Labels::MAX`] labels already.
+    pub fn set(&mut self, key: &str, value: &str) -> bool {
+        let room = self.0.len() < Self::MAX || self.0.contains_key(key);
+        if !room || !Self::valid(key) || !Self::valid(value) {
+            return false;
+        }
+        self.0.insert(key.to_owned(), value.to_owned());
+        true
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Whether every label of `filter` is one of these.
+    pub fn matches(&self, filter: &Labels) -> bool {
+        filter.0.iter().all(|(k, v)| self.0.get(k) == Some(v))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every label.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
 /// A room as it is now: what the rooms API says of it, and what a cluster's directory keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {
@@ -84,6 +156,9 @@ pub struct RoomSummary {
     pub joinable: bool,
     /// Whether it is left out of listings and matchmaking.
     pub private: bool,
+    /// What its game says of it.
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub labels: Labels,
 }
 
 /// A room as `GET /rooms` lists it and `GET /rooms/{id}` shows it: its summary, and where to
@@ -100,6 +175,9 @@ pub struct RoomInfo {
     /// The node that owns the room (in a cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// How its last match ended, once one has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_results: Option<Results>,
 }
 
 /// What `POST /rooms` answers: the room, and the key that closes it (given only here).
@@ -140,6 +218,23 @@ pub struct NewRoom {
     /// Left out of listings and matchmaking.
     #[serde(default)]
     pub private: bool,
+    /// The room's options for its game (the schema's `room_options`).
+    #[serde(default, skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
+    /// What happens when a match ends (`restart`, the default, or `close`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_match: Option<AfterMatch>,
+}
+
+/// What a room does when its match ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterMatch {
+    /// The next match starts at once, with the same players.
+    #[default]
+    Restart,
+    /// The room closes (its players get 1000 "match over").
+    Close,
 }
 
 /// What `POST /matchmake` takes.
@@ -153,6 +248,13 @@ pub struct MatchmakeRequest {
     /// Proof of the name, when the server requires join tokens: an identity token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The player's join options (the schema's `options`), for its hello.
+    #[serde(default, skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
+    /// Only rooms with these labels (and a room opened for the request gets them, as its room
+    /// options).
+    #[serde(default, skip_serializing_if = "Labels::is_empty")]
+    pub filter: Labels,
 }
 
 /// What `POST /matchmake` answers: a place held for the name.
@@ -171,4 +273,7 @@ pub struct HeldPlace {
     pub token: Option<String>,
     /// Until when (Unix seconds) the place is held (and the token valid).
     pub expires: u64,
+    /// The join options asked for: the hello carries them.
+    #[serde(default, skip_serializing_if = "Options::is_empty")]
+    pub options: Options,
 }

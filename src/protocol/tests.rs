@@ -17,11 +17,25 @@ fn tanks() -> Schema {
     Tanks::schema(&GameConfig::default())
 }
 
-/// The two entities of the arena `snapshot` vector (and of the checksum example).
+/// An entity whose text fields (`texts`, a mask) index a message's texts.
+fn with_texts(mut e: Entity, texts: u8) -> Entity {
+    e.texts = texts;
+    e
+}
+
+/// The texts of the documented messages: index 0 is always "".
+fn texts(of: &[&str]) -> Vec<Text> {
+    std::iter::once(Text::empty())
+        .chain(of.iter().map(|t| Text::new(t).unwrap()))
+        .collect()
+}
+
+/// The two entities of the arena `snapshot` vector (and of the checksum example): an orb, and
+/// a player named by text 1.
 fn documented_entities() -> Vec<Entity> {
     vec![
-        Entity::new(1, 1, &[160, 16000]),    // an orb
-        Entity::new(7, 0, &[8000, 8000, 3]), // a player
+        Entity::new(1, 1, &[160, 16000]),
+        with_texts(Entity::new(7, 0, &[8000, 8000, 3, 1]), 1 << 3),
     ]
 }
 
@@ -53,6 +67,7 @@ fn arena_delta() -> Delta {
         )]),
         removed: vec![12],
         checksum: Some(0xdead_beef),
+        texts: texts(&[]),
     }
 }
 
@@ -63,10 +78,62 @@ fn tanks_delta() -> Delta {
         spawned: vec![Entity::new(40, 1, &[8000, 8320, 0, 320, 3])],
         updated: Updates(vec![group(
             0,
-            vec![update(3, &[(2, 64), (5, 1)]), update(5, &[(3, 75), (6, 1)])],
+            vec![update(3, &[(2, 64)]), update(5, &[(3, 75), (6, 1)])],
         )]),
         removed: vec![38],
         checksum: None,
+        texts: texts(&["bob"]),
+    }
+}
+
+fn tanks_events(tanks: &Schema) -> Events {
+    let text = |t: &str| Value::Text(Text::new(t).unwrap());
+    Events {
+        tick: 31,
+        events: vec![
+            GameEvent {
+                kind: tanks.event_named("kill").unwrap(),
+                values: vec![Value::Int(5), Value::Int(3), text("bob"), text("ann")],
+            },
+            GameEvent {
+                kind: tanks.event_named("chat").unwrap(),
+                values: vec![Value::Int(3), text("ann"), text("gg"), Value::Int(0)],
+            },
+        ],
+    }
+}
+
+fn tanks_private() -> Private {
+    let mut ammo = [0; MAX_FIELDS];
+    ammo[7] = 4;
+    Private {
+        tick: 31,
+        full: false,
+        entities: vec![PrivateUpdate {
+            id: 3,
+            kind: 0,
+            mask: 1 << 7,
+            values: ammo,
+        }],
+        texts: texts(&[]),
+        checksum: Some(0x0102_0304),
+    }
+}
+
+fn match_ended() -> MatchEnded {
+    let text = |t: &str| Text::new(t).unwrap();
+    let standing = |player, name, rank, score| Standing {
+        player,
+        name: text(name),
+        rank,
+        score,
+    };
+    MatchEnded {
+        tick: 600,
+        results: Results {
+            summary: text("red wins 20 to 13"),
+            standings: vec![standing(3, "ann", 1, 20), standing(5, "bob", 2, 13)],
+        },
     }
 }
 
@@ -79,26 +146,42 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
             values: InputValues::new(values),
         })
     };
+    let hello = |options: Vec<(String, Value)>| {
+        ClientMsg::Hello(Hello {
+            options,
+            ..Hello::new("ann")
+        })
+        .encode(None)
+    };
+    let welcome = |player_id, schema: &Schema| {
+        ServerMsg::Welcome(Welcome {
+            version: 4,
+            player_id,
+            tick_hz: 30,
+            schema: schema.clone(),
+        })
+        .encode(schema)
+    };
+    let chat = Message {
+        kind: tanks.message_named("chat").unwrap(),
+        values: vec![Value::Text(Text::new("gg").unwrap()), Value::Int(1)],
+    };
     vec![
+        ("hello", arena.clone(), hello(Vec::new())),
         (
-            "hello",
-            arena.clone(),
-            ClientMsg::Hello(Hello {
-                version: 3,
-                name: "ann".into(),
-                token: String::new(),
-            })
-            .encode(&[]),
+            "hello with options",
+            tanks.clone(),
+            hello(vec![("team".into(), Value::Int(1))]),
         ),
         (
             "arena input",
             arena.clone(),
-            input(&[127, -127], 5).encode(&arena.input),
+            input(&[127, -127], 5).encode(Some(&arena)),
         ),
         (
             "tanks input",
             tanks.clone(),
-            input(&[0, 127, 64, 1], 6).encode(&tanks.input),
+            input(&[0, 127, 64, 1], 6).encode(Some(&tanks)),
         ),
         (
             "ping",
@@ -107,36 +190,22 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
                 nonce: 42,
                 client_time_us: 1_000_000,
             })
-            .encode(&[]),
+            .encode(None),
         ),
         (
-            "arena welcome",
-            arena.clone(),
-            ServerMsg::Welcome(Welcome {
-                version: 3,
-                player_id: 7,
-                tick_hz: 30,
-                schema: arena.clone(),
-            })
-            .encode(&arena),
-        ),
-        (
-            "tanks welcome",
+            "tanks message",
             tanks.clone(),
-            ServerMsg::Welcome(Welcome {
-                version: 3,
-                player_id: 3,
-                tick_hz: 30,
-                schema: tanks.clone(),
-            })
-            .encode(&tanks),
+            ClientMsg::Message(chat).encode(Some(&tanks)),
         ),
+        ("arena welcome", arena.clone(), welcome(7, &arena)),
+        ("tanks welcome", tanks.clone(), welcome(3, &tanks)),
         (
             "arena snapshot",
             arena.clone(),
             ServerMsg::Snapshot(Snapshot {
                 tick: 3,
                 entities: documented_entities(),
+                texts: texts(&["ann"]),
             })
             .encode(&arena),
         ),
@@ -146,9 +215,10 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
             ServerMsg::Snapshot(Snapshot {
                 tick: 30,
                 entities: vec![
-                    Entity::new(3, 0, &[8000, 8000, 0, 100, 2, 0, 0]),
+                    with_texts(Entity::new(3, 0, &[8000, 8000, 0, 100, 2, 1, 1, 5]), 1 << 6),
                     Entity::new(38, 1, &[4000, 4000, (-320i32) as u32, 0, 5]),
                 ],
+                texts: texts(&["ann"]),
             })
             .encode(&tanks),
         ),
@@ -172,6 +242,7 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
                 updated: Updates::default(),
                 removed: vec![],
                 checksum: None,
+                texts: Vec::new(),
             })
             .encode(&arena),
         ),
@@ -187,11 +258,26 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
             })
             .encode(&arena),
         ),
+        (
+            "tanks events",
+            tanks.clone(),
+            ServerMsg::Events(tanks_events(&tanks)).encode(&tanks),
+        ),
+        (
+            "tanks private",
+            tanks.clone(),
+            ServerMsg::Private(tanks_private()).encode(&tanks),
+        ),
+        (
+            "match ended",
+            tanks.clone(),
+            ServerMsg::MatchEnded(match_ended()).encode(&tanks),
+        ),
     ]
 }
 
 fn is_client(name: &str) -> bool {
-    matches!(name, "hello" | "ping") || name.ends_with("input")
+    matches!(name, "hello" | "hello with options" | "ping" | "tanks message") || name.ends_with("input")
 }
 
 #[test]
@@ -199,6 +285,7 @@ fn protocol_md_vectors_match_the_encoder() {
     let doc = include_str!("../../PROTOCOL.md");
     for (name, _, bytes) in vectors() {
         let line = format!("{name}: {}", hex(&bytes));
+
         assert!(doc.contains(&line), "PROTOCOL.md lacks the vector line `{line}`");
     }
 }
@@ -207,7 +294,7 @@ fn protocol_md_vectors_match_the_encoder() {
 fn every_vector_decodes_back_to_its_message() {
     for (name, schema, bytes) in vectors() {
         let round = if is_client(name) {
-            ClientMsg::decode(&bytes, &schema.input).map(|m| m.encode(&schema.input))
+            ClientMsg::decode(&bytes, Some(&schema)).map(|m| m.encode(Some(&schema)))
         } else {
             ServerMsg::decode(&bytes, Some(&schema)).map(|m| m.encode(&schema))
         };
@@ -225,6 +312,7 @@ fn fixed_messages_are_bincode_standard_bytes() {
             version: u32,
             name: String,
             token: String,
+            options: Vec<(String, u32)>,
         },
         #[allow(dead_code)]
         Input,
@@ -235,16 +323,16 @@ fn fixed_messages_are_bincode_standard_bytes() {
     }
     let config = bincode::config::standard();
     let hello = Client::Hello {
-        version: 3,
+        version: 4,
         name: "ann".into(),
         token: "tok".into(),
+        options: Vec::new(),
     };
     let ours = ClientMsg::Hello(Hello {
-        version: 3,
-        name: "ann".into(),
         token: "tok".into(),
+        ..Hello::new("ann")
     });
-    assert_eq!(bincode::encode_to_vec(hello, config).unwrap(), ours.encode(&[]));
+    assert_eq!(bincode::encode_to_vec(hello, config).unwrap(), ours.encode(None));
     let ping = Client::Ping {
         nonce: 70_000,
         client_time_us: u64::MAX,
@@ -253,7 +341,7 @@ fn fixed_messages_are_bincode_standard_bytes() {
         nonce: 70_000,
         client_time_us: u64::MAX,
     });
-    assert_eq!(bincode::encode_to_vec(ping, config).unwrap(), ours.encode(&[]));
+    assert_eq!(bincode::encode_to_vec(ping, config).unwrap(), ours.encode(None));
 }
 
 #[test]
@@ -261,8 +349,8 @@ fn non_minimal_varints_and_wide_prefixes_are_rejected() {
     let arena = arena();
     // Input { seq: 5, .. } with seq written as fb 05 00 instead of 05 (the fuzzer's find in v2).
     let long = [0x01, 0xfb, 0x05, 0x00, 0x7f, 0x81];
-    assert_eq!(ClientMsg::decode(&long, &arena.input), Err(DecodeError::NonCanonical));
-    assert!(ClientMsg::decode(&[0x01, 0x05, 0x7f, 0x81], &arena.input).is_ok());
+    assert_eq!(ClientMsg::decode(&long, Some(&arena)), Err(DecodeError::NonCanonical));
+    assert!(ClientMsg::decode(&[0x01, 0x05, 0x7f, 0x81], Some(&arena)).is_ok());
     assert_eq!(
         ServerMsg::decode(&[0x04, 0xfc, 0x2c, 0x01, 0x00, 0x00], None),
         Err(DecodeError::NonCanonical)
@@ -279,6 +367,7 @@ fn a_delta_reaching_back_before_tick_zero_has_no_base() {
         updated: Updates::default(),
         removed: vec![],
         checksum: None,
+        texts: Vec::new(),
     };
     assert_eq!(delta.base_tick(), None);
 }
@@ -290,12 +379,13 @@ fn trailing_bytes_and_snapshots_before_a_schema_are_rejected() {
         seq: 1,
         values: InputValues::new(&[0, 0]),
     })
-    .encode(&arena.input);
+    .encode(Some(&arena));
     bytes.push(0);
-    assert_eq!(ClientMsg::decode(&bytes, &arena.input), Err(DecodeError::Trailing(1)));
+    assert_eq!(ClientMsg::decode(&bytes, Some(&arena)), Err(DecodeError::Trailing(1)));
     let snapshot = ServerMsg::Snapshot(Snapshot {
         tick: 1,
         entities: documented_entities(),
+        texts: texts(&["ann"]),
     })
     .encode(&arena);
     assert!(ServerMsg::decode(&snapshot, None).is_err());
@@ -303,9 +393,9 @@ fn trailing_bytes_and_snapshots_before_a_schema_are_rejected() {
 
 #[test]
 fn huge_length_prefixes_fail_without_allocating() {
-    // Hello { version 3, name: length 2^40 }: refused before anything is allocated.
-    let bytes = [0x00, 0x03, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
-    assert!(ClientMsg::decode(&bytes, &[]).is_err());
+    // Hello { version 4, name: length 2^40 }: refused before anything is allocated.
+    let bytes = [0x00, 0x04, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+    assert!(ClientMsg::decode(&bytes, None).is_err());
     // A snapshot claiming billions of entities is refused the same way.
     let bytes = [0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
     assert_eq!(ServerMsg::decode(&bytes, Some(&arena())), Err(DecodeError::Truncated));
@@ -348,7 +438,7 @@ fn malformed_entities_and_updates_are_rejected() {
 fn hostile_schemas_are_refused() {
     let welcome = |schema: &Schema| {
         ServerMsg::Welcome(Welcome {
-            version: 3,
+            version: 4,
             player_id: 1,
             tick_hz: 30,
             schema: schema.clone(),
@@ -404,10 +494,10 @@ fn an_arena_moving_entity_costs_four_bytes() {
 #[test]
 fn checksum_matches_the_documented_example() {
     let doc = include_str!("../../PROTOCOL.md");
-    let sum = world_checksum(&documented_entities(), &arena());
+    let sum = world_checksum(&documented_entities(), &texts(&["ann"]), &arena());
     let line = format!("checksum of the arena snapshot vector: 0x{sum:08x}");
     assert!(doc.contains(&line), "PROTOCOL.md lacks `{line}`");
-    assert_eq!(world_checksum(&[], &arena()), 0x811c_9dc5);
+    assert_eq!(world_checksum(&[], &[], &arena()), 0x811c_9dc5);
 }
 
 #[test]

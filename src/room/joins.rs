@@ -3,15 +3,19 @@
 
 use tokio::sync::oneshot;
 
-use crate::protocol::EntityId;
+use crate::game::Refusal;
+use crate::protocol::{EntityId, Options, Text};
 use crate::room::roster::Link;
 
 /// What a session hands the tick loop to join the game.
 pub(crate) struct JoinRequest {
     /// The name from the player's hello.
-    pub(crate) name: String,
+    pub(crate) name: Text,
+    /// The options from its hello, checked against the schema.
+    pub(crate) options: Options,
     pub(crate) link: Link,
-    pub(crate) reply: oneshot::Sender<EntityId>,
+    /// The player's entity id, or why the game refused it.
+    pub(crate) reply: oneshot::Sender<Result<EntityId, Refusal>>,
 }
 
 /// Joins waiting for a room's next tick. Each holds one of the room's places (taken before it

@@ -1,8 +1,10 @@
 //! A room: one authoritative match, with its own world, tick loop, players and spectator feed.
 //!
-//! This folder owns everything about one match: the tick loop that owns its world
-//! ([`tick`]), the players joining it ([`joins`]), the connected players and the fan-out to them
-//! ([`roster`], [`outbox`]), and its player places ([`places`]). It calls down into the game (`crate::game`), the wire
+//! This folder owns everything about one room and its matches: the tick loop that owns its
+//! world ([`tick`]), the players joining it ([`joins`]) and the game admitting them, the end of
+//! a match and the next one (`matches`), the connected players and the fan-out to them
+//! ([`roster`], [`outbox`]), each player's bytes after the shared frame (private fields and
+//! events: [`extras`]), and its player places ([`places`]). It calls down into the game (`crate::game`), the wire
 //! (`crate::protocol`), the spectator feed it publishes (`crate::feed`) and the metrics; it
 //! knows nothing of HTTP or of other rooms, and it reads its own [`Settings`] and [`Tuning`],
 //! not the server's flags. One deliberate exception: the tick writes each player's frame
@@ -14,14 +16,16 @@
 //! crashed, or the server stopping) cancels its token: its players are closed with the
 //! ending's code and its spectators get a final event.
 
+pub mod extras;
 pub(crate) mod joins;
+mod matches;
 pub mod outbox;
 pub mod places;
 pub mod roster;
 pub(crate) mod tick;
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -32,10 +36,10 @@ use crate::access::budgets::Held;
 use crate::feed::Feed;
 use crate::game::GameConfig;
 use crate::metrics::Metrics;
-use crate::protocol::Schema;
 use crate::protocol::ended::Ended;
-pub use crate::protocol::rooms_api::RoomId;
-use crate::protocol::rooms_api::RoomSummary;
+pub use crate::protocol::rooms_api::{AfterMatch, RoomId};
+use crate::protocol::rooms_api::{Labels, RoomSummary};
+use crate::protocol::{Options, Results, Schema};
 use crate::room::joins::Joins;
 use crate::room::places::PlayerPlaces;
 use crate::room::tick::{Running, Start, TickClock, TickParts};
@@ -57,6 +61,12 @@ pub struct Settings {
     pub orbs: u32,
     /// Left out of `GET /rooms` and matchmaking: only those given its id find it.
     pub private: bool,
+    /// The room's options for its game (checked against the schema's `room_options`).
+    #[serde(default)]
+    pub options: Options,
+    /// What happens when a match ends.
+    #[serde(default)]
+    pub after_match: AfterMatch,
 }
 
 impl Settings {
@@ -66,6 +76,15 @@ impl Settings {
             tick_hz: self.tick_hz,
             world_size: self.world_size,
             orbs: self.orbs,
+            options: self.options.clone(),
+        }
+    }
+
+    /// What the room's game's schema is made from: its config without the room's options.
+    pub fn schema_config(&self) -> GameConfig {
+        GameConfig {
+            options: Options::none(),
+            ..self.game_config()
         }
     }
 
@@ -184,6 +203,37 @@ impl Opener {
     }
 }
 
+/// What a room's tick loop tells the rest of the server of its match: the game's labels, and
+/// the last match's results.
+#[derive(Debug, Default)]
+pub(crate) struct Status {
+    labels: Mutex<Labels>,
+    results: Mutex<Option<Arc<Results>>>,
+}
+
+impl Status {
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        // Nothing panics while holding them (a clone in or out).
+        m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn set_labels(&self, labels: Labels) {
+        *Self::lock(&self.labels) = labels;
+    }
+
+    pub(crate) fn labels(&self) -> Labels {
+        Self::lock(&self.labels).clone()
+    }
+
+    pub(crate) fn set_results(&self, results: Results) {
+        *Self::lock(&self.results) = Some(Arc::new(results));
+    }
+
+    pub(crate) fn results(&self) -> Option<Arc<Results>> {
+        Self::lock(&self.results).clone()
+    }
+}
+
 /// A room, as the rest of the server holds it.
 #[derive(Debug)]
 pub struct Room {
@@ -202,6 +252,7 @@ pub struct Room {
     joins: Arc<Joins>,
     stop: CancellationToken,
     ended: OnceLock<Ended>,
+    status: Arc<Status>,
 }
 
 impl Room {
@@ -221,7 +272,9 @@ impl Room {
         let joins = Arc::new(Joins::default());
         let clock = Arc::new(TickClock::default());
         let stop = parent.child_token();
+        let status = Arc::new(Status::default());
         let parts = TickParts {
+            status: status.clone(),
             settings: &settings,
             tuning,
             schema: schema.clone(),
@@ -247,6 +300,7 @@ impl Room {
             joins,
             stop,
             ended: OnceLock::new(),
+            status,
         });
         (room, running)
     }
@@ -316,6 +370,16 @@ impl Room {
         &self.stop
     }
 
+    /// The last match's results, if a match has ended.
+    pub fn results(&self) -> Option<Arc<Results>> {
+        self.status.results()
+    }
+
+    /// Its game's labels.
+    pub fn labels(&self) -> Labels {
+        self.status.labels()
+    }
+
     /// Ends the room for `why` (the first reason given wins): its spectators' last event says
     /// why, then its players are closed.
     pub fn end(&self, why: Ended) {
@@ -349,6 +413,7 @@ impl Room {
             created: self.created(),
             joinable: self.ended().is_none() && self.places.free(Instant::now()) > 0,
             private: self.settings.private,
+            labels: self.labels(),
         }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! The fan-out lives here because its overflow policy is about the queue: when a player's
 //! queue is full, this tick's delta is dropped and the player is marked behind; once the queue
-//! has room again it gets a keyframe, never a delta against a base it does not hold. A player
-//! whose queue stays full for the slow timeout is kicked ("too slow") and leaves the world.
+//! has room again it gets a keyframe, never a delta against a base it does not hold. Events are
+//! never dropped: those of a dropped tick are owed, and follow the keyframe (up to
+//! [`MAX_OWED`] bytes). A player whose queue stays full for the slow timeout is kicked ("too
+//! slow") and leaves the world.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -17,7 +19,8 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
-use crate::protocol::{EntityId, Input, Schema, ServerMsg, Snapshot};
+use crate::protocol::{EntityId, Input, Message, Options, Schema, Text};
+use crate::room::extras::Extras;
 use crate::room::outbox::{self, Outlet, PushError};
 
 /// Players written between two yields of a big room's fan-out: a fraction of a millisecond of
@@ -27,29 +30,79 @@ use crate::room::outbox::{self, Outlet, PushError};
 pub const FAN_OUT_CHUNK: usize = 16;
 const _: () = assert!(FAN_OUT_CHUNK <= outbox::WARM_MAX, "a chunk is warmed whole");
 
-/// The latest input of one player, written by its session and taken by the tick loop.
+/// The most bytes of events a player that fell behind may be owed; past them it is too slow.
+pub const MAX_OWED: usize = 256 << 10;
+
+/// The most messages a player may have waiting for the next tick (its session's rate limits
+/// keep it far below; past it the session closes the player).
+pub const MAX_WAITING_MESSAGES: usize = 256;
+
+/// What a player said since the last tick, written by its session and taken by the tick loop:
+/// its latest input, and its messages in order.
 ///
 /// "The latest input received before a tick is the one applied": a slot that keeps only the
 /// latest is exactly that rule, needs no queue, and cannot grow however fast a client sends.
-/// A std Mutex: its two users each hold it for a copy, never across an await.
+/// Messages are never merged or dropped; the session's per-kind rates bound them. A std
+/// Mutex: its two users each hold it for a copy, never across an await.
 #[derive(Debug, Default)]
-pub struct InputSlot(Mutex<Option<Input>>);
+pub struct InputSlot(Mutex<Said>);
+
+#[derive(Debug, Default)]
+struct Said {
+    input: Option<Input>,
+    messages: Vec<Message>,
+}
 
 impl InputSlot {
     /// Stores an input; returns whether it replaced one that no tick had taken.
     pub fn put(&self, input: Input) -> bool {
-        self.lock().replace(input).is_some()
+        self.lock().input.replace(input).is_some()
     }
 
     /// Takes the stored input, if any.
     pub fn take(&self) -> Option<Input> {
-        self.lock().take()
+        self.lock().input.take()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Input>> {
+    /// Queues a message for the next tick; `false` (and nothing queued) if
+    /// [`MAX_WAITING_MESSAGES`] wait already.
+    pub fn say(&self, message: Message) -> bool {
+        let mut said = self.lock();
+        if said.messages.len() >= MAX_WAITING_MESSAGES {
+            return false;
+        }
+        said.messages.push(message);
+        true
+    }
+
+    /// Takes the messages waiting (in order) and the stored input, under one lock.
+    fn take_all(&self) -> (Vec<Message>, Option<Input>) {
+        let mut said = self.lock();
+        (std::mem::take(&mut said.messages), said.input.take())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Said> {
         // Nothing panics while holding it (a copy in or out).
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// What a player said, as the tick loop takes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Turn<'a> {
+    /// A message.
+    Message(&'a Message),
+    /// Its latest input.
+    Input(&'a Input),
+}
+
+/// Who a player joined as: what it is joined again with when a new match starts.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// Its name.
+    pub name: Text,
+    /// Its join options.
+    pub options: Options,
 }
 
 /// A joined player's link to the tick loop, handed over by its session: where its inputs come
@@ -77,6 +130,10 @@ enum Sync {
 #[derive(Debug)]
 struct Peer {
     link: Link,
+    joined: Joined,
+    /// Events of ticks whose frame was dropped, owed after the next keyframe.
+    owed: Vec<Bytes>,
+    owed_bytes: usize,
     /// The `seq` of the last move applied.
     ack: u32,
     /// The last ack queued to the player.
@@ -88,11 +145,7 @@ struct Peer {
 
 /// The keyframe of `world`, framed.
 pub fn keyframe(world: &NetWorld, schema: &Schema) -> Bytes {
-    let snapshot = Snapshot {
-        tick: world.tick(),
-        entities: world.entities().to_vec(),
-    };
-    frames::binary_frame(ServerMsg::Snapshot(snapshot).encode(schema))
+    frames::binary_frame(world.encode_snapshot(schema))
 }
 
 /// What one tick's fan-out did, over one roster or the parts of a split one.
@@ -100,6 +153,8 @@ pub fn keyframe(world: &NetWorld, schema: &Schema) -> Bytes {
 pub struct FanOut {
     /// The tick's keyframe, encoded once, if anyone needs it.
     pub keyframe: Option<Bytes>,
+    /// What follows the frame for each player.
+    pub extras: Arc<Extras>,
     /// Players to take out: kicked for being too slow, or whose session has ended.
     gone: Vec<EntityId>,
     queued: usize,
@@ -109,10 +164,11 @@ pub struct FanOut {
 }
 
 impl FanOut {
-    /// A fan-out sending `keyframe` to those who need one.
-    pub fn with_keyframe(keyframe: Option<Bytes>) -> Self {
+    /// A fan-out sending `keyframe` to those who need one, and `extras` after the frames.
+    pub fn with(keyframe: Option<Bytes>, extras: Arc<Extras>) -> Self {
         Self {
             keyframe,
+            extras,
             ..Self::default()
         }
     }
@@ -155,12 +211,16 @@ impl Roster {
         self.peers.is_empty()
     }
 
-    /// Adds player `id`; its first frame after any already queued will be a keyframe.
-    pub fn insert(&mut self, id: EntityId, link: Link) {
+    /// Adds player `id`, joined as `joined`; its first frame after any already queued will be a
+    /// keyframe.
+    pub fn insert(&mut self, id: EntityId, link: Link, joined: Joined) {
         self.peers.insert(
             id,
             Peer {
                 link,
+                joined,
+                owed: Vec::new(),
+                owed_bytes: 0,
                 ack: 0,
                 ack_sent: 0,
                 sync: Sync::Joining,
@@ -169,22 +229,69 @@ impl Roster {
         );
     }
 
-    /// Takes each player's latest input, if any, recording its `seq` as the player's ack.
-    pub fn take_inputs(&mut self, mut apply: impl FnMut(EntityId, &Input)) {
+    /// Takes what each player said: its messages, in order, then its latest input, if any
+    /// (recording its `seq` as the player's ack).
+    pub fn take_turns(&mut self, mut turn: impl FnMut(EntityId, Turn<'_>)) {
         for (id, peer) in &mut self.peers {
-            if let Some(input) = peer.link.input.take() {
-                peer.ack = input.seq;
-                apply(*id, &input);
+            let (messages, latest) = peer.link.input.take_all();
+            for m in &messages {
+                turn(*id, Turn::Message(m));
+            }
+            if let Some(latest) = latest {
+                peer.ack = latest.seq;
+                turn(*id, Turn::Input(&latest));
             }
         }
+    }
+
+    /// Every player's id, in order.
+    pub fn ids(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// The ids of players owed a keyframe this tick (joining, or behind).
+    pub fn keyframed(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.sync != Sync::Synced)
+            .map(|(id, _)| *id)
+    }
+
+    /// Takes every player out, with who it joined as (a new match joins them again).
+    pub fn drain(&mut self) -> Vec<(Link, Joined)> {
+        std::mem::take(&mut self.peers)
+            .into_values()
+            .map(|p| (p.link, p.joined))
+            .collect()
+    }
+
+    /// Sends `frame` (not a tick's: the end of a match) to every player, whatever its queue.
+    pub fn send_own(&self, frame: &Bytes) {
+        for peer in self.peers.values() {
+            if peer.link.out.send_own(frame).is_ok() {
+                self.metrics.websocket.sent(frame.len());
+            }
+        }
+    }
+
+    /// Whether every player's queue is empty (what was queued for them is written).
+    pub fn drained(&self) -> bool {
+        self.peers.values().all(|p| p.link.out.is_empty())
     }
 
     /// Sends this tick's frame to every player: `delta` (a framed [`ServerMsg::Delta`]), or a
     /// keyframe of `world` for those joining or behind. Every player gets the same bytes,
     /// written straight to its socket (or queued: see [`crate::room::outbox`]). Returns the
     /// players kicked for being too slow or found gone (already removed).
-    pub fn fan_out(&mut self, delta: &Bytes, world: &NetWorld, schema: &Schema, now: Instant) -> Vec<EntityId> {
-        let mut pass = FanOut::default();
+    pub fn fan_out(
+        &mut self,
+        delta: &Bytes,
+        world: &NetWorld,
+        schema: &Schema,
+        extras: Arc<Extras>,
+        now: Instant,
+    ) -> Vec<EntityId> {
+        let mut pass = FanOut::with(None, extras);
         if self.needs_keyframe() {
             pass.keyframe = Some(keyframe(world, schema));
         }
@@ -263,8 +370,14 @@ impl Roster {
                 (Sync::Joining | Sync::Behind, None) => continue,
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
-            let frame_len = frame.len();
-            let pushed = peer.link.out.push(ack, frame);
+            let keyed = peer.sync != Sync::Synced;
+            let after = if pass.extras.is_empty() && peer.owed.is_empty() {
+                None
+            } else {
+                pass.extras.after(*id, keyed, &peer.owed)
+            };
+            let frame_len = frame.len() + after.as_ref().map_or(0, Bytes::len);
+            let pushed = peer.link.out.push_with(ack, frame, after.as_ref());
             let depth = match pushed {
                 Ok(waiting) => waiting,
                 Err(PushError::Full) => peer.link.out.capacity(),
@@ -283,14 +396,20 @@ impl Roster {
                     }
                     peer.sync = Sync::Synced;
                     peer.full_since = None;
+                    peer.owed.clear();
+                    peer.owed_bytes = 0;
                 }
                 Err(PushError::Full) => {
                     if peer.sync == Sync::Synced {
                         self.metrics.deltas_dropped.inc();
                         peer.sync = Sync::Behind;
                     }
+                    if let Some(events) = pass.extras.events_for(*id) {
+                        peer.owed_bytes += events.len();
+                        peer.owed.push(events.clone());
+                    }
                     let since = *peer.full_since.get_or_insert(now);
-                    if now.duration_since(since) >= self.slow_timeout {
+                    if now.duration_since(since) >= self.slow_timeout || peer.owed_bytes > MAX_OWED {
                         peer.link.out.kick();
                         pass.gone.push(*id);
                     }
@@ -335,13 +454,13 @@ mod tests {
             let (socket, read, peer) = outbox::loopback_pair().await;
             let (out, inbox) = outbox::outbox(4, Some(socket));
             let input = Arc::new(InputSlot::default());
-            roster.insert(id, Link { input, out });
+            roster.insert(id, Link { input, out }, joined());
             peers.push((peer, read, inbox));
         }
         let (keyframe, delta) = (Bytes::from_static(&[0x82, 1, 7]), Bytes::from_static(&[0x82, 2, 8, 9]));
         let now = Instant::now();
         // Everyone joined: the keyframe, then the delta.
-        let mut pass = FanOut::with_keyframe(Some(keyframe));
+        let mut pass = FanOut::with(Some(keyframe), Arc::default());
         roster.fan_out_pass(&mut pass, &delta, now);
         assert!(roster.finish(pass).is_empty());
         let mut pass = FanOut::default();
@@ -358,6 +477,13 @@ mod tests {
                 matches!(&more, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
                 "{more:?}"
             );
+        }
+    }
+
+    fn joined() -> Joined {
+        Joined {
+            name: Text::empty(),
+            options: Options::none(),
         }
     }
 

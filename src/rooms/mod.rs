@@ -11,7 +11,7 @@
 
 pub mod registry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +21,9 @@ use tokio::time::Instant;
 
 use crate::access::budgets::HoldClaim;
 use crate::config::Config;
+use crate::protocol::Results;
 use crate::protocol::ended::Ended;
+use crate::protocol::rooms_api::Labels;
 use crate::room::tick::Stopped;
 use crate::room::{OpenedBy, Opener, Opening, Room, RoomId, Settings, Tuning};
 use crate::rooms::registry::SharedGames;
@@ -76,7 +78,15 @@ pub struct Rooms {
     /// The id of the default room (behind the old paths): `default`, or in a cluster
     /// `default-<node>` so that every node's default room has an id of its own.
     default_id: RoomId,
+    /// The results of rooms that closed after their match, newest last (at most
+    /// [`ENDED_KEPT`], for [`ENDED_FOR`]).
+    ended: Mutex<VecDeque<(RoomId, Arc<Results>, Instant)>>,
 }
+
+/// How many closed rooms' results are kept, and for how long: `GET /rooms/{id}` shows them.
+pub const ENDED_KEPT: usize = 1024;
+/// See [`ENDED_KEPT`].
+pub const ENDED_FOR: Duration = Duration::from_secs(300);
 
 impl Rooms {
     /// No rooms yet; rooms created later play one of `games`, within `config`'s caps, and run
@@ -91,7 +101,18 @@ impl Rooms {
             games,
             runtime,
             created: AtomicU64::new(0),
+            ended: Mutex::default(),
         })
+    }
+
+    /// The results of room `id`, if it closed after its match not long ago.
+    pub fn ended_results(&self, id: &RoomId) -> Option<Arc<Results>> {
+        let ended = self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ended
+            .iter()
+            .rev()
+            .find(|(ended_id, _, at)| ended_id == id && at.elapsed() < ENDED_FOR)
+            .map(|(_, results, _)| results.clone())
     }
 
     /// Whether rooms opened without a credential fill their share of this server.
@@ -168,7 +189,7 @@ impl Rooms {
         let phase = self.phase(settings.tick_period());
         let (room, running) = Room::open(Opening {
             id: id.clone(),
-            schema: game.schema_for(&settings.game_config()),
+            schema: game.schema_for(&settings.schema_config()),
             start: game.start,
             settings,
             opener,
@@ -187,6 +208,7 @@ impl Rooms {
         self.runtime.tasks.spawn(async move {
             let ended = match std::panic::AssertUnwindSafe(running).catch_unwind().await {
                 Ok(Stopped::Idle) => Ended::Idle,
+                Ok(Stopped::MatchOver) => Ended::MatchOver,
                 Ok(Stopped::Told) => watched.ended().unwrap_or(Ended::Shutdown),
                 Err(_) => Ended::Crashed,
             };
@@ -207,13 +229,15 @@ impl Rooms {
         }
     }
 
-    /// Holds a place for `name` in a public, open room of `game` on this server: the room that
+    /// Holds a place for `name` in a public, open room of `game` with the labels of `filter` on
+    /// this server: the room that
     /// holds one for it already (its first deadline), else the fullest that has a place to
     /// hold (the oldest of those equally full), as Colyseus' `joinOrCreate` finds one. Returns
     /// the room and the hold's deadline; `None` if no room has a place for `name`.
     pub fn hold_in_open_room(
         &self,
         game: &str,
+        filter: &Labels,
         name: &str,
         claim: &HoldClaim,
         now: Instant,
@@ -221,7 +245,9 @@ impl Rooms {
         let mut open: Vec<_> = self
             .all()
             .into_iter()
-            .filter(|r| !r.settings().private && r.settings().game == game && r.ended().is_none())
+            .filter(|r| {
+                !r.settings().private && r.settings().game == game && r.ended().is_none() && r.labels().matches(filter)
+            })
             .collect();
         if let Some((room, until)) = open
             .iter()
@@ -256,6 +282,14 @@ impl Rooms {
         };
         if removed {
             self.runtime.metrics.rooms.dec();
+        }
+        if let (Ended::MatchOver, Some(results)) = (ended, room.results()) {
+            // Nothing panics while holding it (a push, a pop).
+            let mut kept = self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            while kept.len() >= ENDED_KEPT || kept.front().is_some_and(|(_, _, at)| at.elapsed() >= ENDED_FOR) {
+                kept.pop_front();
+            }
+            kept.push_back((room.id().clone(), results, Instant::now()));
         }
         self.runtime.metrics.room_closed(ended);
         match ended {

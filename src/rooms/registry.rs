@@ -21,12 +21,13 @@ pub(crate) struct Registered {
 }
 
 impl Registered {
-    /// The schema of a room of this game opened with `config`.
+    /// The schema of a room of this game opened with `config` (which holds no room options:
+    /// `Settings::schema_config`).
     pub(crate) fn schema_for(&self, config: &GameConfig) -> Arc<Schema> {
         // Nothing panics while holding it (a lookup, an insert).
         let mut schemas = self.schemas.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         schemas
-            .entry(*config)
+            .entry(config.clone())
             .or_insert_with(|| Arc::new((self.schema)(config)))
             .clone()
     }

@@ -66,11 +66,6 @@ pub(crate) async fn poll(
     let traffic = &state.metrics.longpoll;
     traffic.received(0);
     loop {
-        if feed.stopping().is_cancelled() {
-            let (name, json) = feed.last_event();
-            let body = format!(r#"[{{"event":"{name}","data":{json}}}]"#);
-            return json_response(traffic, body.into_bytes());
-        }
         // Waiting from before the read: an event published in between wakes the wait below.
         let published = feed.published();
         tokio::pin!(published);
@@ -87,6 +82,12 @@ pub(crate) async fn poll(
                 Body::new(body),
             )
                 .into_response();
+        }
+        // Only once every event published before the end is answered (a match's `ended`).
+        if feed.stopping().is_cancelled() {
+            let (name, json) = feed.last_event();
+            let body = format!(r#"[{{"event":"{name}","data":{json}}}]"#);
+            return json_response(traffic, body.into_bytes());
         }
         tokio::select! {
             _ = feed.stopping().cancelled() => {}

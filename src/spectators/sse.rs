@@ -265,11 +265,6 @@ impl SseStream {
             if let Some(event) = self.pending.pop_front() {
                 return Some(self.count(event.sse.clone()));
             }
-            if self.feed.stopping().is_cancelled() {
-                self.done = true;
-                let (name, json) = self.feed.last_event();
-                return Some(self.count(format!("event: {name}\ndata: {json}\n\n").into()));
-            }
             // Wait for the next event from before reading the feed, so one published in between
             // wakes the wait below rather than being missed.
             let feed = self.feed.clone();
@@ -279,6 +274,12 @@ impl SseStream {
             self.pending = catch_up(&self.feed, &mut self.cursor, &self.metrics).into();
             if !self.pending.is_empty() {
                 continue;
+            }
+            // Only once every event published before the end is sent (a match's `ended`).
+            if self.feed.stopping().is_cancelled() {
+                self.done = true;
+                let (name, json) = self.feed.last_event();
+                return Some(self.count(format!("event: {name}\ndata: {json}\n\n").into()));
             }
             tokio::select! {
                 _ = feed.stopping().cancelled() => {}

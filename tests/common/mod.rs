@@ -30,13 +30,19 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
+        Self::with_games(config, tickcast::Games::builtin()).await
+    }
+
+    /// A server running `games` (the built-in ones and games of a test's own).
+    pub async fn with_games(config: Config, games: tickcast::Games) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let server = Server::new(
+        let server = Server::with_games(
             listener,
             Config {
                 seed: config.seed.or(Some(7)),
                 ..config
             },
+            games,
         );
         let addr = server.local_addr().unwrap();
         let metrics = server.metrics();
@@ -120,7 +126,7 @@ pub fn moving(seq: u32, dx: i32, dy: i32) -> tickcast::protocol::ClientMsg {
 pub fn arena_bytes(msg: &tickcast::protocol::ClientMsg) -> Vec<u8> {
     use tickcast::game::Game;
     let schema = tickcast::game::Arena::schema(&tickcast::game::GameConfig::default());
-    msg.encode(&schema.input)
+    msg.encode(Some(&schema))
 }
 
 /// How many entities of the kind named `kind` are in `client`'s world.

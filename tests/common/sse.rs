@@ -159,7 +159,11 @@ impl SpecWorld {
                 json.insert("id".into(), f64::from(e.id).into());
                 json.insert("kind".into(), kind.name.clone().into());
                 for (field, &v) in kind.fields.iter().zip(&e.values) {
+                    if field.private {
+                        continue;
+                    }
                     let value: serde_json::Value = match field.ty {
+                        FieldType::Text(_) => world.text(v).into(),
                         FieldType::Coord => (f64::from(v) / f64::from(schema.scale)).into(),
                         FieldType::Int => f64::from(v as i32).into(),
                         FieldType::Flag => (v != 0).into(),

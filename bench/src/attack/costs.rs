@@ -238,7 +238,7 @@ async fn idle_join(addr: SocketAddr, path: &str, name: &str) -> std::io::Result<
         return Err(std::io::Error::other(format!("upgrade answered {status}")));
     }
     let hello = ClientMsg::Hello(hello(name, ""));
-    tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(&[])))
+    tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(None)))
         .await?;
     match rawws::next_frame(&mut tcp).await? {
         (opcode::BINARY, _) => Ok(tcp),

@@ -136,6 +136,7 @@ pub(super) async fn hello_squat(bin: &Path) -> Outcome {
         version: PROTOCOL_VERSION,
         name: "ann".into(),
         token,
+        options: Vec::new(),
     };
     let joined = match Client::connect_with(&server.ws_url(), hello).await {
         Ok(_) => "a player with a valid token joined".to_owned(),
@@ -432,8 +433,9 @@ pub(super) async fn protocol_faults(bin: &Path) -> Outcome {
             version: PROTOCOL_VERSION,
             name: "faulty".into(),
             token: String::new(),
+            options: Vec::new(),
         });
-        tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(&[])))
+        tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(None)))
             .await
             .map_err(io(Attack::ProtocolFaults))?;
         tcp.write_all(&bytes).await.map_err(io(Attack::ProtocolFaults))?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tickcast::protocol::{
-    ClientMsg, Hello, Input, InputField, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Schema, ServerMsg, Welcome,
+    ClientMsg, Hello, Input, InputValues, MAX_SERVER_MESSAGE, PROTOCOL_VERSION, Schema, ServerMsg, Welcome,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -59,7 +59,7 @@ pub async fn open(addr: SocketAddr, dial: Dial, traffic: Arc<Traffic>) -> Result
 /// Sends a hello of protocol `version` as `name`, and waits for the welcome (which carries the
 /// game's schema, by which everything after it is read).
 pub async fn join(ws: &mut Ws, name: &str, version: u32) -> Result<Welcome, WireError> {
-    send(ws, &hello(name, version), &[]).await?;
+    send(ws, &hello(name, version), None).await?;
     match next_with(ws, None).await? {
         ServerMsg::Welcome(welcome) => Ok(welcome),
         other => Err(WireError::Protocol(format!("expected welcome, got {other:?}"))),
@@ -72,6 +72,7 @@ pub fn hello(name: &str, version: u32) -> ClientMsg {
         version,
         name: name.into(),
         token: String::new(),
+        options: Vec::new(),
     })
 }
 
@@ -96,9 +97,9 @@ pub async fn connect(
     Ok((ws, welcome.schema))
 }
 
-/// Sends one protocol message (an input is written by the game's `input` fields).
-pub async fn send(ws: &mut Ws, msg: &ClientMsg, input: &[InputField]) -> Result<(), WireError> {
-    ws.send(Message::Binary(msg.encode(input).into())).await?;
+/// Sends one protocol message (an input or a message is written by the game's schema).
+pub async fn send(ws: &mut Ws, msg: &ClientMsg, schema: Option<&Schema>) -> Result<(), WireError> {
+    ws.send(Message::Binary(msg.encode(schema).into())).await?;
     Ok(())
 }
 

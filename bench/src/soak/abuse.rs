@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rand::{Rng, SeedableRng};
-use tickcast::protocol::{InputField, MAX_CLIENT_MESSAGE, PROTOCOL_VERSION};
+use tickcast::protocol::{MAX_CLIENT_MESSAGE, PROTOCOL_VERSION, Schema};
 use tokio::io::AsyncWriteExt;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -169,7 +169,7 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
         async move {
             let mut ws = wire::open(addr, dial, traffic).await?;
             let welcome = wire::join(&mut ws, "abuser", PROTOCOL_VERSION).await?;
-            Ok::<(Ws, Vec<InputField>), wire::WireError>((ws, welcome.schema.input))
+            Ok::<(Ws, Schema), wire::WireError>((ws, welcome.schema))
         }
     };
     let result: Result<String, String> = async {
@@ -211,7 +211,10 @@ async fn attempt(kind: Abuse, addr: SocketAddr, rng: &mut impl Rng) -> String {
                 let until = Instant::now() + Duration::from_secs(30);
                 while Instant::now() < until {
                     seq += 1;
-                    if wire::send(&mut ws, &wire::input(seq, &[0, 1]), &input).await.is_err() {
+                    if wire::send(&mut ws, &wire::input(seq, &[0, 1]), Some(&input))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     time::sleep(Duration::from_millis(100)).await;
@@ -394,7 +397,7 @@ async fn protocol_fault(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, 
         }
     };
     let (mut tcp, _) = rawws::upgrade(addr, "/ws", &[], Some(KEY)).await.map_err(err)?;
-    let hello = wire::hello("faulty", PROTOCOL_VERSION).encode(&[]);
+    let hello = wire::hello("faulty", PROTOCOL_VERSION).encode(None);
     tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello))
         .await
         .map_err(err)?;
@@ -404,7 +407,7 @@ async fn protocol_fault(addr: SocketAddr, rng: &mut impl Rng) -> Result<String, 
 
 /// Sends moves at about 500 a second (the allowance is 2 per tick) while reading, until the
 /// server closes the connection or 10 s pass.
-async fn flood(ws: &mut Ws, input: &[InputField]) -> Result<String, String> {
+async fn flood(ws: &mut Ws, input: &Schema) -> Result<String, String> {
     let mut sends = time::interval(Duration::from_millis(2));
     sends.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -422,7 +425,7 @@ async fn flood(ws: &mut Ws, input: &[InputField]) -> Result<String, String> {
             _ = sends.tick() => {}
         }
         seq += 1;
-        if wire::send(ws, &wire::input(seq, &[1, 0]), input).await.is_err() {
+        if wire::send(ws, &wire::input(seq, &[1, 0]), Some(input)).await.is_err() {
             return Ok(wire::ending(ws, Duration::from_secs(2)).await);
         }
     }

@@ -40,7 +40,8 @@ use crate::protocol::frames::{self, ACK_FRAME_MAX};
 
 /// One tick's output for one player, written in one write: an ack if the player's last
 /// applied move changed since the last one it was sent, then the tick's frame (the same bytes
-/// for every player).
+/// for every player), then what follows it for this player alone (its private fields and
+/// events), if anything.
 #[derive(Debug, Clone)]
 pub struct Outbound {
     /// The new ack, if it changed.
@@ -49,6 +50,8 @@ pub struct Outbound {
     /// a keyframe or the welcome), framed once for every player; or, for the rest of a frame
     /// a direct write could not finish, its remaining bytes.
     pub frame: Bytes,
+    /// Frames that follow the tick's frame (whole WebSocket frames).
+    pub after: Option<Bytes>,
 }
 
 /// What the session is to do next ([`Inbox::next`]).
@@ -61,6 +64,9 @@ pub enum Next {
     /// The tick loop has stopped (the room is ending, or crashed): close. What was queued is
     /// not owed: a closing room sends no more ticks.
     RoomGone,
+    /// The game refused the player (at the start of a new match): close with code 4000 and
+    /// this reason.
+    Refused(String),
 }
 
 /// What a queued entry is, for the bounds.
@@ -95,6 +101,7 @@ pub fn outbox(capacity: usize, socket: Option<Arc<OwnedWriteHalf>>) -> (Outlet, 
             closed: false,
             room_gone: false,
             kicked: false,
+            refused: None,
             busy: false,
             waker: None,
         }),
@@ -133,6 +140,8 @@ struct State {
     room_gone: bool,
     /// The tick loop found the player too slow.
     kicked: bool,
+    /// The game refused the player, for this reason.
+    refused: Option<String>,
     /// The session took a frame and may be writing it: no direct write until it finds the
     /// queue empty.
     busy: bool,
@@ -147,6 +156,9 @@ impl State {
     fn next(&mut self) -> Option<Next> {
         if self.kicked {
             return Some(Next::Kicked);
+        }
+        if let Some(reason) = self.refused.take() {
+            return Some(Next::Refused(reason));
         }
         if self.room_gone {
             return Some(Next::RoomGone);
@@ -190,11 +202,11 @@ impl Shared {
         }
     }
 
-    /// Writes `ack` and `frame` now if the socket is ours to write and takes them, else queues
-    /// them (or what is left of them). Returns how many tick frames were waiting before.
+    /// Writes `ack`, `frame` and `after` now if the socket is ours to write and takes them, else
+    /// queues them (or what is left of them). Returns how many tick frames were waiting before.
     /// The frame is shared by every player: it is cloned (a reference count touched by every
     /// writer of the room) only to be queued.
-    fn send(&self, ack: Option<u32>, frame: &Bytes, kind: Kind) -> Result<usize, PushError> {
+    fn send(&self, ack: Option<u32>, frame: &Bytes, after: Option<&Bytes>, kind: Kind) -> Result<usize, PushError> {
         let mut state = self.lock();
         if state.closed {
             return Err(PushError::Closed);
@@ -207,12 +219,13 @@ impl Shared {
         let out = || Outbound {
             ack,
             frame: frame.clone(),
+            after: after.cloned(),
         };
         if let (true, Some(socket)) = (idle, &self.socket) {
-            match write_now(socket, ack, frame) {
+            match write_now(socket, ack, frame, after) {
                 Written::All => return Ok(waiting),
-                Written::Nothing => enqueue(&mut state, out(), None, kind, false),
-                Written::Partly(first, then) => enqueue(&mut state, first, then, kind, true),
+                Written::Nothing => enqueue(&mut state, vec![out()], kind, false),
+                Written::Partly(rest) => enqueue(&mut state, rest, kind, true),
             }
         } else if let Some(queued) = (kind == Kind::Pong)
             .then(|| state.queue.iter_mut().find(|q| q.kind == Kind::Pong && !q.started))
@@ -221,7 +234,7 @@ impl Shared {
             // One pong, for the most recent ping.
             queued.out = out();
         } else {
-            enqueue(&mut state, out(), None, kind, false);
+            enqueue(&mut state, vec![out()], kind, false);
         }
         if idle {
             // The session is not writing: it must be told. (When it is, it finds the frame
@@ -242,56 +255,67 @@ impl Shared {
     }
 }
 
-/// Queues `first` and then `then` (the rest of a partly written ack frame is followed by the
-/// tick's frame); `first` is `started` if a direct write began it. No allocation but the
-/// queue's own.
-fn enqueue(state: &mut State, first: Outbound, then: Option<Outbound>, kind: Kind, started: bool) {
+/// Queues `parts` in order; the first is `started` if a direct write began it (what is left of
+/// one output is queued as several parts, written back to back). A tick's output counts once,
+/// on its first part. No allocation but the queue's own (and the parts').
+fn enqueue(state: &mut State, parts: Vec<Outbound>, kind: Kind, started: bool) {
     if kind == Kind::Tick {
         state.ticks += 1;
     }
-    // A tick frame counts once, on its first part.
-    state.queue.push_back(Queued {
-        out: first,
-        kind,
-        started,
-    });
-    if let Some(out) = then {
+    for (i, out) in parts.into_iter().enumerate() {
         state.queue.push_back(Queued {
             out,
-            kind: Kind::Own,
-            started: false,
+            kind: if i == 0 { kind } else { Kind::Own },
+            started: started && i == 0,
         });
     }
 }
 
-/// How much of a frame one non-blocking write took.
+/// How much of an output one non-blocking write took.
 enum Written {
     /// All of it.
     All,
     /// Nothing (the socket would block, or failed: the session's write will wait, or meet
     /// the error).
     Nothing,
-    /// Part: the rest to queue first, as raw bytes, and the tick's whole frame after it when
-    /// the write stopped inside the ack.
-    Partly(Outbound, Option<Outbound>),
+    /// Part: the rest to queue, in order, as raw bytes.
+    Partly(Vec<Outbound>),
 }
 
-/// One non-blocking write of an ack (if any) and a frame together.
-fn write_now(socket: &OwnedWriteHalf, ack: Option<u32>, frame: &Bytes) -> Written {
+/// One non-blocking write of an ack (if any), a frame and what follows it, together.
+fn write_now(socket: &OwnedWriteHalf, ack: Option<u32>, frame: &Bytes, after: Option<&Bytes>) -> Written {
     let mut ack_frame = [0u8; ACK_FRAME_MAX];
     let ack_len = ack.map_or(0, |seq| frames::ack_frame(seq, &mut ack_frame));
-    let ack = &ack_frame[..ack_len];
-    let slices = [IoSlice::new(ack), IoSlice::new(frame)];
+    let empty = Bytes::new();
+    let after = after.unwrap_or(&empty);
+    let slices = [
+        IoSlice::new(&ack_frame[..ack_len]),
+        IoSlice::new(frame),
+        IoSlice::new(after),
+    ];
     let written = send_now(socket, &slices).unwrap_or(0);
-    let rest = |bytes: Bytes| Outbound {
-        ack: None,
-        frame: bytes,
-    };
+    let total = ack_len + frame.len() + after.len();
     match written {
         0 => Written::Nothing,
-        n if n == ack_len + frame.len() => Written::All,
-        n if n < ack_len => Written::Partly(rest(Bytes::copy_from_slice(&ack[n..])), Some(rest(frame.clone()))),
-        n => Written::Partly(rest(frame.slice(n - ack_len..)), None),
+        n if n == total => Written::All,
+        mut n => {
+            // Only now is the ack copied out of this stack frame, for what is left of it.
+            let ack = Bytes::copy_from_slice(&ack_frame[..ack_len]);
+            let mut rest = Vec::with_capacity(3);
+            for part in [&ack, frame, after] {
+                if n >= part.len() {
+                    n -= part.len();
+                    continue;
+                }
+                rest.push(Outbound {
+                    ack: None,
+                    frame: part.slice(n..),
+                    after: None,
+                });
+                n = 0;
+            }
+            Written::Partly(rest)
+        }
     }
 }
 
@@ -331,7 +355,25 @@ impl Outlet {
     /// many tick frames were already waiting (one lock for the fan-out's write and its
     /// queue-depth gauge).
     pub fn push(&self, ack: Option<u32>, frame: &Bytes) -> Result<usize, PushError> {
-        self.0.send(ack, frame, Kind::Tick)
+        self.0.send(ack, frame, None, Kind::Tick)
+    }
+
+    /// [`Outlet::push`], with `after` (whole frames for this player alone) following the frame.
+    pub fn push_with(&self, ack: Option<u32>, frame: &Bytes, after: Option<&Bytes>) -> Result<usize, PushError> {
+        self.0.send(ack, frame, after, Kind::Tick)
+    }
+
+    /// Sends a frame of the room's own that is not a tick's (the end of a match): never refused
+    /// for a full queue (one such frame a match at most), only once the session has ended.
+    pub fn send_own(&self, frame: &Bytes) -> Result<(), PushError> {
+        self.0.send(None, frame, None, Kind::Own).map(|_| ())
+    }
+
+    /// Tells the session the game refused its player: it closes ([`Next::Refused`]).
+    pub fn refuse(&self, reason: &str) {
+        let mut state = self.0.lock();
+        state.refused = Some(reason.to_owned());
+        Shared::wake(state);
     }
 
     /// The most tick frames it queues.
@@ -425,12 +467,12 @@ impl Inbox {
     /// Sends a frame of the session's own (a heartbeat ping): now, or after what is queued.
     pub fn send(&self, frame: Bytes) {
         // Never full, and after the session closed nothing more is sent.
-        let _ = self.0.send(None, &frame, Kind::Own);
+        let _ = self.0.send(None, &frame, None, Kind::Own);
     }
 
     /// Sends the pong for the most recent ping, replacing one that is queued and not started.
     pub fn send_pong(&self, frame: Bytes) {
-        let _ = self.0.send(None, &frame, Kind::Pong);
+        let _ = self.0.send(None, &frame, None, Kind::Pong);
     }
 
     /// Stops the tick loop's writes (the session is closing) and returns what must still be
@@ -493,201 +535,4 @@ fn send_now(socket: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io;
-
-    use super::*;
-
-    fn frame(n: u8) -> Bytes {
-        Bytes::from(vec![n])
-    }
-
-    #[test]
-    fn refuses_past_capacity_and_keeps_order() {
-        let (out, mut inbox) = outbox(2, None);
-        assert_eq!(out.push(None, &frame(1)), Ok(0));
-        assert_eq!(out.push(None, &frame(2)), Ok(1));
-        assert_eq!(out.push(None, &frame(3)), Err(PushError::Full));
-        assert_eq!(out.len(), 2);
-        assert_eq!(inbox.try_frame().unwrap().frame[0], 1);
-        assert_eq!(out.push(None, &frame(4)), Ok(1));
-        assert_eq!(inbox.try_frame().unwrap().frame[0], 2);
-        assert_eq!(inbox.try_frame().unwrap().frame[0], 4);
-        assert!(inbox.try_next().is_none());
-        assert!(out.is_empty());
-    }
-
-    #[test]
-    fn a_drained_backlog_gives_its_room_back() {
-        let (out, mut inbox) = outbox(64, None);
-        for n in 0..64 {
-            out.push(None, &frame(n)).unwrap();
-        }
-        while inbox.try_frame().is_some() {}
-        assert!(inbox.0.lock().queue.capacity() <= KEEP);
-    }
-
-    #[test]
-    fn either_end_dropped_closes_it() {
-        let (out, inbox) = outbox(2, None);
-        drop(inbox);
-        assert!(out.is_closed());
-        assert_eq!(out.push(None, &frame(1)), Err(PushError::Closed));
-
-        let (out, mut inbox) = outbox(2, None);
-        out.push(None, &frame(1)).unwrap();
-        drop(out);
-        assert!(
-            matches!(inbox.try_next(), Some(Next::RoomGone)),
-            "a closing room owes no more ticks"
-        );
-    }
-
-    #[test]
-    fn a_kick_comes_before_what_is_queued_and_outlasts_the_room() {
-        let (out, mut inbox) = outbox(2, None);
-        out.push(None, &frame(1)).unwrap();
-        out.kick();
-        // The tick loop drops a kicked player at once.
-        drop(out);
-        assert!(matches!(inbox.try_next(), Some(Next::Kicked)));
-    }
-
-    #[test]
-    fn one_pong_waits_at_most_and_own_frames_do_not_count() {
-        let (out, mut inbox) = outbox(1, None);
-        out.push(None, &frame(1)).unwrap();
-        for n in 10..20 {
-            inbox.send_pong(Bytes::from(vec![n]));
-        }
-        inbox.send(Bytes::from_static(&[30]));
-        assert_eq!(
-            out.push(None, &frame(2)),
-            Err(PushError::Full),
-            "own frames take no tick's place"
-        );
-        let drained: Vec<u8> = std::iter::from_fn(|| inbox.try_frame()).map(|o| o.frame[0]).collect();
-        assert_eq!(drained, [1, 19, 30], "the latest pong only");
-    }
-
-    #[tokio::test]
-    async fn next_waits_for_a_push_or_the_close() {
-        let (out, mut inbox) = outbox(2, None);
-        let waiter = tokio::spawn(async move {
-            let first = inbox.next().await;
-            let second = inbox.next().await;
-            (first, second)
-        });
-        tokio::task::yield_now().await; // the waiter runs and waits
-        out.push(None, &frame(7)).unwrap();
-        tokio::task::yield_now().await;
-        drop(out);
-        let (first, second) = woken(waiter).await;
-        assert!(matches!(&first, Next::Frame(f) if f.frame[0] == 7), "{first:?}");
-        assert!(matches!(second, Next::RoomGone), "{second:?}");
-    }
-
-    #[tokio::test]
-    async fn a_session_waiting_or_stuck_writing_is_woken_by_a_kick() {
-        let (out, mut inbox) = outbox(2, None);
-        let waiter = tokio::spawn(async move { inbox.next().await });
-        tokio::task::yield_now().await;
-        out.kick();
-        assert!(matches!(woken(waiter).await, Next::Kicked));
-
-        let (out, inbox) = outbox(2, None);
-        let stuck = tokio::spawn(async move { inbox.kicked().await });
-        tokio::task::yield_now().await;
-        out.push(None, &frame(1)).unwrap();
-        tokio::task::yield_now().await;
-        assert!(!stuck.is_finished(), "a frame is not a kick");
-        out.kick();
-        woken(stuck).await;
-    }
-
-    /// What a waiting task returned once woken; a lost wake-up fails here instead of hanging.
-    async fn woken<T>(task: tokio::task::JoinHandle<T>) -> T {
-        tokio::time::timeout(std::time::Duration::from_secs(5), task)
-            .await
-            .expect("the waiting task was woken")
-            .unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_player_that_keeps_up_is_written_directly_and_its_session_never_woken() {
-        use tokio::io::AsyncReadExt;
-        let (socket, _read, mut peer) = loopback_pair().await;
-        let (out, mut inbox) = outbox(4, Some(socket));
-        for seq in 1..=3 {
-            assert_eq!(out.push(Some(seq), &Bytes::from_static(&[0x82, 1, 9])), Ok(0));
-        }
-        assert!(inbox.try_next().is_none(), "nothing queued for the session");
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), inbox.next())
-                .await
-                .is_err(),
-            "the session is not woken"
-        );
-        let mut got = [0u8; 3 * (4 + 3)];
-        peer.read_exact(&mut got).await.unwrap();
-        for (i, seq) in (1..=3u8).enumerate() {
-            assert_eq!(&got[i * 7..i * 7 + 7], &[0x82, 2, 4, seq, 0x82, 1, 9]);
-        }
-    }
-
-    #[tokio::test]
-    async fn what_the_socket_does_not_take_waits_whole_for_the_session_in_order() {
-        use tokio::io::AsyncReadExt;
-        let (socket, _read, mut peer) = loopback_pair().await;
-        // A small send buffer, so the socket backs up in a few frames.
-        let stream: &tokio::net::TcpStream = (*socket).as_ref();
-        socket2::SockRef::from(stream).set_send_buffer_size(4096).unwrap();
-        let (out, mut inbox) = outbox(1000, Some(socket.clone()));
-        // Frames of 10 000 bytes, each its index in every byte, until the socket backs up.
-        let big = |n: u8| Bytes::from(frames::binary_frame(vec![n; 10_000]).to_vec());
-        let mut n = 0u8;
-        while inbox.0.lock().queue.is_empty() {
-            out.push(None, &big(n)).unwrap();
-            n += 1;
-        }
-        for _ in 0..3 {
-            out.push(None, &big(n)).unwrap();
-            n += 1;
-        }
-        // The session drains the queue; the peer reads every frame whole and in order.
-        let reader = tokio::spawn(async move {
-            let mut all = Vec::new();
-            peer.read_to_end(&mut all).await.unwrap();
-            all
-        });
-        // What the session does with its queue (with the socket's async write, here by hand).
-        let drain = async |inbox: &mut Inbox| {
-            while let Some(next) = inbox.try_frame() {
-                let mut at = 0;
-                while at < next.frame.len() {
-                    socket.writable().await.unwrap();
-                    match socket.try_write(&next.frame[at..]) {
-                        Ok(k) => at += k,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-            }
-        };
-        drain(&mut inbox).await;
-        assert!(
-            inbox.try_next().is_none() && !inbox.0.lock().busy,
-            "the socket is handed back"
-        );
-        // Written directly again (or queued again, if the peer has not read yet).
-        out.push(None, &big(n)).unwrap();
-        n += 1;
-        drain(&mut inbox).await;
-        drop((out, inbox, socket, _read));
-        let all = reader.await.unwrap();
-        assert_eq!(all.len(), usize::from(n) * big(0).len());
-        for (i, chunk) in all.chunks(big(0).len()).enumerate() {
-            assert_eq!(chunk, &big(i as u8)[..], "frame {i}");
-        }
-    }
-}
+mod tests;

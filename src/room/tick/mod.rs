@@ -27,19 +27,23 @@ use bytes::Bytes;
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::feed::{Epoch, Feed};
-use crate::game::Game;
+use crate::feed::{Epoch, Feed, Heard};
+use crate::game::{Dispatch, Game, GameConfig, Labels, To, Told};
 use crate::metrics::Metrics;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
-use crate::protocol::{Delta, EntityId, PROTOCOL_VERSION, Schema, ServerMsg, Welcome};
-use crate::room::joins::{JoinRequest, Joins};
-use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster};
-use crate::room::{Settings, Tuning};
+use crate::protocol::{EntityId, Schema};
+use crate::room::extras::{Extras, TickOutput};
+use crate::room::joins::Joins;
+use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Turn};
+use crate::room::{AfterMatch, Settings, Status, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
 /// take less than a few milliseconds, and a task per worker would cost more than it saves.
 const PARALLEL_FAN_OUT: usize = 256;
+
+/// The most public events kept for the next spectator event; more are dropped (and counted).
+const MAX_HEARD: usize = 4096;
 
 /// The tick counter other tasks read (pongs, spectators).
 #[derive(Debug, Default)]
@@ -58,11 +62,14 @@ pub(crate) enum Stopped {
     Told,
     /// Nobody played in it for its idle time.
     Idle,
+    /// Its match ended, and its settings say the room closes then.
+    MatchOver,
 }
 
 /// What a room hands the tick loop of its game.
 pub(crate) struct TickParts<'a> {
     pub(crate) settings: &'a Settings,
+    pub(crate) status: Arc<Status>,
     pub(crate) tuning: &'a Tuning,
     pub(crate) schema: Arc<Schema>,
     pub(crate) joins: Arc<Joins>,
@@ -87,27 +94,46 @@ pub(crate) fn start<G: Game>(parts: TickParts<'_>) -> (Arc<Feed>, Running) {
 }
 
 pub(crate) struct TickLoop<G> {
-    game: G,
-    schema: Arc<Schema>,
-    tick: u64,
+    pub(super) game: G,
+    /// Where the game tells events and ends its match.
+    pub(super) dispatch: Dispatch,
+    pub(super) schema: Arc<Schema>,
+    pub(super) tick: u64,
     /// What every synced player holds: the world as of the last tick's delta.
-    sent: NetWorld,
+    pub(super) sent: NetWorld,
     /// This tick's capture; swapped with `sent` after the diff to reuse both allocations.
-    next: NetWorld,
-    roster: Roster,
+    pub(super) next: NetWorld,
+    pub(super) roster: Roster,
     /// The world as of the last spectator event; the next event is the diff from here.
-    spectated: Arc<NetWorld>,
+    pub(super) spectated: Arc<NetWorld>,
+    /// Public events told since the last spectator event, for it.
+    pub(super) heard: Vec<Heard>,
     spectator_every: u64,
-    feed: Arc<Feed>,
+    pub(super) feed: Arc<Feed>,
     joins: Arc<Joins>,
     clock: Arc<TickClock>,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     period: Duration,
     /// Where in each period this room's ticks fall.
     phase: Duration,
     /// How long the room may stay empty before it closes itself (`None`: never).
     idle_close: Option<Duration>,
-    tick_hz: u32,
+    pub(super) tick_hz: u32,
+    /// What a new match is made from: the game's config, and the room's seed.
+    pub(super) config: GameConfig,
+    pub(super) seed: u64,
+    /// Matches played so far in this room.
+    pub(super) matches: u64,
+    pub(super) after_match: AfterMatch,
+    /// Labels and results, for the rest of the server.
+    pub(super) status: Arc<Status>,
+    /// The match ended and the room closes once its players have been told.
+    pub(super) over: bool,
+    /// How long the players of a room that closes after its match have to take the news.
+    slow_timeout: Duration,
+    /// What follows nobody's frame (shared, so a tick of a game without extras allocates
+    /// nothing for them).
+    no_extras: Arc<Extras>,
 }
 
 /// How many ticks fell between two that ran, due at `last` and `due`: the interval skips the
@@ -130,6 +156,7 @@ impl<G: Game> TickLoop<G> {
     pub(crate) fn new(parts: TickParts<'_>) -> Self {
         let TickParts {
             settings,
+            status,
             tuning,
             schema,
             joins,
@@ -139,11 +166,15 @@ impl<G: Game> TickLoop<G> {
             idle_close,
             stop,
         } = parts;
-        let game = G::new(&settings.game_config(), settings.seed);
+        let config = settings.game_config();
+        let game = G::new(&config, settings.seed);
+        let mut labels = Labels::default();
+        game.labels(&mut labels);
+        status.set_labels(labels);
         // One copy of the world while nobody plays (the spectators'): what players hold, and
         // the next capture, are made at the first tick (see `pause`).
         let mut world = NetWorld::default();
-        game.entities(world.reset(0));
+        game.entities(&mut world.capture(0, &schema));
         let spectated = Arc::new(world);
         let ring = tuning.spectator_ring(settings.tick_hz);
         let feed = Arc::new(Feed::new(
@@ -157,11 +188,13 @@ impl<G: Game> TickLoop<G> {
         ));
         Self {
             game,
+            dispatch: Dispatch::new(schema.clone()),
             schema,
             tick: 0,
             sent: NetWorld::default(),
             next: NetWorld::default(),
             spectated,
+            heard: Vec::new(),
             spectator_every: u64::from(tuning.spectator_every(settings.tick_hz)),
             feed,
             roster: Roster::new(tuning.slow_timeout, metrics.clone()),
@@ -172,6 +205,14 @@ impl<G: Game> TickLoop<G> {
             phase,
             idle_close,
             tick_hz: settings.tick_hz,
+            config,
+            seed: settings.seed,
+            matches: 0,
+            after_match: settings.after_match,
+            status,
+            over: false,
+            slow_timeout: tuning.slow_timeout,
+            no_extras: Arc::default(),
         }
     }
 
@@ -240,6 +281,18 @@ impl<G: Game> TickLoop<G> {
                 if started.elapsed() > self.period {
                     self.metrics.tick_overruns.inc();
                 }
+                if self.over {
+                    // Its players are told the match is over; give them the time to take it.
+                    let deadline = Instant::now() + self.slow_timeout;
+                    while !self.roster.drained() && Instant::now() < deadline {
+                        tokio::select! {
+                            biased;
+                            _ = stop.cancelled() => break,
+                            () = time::sleep(Duration::from_millis(20)) => {}
+                        }
+                    }
+                    break Stopped::MatchOver;
+                }
                 if self.roster.is_empty() {
                     empty_since = Instant::now();
                     self.pause();
@@ -251,6 +304,15 @@ impl<G: Game> TickLoop<G> {
         }
     }
 
+    /// What the game told since the last call, counted (and the events it told that its
+    /// schema refused).
+    fn take_told(&mut self) -> Vec<Told> {
+        self.metrics.events_refused.inc_by(self.dispatch.take_refused());
+        let told = self.dispatch.take_told();
+        self.metrics.events_told.inc_by(told.len() as u64);
+        told
+    }
+
     /// The last player has left: the room waits for a join, holding one copy of its world
     /// (the spectators', which the last tick brought up to date). What players held, and the
     /// capture buffer, go: a newcomer starts from a keyframe, and the next tick's delta goes to
@@ -258,13 +320,16 @@ impl<G: Game> TickLoop<G> {
     fn pause(&mut self) {
         self.sent = NetWorld::default();
         self.next = NetWorld::default();
+        // What was told as the last player left is for spectators only.
+        let told = self.take_told();
+        self.hear(&told);
     }
 
     /// One tick's work, all at once; `now` is used only for slow-consumer deadlines.
     #[cfg(test)]
     pub(crate) fn tick(&mut self, now: Instant) {
-        let delta = self.prepare();
-        let gone = self.roster.fan_out(&delta, &self.sent, &self.schema, now);
+        let (delta, extras) = self.prepare();
+        let gone = self.roster.fan_out(&delta, &self.sent, &self.schema, extras, now);
         self.conclude(gone);
     }
 
@@ -288,8 +353,8 @@ impl<G: Game> TickLoop<G> {
         };
         yield_if_big().await;
         let phase = Instant::now();
-        let delta = self.step_and_encode();
-        let mut pass = FanOut::default();
+        let (delta, extras) = self.step_and_encode();
+        let mut pass = FanOut::with(None, extras);
         if self.roster.needs_keyframe() {
             pass.keyframe = Some(roster::keyframe(&self.sent, &self.schema));
         }
@@ -306,15 +371,15 @@ impl<G: Game> TickLoop<G> {
         } else if parts <= 1 {
             self.roster.fan_out_yielding(&mut pass, &delta, now).await;
         } else {
-            let keyframe = pass.keyframe.clone();
+            let (keyframe, extras) = (pass.keyframe.clone(), pass.extras.clone());
             let tasks: Vec<_> = self
                 .roster
                 .split(parts)
                 .into_iter()
                 .map(|mut part| {
-                    let (delta, keyframe) = (delta.clone(), keyframe.clone());
+                    let (delta, keyframe, extras) = (delta.clone(), keyframe.clone(), extras.clone());
                     tokio::spawn(async move {
-                        let mut pass = FanOut::with_keyframe(keyframe);
+                        let mut pass = FanOut::with(keyframe, extras);
                         part.fan_out_yielding(&mut pass, &delta, now).await;
                         (part, pass)
                     })
@@ -339,46 +404,83 @@ impl<G: Game> TickLoop<G> {
     }
 
     /// A tick up to its fan-out: joins, inputs, the step, the diff; returns the delta, encoded
-    /// and framed once.
+    /// and framed once, and what follows it for each player.
     #[cfg(test)]
-    fn prepare(&mut self) -> Bytes {
+    fn prepare(&mut self) -> (Bytes, Arc<Extras>) {
         self.take_turns();
         self.step_and_encode()
     }
 
-    /// The players' turn: joins and each player's latest input.
+    /// The players' turn: joins, then each player's messages and latest input.
     fn take_turns(&mut self) {
         for join in self.joins.take() {
             self.admit(join);
         }
-        let (game, metrics) = (&mut self.game, &self.metrics);
-        self.roster.take_inputs(|id, input| {
-            game.input(id, input.values.get());
-            metrics.inputs_applied.inc();
+        let (game, dispatch, metrics) = (&mut self.game, &mut self.dispatch, &self.metrics);
+        self.roster.take_turns(|id, turn| match turn {
+            Turn::Message(message) => {
+                game.message(id, message, dispatch);
+                metrics.messages_applied.inc();
+            }
+            Turn::Input(input) => {
+                game.input(id, input.values.get());
+                metrics.inputs_applied.inc();
+            }
         });
     }
 
-    /// The world's turn: the step and the diff; returns the delta, encoded and framed once.
-    fn step_and_encode(&mut self) -> Bytes {
-        self.game.step();
+    /// The world's turn: the step and the diff; returns the delta, encoded and framed once,
+    /// and what follows it for each player (its private fields and the events it is told).
+    fn step_and_encode(&mut self) -> (Bytes, Arc<Extras>) {
+        self.game.step(&mut self.dispatch);
         self.tick += 1;
         let tick = self.tick;
-        self.game.entities(self.next.reset(tick));
+        self.game.entities(&mut self.next.capture(tick, &self.schema));
         let changes = self.sent.diff(&self.next, &self.schema);
         std::mem::swap(&mut self.sent, &mut self.next);
         // Once a second, enough to catch a drifting client without hashing every tick.
-        let checksum = (tick % u64::from(self.tick_hz) == 0).then(|| self.sent.checksum(&self.schema));
-        let (spawned, updated, removed) = (changes.spawned, changes.updated, changes.removed);
-        let delta = Delta {
-            tick,
-            base_gap: 1,
-            spawned,
-            updated,
-            removed,
-            checksum,
-        };
+        let checksum_tick = tick % u64::from(self.tick_hz) == 0;
+        let checksum = checksum_tick.then(|| self.sent.checksum(&self.schema));
         // Encoded and framed once; every player is sent the same bytes.
-        frames::binary_frame(ServerMsg::Delta(delta).encode(&self.schema))
+        let delta = frames::binary_frame(changes.encode(&self.sent, 1, checksum, &self.schema));
+        let told = self.take_told();
+        if told.is_empty() && !self.schema.has_private() {
+            return (delta, self.no_extras.clone());
+        }
+        let output = TickOutput {
+            game: &self.game,
+            schema: &self.schema,
+            told: &told,
+            before: &self.next,
+            now: &self.sent,
+            checksum: checksum_tick,
+        };
+        let players: Vec<EntityId> = self.roster.ids().collect();
+        let extras = Extras::build(&output, players.iter().copied(), self.roster.keyframed());
+        self.hear(&told);
+        (delta, Arc::new(extras))
+    }
+
+    /// Keeps the public events told to everyone for the next spectator event.
+    pub(super) fn hear(&mut self, told: &[Told]) {
+        let public = |t: &&Told| {
+            t.to == To::All
+                && self
+                    .schema
+                    .events
+                    .get(usize::from(t.event.kind))
+                    .is_some_and(|kind| kind.public)
+        };
+        for t in told.iter().filter(public) {
+            if self.heard.len() >= MAX_HEARD {
+                self.metrics.spectator_events_dropped.inc();
+                continue;
+            }
+            self.heard.push(Heard {
+                tick: self.tick,
+                event: t.event.clone(),
+            });
+        }
     }
 
     /// A tick after its fan-out: the players it found too slow or gone leave, spectators get
@@ -386,7 +488,7 @@ impl<G: Game> TickLoop<G> {
     fn conclude(&mut self, gone: Vec<EntityId>) {
         let left = !gone.is_empty();
         for id in gone {
-            self.game.leave(id);
+            self.game.leave(id, &mut self.dispatch);
             self.metrics.players.dec();
         }
         let tick = self.tick;
@@ -394,299 +496,33 @@ impl<G: Game> TickLoop<G> {
             // The world of this tick was taken before its fan-out found them gone, and the room
             // now pauses: no next tick will show them leaving. Nobody holds this tick's delta
             // as a base any more (a newcomer starts from a keyframe), so take it again.
-            self.game.entities(self.next.reset(tick));
+            self.game.entities(&mut self.next.capture(tick, &self.schema));
             std::mem::swap(&mut self.sent, &mut self.next);
         }
-        // The last player gone, the room pauses: publish now what spectators have not seen.
-        if tick % self.spectator_every == 0 || self.roster.is_empty() {
-            // Diffing against the last event's world merges the ticks in between. Nothing
-            // changed, nothing published: an idle match must not wake every long-poller.
-            let changes = self.spectated.diff(&self.sent, &self.schema);
-            if !changes.is_empty() {
-                self.spectated = Arc::new(self.sent.clone());
-                self.feed.publish(&changes, self.spectated.clone());
-            }
+        let ended = self.dispatch.take_ended();
+        // The last player gone, the room pauses, or the match ended: publish now what
+        // spectators have not seen.
+        if tick % self.spectator_every == 0 || self.roster.is_empty() || ended.is_some() {
+            self.publish();
         }
         self.clock.0.store(tick, Ordering::Relaxed);
+        if let Some(results) = ended {
+            self.end_match(results);
+        }
     }
 
-    fn admit(&mut self, join: JoinRequest) {
-        #[cfg(test)]
-        tests::maybe_crash(&join.name);
-        if join.link.out.is_closed() {
-            return; // The session gave up while waiting for this tick.
+    /// The spectator event of this tick: the diff from the last one (which merges the ticks in
+    /// between) and the public events told since. Nothing changed and nothing told, nothing
+    /// published: an idle match must not wake every long-poller.
+    pub(super) fn publish(&mut self) {
+        let changes = self.spectated.diff(&self.sent, &self.schema);
+        if !changes.is_empty() || !self.heard.is_empty() {
+            self.spectated = Arc::new(self.sent.clone());
+            let heard = std::mem::take(&mut self.heard);
+            self.feed.publish(&changes, self.spectated.clone(), heard);
         }
-        let id = self.game.join(&join.name);
-        // Made for each join rather than kept: a room holds no copy of its schema of its own.
-        let welcome = ServerMsg::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            player_id: id,
-            tick_hz: self.tick_hz,
-            schema: (*self.schema).clone(),
-        });
-        // A fresh queue has room; if the session is already gone, this tick's fan-out finds it
-        // closed and removes it.
-        let welcome = frames::binary_frame(welcome.encode(&self.schema));
-        let len = welcome.len();
-        if join.link.out.push(None, &welcome).is_ok() {
-            self.metrics.websocket.sent(len);
-        }
-        let _ = join.reply.send(id);
-        // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
-        tracing::debug!(id, name = ?join.name, "player joined");
-        self.roster.insert(id, join.link);
-        self.metrics.players.inc();
     }
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::game::Arena;
-    use crate::game::GameConfig;
-    use crate::protocol::{Input, InputValues};
-    use tokio::sync::oneshot;
-
-    use crate::room::outbox::{Inbox, outbox};
-    use crate::room::roster::{InputSlot, Link};
-
-    /// A player by this name makes its room's tick loop panic when it is admitted (test
-    /// builds only).
-    pub(crate) const CRASH_NAME: &str = "crash-the-room";
-
-    pub(crate) fn maybe_crash(name: &str) {
-        assert!(name != CRASH_NAME, "injected tick loop failure");
-    }
-
-    fn tick_loop(config: &Config) -> TickLoop<Arena> {
-        let settings = Settings {
-            seed: 1,
-            ..config.room_settings()
-        };
-        TickLoop::new(TickParts {
-            settings: &settings,
-            tuning: &config.tuning(),
-            schema: Arc::new(Arena::schema(&settings.game_config())),
-            joins: Arc::default(),
-            clock: Arc::default(),
-            metrics: Arc::default(),
-            phase: Duration::ZERO,
-            idle_close: None,
-            stop: CancellationToken::new(),
-        })
-    }
-
-    #[test]
-    fn ticks_a_late_one_made_the_room_skip_are_counted() {
-        let t0 = Instant::now();
-        let period = Duration::from_millis(30);
-        assert_eq!(skipped_between(t0, t0 + period, period), 0, "on time");
-        assert_eq!(skipped_between(t0, t0 + period * 4, period), 3);
-    }
-
-    #[test]
-    fn ticks_fall_on_the_rooms_phase_after_a_pause() {
-        let origin = Instant::now();
-        let period = Duration::from_millis(30);
-        assert_eq!(next_tick(origin, period, origin - period), origin);
-        assert_eq!(
-            next_tick(origin, period, origin + Duration::from_millis(45)),
-            origin + period * 2
-        );
-        assert_eq!(next_tick(origin, period, origin + period), origin + period * 2);
-    }
-
-    fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>) {
-        let (out, rx) = outbox(queue, None);
-        let (reply, _) = oneshot::channel();
-        let input = Arc::new(InputSlot::default());
-        tick.admit(JoinRequest {
-            name: "p".into(),
-            link: Link {
-                input: input.clone(),
-                out,
-            },
-            reply,
-        });
-        (rx, input)
-    }
-
-    /// The next queued item, decoded, with its ack.
-    fn next(rx: &mut Inbox) -> (Option<u32>, ServerMsg) {
-        let out = rx.try_frame().expect("a queued frame");
-        let schema = Arena::schema(&GameConfig::default());
-        (
-            out.ack,
-            ServerMsg::decode(frames::tests::parse(&out.frame).1, Some(&schema)).unwrap(),
-        )
-    }
-
-    #[test]
-    fn a_player_that_falls_behind_gets_a_keyframe_then_is_kicked_when_it_stays_full() {
-        let config = Config {
-            slow_timeout: Duration::from_secs(1),
-            ..Config::defaults()
-        };
-        let mut tick = tick_loop(&config);
-        let (mut rx, _) = join(&mut tick, 3);
-        let t0 = Instant::now();
-        tick.tick(t0); // welcome + keyframe
-        tick.tick(t0); // delta; the queue is now full
-        tick.tick(t0); // dropped
-        assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
-        assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
-        assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
-        tick.tick(t0); // room again: a keyframe at tick 4, not the delta 3 -> 4
-        assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 4));
-        assert_eq!(tick.metrics.deltas_dropped.get(), 1);
-        assert_eq!(tick.metrics.resync_keyframes.get(), 1);
-
-        for _ in 0..4 {
-            tick.tick(t0); // fill the queue again
-        }
-        assert!(!rx.is_kicked());
-        tick.tick(t0 + Duration::from_secs(1));
-        assert!(rx.is_kicked(), "a player full past the deadline is kicked");
-        assert!(tick.game.players().is_empty());
-    }
-
-    #[test]
-    fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pauses() {
-        let mut tick = tick_loop(&Config::defaults());
-        let alone = tick.spectated.entities().len();
-        let (gone, _) = join(&mut tick, 8);
-        tick.tick(Instant::now());
-        assert_eq!(tick.sent.entities().len(), alone + 1, "in the world");
-        drop(gone);
-        tick.tick(Instant::now());
-        assert!(tick.roster.is_empty());
-        assert_eq!(
-            tick.spectated.entities().len(),
-            alone,
-            "the last event before the pause shows it left"
-        );
-    }
-
-    #[test]
-    fn a_player_whose_session_ended_is_found_by_its_write_and_leaves_the_world() {
-        let mut tick = tick_loop(&Config::defaults());
-        let (gone, _) = join(&mut tick, 8);
-        let (mut stays, _) = join(&mut tick, 8);
-        let now = Instant::now();
-        tick.tick(now); // welcomes and keyframes
-        drop(gone);
-        tick.tick(now);
-        assert_eq!(tick.roster.len(), 1, "out of the roster");
-        assert_eq!(tick.game.players().len(), 1, "and out of the world");
-        assert_eq!(tick.metrics.players.get(), 1);
-        tick.tick(now);
-        assert!(matches!(next(&mut stays), (None, ServerMsg::Welcome(_))));
-        assert!(matches!(next(&mut stays), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
-        assert!(matches!(next(&mut stays), (None, ServerMsg::Delta(d)) if d.removed.is_empty()));
-        assert!(
-            matches!(next(&mut stays), (None, ServerMsg::Delta(d)) if d.tick == 3 && d.removed.len() == 1),
-            "the others see it removed in the next tick's delta"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_big_room_s_fan_out_split_over_the_workers_reaches_every_player_once() {
-        let mut tick = tick_loop(&Config::defaults());
-        let players: Vec<_> = (0..PARALLEL_FAN_OUT + 45).map(|_| join(&mut tick, 8)).collect();
-        let now = Instant::now();
-        tick.tick_fanned_out(now).await; // keyframes
-        tick.tick_fanned_out(now).await; // deltas
-        assert_eq!(tick.roster.len(), players.len(), "every player is back in the roster");
-        for (mut rx, _) in players {
-            assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
-            assert!(matches!(next(&mut rx), (None, ServerMsg::Snapshot(s)) if s.tick == 1));
-            assert!(matches!(next(&mut rx), (None, ServerMsg::Delta(d)) if d.tick == 2));
-            assert!(rx.try_next().is_none(), "one frame per tick");
-        }
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_big_room_s_fan_out_lets_other_tasks_run_between_chunks() {
-        let mut tick = tick_loop(&Config::defaults());
-        let mut inboxes: Vec<_> = (0..3 * FAN_OUT_CHUNK).map(|_| join(&mut tick, 8).0).collect();
-        let now = Instant::now();
-        tick.tick_fanned_out(now).await; // keyframes
-        for rx in &mut inboxes {
-            next(rx); // welcome
-            next(rx); // keyframe
-        }
-        // On this one thread, a task that is ready during the next tick runs whenever the tick
-        // yields: it counts the players written by the first time it finds any.
-        let (seen, counted) = oneshot::channel();
-        tokio::spawn(async move {
-            loop {
-                let written = inboxes.iter_mut().filter_map(|rx| rx.try_next()).count();
-                if written > 0 {
-                    return seen.send(written);
-                }
-                tokio::task::yield_now().await;
-            }
-        });
-        tick.tick_fanned_out(now).await;
-        assert_eq!(
-            counted.await.unwrap(),
-            FAN_OUT_CHUNK,
-            "the other task ran after the first chunk, not after the whole room"
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_player_full_in_a_later_chunk_falls_behind_and_is_kicked_after_the_yields() {
-        let config = Config {
-            slow_timeout: Duration::from_secs(1),
-            ..Config::defaults()
-        };
-        let mut tick = tick_loop(&config);
-        let others = FAN_OUT_CHUNK + 8;
-        let mut keeping_up: Vec<_> = (0..others).map(|_| join(&mut tick, 8).0).collect();
-        // The last to join has the highest id: it is written in the second chunk. Its queue
-        // holds its welcome and first keyframe, then stays full (nobody drains it).
-        let (stuck, _) = join(&mut tick, 2);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            tick.tick_fanned_out(t0).await;
-            for rx in &mut keeping_up {
-                while rx.try_frame().is_some() {}
-            }
-        }
-        assert_eq!(tick.metrics.deltas_dropped.get(), 1, "one delta dropped, then behind");
-        assert!(!stuck.is_kicked());
-        tick.tick_fanned_out(t0 + Duration::from_secs(1)).await;
-        assert!(stuck.is_kicked(), "full for the slow timeout: kicked");
-        assert_eq!(tick.roster.len(), others, "and out of the roster");
-        assert_eq!(tick.game.players().len(), others, "and out of the world");
-    }
-
-    #[test]
-    fn every_player_gets_the_same_delta_bytes_and_only_changed_acks() {
-        let mut tick = tick_loop(&Config::defaults());
-        let (mut a, a_input) = join(&mut tick, 8);
-        let (mut b, _) = join(&mut tick, 8);
-        let now = Instant::now();
-        tick.tick(now);
-        a_input.put(Input {
-            seq: 5,
-            values: InputValues::new(&[1, 0]),
-        });
-        tick.tick(now);
-        tick.tick(now);
-        for rx in [&mut a, &mut b] {
-            next(rx); // welcome
-            next(rx); // keyframe
-        }
-        let (a2, b2) = (a.try_frame().unwrap(), b.try_frame().unwrap());
-        assert_eq!(a2.ack, Some(5), "the applied move is acked with the tick's frame");
-        assert_eq!(b2.ack, None);
-        assert!(
-            a2.frame.as_ptr() == b2.frame.as_ptr(),
-            "the delta is shared, not copied"
-        );
-        assert_eq!(a.try_frame().unwrap().ack, None, "an unchanged ack is not resent");
-    }
-}
+pub(crate) mod tests;

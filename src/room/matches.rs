@@ -1,0 +1,113 @@
+//! A room's matches: players joining one (or refused by the game), the end of a match with
+//! its results, and the next match, which the same players join again.
+
+use std::sync::Arc;
+
+use crate::feed::Epoch;
+use crate::game::{Dispatch, Game, Join, Labels, Refusal};
+use crate::protocol::delta::NetWorld;
+use crate::protocol::frames;
+use crate::protocol::{EntityId, MatchEnded, PROTOCOL_VERSION, Results, ServerMsg, Welcome};
+use crate::room::AfterMatch;
+use crate::room::joins::JoinRequest;
+use crate::room::roster::{Joined, Link};
+use crate::room::tick::TickLoop;
+
+impl<G: Game> TickLoop<G> {
+    /// A player's join, from its session: into the game (or refused by it), and into the
+    /// roster.
+    pub(super) fn admit(&mut self, join: JoinRequest) {
+        #[cfg(test)]
+        super::tick::tests::maybe_crash(&join.name);
+        if join.link.out.is_closed() {
+            return; // The session gave up while waiting for this tick.
+        }
+        let joined = Joined {
+            name: join.name,
+            options: join.options,
+        };
+        let seated = self.seat(join.link, joined).map_err(|(refusal, _)| refusal);
+        let _ = join.reply.send(seated);
+    }
+
+    /// `link`'s player, joined as `joined`, into the game: welcomed and in the roster, or
+    /// refused (and not: its link comes back).
+    fn seat(&mut self, link: Link, joined: Joined) -> Result<EntityId, (Refusal, Link)> {
+        let join = Join {
+            name: &joined.name,
+            options: &joined.options,
+        };
+        let id = match self.game.join(&join, &mut self.dispatch) {
+            Ok(id) => id,
+            Err(refusal) => {
+                self.metrics.joins_refused.inc();
+                tracing::debug!(name = ?joined.name, reason = refusal.reason(), "join refused");
+                return Err((refusal, link));
+            }
+        };
+        // Made for each join rather than kept: a room holds no copy of its schema of its own.
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            player_id: id,
+            tick_hz: self.tick_hz,
+            schema: (*self.schema).clone(),
+        });
+        // A fresh queue has room (and a player joining a new match has its last frames
+        // queued at most); if the session is already gone, this tick's fan-out finds it
+        // closed and removes it.
+        let welcome = frames::binary_frame(welcome.encode(&self.schema));
+        let len = welcome.len();
+        if link.out.push(None, &welcome).is_ok() {
+            self.metrics.websocket.sent(len);
+        }
+        // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
+        tracing::debug!(id, name = ?joined.name, "player joined");
+        self.roster.insert(id, link, joined);
+        self.metrics.players.inc();
+        Ok(id)
+    }
+
+    /// The game ended its match with `results`, after this tick's frames and events: every
+    /// player is told, spectators too, and the room closes or starts the next match.
+    pub(super) fn end_match(&mut self, results: Results) {
+        self.metrics.matches_ended.inc();
+        let ended = ServerMsg::MatchEnded(MatchEnded {
+            tick: self.tick,
+            results: results.clone(),
+        });
+        self.roster.send_own(&frames::binary_frame(ended.encode(&self.schema)));
+        self.feed.ended(self.tick, &results);
+        self.status.set_results(results);
+        match self.after_match {
+            AfterMatch::Close => self.over = true,
+            AfterMatch::Restart => self.next_match(),
+        }
+    }
+
+    /// A new match: a fresh world of the same game, joined by the same players (each gets a
+    /// new welcome and a keyframe; those the game refuses now are closed with its reason), and
+    /// spectators start over from a snapshot of it.
+    fn next_match(&mut self) {
+        self.matches += 1;
+        // Each match its own world: the room's seed, moved along by the match number.
+        let seed = self.seed.wrapping_add(self.matches.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.game = G::new(&self.config, seed);
+        self.dispatch = Dispatch::new(self.schema.clone());
+        let mut labels = Labels::default();
+        self.game.labels(&mut labels);
+        self.status.set_labels(labels);
+        self.sent = NetWorld::default();
+        self.next = NetWorld::default();
+        self.heard.clear();
+        let mut world = NetWorld::default();
+        self.game.entities(&mut world.capture(self.tick, &self.schema));
+        self.spectated = Arc::new(world);
+        self.feed.reset(Epoch::random(), self.spectated.clone());
+        for (link, joined) in self.roster.drain() {
+            self.metrics.players.dec();
+            if let Err((refusal, link)) = self.seat(link, joined) {
+                link.out.refuse(refusal.reason());
+            }
+        }
+    }
+}
