@@ -552,6 +552,15 @@ async fn matchmaking_and_listings_filter_by_the_games_labels() {
     .await
     .unwrap();
     assert_eq!(held["created"], true, "{held}");
+    // The room opened for it carries those labels, so the next asker with them finds it.
+    let opened = held["room"].clone();
+    let held: Json = within(post("/matchmake", json!({"game": "tanks", "name": "dan", "filter": {"mode": "ffa", "kills": "3"}})))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((&held["room"], &held["created"]), (&opened, &json!(false)), "{held}");
     // A label the game's rooms cannot be opened with is refused, saying why.
     let refused = within(post(
         "/matchmake",

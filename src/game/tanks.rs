@@ -324,14 +324,14 @@ impl Game for Tanks {
         }
     }
 
+    /// `mode` and `kills`: the room options a matchmaking filter may name.
     fn labels(&self, out: &mut Labels) {
-        out.set(
-            "mode",
-            match self.mode {
-                Mode::Teams => "teams",
-                Mode::Ffa => "ffa",
-            },
-        );
+        let mode = match self.mode {
+            Mode::Teams => "teams",
+            Mode::Ffa => "ffa",
+        };
+        out.set("mode", mode);
+        out.set("kills", &self.kills.to_string());
     }
 
     fn team(&self, player: EntityId) -> Option<u32> {
@@ -594,7 +594,7 @@ mod tests {
         assert_eq!(ranks, [(a, 1, 1), (b, 2, 0)]);
         let mut labels = Labels::default();
         s.game.labels(&mut labels);
-        assert_eq!(labels.get("mode"), Some("teams"));
+        assert_eq!((labels.get("mode"), labels.get("kills")), (Some("teams"), Some("1")));
     }
 
     #[test]
