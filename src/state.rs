@@ -129,7 +129,15 @@ impl AppState {
     /// The spectator feed of the room named `named`: its own when it lives here, else (in a
     /// cluster) this node's copy, rebuilt from the room's stream.
     pub(crate) async fn feed_named(&self, named: Option<&str>) -> Result<Arc<Feed>, Refusal> {
-        match self.place_named(named).await? {
+        let placed = match self.place_named(named).await {
+            Ok(placed) => placed,
+            // A room that closed a moment ago: its last events, and its end, are still there.
+            Err(refusal) => {
+                let closed = named.and_then(RoomId::parse).and_then(|id| self.rooms.closed_feed(&id));
+                return closed.ok_or(refusal);
+            }
+        };
+        match placed {
             Placed::Here(room) => Ok(room.feed().clone()),
             Placed::There(record) => {
                 let cluster = self.cluster().expect("rooms elsewhere only in a cluster");

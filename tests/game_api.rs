@@ -28,7 +28,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A game made for these tests: guests with a name, a private `secret` and a team (both from
 /// their join options; two guests to a team, a third is refused). `say` tells a line to one
 /// guest (`to` its id), the sender's team (`to` -1), everyone (-2) or everyone and the
-/// spectators (-3); `finish` ends the match, ranking guests by when they joined.
+/// spectators (-3); `finish` tells everyone `last-words` and ends the match, ranking guests by
+/// when they joined.
 #[derive(Default)]
 struct Parlour {
     guests: BTreeMap<EntityId, Guest>,
@@ -114,6 +115,7 @@ impl Game for Parlour {
                 score: 10 - i as i32,
             });
             let summary = Text::lossy(&format!("{} finished it", guest.name), 64);
+            out.tell_all(ANNOUNCED, vec![Value::text("last-words")]).expect("fits");
             return out.end(Results {
                 summary,
                 standings: standings.collect(),
@@ -473,7 +475,7 @@ async fn a_match_ends_with_its_results_to_every_player_and_spectator_then_restar
     }
     let order: Vec<_> = seen.iter().skip_while(|s| **s != "ended").copied().collect();
     assert_eq!(order[..3], ["ended", "welcome", "snapshot"], "{seen:?}");
-    // The spectator is told the end, then gets the new match's snapshot.
+    // The spectator is told the match's last event and its end, then the new match's snapshot.
     let mut watched = Vec::new();
     while watched.last().is_none_or(|e| e != "snapshot") {
         let event = within(sse.next()).await.expect("the stream goes on").event;
@@ -481,7 +483,7 @@ async fn a_match_ends_with_its_results_to_every_player_and_spectator_then_restar
             watched.push(event);
         }
     }
-    assert_eq!(watched, ["ended", "snapshot"]);
+    assert_eq!(watched, ["event", "ended", "snapshot"]);
     let shown: Json = within(http.get(server.http_url(&format!("/rooms/{id}"))).send())
         .await
         .unwrap()
@@ -554,12 +556,15 @@ async fn matchmaking_and_listings_filter_by_the_games_labels() {
     assert_eq!(held["created"], true, "{held}");
     // The room opened for it carries those labels, so the next asker with them finds it.
     let opened = held["room"].clone();
-    let held: Json = within(post("/matchmake", json!({"game": "tanks", "name": "dan", "filter": {"mode": "ffa", "kills": "3"}})))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let held: Json = within(post(
+        "/matchmake",
+        json!({"game": "tanks", "name": "dan", "filter": {"mode": "ffa", "kills": "3"}}),
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!((&held["room"], &held["created"]), (&opened, &json!(false)), "{held}");
     // A label the game's rooms cannot be opened with is refused, saying why.
     let refused = within(post(

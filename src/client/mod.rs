@@ -333,6 +333,7 @@ impl Client {
                     return Err(ClientError::Protocol("a second welcome while the match goes on".into()));
                 }
                 let player_id = welcome.player_id;
+                self.schema = Arc::new(welcome.schema.clone());
                 self.welcome = welcome;
                 self.world = None;
                 Received::Welcome { player_id }

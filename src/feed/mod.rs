@@ -92,9 +92,10 @@ struct State {
     latest: At,
     /// The snapshot of `world`, once someone asked for it.
     snapshot: Option<Arc<Event>>,
-    /// The last match's `ended` event: kept through the next match's reset, so a spectator of
-    /// the match that ended gets it before the new match's snapshot.
-    ended: Option<Arc<Event>>,
+    /// The last incarnation's recent events (those of a match that ended, up to its `ended`):
+    /// kept through the reset, so a spectator of that match gets the rest of it before the new
+    /// match's snapshot.
+    previous: VecDeque<Arc<Event>>,
 }
 
 /// The shared spectator feed.
@@ -142,7 +143,7 @@ impl Feed {
             // Grown as events come (see `publish`): a room nobody has played in holds none.
             ring: VecDeque::new(),
             snapshot: None,
-            ended: None,
+            previous: VecDeque::new(),
             world,
         };
         Self {
@@ -220,7 +221,6 @@ impl Feed {
             };
             let json = render::ended(tick, results);
             let event = Arc::new(Event::new(&state.epoch, at, prev, EventKind::Ended, json));
-            state.ended = Some(event.clone());
             self.push(&mut state, event);
             state.latest = at;
             state.epoch.clone()
@@ -259,7 +259,7 @@ impl Feed {
             state.epoch = epoch;
             state.latest = At::tick(world.tick());
             state.world = world;
-            state.ring.clear();
+            state.previous = std::mem::take(&mut state.ring);
             state.snapshot = None;
         }
         self.published.notify_waiters();
@@ -332,15 +332,16 @@ impl Feed {
             return Catchup::Snapshot(self.snapshot_of(state));
         };
         if let Some(epoch) = after.epoch.as_ref().filter(|epoch| **epoch != state.epoch) {
-            // A spectator of a match that ended and had not been told so: first its end.
-            let ended = (state.ended.as_ref())
-                .filter(|e| e.epoch == *epoch && e.at > after.at)
-                .cloned();
+            // A spectator of the match that ended before this one: the rest of it first (its
+            // last events and its `ended`), then this match's snapshot.
+            let start = (state.previous.iter()).position(|e| e.epoch == *epoch && e.prev == after.at);
+            let mut rest: Vec<_> = start.map_or_else(Vec::new, |s| state.previous.iter().skip(s).cloned().collect());
             let snapshot = self.snapshot_of(state);
-            return match ended {
-                Some(ended) => Catchup::Events(vec![ended, snapshot]),
-                None => Catchup::Snapshot(snapshot),
-            };
+            if rest.is_empty() {
+                return Catchup::Snapshot(snapshot);
+            }
+            rest.push(snapshot);
+            return Catchup::Events(rest);
         }
         let after = after.at;
         let latest = state.latest;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::access::budgets::HoldClaim;
 use crate::config::Config;
+use crate::feed::Feed;
 use crate::protocol::Results;
 use crate::protocol::ended::Ended;
 use crate::protocol::rooms_api::Labels;
@@ -81,7 +82,16 @@ pub struct Rooms {
     /// The results of rooms that closed after their match, newest last (at most
     /// [`ENDED_KEPT`], for [`ENDED_FOR`]).
     ended: Mutex<VecDeque<(RoomId, Arc<Results>, Instant)>>,
+    /// The feeds of rooms that closed, newest last (at most [`CLOSED_FEEDS_KEPT`], for
+    /// [`CLOSED_FEED_FOR`]): a spectator that comes back for the rest gets it, and the end.
+    closed_feeds: Mutex<VecDeque<(RoomId, Arc<Feed>, Instant)>>,
 }
+
+/// How many closed rooms' spectator feeds are kept, and for how long: a long-poll (or an SSE
+/// resume) that arrives after its room closed gets the events it missed and the final one.
+pub const CLOSED_FEEDS_KEPT: usize = 64;
+/// See [`CLOSED_FEEDS_KEPT`].
+pub const CLOSED_FEED_FOR: Duration = Duration::from_secs(30);
 
 /// How many closed rooms' results are kept, and for how long: `GET /rooms/{id}` shows them.
 pub const ENDED_KEPT: usize = 1024;
@@ -102,6 +112,7 @@ impl Rooms {
             runtime,
             created: AtomicU64::new(0),
             ended: Mutex::default(),
+            closed_feeds: Mutex::default(),
         })
     }
 
@@ -113,6 +124,19 @@ impl Rooms {
             .rev()
             .find(|(ended_id, _, at)| ended_id == id && at.elapsed() < ENDED_FOR)
             .map(|(_, results, _)| results.clone())
+    }
+
+    /// The spectator feed of room `id`, if it closed not long ago.
+    pub(crate) fn closed_feed(&self, id: &RoomId) -> Option<Arc<Feed>> {
+        let feeds = self
+            .closed_feeds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        feeds
+            .iter()
+            .rev()
+            .find(|(closed_id, _, at)| closed_id == id && at.elapsed() < CLOSED_FEED_FOR)
+            .map(|(_, feed, _)| feed.clone())
     }
 
     /// Whether rooms opened without a credential fill their share of this server.
@@ -290,6 +314,18 @@ impl Rooms {
                 kept.pop_front();
             }
             kept.push_back((room.id().clone(), results, Instant::now()));
+        }
+        if ended != Ended::Shutdown {
+            let mut feeds = self
+                .closed_feeds
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            while feeds.len() >= CLOSED_FEEDS_KEPT
+                || feeds.front().is_some_and(|(_, _, at)| at.elapsed() >= CLOSED_FEED_FOR)
+            {
+                feeds.pop_front();
+            }
+            feeds.push_back((room.id().clone(), room.feed().clone(), Instant::now()));
         }
         self.runtime.metrics.room_closed(ended);
         match ended {
