@@ -1,8 +1,8 @@
 //! The spectator page and the lobby in a real browser (headless Chromium, see
 //! `common/browser.rs`): the page must show the live players of a running server, over SSE and
-//! over long-polling, draw any game from its schema, and its long-polling fallback must keep up
-//! across a 150 ms round trip (through `tickcast-relay`); the lobby lists rooms and links to
-//! them.
+//! over long-polling, draw any game from its schema with its players' names, its public events
+//! and its matches' results, and its long-polling fallback must keep up across a 150 ms round
+//! trip (through `tickcast-relay`); the lobby lists rooms, with their labels, and links to them.
 
 mod common;
 
@@ -13,6 +13,7 @@ use common::browser::{Browser, Page, chromium_or_skip, moving_players, relayed};
 use common::sse::{SseClient, tick_of};
 use common::{TestServer, duel, until_snapshot, within};
 use serde_json::{Value, json};
+use tickcast::client::Client;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -113,39 +114,140 @@ async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip(
     players.iter().for_each(JoinHandle::abort);
 }
 
-#[tokio::test]
-async fn the_page_draws_any_game_from_its_schema_tanks_with_shells_and_health_labels() {
-    let Some(binary) = chromium_or_skip() else { return };
-    // A small world, so shells reach their target within their one-second flight.
-    let server = TestServer::start(tickcast::Config {
-        game: "tanks".into(),
+/// What the spectator page shows besides the world, read from its DOM: the leaderboard's names,
+/// the feed's lines, the results.
+async fn talk(page: &mut Page) -> Value {
+    page.eval(
+        r##"JSON.stringify((() => {
+            const all = (q) => [...document.querySelectorAll(q)];
+            return { transport: document.getElementById("transport").textContent,
+                     names: all("#leaderboard li").map((li) => li.dataset.name).sort(),
+                     feed: all("#feed li").map((li) => [li.dataset.kind, li.textContent]),
+                     results: document.getElementById("results").hidden ? null : {
+                       summary: document.getElementById("summary").textContent,
+                       standings: all("#standings li").map((li) => [Number(li.value), li.dataset.name]) } };
+        })())"##,
+    )
+    .await
+}
+
+/// Polls the spectator page until `done` holds for what [`talk`] reads.
+async fn talk_until(page: &mut Page, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = talk(page).await;
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
+    }
+    panic!("the page never showed {what}; it showed {last}");
+}
+
+/// A tanks room for one kill, created through the rooms API, whose match ends as `after_match`
+/// says (`restart`: matches follow each other; `close`); its id and player URL.
+async fn tanks_room(server: &TestServer, after_match: &str) -> (String, String) {
+    let created: Value = reqwest::Client::new()
+        .post(server.http_url("/rooms"))
+        .json(&json!({ "game": "tanks", "seed": 7, "options": { "kills": 1 }, "after_match": after_match }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let field = |name: &str| created[name].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
+    (field("id"), field("ws"))
+}
+
+/// ann and bob in the room at `ws`, ann joining first (so ann is red, bob blue), ann firing at
+/// bob until either leaves.
+async fn ann_fires_at_bob(ws: &str) -> JoinHandle<()> {
+    let shooter = within(Client::connect(ws, "ann")).await.unwrap();
+    let target = within(Client::connect(ws, "bob")).await.unwrap();
+    tokio::spawn(duel(shooter, target))
+}
+
+/// A small world, so shells reach their target within their one-second flight.
+async fn small_world() -> TestServer {
+    TestServer::start(tickcast::Config {
         world_size: 200,
         ..tickcast::Config::defaults()
     })
-    .await;
-    let (shooter, target) = (server.player("ann").await, server.player("bob").await);
-    let ids = [shooter.player_id(), target.player_id()];
-    let fighting = tokio::spawn(duel(shooter, target));
+    .await
+}
+
+/// Tanks, drawn from its schema, over SSE and over long-polling: both tanks by name with their
+/// health labels, shells in flight, and the game's public events as lines (hits).
+#[tokio::test]
+async fn the_page_draws_any_game_from_its_schema_tanks_with_names_shells_health_and_hits() {
+    let Some(binary) = chromium_or_skip() else { return };
+    let server = small_world().await;
+    let (room, ws) = tanks_room(&server, "restart").await;
+    let fighting = ann_fires_at_bob(&ws).await;
 
     let browser = Browser::launch(&binary, "tanks");
-    let mut page = Page::open(&browser, &server.http_url("/rooms/default/")).await;
-    let shown = page
-        .until("both tanks, a shell in flight and a hit", |s| {
-            s["status"] == "live"
-                && s["tanks"] == 2
-                && s["shells"].as_u64().is_some_and(|n| n >= 1)
-                && ids
-                    .iter()
-                    .all(|id| s["board"].as_array().is_some_and(|b| b.contains(&json!(id))))
-                // health is tanks' label: one below 100 is a hit the page followed
-                && s["labels"]
+    for (query, transport) in [("", "SSE"), ("?transport=longpoll", "long-poll")] {
+        let mut page = Page::open(&browser, &server.http_url(&format!("/rooms/{room}/{query}"))).await;
+        let shown = page
+            .until(&format!("both tanks, a shell in flight and a hit over {transport}"), |s| {
+                s["status"] == "live"
+                    && s["transport"] == transport
+                    && s["tanks"] == 2
+                    && s["shells"].as_u64().is_some_and(|n| n >= 1)
+                    // health is tanks' label: one below 100 is a hit the page followed
+                    && s["labels"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with("health ") && l != "health 100")))
+            })
+            .await;
+        assert_eq!(shown["game"], "tanks");
+        assert!(shown["orbs"].is_null(), "no kind of another game: {shown}");
+        talk_until(&mut page, &format!("names and a hit over {transport}"), |s| {
+            s["names"] == json!(["ann", "bob"])
+                && s["feed"]
                     .as_array()
-                    .is_some_and(|l| l.iter().any(|l| l.as_str().is_some_and(|l| l.starts_with("health ") && l != "health 100")))
+                    .is_some_and(|f| f.contains(&json!(["hit", "hit · target 2 · by 1"])))
         })
         .await;
-    assert_eq!(shown["game"], "tanks");
-    assert!(shown["orbs"].is_null(), "no kind of another game: {shown}");
+    }
     fighting.abort();
+}
+
+/// The end of a match, over SSE and over long-polling: the kill that won it in the feed, then
+/// its results (`ended`), then the room closing (`closed`, "match over").
+#[tokio::test]
+async fn the_page_shows_the_kill_that_ends_a_match_and_its_results() {
+    let Some(binary) = chromium_or_skip() else { return };
+    let server = small_world().await;
+    let browser = Browser::launch(&binary, "tanks-ended");
+    for (query, transport) in [("", "SSE"), ("?transport=longpoll", "long-poll")] {
+        // A room each, which closes at the end of its match; the page follows it from the start.
+        let (room, ws) = tanks_room(&server, "close").await;
+        let mut page = Page::open(&browser, &server.http_url(&format!("/rooms/{room}/{query}"))).await;
+        page.until(&format!("the room live over {transport}"), |s| {
+            s["status"] == "live" && s["transport"] == transport
+        })
+        .await;
+        let fighting = ann_fires_at_bob(&ws).await;
+        let shown = talk_until(&mut page, &format!("the kill and the results over {transport}"), |s| {
+            s["feed"]
+                .as_array()
+                .is_some_and(|f| f.contains(&json!(["kill", "ann destroyed bob"])))
+                && !s["results"].is_null()
+        })
+        .await;
+        assert_eq!(
+            shown["results"],
+            json!({ "summary": "red wins 1 to 0", "standings": [[1, "ann"], [2, "bob"]] })
+        );
+        // Its reason, or (a long-poll that comes once the room is gone gets a 404) that it closed.
+        page.until("the room closed", |s| {
+            s["status"] == "match over" || s["status"] == "room closed"
+        })
+        .await;
+        fighting.abort();
+    }
 }
 
 #[tokio::test]
@@ -156,14 +258,15 @@ async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
         ..tickcast::Config::defaults()
     })
     .await;
-    // More rooms than a page (50) holds, the default room first: the newest is on page two.
+    // More rooms than a page (50) holds, the default room first: the newest, a tanks room, is
+    // on page two.
     let http = reqwest::Client::new();
     let mut created = Value::Null;
-    for _ in 0..55 {
+    for n in 0..55 {
         created = http
             .post(server.http_url("/rooms"))
             .bearer_auth("adm1n")
-            .json(&json!({ "game": "arena" }))
+            .json(&json!({ "game": if n < 54 { "arena" } else { "tanks" } }))
             .send()
             .await
             .unwrap()
@@ -172,12 +275,9 @@ async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
             .unwrap();
     }
     let room = created["id"].as_str().unwrap().to_owned();
-    let mut player = within(tickcast::client::Client::connect(
-        created["ws"].as_str().unwrap(),
-        "cat",
-    ))
-    .await
-    .unwrap();
+    let mut player = within(Client::connect(created["ws"].as_str().unwrap(), "cat"))
+        .await
+        .unwrap();
     let id = player.player_id();
     until_snapshot(&mut player).await;
     let playing = tokio::spawn(async move { while player.recv().await.is_ok() {} });
@@ -206,6 +306,16 @@ async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
         ids.len() == 6 && ids.last() == Some(&json!(room))
     })
     .await;
+    // Its game, with what the game says of it: tanks' label `mode`.
+    let cell = format!(
+        r##"JSON.stringify(document.querySelector('#rooms tr[data-id="{room}"] td:nth-child(2)').textContent)"##
+    );
+    let shown = page.eval(&cell).await;
+    let game = shown.as_str().unwrap_or_default();
+    assert!(
+        game.starts_with("tanks · ") && game.contains(" · mode teams"),
+        "{shown}"
+    );
     // Follow the room's link, as a visitor clicks it.
     // Clicked after this evaluation has answered: the navigation destroys the page's context,
     // and an evaluation still running in it would fail.
@@ -218,7 +328,7 @@ async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
             s["status"] == "live" && s["board"].as_array().is_some_and(|b| b == &vec![json!(id)])
         })
         .await;
-    assert_eq!(shown["players"], 1);
+    assert_eq!(shown["tanks"], 1);
     let location = page.eval("JSON.stringify(location.pathname)").await;
     assert_eq!(location, json!(format!("/rooms/{room}/")));
     playing.abort();

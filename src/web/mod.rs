@@ -1,8 +1,8 @@
 //! The pages, embedded in the binary: the lobby (`/`), a room's spectator page
 //! (`/rooms/{id}/`), its play page (`/rooms/{id}/play`, `/play` for the default room), and the
-//! JavaScript client they use (`/tickcast.js`, one ES module with no dependencies: see its
-//! header). The pages find everything else (the rooms API, the feed, the player socket) by
-//! relative URL.
+//! JavaScript client they use (`/tickcast.js`, an ES module with no dependencies: see its
+//! header; it imports `/tickcast-wire.js` and `/tickcast-world.js`, by relative URL). The pages
+//! find everything else (the rooms API, the feed, the player socket) by relative URL.
 
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ use axum::routing::get;
 use crate::state::{AppState, KnownRoom};
 
 const CLIENT: &str = include_str!("tickcast.js");
+const CLIENT_WIRE: &str = include_str!("tickcast-wire.js");
+const CLIENT_WORLD: &str = include_str!("tickcast-world.js");
 const LOBBY: &str = include_str!("lobby.html");
 const PAGE: &str = include_str!("page.html");
 const PLAY: &str = include_str!("play.html");
@@ -25,7 +27,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/rooms/{id}/", get(page))
         .route("/rooms/{id}/play", get(play))
         .route("/play", get(play))
-        .route("/tickcast.js", get(client))
+        .route("/tickcast.js", get(|| module(CLIENT)))
+        .route("/tickcast-wire.js", get(|| module(CLIENT_WIRE)))
+        .route("/tickcast-world.js", get(|| module(CLIENT_WORLD)))
         .with_state(state)
 }
 
@@ -44,14 +48,14 @@ async fn play(_room: KnownRoom) -> Html<&'static str> {
     Html(PLAY)
 }
 
-/// `GET /tickcast.js`: the client module.
-async fn client() -> impl IntoResponse {
+/// `GET /tickcast.js` and the modules it imports: the client.
+async fn module(source: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             // It changes with the server; a browser must not keep an old one against a new one.
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        CLIENT,
+        source,
     )
 }

@@ -1,444 +1,55 @@
-// tickcast.js: the browser client of a tickcast server, as one ES module with no dependencies.
+// tickcast.js: the browser client of a tickcast server, as ES modules with no dependencies:
+// this one (the connection), ./tickcast-wire.js (the bytes) and ./tickcast-world.js (the
+// world, prediction's steps), whose exports it re-exports.
 //
 //   import { Client } from "/tickcast.js";
-//   const client = new Client({ room: "k3Xq9TzA1bWm", name: "ann" });   // or { url }, { matchmake: "tanks" }
+//   const client = new Client({ room: "k3Xq9TzA1bWm", name: "ann", options: { team: 1 } });  // or { url }, { matchmake: "tanks" }
 //   client.addEventListener("welcome", () => …);
+//   client.addEventListener("event:kill", (ev) => console.log(ev.detail.fields.by_name));
+//   client.addEventListener("ended", (ev) => console.log(ev.detail.summary));
 //   client.start();
 //   client.setInput({ dx: 127, dy: 0 });                                  // by the schema's input fields
+//   client.send("chat", { line: "gg" });                                  // a message, by the schema's messages
 //   requestAnimationFrame(function draw(now) { const view = client.view(now); …; requestAnimationFrame(draw); });
 //
+// Events of a `Client` (an EventTarget; every `detail` is plain data):
+// - `welcome`: `detail` the Welcome ({ playerId, tickHz, schema }); again when the room starts
+//   its next match (a new player id, a fresh world; `client.match` counts them from 1);
+// - `frame`: a snapshot or delta applied (`detail` the message); `private`: the player's
+//   private fields applied (`detail` the message);
+// - `event`, and `event:<kind>` for each event kind of the schema: something the game told this
+//   player, `detail` { tick, kind (its name), fields (its parameters by name) };
+// - `ended`: the match is over, `detail` { tick, summary, standings: [{ player, name, rank,
+//   score }] } (also kept as `client.results`); then the room closes (1000) or a `welcome`;
+// - `status` (`detail` connecting, playing, reconnecting or closed), `close` (`detail` { code,
+//   reason }: 4000 the game refused the player, 1000 the match is over and the room closed,
+//   4004 the rooms API refused), `drift` (`detail` the reason).
+//
 // What it does (PROTOCOL.md is the contract it is written from):
-// - decodes every message of protocol version 3 by the schema the Welcome carries, refusing
+// - decodes every message of protocol version 4 by the schema the Welcome carries, refusing
 //   what the protocol rules out (non-shortest varints, trailing bytes, unknown kinds, …);
-// - keeps the world exactly as the server has it, checks the world checksum once a second and
-//   reconnects when it drifted (or when the connection drops);
-// - sends inputs with increasing `seq`, pings every second and keeps the round trip and its
-//   jitter;
+// - keeps the world exactly as the server has it (public fields, and the private fields of
+//   what the player owns), checks the world checksum and the private checksum whenever they
+//   come (about once a second) and reconnects when it drifted (or when the connection drops);
+// - sends inputs with increasing `seq`, messages checked against the schema (a kind it lacks,
+//   a value out of range or over its limit, or more than the kind's rate throws), pings every
+//   second and keeps the round trip and its jitter;
 // - interpolation: other entities are drawn a little in the past, between the two ticks around
 //   the render time, with a delay that follows the measured jitter of the frames' arrival
 //   (about 2 ticks on a steady network); it never extrapolates, and snaps through a teleport;
-// - prediction and reconciliation, for games with a client-side step (arena's is below,
-//   bit-exact with the server's integer rules): the own entity moves at once; each frame
-//   restarts it from the server's position and replays the inputs not yet acknowledged; what
-//   a late or early input changes is eased out over a tenth of a second rather than snapped.
+// - prediction and reconciliation, for games with a client-side step (arena's, in
+//   tickcast-world.js, bit-exact with the server's integer rules): the own entity moves at once;
+//   each frame restarts it from the server's position and replays the inputs not yet
+//   acknowledged; what a late or early input changes is eased out over a tenth of a second.
 //
-// Every number the client measures is in `client.stats` (for pages and tests).
+// Every number the client measures is in `client.stats` (for pages and tests). For pages,
+// `describeEvent(detail, nameOf)` words an event as a line for people (a kill feed).
 
-export const PROTOCOL_VERSION = 3;
+import { decodeServerMsg, encodeClientMsg, messageOf } from "./tickcast-wire.js";
+import { DriftError, World, predictors, speedLimits } from "./tickcast-world.js";
 
-// ---------------------------------------------------------------------------------------------
-// Encoding (PROTOCOL.md, "Encoding"): bincode 2's standard configuration.
-
-/** Bytes that break a rule of PROTOCOL.md. */
-export class DecodeError extends Error {}
-
-// `ignoreBOM`: a leading U+FEFF is a character of the string, not a mark to drop.
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const utf8Encoder = new TextEncoder();
-
-/** Reads PROTOCOL.md's types from bytes, refusing every encoding the protocol rules out. */
-export class Reader {
-  constructor(bytes) {
-    this.bytes = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-    this.at = 0;
-  }
-  left() { return this.bytes.length - this.at; }
-  fail(why) { throw new DecodeError(`${why} at byte ${this.at}`); }
-  u8() {
-    if (this.at >= this.bytes.length) this.fail("truncated");
-    return this.bytes[this.at++];
-  }
-  fixed(n) {
-    if (this.left() < n) this.fail("truncated");
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + this.bytes[this.at + i];
-    this.at += n;
-    return v;
-  }
-  /** An unsigned varint; numbers past 2^53 (which no field of ours reaches) are refused. */
-  varint() {
-    const t = this.u8();
-    if (t < 251) return t;
-    let v;
-    if (t === 0xfb) { v = this.fixed(2); if (v < 251) this.fail("varint not in its shortest form"); }
-    else if (t === 0xfc) { v = this.fixed(4); if (v < 0x10000) this.fail("varint not in its shortest form"); }
-    else if (t === 0xfd) {
-      v = this.fixed(8);
-      if (v < 0x100000000) this.fail("varint not in its shortest form");
-      if (!Number.isSafeInteger(v)) this.fail("integer too large");
-    } else this.fail(`varint prefix 0x${t.toString(16)}`);
-    return v;
-  }
-  u32() {
-    const v = this.varint();
-    if (v > 0xffffffff) this.fail("value does not fit a u32");
-    return v;
-  }
-  u64() { return this.varint(); }
-  /** A zigzag i32, as a signed number. */
-  i32() { const z = this.u32(); return (z >>> 1) ^ -(z & 1); }
-  bool() {
-    const b = this.u8();
-    if (b > 1) this.fail("bool byte over 1");
-    return b === 1;
-  }
-  string() {
-    const n = this.count();
-    const bytes = this.bytes.subarray(this.at, this.at + n);
-    this.at += n;
-    try { return utf8.decode(bytes); } catch { this.fail("invalid UTF-8"); }
-  }
-  /** An element count, refused if the bytes left could not hold that many elements. */
-  count() {
-    const n = this.varint();
-    if (n > this.left()) this.fail(`count ${n} over the ${this.left()} bytes left`);
-    return n;
-  }
-  option(read) {
-    return this.bool() ? read() : null;
-  }
-  end() { if (this.left() !== 0) this.fail(`${this.left()} trailing bytes`); }
-}
-
-/** Writes PROTOCOL.md's types. */
-export class Writer {
-  constructor() { this.out = []; }
-  u8(v) { this.out.push(v & 0xff); }
-  fixed(v, n) { for (let i = 0; i < n; i++) { this.out.push(v % 256); v = Math.floor(v / 256); } }
-  varint(v) {
-    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`varint ${v}`);
-    if (v < 251) this.u8(v);
-    else if (v < 0x10000) { this.u8(0xfb); this.fixed(v, 2); }
-    else if (v < 0x100000000) { this.u8(0xfc); this.fixed(v, 4); }
-    else { this.u8(0xfd); this.fixed(v, 8); }
-  }
-  i32(v) { this.varint(((v << 1) ^ (v >> 31)) >>> 0); }
-  bool(b) { this.u8(b ? 1 : 0); }
-  string(s) { const b = utf8Encoder.encode(s); this.varint(b.length); for (const x of b) this.out.push(x); }
-  bytes() { return new Uint8Array(this.out); }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The schema (PROTOCOL.md, "The schema").
-
-export const FIELD_TYPES = ["coord", "uint", "int", "flag", "enum"];
-export const ROLES = ["none", "x", "y", "score", "label"];
-export const INPUT_TYPES = ["i8", "u8", "bool", "i32", "u32"];
-const INPUT_RANGES = { i8: [-128, 127], u8: [0, 255], bool: [0, 1], i32: [-2147483648, 2147483647], u32: [0, 2147483647] };
-const NAME = /^[a-z0-9_]{1,32}$/;
-
-function readSchema(r) {
-  const schema = { game: r.string(), scale: r.u32(), width: r.u32(), height: r.u32(), kinds: [], input: [] };
-  const kinds = r.count();
-  for (let k = 0; k < kinds; k++) {
-    const kind = { name: r.string(), fields: [] };
-    const fields = r.count();
-    for (let f = 0; f < fields; f++) {
-      const name = r.string();
-      const tag = r.u32();
-      if (tag >= FIELD_TYPES.length) r.fail(`field type ${tag}`);
-      const type = FIELD_TYPES[tag];
-      const count = type === "enum" ? r.u8() : 0;
-      const role = r.u32();
-      if (role >= ROLES.length) r.fail(`role ${role}`);
-      kind.fields.push({ name, type, count, role: ROLES[role] });
-    }
-    schema.kinds.push(kind);
-  }
-  const inputs = r.count();
-  for (let i = 0; i < inputs; i++) {
-    const name = r.string();
-    const tag = r.u32();
-    if (tag >= INPUT_TYPES.length) r.fail(`input type ${tag}`);
-    schema.input.push({ name, type: INPUT_TYPES[tag], min: r.i32(), max: r.i32() });
-  }
-  validateSchema(schema);
-  return indexSchema(schema);
-}
-
-/** Refuses a schema PROTOCOL.md rules out (it is untrusted input). */
-export function validateSchema(s) {
-  const bad = (why) => { throw new DecodeError(`bad schema: ${why}`); };
-  const unique = (names, what) => { if (new Set(names).size !== names.length) bad(`two ${what} with one name`); };
-  if (!NAME.test(s.game)) bad(`game name ${JSON.stringify(s.game)}`);
-  if (s.scale === 0) bad("scale 0");
-  if (s.kinds.length === 0 || s.kinds.length > 16) bad(`${s.kinds.length} kinds`);
-  if (s.input.length > 8) bad(`${s.input.length} input fields`);
-  unique(s.kinds.map((k) => k.name), "kinds");
-  unique(s.input.map((f) => f.name), "input fields");
-  for (const kind of s.kinds) {
-    if (!NAME.test(kind.name)) bad(`kind name ${JSON.stringify(kind.name)}`);
-    if (kind.fields.length > 8) bad(`${kind.fields.length} fields in ${kind.name}`);
-    unique(kind.fields.map((f) => f.name), `fields of ${kind.name}`);
-    const roles = kind.fields.map((f) => f.role).filter((r) => r !== "none");
-    if (new Set(roles).size !== roles.length) bad(`a role twice in ${kind.name}`);
-    for (const f of kind.fields) {
-      if (!NAME.test(f.name)) bad(`field name ${JSON.stringify(f.name)}`);
-      if ((f.role === "x" || f.role === "y") && f.type !== "coord") bad(`${kind.name}.${f.name}: position role on a ${f.type}`);
-      if (f.type === "enum" && f.count < 2) bad(`${kind.name}.${f.name}: enum of ${f.count}`);
-    }
-  }
-  for (const f of s.input) {
-    if (!NAME.test(f.name)) bad(`input name ${JSON.stringify(f.name)}`);
-    const [lo, hi] = INPUT_RANGES[f.type];
-    if (f.min > f.max || f.min < lo || f.max > hi) bad(`input ${f.name}: range [${f.min}, ${f.max}] for a ${f.type}`);
-  }
-}
-
-// Adds what the client looks up per entity: each kind's field index by role and by name.
-function indexSchema(s) {
-  for (const kind of s.kinds) {
-    kind.role = {};
-    kind.index = {};
-    kind.fields.forEach((f, i) => {
-      kind.index[f.name] = i;
-      if (f.role !== "none") kind.role[f.role] = i;
-    });
-    kind.positioned = kind.role.x !== undefined && kind.role.y !== undefined;
-    kind.marked = kind.role.score !== undefined || kind.role.label !== undefined;
-  }
-  return s;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Messages (PROTOCOL.md, "Client → server" and "Server → client").
-
-// An entity: its id, its kind (an index into the schema's kinds) and its fields, each the u32
-// the world holds (a signed field as its two's complement bits, a flag 0 or 1).
-function readEntity(r, schema) {
-  const id = r.u32();
-  if (id === 0) r.fail("entity id 0");
-  const kind = r.u32();
-  const k = schema.kinds[kind];
-  if (!k) r.fail(`entity kind ${kind} not in the schema`);
-  const f = new Uint32Array(k.fields.length);
-  k.fields.forEach((field, i) => {
-    switch (field.type) {
-      case "coord": case "uint": f[i] = r.u32(); break;
-      case "int": f[i] = r.i32() >>> 0; break;
-      case "flag": f[i] = r.bool() ? 1 : 0; break;
-      case "enum": f[i] = r.u8(); if (f[i] >= field.count) r.fail(`enum value ${f[i]} of ${field.count}`); break;
-    }
-  });
-  return { id, kind, f };
-}
-
-function readEntities(r, schema) {
-  const n = r.count();
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const e = readEntity(r, schema);
-    if (out.length && e.id <= out[out.length - 1].id) r.fail("entities not in ascending id order");
-    out.push(e);
-  }
-  return out;
-}
-
-// Updates, grouped by kind: each { id, kind, mask, values } with a value per set mask bit
-// (a coord's signed step, the new value otherwise; nothing for a flag, which flips).
-function readUpdates(r, schema) {
-  const updates = [];
-  const groups = r.count();
-  let lastKind = -1;
-  for (let g = 0; g < groups; g++) {
-    const kind = r.u32();
-    const k = schema.kinds[kind];
-    if (!k) r.fail(`update kind ${kind} not in the schema`);
-    if (kind <= lastKind) r.fail("update groups not in ascending kind order");
-    lastKind = kind;
-    const count = r.count();
-    if (count === 0) r.fail("an empty update group");
-    let id = 0;
-    for (let u = 0; u < count; u++) {
-      const gap = r.u32();
-      if (gap === 0) r.fail("update id gap 0");
-      id += gap;
-      if (id > 0xffffffff) r.fail("update id past u32");
-      const mask = r.u8();
-      if (mask === 0 || mask >> k.fields.length) r.fail(`update mask 0x${mask.toString(16)}`);
-      const values = [];
-      k.fields.forEach((field, i) => {
-        if (!(mask & (1 << i))) return;
-        switch (field.type) {
-          case "coord": case "int": values.push(r.i32()); break;
-          case "uint": values.push(r.u32()); break;
-          case "flag": values.push(0); break;
-          case "enum": { const v = r.u8(); if (v >= field.count) r.fail(`enum value ${v}`); values.push(v); break; }
-        }
-      });
-      updates.push({ id, kind, mask, values });
-    }
-  }
-  return updates;
-}
-
-/** Decodes one server message; `schema` is needed for all but the Welcome and Pong. */
-export function decodeServerMsg(bytes, schema) {
-  const r = new Reader(bytes);
-  const tag = r.u32();
-  let msg;
-  const needSchema = () => { if (!schema) r.fail("a world message before the Welcome"); };
-  switch (tag) {
-    case 0: msg = { type: "welcome", version: r.u32(), playerId: r.u32(), tickHz: r.u32() };
-      if (msg.version !== PROTOCOL_VERSION) r.fail(`protocol version ${msg.version}`);
-      msg.schema = readSchema(r); break;
-    case 1: needSchema(); msg = { type: "snapshot", tick: r.u64(), entities: readEntities(r, schema) }; break;
-    case 2: needSchema(); msg = { type: "delta", tick: r.u64(), baseGap: r.u32(), spawned: readEntities(r, schema),
-      updated: readUpdates(r, schema), removed: readRemoved(r), checksum: r.option(() => r.u32()) }; break;
-    case 3: msg = { type: "pong", nonce: r.u32(), clientTimeUs: r.u64(), serverTick: r.u64(), serverTimeUs: r.u64() }; break;
-    case 4: msg = { type: "ack", seq: r.u32() }; break;
-    default: r.fail(`server message tag ${tag}`);
-  }
-  r.end();
-  return msg;
-}
-
-function readRemoved(r) {
-  const n = r.count();
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const id = r.u32();
-    if (id === 0) r.fail("removed id 0");
-    if (out.length && id <= out[out.length - 1]) r.fail("removed ids not ascending");
-    out.push(id);
-  }
-  return out;
-}
-
-/** Encodes a client message: `{type: "hello", name, token}`, `{type: "input", seq, values}`
- *  (one number per input field of `schema`, in order) or `{type: "ping", nonce, clientTimeUs}`. */
-export function encodeClientMsg(msg, schema) {
-  const w = new Writer();
-  switch (msg.type) {
-    case "hello": w.varint(0); w.varint(msg.version ?? PROTOCOL_VERSION); w.string(msg.name ?? ""); w.string(msg.token ?? ""); break;
-    case "input":
-      w.varint(1); w.varint(msg.seq);
-      schema.input.forEach((field, i) => {
-        const v = msg.values[i] ?? 0;
-        if (v < field.min || v > field.max || !Number.isInteger(v)) throw new RangeError(`input ${field.name} = ${v} outside [${field.min}, ${field.max}]`);
-        switch (field.type) {
-          case "i8": case "u8": w.u8(v); break;
-          case "bool": w.bool(v); break;
-          case "i32": w.i32(v); break;
-          case "u32": w.varint(v); break;
-        }
-      });
-      break;
-    case "ping": w.varint(2); w.varint(msg.nonce >>> 0); w.varint(msg.clientTimeUs); break;
-    default: throw new TypeError(`no client message ${msg.type}`);
-  }
-  return w.bytes();
-}
-
-// ---------------------------------------------------------------------------------------------
-// The world (PROTOCOL.md: Snapshot, Delta, World checksum).
-
-/** A refusal from the rooms API (an unknown room, a bad name): reconnecting will not help. */
-class Refusal extends Error {}
-
-/** Drift: the server's word and ours no longer agree; the cure is a reconnect. */
-export class DriftError extends Error {}
-
-/** Entities by id, as the server holds them after `tick`. */
-export class World {
-  constructor(schema) { this.schema = schema; this.tick = null; this.entities = new Map(); }
-
-  snapshot(msg) {
-    this.entities = new Map(msg.entities.map((e) => [e.id, e]));
-    this.tick = msg.tick;
-  }
-
-  /** Applies a delta: updates, removals, spawns. Throws `DriftError` when it does not fit. */
-  delta(msg) {
-    if (this.tick === null || msg.tick - msg.baseGap !== this.tick) throw new DriftError(`delta for base ${msg.tick - msg.baseGap}, holding ${this.tick}`);
-    for (const u of msg.updated) {
-      const e = this.entities.get(u.id);
-      if (!e || e.kind !== u.kind) throw new DriftError(`update of entity ${u.id} not held as a ${this.schema.kinds[u.kind].name}`);
-      const fields = this.schema.kinds[u.kind].fields;
-      let v = 0;
-      for (let i = 0; i < fields.length; i++) {
-        if (!(u.mask & (1 << i))) continue;
-        const value = u.values[v++];
-        switch (fields[i].type) {
-          case "coord": {
-            const to = (e.f[i] + value) >>> 0;
-            const size = { x: this.schema.width, y: this.schema.height }[fields[i].role] ?? Math.max(this.schema.width, this.schema.height);
-            if (to > this.schema.scale * size) throw new DriftError(`entity ${u.id} left the world`);
-            e.f[i] = to;
-            break;
-          }
-          case "flag": e.f[i] ^= 1; break;
-          default: e.f[i] = value >>> 0;
-        }
-      }
-    }
-    for (const id of msg.removed) if (!this.entities.delete(id)) throw new DriftError(`removal of entity ${id} not held`);
-    for (const e of msg.spawned) {
-      if (this.entities.has(e.id)) throw new DriftError(`spawn of entity ${e.id} already held`);
-      this.entities.set(e.id, e);
-    }
-    this.tick = msg.tick;
-  }
-
-  /** The world checksum: FNV-1a over every entity in id order. */
-  checksum() {
-    let h = 0x811c9dc5;
-    const byte = (b) => { h = Math.imul(h ^ (b & 0xff), 0x01000193); };
-    const word = (v) => { byte(v); byte(v >>> 8); byte(v >>> 16); byte(v >>> 24); };
-    for (const id of [...this.entities.keys()].sort((a, b) => a - b)) {
-      const e = this.entities.get(id);
-      word(id); byte(e.kind);
-      for (const v of e.f) word(v);
-    }
-    return h >>> 0;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Client-side steps, for prediction: `step(fields, input, ctx)` returns the own entity's fields
-// one tick later, exactly as the server's game computes them. A game without one is drawn from
-// the server's frames only (interpolated like everything else).
-
-function isqrtCeil(n) {
-  let r = Math.floor(Math.sqrt(n));
-  while (r * r > n) r--;
-  while (r * r < n) r++;
-  return r;
-}
-
-/** The games' shared rule (src/games/mod.rs, `velocity`): a step per tick, integers only. */
-export function velocity(dx, dy, speed, scale, tickHz) {
-  dx = Math.max(-127, Math.min(127, dx)); dy = Math.max(-127, Math.min(127, dy));
-  const length = Math.max(127, isqrtCeil(dx * dx + dy * dy));
-  const perSecond = speed * scale, denominator = length * Math.max(1, tickHz);
-  return [Math.trunc((dx * perSecond) / denominator), Math.trunc((dy * perSecond) / denominator)];
-}
-
-function advance(at, step, max) { return Math.max(0, Math.min(max, at + step)); }
-
-/** Client-side steps by game name; register your game's with `predictors.set(name, …)`. */
-export const predictors = new Map();
-
-// arena (src/games/arena.rs): the player moves at 150 units/s along its input, clamped to the
-// world. Orbs and scores are the server's business; the position is all prediction needs.
-predictors.set("arena", {
-  speed: 150,
-  step(f, input, ctx) {
-    const [sx, sy] = velocity(input[0] ?? 0, input[1] ?? 0, this.speed, ctx.scale, ctx.tickHz);
-    const out = f.slice();
-    out[ctx.x] = advance(f[ctx.x], sx, ctx.scale * ctx.width);
-    out[ctx.y] = advance(f[ctx.y], sy, ctx.scale * ctx.height);
-    return out;
-  },
-});
-
-// How fast each game's entities may move (world units per second), so that interpolation can
-// tell a teleport from a move. A game not listed: anything faster than a fifth of the world per
-// tick is a teleport.
-export const speedLimits = new Map([
-  ["arena", { player: 150, orb: 0 }],
-  ["tanks", { tank: 120, shell: 600 }],
-]);
+export * from "./tickcast-wire.js";
+export * from "./tickcast-world.js";
 
 // ---------------------------------------------------------------------------------------------
 // The connection.
@@ -446,26 +57,35 @@ export const speedLimits = new Map([
 const FRAMES_KEPT = 64;
 const PING_EVERY_MS = 1000;
 const EASE_MS = 100;
+// This client's own close codes (the server's 4000 is a game's refusal): it drifted and comes
+// back, and the rooms API refused the room (reconnecting will not help).
+const DRIFTED = 4001;
+const API_REFUSED = 4004;
+
+/** A refusal from the rooms API (an unknown room, a bad name): reconnecting will not help. */
+class Refusal extends Error {}
 
 /**
- * A player's connection to a room. Events (an `EventTarget`): `welcome`, `frame` (a snapshot
- * or delta applied), `status` (`detail` the new status: connecting, playing, reconnecting,
- * closed), `close` (`detail` { code, reason }), `drift` (`detail` the reason).
+ * A player's connection to a room; its events are in the module's header.
  *
  * Options: `url` (a player WebSocket URL), or `room` (an id: `<server>/rooms/<id>/ws`), or
  * `matchmake` (a game name: `POST <server>/matchmake`); `server` (http(s) origin, default
- * this page's); `name`; `token`; `predict` (default true); `reconnect` (default true).
+ * this page's); `name`; `token`; `options` (the join options the hello carries, by name: a
+ * number or a string each, as the game's schema names them; matchmaking is asked with them);
+ * `predict` (default true); `reconnect` (default true).
  */
 export class Client extends EventTarget {
   constructor(options = {}) {
     super();
-    this.options = { predict: true, reconnect: true, name: "", token: "", ...options };
+    this.options = { predict: true, reconnect: true, name: "", token: "", options: {}, ...options };
     this.server = this.options.server ?? (typeof location !== "undefined" ? location.origin : "http://127.0.0.1:8080");
     this.status = "idle";
     this.schema = null; this.world = null; this.playerId = 0; this.tickHz = 30;
+    this.match = 0; this.results = null; this.ended = false; this.allowances = [];
     this.stats = {
       rtt: null, rttSmoothed: null, jitter: 0, pings: 0,
       frames: 0, snapshots: 0, checksumsVerified: 0, checksumMismatches: 0,
+      privateChecksumsVerified: 0, privateChecksumMismatches: 0, events: 0, messages: 0,
       predictionChecks: 0, predictionMismatches: 0, predictionMaxError: 0,
       corrections: 0, correctionMax: 0, reconnects: 0, drifts: 0, decodeErrors: 0,
       interpolationDelayMs: 0, lastClose: null,
@@ -488,18 +108,18 @@ export class Client extends EventTarget {
       target = await this.resolve();
     } catch (err) {
       // A room that is gone (404) or a refusal is final; a server out of reach is retried.
-      if (err instanceof Refusal) return this.closed(4000, err.message);
+      if (err instanceof Refusal) return this.closed(API_REFUSED, err.message);
       return this.onClose(1006, String(err.message || err));
     }
     if (this.stopped) return;
-    this.url = target.url; this.token = target.token;
+    this.url = target.url; this.token = target.token; this.joinOptions = target.options;
     this.open();
   }
 
   // Where to connect, worked out again on every (re)connect: a matchmade seat's token expires
   // with its hold, and a room may have moved.
   async resolve() {
-    const { url, matchmake, token } = this.options;
+    const { url, matchmake, token, options } = this.options;
     const json = async (res) => {
       const body = await res.json().catch(() => ({}));
       if (res.ok) return body;
@@ -509,27 +129,28 @@ export class Client extends EventTarget {
     if (matchmake) {
       const body = await json(await fetch(`${this.server}/matchmake`, {
         method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ game: matchmake, name: this.options.name }),
+        body: JSON.stringify({ game: matchmake, name: this.options.name, options }),
       }));
       this.room = body.room;
-      return { url: body.ws, token: body.token || token };
+      return { url: body.ws, token: body.token || token, options: body.options ?? options };
     }
-    if (url) return { url, token };
+    if (url) return { url, token, options };
     const id = this.options.room ?? "default";
     const body = await json(await fetch(`${this.server}/rooms/${encodeURIComponent(id)}`));
     this.room = body.id;
     // A room of this node is joined through the address this page reached it by (a proxy, a
     // relay); a room of another node of a cluster, at its owner (README, "Run a cluster").
     const here = new URL(body.page).host === new URL(body.ws).host;
-    return { url: here ? `${this.server.replace(/^http/, "ws")}/rooms/${encodeURIComponent(body.id)}/ws` : body.ws, token };
+    return { url: here ? `${this.server.replace(/^http/, "ws")}/rooms/${encodeURIComponent(body.id)}/ws` : body.ws, token, options };
   }
 
   open() {
-    this.welcomed = false;
+    this.welcomed = false; this.ended = false;
     if (this.ws) { const old = this.ws; this.ws = null; old.close(1000, "replaced"); }
     const ws = this.ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => ws.send(encodeClientMsg({ type: "hello", name: this.options.name, token: this.token }));
+    const hello = encodeClientMsg({ type: "hello", name: this.options.name, token: this.token, options: this.joinOptions });
+    ws.onopen = () => ws.send(hello);
     ws.onmessage = (ev) => { if (ws === this.ws) this.onMessage(new Uint8Array(ev.data), performance.now()); };
     ws.onclose = (ev) => { if (ws === this.ws) this.onClose(ev.code, ev.reason); };
   }
@@ -558,9 +179,10 @@ export class Client extends EventTarget {
   onClose(code, reason) {
     clearInterval(this.pinger);
     this.ws = null;
-    // Reconnect after a drop (1006), a server restart (1001 shutting down) or a crash (1011),
-    // never after a refusal (1008, 1013, 1002 …) or a room closed on purpose.
-    const again = this.options.reconnect && !this.stopped && (code === 1006 || code === 1011 || code === 4001
+    // Reconnect after a drop (1006), a server restart (1001 shutting down), a crash (1011) or
+    // a drift, never after a refusal (1008, 1013, 1002, the game's 4000 …), a room closed on
+    // purpose or a match over (1000).
+    const again = this.options.reconnect && !this.stopped && (code === 1006 || code === 1011 || code === DRIFTED
       || (code === 1001 && !reason.startsWith("room closed")));
     if (!again) return this.closed(code, reason);
     this.stats.lastClose = { code, reason };
@@ -576,8 +198,8 @@ export class Client extends EventTarget {
     this.dispatchEvent(new CustomEvent("drift", { detail: why }));
     const ws = this.ws;
     this.ws = null;
-    if (ws) ws.close(4000, "drifted");
-    this.onClose(4001, why);
+    if (ws) ws.close(DRIFTED, "drifted");
+    this.onClose(DRIFTED, why);
   }
 
   onMessage(bytes, now) {
@@ -587,21 +209,32 @@ export class Client extends EventTarget {
       return this.drift(`undecodable message: ${err.message}`);
     }
     switch (msg.type) {
-      case "welcome":
-        if (this.welcomed) return this.drift("a second Welcome");
-        this.welcomed = true;
-        return this.onWelcome(msg, now);
+      case "welcome": {
+        // A second Welcome only starts the next match, after the last one ended.
+        if (this.welcomed && !this.ended) return this.drift("a second Welcome while the match goes on");
+        const nextMatch = this.welcomed;
+        this.welcomed = true; this.ended = false;
+        return this.onWelcome(msg, now, nextMatch);
+      }
       case "snapshot": case "delta": return this.onFrame(msg, now);
+      case "private": return this.onPrivate(msg);
+      case "events": return this.onEvents(msg);
+      case "matchEnded": return this.onMatchEnded(msg);
       case "ack": return this.onAck(msg.seq, now);
       case "pong": return this.onPong(msg, now);
     }
   }
 
-  onWelcome(msg, now) {
+  // The first Welcome of a connection, or the next match's on the same one: a fresh world and
+  // a new player id either way. The connection's input `seq` goes on across matches (the
+  // server ignores one not above the last it saw), and the input in force is sent again.
+  onWelcome(msg, now, nextMatch) {
     this.schema = msg.schema; this.playerId = msg.playerId; this.tickHz = msg.tickHz;
     this.period = 1000 / msg.tickHz;
     this.world = new World(msg.schema);
-    this.seq = 0; this.pending = []; this.ack = 0; this.sentInput = null;
+    this.match = nextMatch ? this.match + 1 : Math.max(1, this.match);
+    if (!nextMatch) { this.seq = 0; this.allowances = msg.schema.messages.map((m) => ({ tokens: allowance(m), at: now })); }
+    this.pending = []; this.ack = 0; this.sentInput = null;
     this.ackedInput = msg.schema.input.map(() => 0);
     this.input = this.inputOf(this.wanted ?? {});
     this.sentAt = null; clearTimeout(this.inputTimer); this.inputTimer = null;
@@ -614,8 +247,62 @@ export class Client extends EventTarget {
     this.ping(now);
     clearInterval(this.pinger);
     this.pinger = setInterval(() => this.ping(performance.now()), PING_EVERY_MS);
-    // An input set before the welcome goes out now.
+    // The input in force (set before the welcome, or in the last match) goes out now.
     if (this.input.some((v) => v !== 0)) this.flushInput(now);
+  }
+
+  // The player's private fields, after the frame: applied, and checked when the checksum of
+  // what it holds comes with them.
+  onPrivate(msg) {
+    try { this.world.private(msg); } catch (err) {
+      if (err instanceof DriftError) return this.drift(err.message);
+      throw err;
+    }
+    if (msg.checksum !== null) {
+      if (this.world.privateChecksum(this.playerId) === msg.checksum) this.stats.privateChecksumsVerified++;
+      else { this.stats.privateChecksumMismatches++; return this.drift(`private checksum mismatch at tick ${msg.tick}`); }
+    }
+    this.dispatchEvent(new CustomEvent("private", { detail: msg }));
+  }
+
+  // Each event as `event` and `event:<kind>`, its parameters by name.
+  onEvents(msg) {
+    for (const e of msg.events) {
+      const kind = this.schema.events[e.kind];
+      const fields = Object.fromEntries(kind.params.map((p, i) => [p.name, e.values[i]]));
+      const detail = { tick: msg.tick, kind: kind.name, fields };
+      this.stats.events++;
+      this.dispatchEvent(new CustomEvent("event", { detail }));
+      this.dispatchEvent(new CustomEvent(`event:${kind.name}`, { detail }));
+    }
+  }
+
+  onMatchEnded(msg) {
+    this.ended = true;
+    this.results = { tick: msg.tick, summary: msg.summary, standings: msg.standings };
+    this.dispatchEvent(new CustomEvent("ended", { detail: this.results }));
+  }
+
+  /**
+   * Sends a message of the kind named `kind` (one of the schema's messages), its parameters by
+   * name in `fields` (a missing one is 0 or ""). Throws, sending nothing, for a kind or a
+   * parameter the schema lacks, a value of the wrong type, out of its range or over its limit,
+   * a message over the kind's rate (the server would close the connection for each), or when
+   * not connected.
+   */
+  send(kind, fields = {}, now = performance.now()) {
+    if (!this.schema || !this.ws || this.ws.readyState !== WebSocket.OPEN) throw new Error(`not connected: ${this.status}`);
+    const msg = messageOf(this.schema, kind, fields);
+    const rate = this.schema.messages[msg.kind];
+    const left = this.allowances[msg.kind];
+    // The server's allowance (PROTOCOL.md, `per_second`: in bursts of up to a second's worth)
+    // less one message, kept for the network's jitter between here and there.
+    left.tokens = Math.min(allowance(rate), left.tokens + ((now - left.at) / 1000) * rate.perSecond);
+    left.at = now;
+    if (left.tokens < 1) throw new RangeError(`message ${kind}: over its ${rate.perSecond} a second`);
+    left.tokens -= 1;
+    this.ws.send(encodeClientMsg(msg, this.schema));
+    this.stats.messages++;
   }
 
   ping(now) {
@@ -806,9 +493,9 @@ export class Client extends EventTarget {
 
   /**
    * What to draw at `now` (a `requestAnimationFrame` time): `entities`, each { id, kind (its
-   * name), x, y (world units; null for a kind without a position), own, fields (by name),
-   * jumped (it teleported, or appeared, since the last tick drawn) }, and `tick` (the render
-   * tick). Other
+   * name), x, y (world units; null for a kind without a position), own, fields (by name: a
+   * number, a text a string; private ones only on what this player owns), jumped (it
+   * teleported, or appeared, since the last tick drawn) }, and `tick` (the render tick). Other
    * entities are interpolated; the own one is predicted when the game has a client-side step.
    */
   view(now = performance.now()) {
@@ -823,7 +510,10 @@ export class Client extends EventTarget {
     for (const e of this.world.entities.values()) {
       const kind = this.schema.kinds[e.kind];
       const fields = {};
-      kind.fields.forEach((f, i) => { fields[f.name] = f.type === "int" ? e.f[i] | 0 : e.f[i]; });
+      const owned = this.world.ownerOf(e) === this.playerId;
+      kind.fields.forEach((f, i) => {
+        if (!f.private || owned) fields[f.name] = f.type === "int" ? e.f[i] | 0 : e.f[i];
+      });
       const own = e.id === this.playerId;
       let x, y, jumped = false;
       if (!kind.positioned) { out.push({ id: e.id, kind: kind.name, own, fields, x: null, y: null }); continue; }
@@ -886,3 +576,24 @@ export class Client extends EventTarget {
     return [x + dx, y + dy];
   }
 }
+
+/**
+ * A line for people about a game's event `{ kind, fields }` (a Client's `event` detail, or a
+ * spectator's `event` data less its tick): a `kill` with `victim` and `by` as "ann destroyed
+ * bob", a `chat` with a `line` as "ann: gg", any other as its kind and parameters. `nameOf(id)`
+ * names an entity id when the event carries no name for it.
+ */
+export function describeEvent({ kind, fields }, nameOf = () => "") {
+  const who = (name, id) => name || nameOf(id) || `P${id}`;
+  if (kind === "kill" && "victim" in fields && "by" in fields) {
+    return `${who(fields.by_name, fields.by)} destroyed ${who(fields.victim_name, fields.victim)}`;
+  }
+  if (kind === "chat" && typeof fields.line === "string") {
+    return `${who(fields.name, fields.from)}${fields.team ? " (team)" : ""}: ${fields.line}`;
+  }
+  return [kind, ...Object.entries(fields).map(([name, value]) => `${name} ${value}`)].join(" · ");
+}
+
+// The burst of messages of `kind` this client allows itself: the server's, a second's worth,
+// less one (at least one).
+function allowance(kind) { return Math.max(1, kind.perSecond - 1); }
