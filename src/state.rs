@@ -187,7 +187,15 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         let named = named(parts, state).await?;
         let state = Arc::<AppState>::from_ref(state);
-        match state.place_named(named.as_deref()).await.map_err(|r| refused(&r))? {
+        let placed = state.place_named(named.as_deref()).await.map_err(|r| {
+            // A plain GET asks whether it would be let in: the answer any page can read.
+            if crate::players::admission::is_upgrade(&parts.headers) {
+                refused(&r)
+            } else {
+                crate::players::admission::unreachable(&r)
+            }
+        })?;
+        match placed {
             Placed::Here(room) => Ok(Self(room)),
             Placed::There(record) => {
                 let url = AppState::player_url_at(&record.url, &record.summary.id);
@@ -195,6 +203,10 @@ where
                     "room {} is on node {}: connect to {url}\n",
                     record.summary.id, record.node
                 );
+                if !crate::players::admission::is_upgrade(&parts.headers) {
+                    let refusal = Refusal::new(StatusCode::MISDIRECTED_REQUEST.as_u16(), message);
+                    return Err(crate::players::admission::unreachable(&refusal));
+                }
                 Err((StatusCode::MISDIRECTED_REQUEST, [(header::LOCATION, url)], message).into_response())
             }
         }

@@ -133,9 +133,16 @@ async fn a_client_that_closes_gets_the_closing_handshake_back() {
 async fn requests_that_are_not_websocket_upgrades_are_refused_with_a_reason() {
     let server = TestServer::at(30).await;
     let http = reqwest::Client::new();
-    let plain = http.get(server.http_url("/ws")).send().await.unwrap();
-    assert_eq!(plain.status(), 400);
-    assert!(plain.text().await.unwrap().contains("WebSocket upgrade"));
+    let bad_key = http
+        .get(server.http_url("/ws"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), 400);
+    assert!(bad_key.text().await.unwrap().contains("Sec-WebSocket-Key"));
 
     let old = http
         .get(server.http_url("/ws"))
@@ -148,4 +155,58 @@ async fn requests_that_are_not_websocket_upgrades_are_refused_with_a_reason() {
         .unwrap();
     assert_eq!(old.status(), 426);
     assert_eq!(old.headers()["sec-websocket-version"], "13");
+}
+
+/// What a plain GET of the player URL answers: whether this page's upgrade and hello would be
+/// let in, and if not, the code and reason it would get (which a browser cannot read from a
+/// refused upgrade), readable from any origin.
+#[tokio::test]
+async fn a_plain_get_of_the_player_url_says_whether_a_page_would_be_let_in_and_why_not() {
+    let secret = "s3cret";
+    let server = TestServer::start(tickcast::Config {
+        max_players: 1,
+        auth_secret: Some(secret.into()),
+        ..tickcast::Config::defaults()
+    })
+    .await;
+    let ask = |path: &str, origin: Option<&str>| {
+        let mut req = reqwest::Client::new().get(server.http_url(path));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        async move {
+            let res = within(req.send()).await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["access-control-allow-origin"], "*");
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let token = tickcast::auth::mint(secret.as_bytes(), "default", "ann", u64::MAX / 2);
+    let own = Some(server.http_url(""));
+    let admitted = ask(&format!("/ws?name=ann&token={token}"), own.as_deref()).await;
+    assert_eq!(admitted, serde_json::json!({"admitted": true}));
+
+    let refused = |code: u16, says: &'static str| {
+        move |answer: serde_json::Value| {
+            assert_eq!(
+                (&answer["admitted"], &answer["code"]),
+                (&false.into(), &code.into()),
+                "{answer}"
+            );
+            assert!(answer["reason"].as_str().unwrap().contains(says), "{answer}");
+        }
+    };
+    refused(403, "origin")(ask("/ws?name=ann", Some("http://evil.example")).await);
+    refused(404, "no room")(ask("/rooms/nosuchroom/ws", None).await);
+    refused(1008, "join token")(ask("/ws?name=ann", None).await);
+    refused(1008, "malformed join token")(ask("/ws?name=bob&token=v2.1.AAAA", None).await);
+    refused(1008, "invalid join token")(ask(&format!("/ws?name=bob&token={token}"), None).await);
+
+    // The one place taken: the next page would get 1013.
+    let mut hello = Hello::new("ann");
+    hello.token = token.clone();
+    let _ann = within(tickcast::client::Client::connect_with(&server.ws_url(), hello))
+        .await
+        .unwrap();
+    refused(1013, "server full")(ask(&format!("/ws?name=ann&token={token}"), None).await);
 }

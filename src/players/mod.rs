@@ -1,8 +1,10 @@
 //! Players: a WebSocket from its upgrade to its close. [`socket`] reads the player's frames
 //! and writes frames framed once; [`session`] runs the connection (hello, pings, inputs, the
 //! frames the tick loop could not write at once, every way it can end); [`limits`] is the
-//! rate a player may send at.
+//! rate a player may send at; [`admission`] answers a plain GET of the same URL: would this
+//! page be let in, and if not, why (a browser cannot read a refused upgrade's answer).
 
+pub mod admission;
 pub mod limits;
 pub(crate) mod session;
 pub(crate) mod socket;
@@ -28,6 +30,9 @@ pub(crate) async fn upgrade(
     RoomAt(room): RoomAt,
     req: Request,
 ) -> Response {
+    if !admission::is_upgrade(req.headers()) {
+        return admission::answer(&state, &room, &req);
+    }
     if let Err(refused) = state.origins.check(req.headers()) {
         // A page on another site must not open a socket with this browser's cookies and
         // network position (cross-site WebSocket hijacking, DNS rebinding): refuse before
