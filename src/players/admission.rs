@@ -57,16 +57,15 @@ impl Admission {
     }
 }
 
-/// The answer for `room`: its origin, its places and (when the server requires them) the join
-/// token in the query (`?name=&token=`), checked as the upgrade and the hello would.
+/// The answer for `room`: its origin, (when the server requires them) the join token in the
+/// query (`?name=&token=`), then its places, checked in the order the upgrade and the hello
+/// check them.
 pub(crate) fn answer(state: &AppState, room: &Room, req: &Request) -> Response {
     let Query(AdmissionQuery { name, token }) = Query::try_from_uri(req.uri()).unwrap_or_default();
     let admission = if let Err(refused) = state.origins.check(req.headers()) {
         Admission::refused(StatusCode::FORBIDDEN.as_u16(), refused.to_string())
     } else if room.stopping().is_cancelled() {
         Admission::refused(close_code::AWAY, "room closed")
-    } else if room.places().free(Instant::now()) == 0 && room.places().held_until(&name, Instant::now()).is_none() {
-        Admission::refused(close_code::AGAIN, "server full")
     } else if let Some(secret) = &state.config.auth_secret
         && let Err(err) = auth::verify(
             secret.as_bytes(),
@@ -77,6 +76,8 @@ pub(crate) fn answer(state: &AppState, room: &Room, req: &Request) -> Response {
         )
     {
         Admission::refused(close_code::POLICY, err.to_string())
+    } else if room.places().free(Instant::now()) == 0 && room.places().held_until(&name, Instant::now()).is_none() {
+        Admission::refused(close_code::AGAIN, "server full")
     } else {
         Admission {
             admitted: true,

@@ -21,9 +21,19 @@
 //   player, `detail` { tick, kind (its name), fields (its parameters by name) };
 // - `ended`: the match is over, `detail` { tick, summary, standings: [{ player, name, rank,
 //   score }] } (also kept as `client.results`); then the room closes (1000) or a `welcome`;
-// - `status` (`detail` connecting, playing, reconnecting or closed), `close` (`detail` { code,
-//   reason }: 4000 the game refused the player, 1000 the match is over and the room closed,
-//   4004 the rooms API refused), `drift` (`detail` the reason).
+// - `refused`: the server will not have this player, and trying again would not change that:
+//   the client stops. `detail` { code, reason } (kept as `client.refusal`), `code` the HTTP
+//   status of a refused request (403 a page of a foreign origin, 404 no such room, 421 a room
+//   on another node joined by `url`; the rooms API's and matchmaking's refusals) or the close
+//   code of a refused hello or player (1008 a missing or bad join token, or a message breaking
+//   the rules, 1013 the room is full, 1001 it is closing, 1002 and 1003 the protocol's, 4000
+//   the game's). A browser hides why an upgrade was refused (its socket closes 1006, no
+//   reason), so when a connection ends before its Welcome the client asks the server at the
+//   same URL without the upgrade (`GET …/ws?name=&token=`: `{ admitted, code, reason }`)
+//   before it reconnects;
+// - `status` (`detail` connecting, playing, reconnecting, refused or closed), `close` (`detail`
+//   { code, reason }, whenever the client stops for good: a refusal's code and reason as in
+//   `refused`, 1000 the match is over and the room closed, …), `drift` (`detail` the reason).
 //
 // What it does (PROTOCOL.md is the contract it is written from):
 // - decodes every message of protocol version 4 by the schema the Welcome carries, refusing
@@ -57,13 +67,23 @@ export * from "./tickcast-world.js";
 const FRAMES_KEPT = 64;
 const PING_EVERY_MS = 1000;
 const EASE_MS = 100;
-// This client's own close codes (the server's 4000 is a game's refusal): it drifted and comes
-// back, and the rooms API refused the room (reconnecting will not help).
+// This client's own close code: it drifted and comes back.
 const DRIFTED = 4001;
-const API_REFUSED = 4004;
+// The close codes of a refusal (a bad hello or join token, a full room, a message that broke
+// the rules, the game's 4000): reconnecting will not help.
+const REFUSALS = new Set([1002, 1003, 1008, 1013, 4000]);
+// How long the server is given to say whether a player would be let in.
+const ADMISSION_MS = 5000;
 
 /** A refusal from the rooms API (an unknown room, a bad name): reconnecting will not help. */
-class Refusal extends Error {}
+class Refusal extends Error {
+  constructor(code, reason) { super(reason); this.code = code; }
+}
+
+// Whether a connection that ended with `code` comes back: a drop (1006), a server restart
+// (1001 shutting down), a crash (1011) or a drift; not a room closed on purpose or a match over.
+const transient = (code, reason) => code === 1006 || code === 1011 || code === DRIFTED
+  || (code === 1001 && !reason.startsWith("room closed"));
 
 /**
  * A player's connection to a room; its events are in the module's header.
@@ -96,22 +116,28 @@ export class Client extends EventTarget {
     this.frames = []; this.clock = null; this.arrivals = [];
     this.own = null; this.ease = null;
     this.render = null; this.backoff = 500; this.stopped = false;
+    this.refusal = null; this.attempt = 0;
   }
 
   /** Connects (resolving the room by matchmaking first when asked). */
   async start() {
-    this.stopped = false;
+    this.stopped = false; this.refusal = null;
+    const attempt = ++this.attempt;
     clearTimeout(this.retry);
     this.setStatus(this.stats.reconnects ? "reconnecting" : "connecting");
     let target;
     try {
       target = await this.resolve();
     } catch (err) {
-      // A room that is gone (404) or a refusal is final; a server out of reach is retried.
-      if (err instanceof Refusal) return this.closed(API_REFUSED, err.message);
-      return this.onClose(1006, String(err.message || err));
+      if (attempt !== this.attempt) return;
+      // A room that is gone (404) or a refusal is final; a server out of reach is retried,
+      // unless (a room's, whose URL is known) it says this page would be refused anyway.
+      if (err instanceof Refusal) return this.refused(err.code, err.message);
+      if (this.options.matchmake) return this.onClose(1006, String(err.message || err), false);
+      const id = encodeURIComponent(this.options.room ?? "default");
+      return this.admit(1006, String(err.message || err), `${this.server}/rooms/${id}/ws`, this.options.token);
     }
-    if (this.stopped) return;
+    if (this.stopped || attempt !== this.attempt) return;
     this.url = target.url; this.token = target.token; this.joinOptions = target.options;
     this.open();
   }
@@ -124,7 +150,7 @@ export class Client extends EventTarget {
       const body = await res.json().catch(() => ({}));
       if (res.ok) return body;
       const why = body.error || `HTTP ${res.status}`;
-      throw res.status >= 500 || res.status === 429 ? new Error(why) : new Refusal(why);
+      throw res.status >= 500 || res.status === 429 ? new Error(why) : new Refusal(res.status, why);
     };
     if (matchmake) {
       const body = await json(await fetch(`${this.server}/matchmake`, {
@@ -176,15 +202,66 @@ export class Client extends EventTarget {
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
   }
 
-  onClose(code, reason) {
+  // The player will not be let in: no more reconnecting.
+  refused(code, reason) {
+    clearTimeout(this.retry);
+    this.refusal = { code, reason };
+    this.stats.lastClose = { code, reason };
+    this.setStatus("refused");
+    this.dispatchEvent(new CustomEvent("refused", { detail: { code, reason } }));
+    this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
+  }
+
+  // `unwelcomed`: the connection ended before its Welcome.
+  onClose(code, reason, unwelcomed = !this.welcomed) {
     clearInterval(this.pinger);
     this.ws = null;
-    // Reconnect after a drop (1006), a server restart (1001 shutting down), a crash (1011) or
-    // a drift, never after a refusal (1008, 1013, 1002, the game's 4000 …), a room closed on
-    // purpose or a match over (1000).
-    const again = this.options.reconnect && !this.stopped && (code === 1006 || code === 1011 || code === DRIFTED
-      || (code === 1001 && !reason.startsWith("room closed")));
-    if (!again) return this.closed(code, reason);
+    // Never reconnect after a refusal (1008, 1013, 1002, the game's 4000 …; a room closing
+    // before the player was in), a room closed on purpose or a match over (1000).
+    if (!this.stopped && (REFUSALS.has(code) || (unwelcomed && code === 1001 && reason.startsWith("room closed")))) {
+      return this.refused(code, reason);
+    }
+    if (this.stopped || !transient(code, reason)) return this.closed(code, reason);
+    // A socket that failed before its Welcome may have been refused where the browser hides it.
+    if (unwelcomed && this.url) return this.admit(code, reason, this.url.replace(/^ws/, "http"), this.token);
+    this.again(code, reason);
+  }
+
+  // Asks the server whether this player would be let in at `url` (a player URL, http(s)): a
+  // refusal it names is final; a yes, an answer that waiting may change (a 5xx, a room to
+  // resolve again) or no answer at all (the server out of reach), and the connection is retried.
+  async admit(code, reason, url, token) {
+    const attempt = this.attempt;
+    let answer = null;
+    try {
+      const ask = new URL(url, typeof location !== "undefined" ? location.href : undefined);
+      ask.searchParams.set("name", this.options.name ?? "");
+      ask.searchParams.set("token", token ?? "");
+      const signal = typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(ADMISSION_MS) : undefined;
+      const res = await fetch(ask, { cache: "no-store", signal });
+      if (res.ok) answer = await res.json();
+    } catch { /* out of reach, or not a server of ours: retried */ }
+    // Stopped, or started again, while asking.
+    if (this.stopped || attempt !== this.attempt) return;
+    if (answer && answer.admitted === false && this.final(answer.code)) {
+      return this.refused(answer.code, String(answer.reason ?? ""));
+    }
+    this.again(code, reason);
+  }
+
+  // Whether an admission's refusal `code` is final: a foreign origin always; a full or closing
+  // room, a bad token or an unknown room unless matchmaking finds another room; a room on
+  // another node only for a `url` (a room is looked up again, and found there); never a 5xx or
+  // a 429 (the server is busy, or its cluster's directory away).
+  final(code) {
+    if (typeof code !== "number" || code >= 500 || code === 429) return false;
+    if (code === 403) return true;
+    if (this.options.matchmake) return false;
+    return code !== 421 || Boolean(this.options.url);
+  }
+
+  again(code, reason) {
+    if (!this.options.reconnect || this.stopped) return this.closed(code, reason);
     this.stats.lastClose = { code, reason };
     this.setStatus("reconnecting");
     clearTimeout(this.retry);
