@@ -177,37 +177,66 @@ async fn named<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<Option<St
 /// another's player traffic).
 pub(crate) struct RoomAt(pub(crate) Arc<Room>);
 
+/// Why a player request's room cannot be played here (as a response: the refusal's status and
+/// message; a room on another node 421 with `Location`). The player handler answers a plain
+/// GET with it as JSON instead.
+#[derive(Debug)]
+pub(crate) enum RoomRefused {
+    /// No such room (404), or the cluster's directory is away (503).
+    Unknown(Refusal),
+    /// The room lives on another node: its player URL there.
+    Elsewhere(Refusal, String),
+    /// The request's path could not be read.
+    Request(Response),
+}
+
+impl RoomRefused {
+    /// The refusal, if the room is the reason.
+    pub(crate) fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Unknown(refusal) | Self::Elsewhere(refusal, _) => Some(refusal),
+            Self::Request(_) => None,
+        }
+    }
+}
+
+impl IntoResponse for RoomRefused {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unknown(refusal) => refused(&refusal),
+            Self::Elsewhere(refusal, url) => {
+                let message = format!("{}\n", refusal.message);
+                (StatusCode::MISDIRECTED_REQUEST, [(header::LOCATION, url)], message).into_response()
+            }
+            Self::Request(response) => response,
+        }
+    }
+}
+
 impl<S> FromRequestParts<S> for RoomAt
 where
     Arc<AppState>: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = Response;
+    type Rejection = RoomRefused;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        let named = named(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, RoomRefused> {
+        let named = named(parts, state).await.map_err(RoomRefused::Request)?;
         let state = Arc::<AppState>::from_ref(state);
-        let placed = state.place_named(named.as_deref()).await.map_err(|r| {
-            // A plain GET asks whether it would be let in: the answer any page can read.
-            if crate::players::admission::is_upgrade(&parts.headers) {
-                refused(&r)
-            } else {
-                crate::players::admission::unreachable(&r)
-            }
-        })?;
-        match placed {
+        match state
+            .place_named(named.as_deref())
+            .await
+            .map_err(RoomRefused::Unknown)?
+        {
             Placed::Here(room) => Ok(Self(room)),
             Placed::There(record) => {
                 let url = AppState::player_url_at(&record.url, &record.summary.id);
                 let message = format!(
-                    "room {} is on node {}: connect to {url}\n",
+                    "room {} is on node {}: connect to {url}",
                     record.summary.id, record.node
                 );
-                if !crate::players::admission::is_upgrade(&parts.headers) {
-                    let refusal = Refusal::new(StatusCode::MISDIRECTED_REQUEST.as_u16(), message);
-                    return Err(crate::players::admission::unreachable(&refusal));
-                }
-                Err((StatusCode::MISDIRECTED_REQUEST, [(header::LOCATION, url)], message).into_response())
+                let refusal = Refusal::new(StatusCode::MISDIRECTED_REQUEST.as_u16(), message);
+                Err(RoomRefused::Elsewhere(refusal, url))
             }
         }
     }

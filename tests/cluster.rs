@@ -110,9 +110,32 @@ async fn every_node_answers_for_the_whole_cluster_and_players_go_to_the_owner() 
     assert_eq!(room["page"], format!("http://{}/rooms/default-a/", b.addr));
 
     // A player that knocks at the wrong node is told where to go; at the owner it plays.
-    let misdirected = within(reqwest::get(b.http_url("/rooms/default-a/ws"))).await.unwrap();
+    let misdirected = within(
+        reqwest::Client::new()
+            .get(b.http_url("/rooms/default-a/ws"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send(),
+    )
+    .await
+    .unwrap();
     assert_eq!(misdirected.status(), 421);
     assert_eq!(misdirected.headers()["location"], ws);
+    // A plain GET (a page asking first) is told the same, as JSON it can read.
+    let asked: serde_json::Value = within(reqwest::get(b.http_url("/rooms/default-a/ws")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&asked["admitted"], &asked["code"]),
+        (&false.into(), &421.into()),
+        "{asked}"
+    );
+    assert!(asked["reason"].as_str().unwrap().contains(ws), "{asked}");
     let mut player = within(Client::connect(ws, "ann")).await.unwrap();
     until_snapshot(&mut player).await;
     assert_eq!(get(&b, "/rooms/nope").await.0, 404);

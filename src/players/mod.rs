@@ -20,19 +20,25 @@ use tokio::time::Instant;
 use self::socket::PlayerSocket;
 use crate::http::ConnectionPlace;
 use crate::metrics::CloseReason;
-use crate::state::{AppState, RoomAt};
+use crate::state::{AppState, RoomAt, RoomRefused};
 
 /// `GET /rooms/{id}/ws` (and `/ws`): a player's upgrade, checked (its origin, its request)
 /// before anything is spent on it; then its session, on a task of its own.
 pub(crate) async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<Arc<AppState>>,
-    RoomAt(room): RoomAt,
+    room: Result<RoomAt, RoomRefused>,
     req: Request,
 ) -> Response {
-    if !admission::is_upgrade(req.headers()) {
-        return admission::answer(&state, &room, &req);
-    }
+    // A plain GET asks whether it would be let in: the answer any page can read.
+    let room = match (room, admission::is_upgrade(req.headers())) {
+        (Ok(RoomAt(room)), true) => room,
+        (Ok(RoomAt(room)), false) => return admission::answer(&state, &room, &req),
+        (Err(refused), upgrade) => match refused.refusal() {
+            Some(refusal) if !upgrade => return admission::unreachable(refusal),
+            _ => return refused.into_response(),
+        },
+    };
     if let Err(refused) = state.origins.check(req.headers()) {
         // A page on another site must not open a socket with this browser's cookies and
         // network position (cross-site WebSocket hijacking, DNS rebinding): refuse before
