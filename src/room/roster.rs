@@ -75,10 +75,15 @@ impl InputSlot {
         true
     }
 
-    /// Takes the messages waiting (in order) and the stored input, under one lock.
-    fn take_all(&self) -> (Vec<Message>, Option<Input>) {
+    /// Takes the stored input, and the messages waiting (in order) into `messages` (which
+    /// must be empty: its allocation is swapped in, so no tick allocates for them), under one
+    /// lock.
+    fn take_all(&self, messages: &mut Vec<Message>) -> Option<Input> {
         let mut said = self.lock();
-        (std::mem::take(&mut said.messages), said.input.take())
+        if !said.messages.is_empty() {
+            std::mem::swap(messages, &mut said.messages);
+        }
+        said.input.take()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Said> {
@@ -232,10 +237,11 @@ impl Roster {
     /// Takes what each player said: its messages, in order, then its latest input, if any
     /// (recording its `seq` as the player's ack).
     pub fn take_turns(&mut self, mut turn: impl FnMut(EntityId, Turn<'_>)) {
+        let mut messages = Vec::new();
         for (id, peer) in &mut self.peers {
-            let (messages, latest) = peer.link.input.take_all();
-            for m in &messages {
-                turn(*id, Turn::Message(m));
+            let latest = peer.link.input.take_all(&mut messages);
+            for m in messages.drain(..) {
+                turn(*id, Turn::Message(&m));
             }
             if let Some(latest) = latest {
                 peer.ack = latest.seq;
