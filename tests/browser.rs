@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::browser::{Browser, Page, chromium_or_skip, moving_players, relayed};
+use common::browser::{Browser, FEED_AND_RESULTS, Page, chromium_or_skip, moving_players, relayed};
 use common::sse::{SseClient, tick_of};
 use common::{TestServer, duel, until_snapshot, within};
 use serde_json::{Value, json};
@@ -114,34 +114,15 @@ async fn the_long_poll_fallback_shows_every_event_in_order_at_150_ms_round_trip(
     players.iter().for_each(JoinHandle::abort);
 }
 
-/// What the spectator page shows besides the world, read from its DOM: the leaderboard's names,
-/// the feed's lines, the results.
-async fn talk(page: &mut Page) -> Value {
-    page.eval(
-        r##"JSON.stringify((() => {
-            const all = (q) => [...document.querySelectorAll(q)];
-            return { transport: document.getElementById("transport").textContent,
-                     names: all("#leaderboard li").map((li) => li.dataset.name).sort(),
-                     feed: all("#feed li").map((li) => [li.dataset.kind, li.textContent]),
-                     results: document.getElementById("results").hidden ? null : {
-                       summary: document.getElementById("summary").textContent,
-                       standings: all("#standings li").map((li) => [Number(li.value), li.dataset.name]) } };
-        })())"##,
-    )
-    .await
-}
-
-/// Polls the spectator page until `done` holds for what [`talk`] reads.
+/// Polls the spectator page until `done` holds for what it shows besides the world, read from
+/// its DOM: the leaderboard's names, the feed's lines, the results.
 async fn talk_until(page: &mut Page, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        last = talk(page).await;
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await; // the DOM cannot be awaited
-    }
-    panic!("the page never showed {what}; it showed {last}");
+    let talk = format!(
+        r##"JSON.stringify({{ transport: document.getElementById("transport").textContent,
+            names: [...document.querySelectorAll("#leaderboard li")].map((li) => li.dataset.name).sort(),
+            {FEED_AND_RESULTS} }})"##
+    );
+    page.eval_until(&talk, what, done).await
 }
 
 /// A tanks room for one kill, created through the rooms API, whose match ends as `after_match`

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, Page, chromium_or_skip, moving_players, relayed};
+use common::browser::{Browser, FEED_AND_RESULTS, Page, chromium_or_skip, moving_players, relayed};
 use common::{TestServer, fire_at, until_snapshot, within};
 use serde_json::{Value, json};
 use tickcast::client::{Client, Received};
@@ -427,36 +427,21 @@ async fn in_tanks_the_page_aims_with_the_mouse_and_fires_with_a_click() {
     );
 }
 
-/// What the play page shows besides the world, read from its DOM: names in the leaderboard,
-/// the own private fields, the feed's lines, the results; and what its client counted.
-async fn play_talk(page: &mut Page) -> Value {
-    page.eval(
-        r##"JSON.stringify((() => {
-            const c = tickcastPlay.client, all = (q) => [...document.querySelectorAll(q)];
-            const drawn = c.view(performance.now()).entities.filter((e) => e.kind === "tank").map((e) => e.fields.name);
-            return { status: c.status, id: c.playerId, match: c.match, stats: c.stats, drawn: drawn.sort(),
-                     board: all("#leaderboard li").map((li) => li.dataset.name).sort(),
-                     ammo: document.getElementById("own-ammo")?.textContent,
-                     feed: all("#feed li").map((li) => [li.dataset.kind, li.textContent]),
-                     results: document.getElementById("results").hidden ? null : {
-                       summary: document.getElementById("summary").textContent,
-                       standings: all("#standings li").map((li) => [Number(li.value), li.dataset.name]) } };
-        })())"##,
-    )
-    .await
-}
-
-/// Polls the play page until `done` holds for what it shows (see [`play_talk`]).
+/// Polls the play page until `done` holds for what it shows besides the world, read from its
+/// DOM: names in the leaderboard, the own private fields, the feed's lines, the results; and
+/// what its client counted.
 async fn play_until(page: &mut Page, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        last = play_talk(page).await;
-        if done(&last) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await; // the page cannot be awaited
-    }
-    panic!("the page never showed {what}; it showed {last}");
+    let talk = format!(
+        r##"JSON.stringify((() => {{
+            const c = tickcastPlay.client;
+            const drawn = c.view(performance.now()).entities.filter((e) => e.kind === "tank").map((e) => e.fields.name);
+            return {{ status: c.status, id: c.playerId, match: c.match, stats: c.stats, drawn: drawn.sort(),
+                     board: [...document.querySelectorAll("#leaderboard li")].map((li) => li.dataset.name).sort(),
+                     ammo: document.getElementById("own-ammo")?.textContent,
+                     {FEED_AND_RESULTS} }};
+        }})())"##
+    );
+    page.eval_until(&talk, what, done).await
 }
 
 /// Protocol v4 in the play page, with tanks: the page joins a room made for one kill with a

@@ -210,21 +210,9 @@ impl Page {
 
     /// What the page shows, read from the DOM text it keeps current.
     pub async fn shown(&mut self) -> Value {
-        let expression = r##"JSON.stringify({
-            status: document.getElementById("status").textContent,
-            transport: document.getElementById("transport").textContent,
-            tick: Number(document.getElementById("tick").textContent) || 0,
-            game: document.getElementById("game").textContent,
-            players: Number(document.getElementById("count-player")?.textContent),
-            orbs: Number(document.getElementById("count-orb")?.textContent),
-            tanks: Number(document.getElementById("count-tank")?.textContent),
-            shells: Number(document.getElementById("count-shell")?.textContent),
-            board: [...document.querySelectorAll("#leaderboard li")].map(li => Number(li.dataset.id)),
-            labels: [...document.querySelectorAll("#leaderboard li")].map(li => li.dataset.label),
-        })"##;
         // Polled, also while the page navigates (a link followed): a failed evaluation is
         // `null`, nothing shown yet.
-        self.eval(expression).await
+        self.eval(SHOWN).await
     }
 
     /// The ids of the events the page applied, oldest first (its `window.tickcastApplied`).
@@ -241,9 +229,15 @@ impl Page {
 
     /// Polls the page until `done` holds for what it shows, or fails after a while.
     pub async fn until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.eval_until(SHOWN, what, done).await
+    }
+
+    /// Evaluates `expression` (JSON text) until `done` holds for its value, or fails after a
+    /// while: a page cannot be awaited.
+    pub async fn eval_until(&mut self, expression: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let mut last = Value::Null;
         for _ in 0..100 {
-            last = self.shown().await;
+            last = self.eval(expression).await;
             if done(&last) {
                 return last;
             }
@@ -252,6 +246,27 @@ impl Page {
         panic!("the page never showed {what}; it showed {last}");
     }
 }
+
+/// What the spectator page shows, read from the DOM text it keeps current ([`Page::shown`]).
+const SHOWN: &str = r##"JSON.stringify({
+            status: document.getElementById("status").textContent,
+            transport: document.getElementById("transport").textContent,
+            tick: Number(document.getElementById("tick").textContent) || 0,
+            game: document.getElementById("game").textContent,
+            players: Number(document.getElementById("count-player")?.textContent),
+            orbs: Number(document.getElementById("count-orb")?.textContent),
+            tanks: Number(document.getElementById("count-tank")?.textContent),
+            shells: Number(document.getElementById("count-shell")?.textContent),
+            board: [...document.querySelectorAll("#leaderboard li")].map(li => Number(li.dataset.id)),
+            labels: [...document.querySelectorAll("#leaderboard li")].map(li => li.dataset.label),
+})"##;
+
+/// A page's event feed and results panel, as fields of a JSON object (both pages have them):
+/// `feed` ([kind, line] per line) and `results` (null while hidden).
+pub const FEED_AND_RESULTS: &str = r##"feed: [...document.querySelectorAll("#feed li")].map((li) => [li.dataset.kind, li.textContent]),
+    results: document.getElementById("results").hidden ? null : {
+      summary: document.getElementById("summary").textContent,
+      standings: [...document.querySelectorAll("#standings li")].map((li) => [Number(li.value), li.dataset.name]) }"##;
 
 /// A relay in front of `server` delaying each direction by `delay` ± `jitter`: the page's
 /// network, on a port of its own.
