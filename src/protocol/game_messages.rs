@@ -166,13 +166,7 @@ impl Private {
         w.varint(self.tick);
         w.bool(self.full);
         write_private(w, &self.entities, &self.texts, schema);
-        match self.checksum {
-            Some(c) => {
-                w.u8(1);
-                w.u32(c);
-            }
-            None => w.u8(0),
-        }
+        w.option_u32(self.checksum);
     }
 
     pub(crate) fn read(r: &mut Reader<'_>, schema: &Schema) -> Result<Self, DecodeError> {

@@ -527,13 +527,7 @@ impl ServerMsg {
                 write_updates(&mut w, &m.updated, &m.texts, schema);
                 w.varint(m.removed.len() as u64);
                 m.removed.iter().for_each(|id| w.u32(*id));
-                match m.checksum {
-                    Some(c) => {
-                        w.u8(1);
-                        w.u32(c);
-                    }
-                    None => w.u8(0),
-                }
+                w.option_u32(m.checksum);
             }
             ServerMsg::Pong(m) => {
                 w.u32(3);

@@ -76,6 +76,17 @@ impl Writer {
         self.0.push(u8::from(v));
     }
 
+    /// An `Option<u32>`: `00`, or `01` and the number (a checksum).
+    pub(crate) fn option_u32(&mut self, v: Option<u32>) {
+        match v {
+            Some(v) => {
+                self.u8(1);
+                self.u32(v);
+            }
+            None => self.u8(0),
+        }
+    }
+
     pub(crate) fn str(&mut self, s: &str) {
         self.varint(s.len() as u64);
         self.0.extend_from_slice(s.as_bytes());

@@ -107,13 +107,7 @@ impl Changes {
         write_updates(&mut w, &self.updated, &world.texts, schema);
         w.varint(self.removed.len() as u64);
         self.removed.iter().for_each(|id| w.u32(*id));
-        match checksum {
-            Some(c) => {
-                w.u8(1);
-                w.u32(c);
-            }
-            None => w.u8(0),
-        }
+        w.option_u32(checksum);
         w.0
     }
 }
@@ -299,13 +293,7 @@ impl NetWorld {
         w.varint(self.tick);
         w.bool(full);
         write_private(&mut w, entries, &self.texts, schema);
-        match checksum {
-            Some(c) => {
-                w.u8(1);
-                w.u32(c);
-            }
-            None => w.u8(0),
-        }
+        w.option_u32(checksum);
         w.0
     }
 
