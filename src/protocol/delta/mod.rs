@@ -162,9 +162,11 @@ impl Entities<'_> {
     /// sets them.
     pub fn push(&mut self, mut entity: Entity) -> &mut Self {
         entity.texts = self.masks.texts.get(usize::from(entity.kind)).copied().unwrap_or(0);
-        for (i, value) in entity.values.iter_mut().enumerate() {
-            if entity.texts & (1 << i) != 0 {
-                *value = 0;
+        if entity.texts != 0 {
+            for (i, value) in entity.values.iter_mut().enumerate() {
+                if entity.texts & (1 << i) != 0 {
+                    *value = 0;
+                }
             }
         }
         self.world.entities.push(entity);
