@@ -52,12 +52,12 @@ impl<G: Game> TickLoop<G> {
             tick_hz: self.tick_hz,
             schema: (*self.schema).clone(),
         });
-        // A fresh queue has room (and a player joining a new match has its last frames
-        // queued at most); if the session is already gone, this tick's fan-out finds it
+        // Not a tick's frame: a player joining a new match may have a full queue, and must
+        // still learn its new id. If the session is already gone, this tick's fan-out finds it
         // closed and removes it.
         let welcome = frames::binary_frame(welcome.encode(&self.schema));
         let len = welcome.len();
-        if link.out.push(None, &welcome).is_ok() {
+        if link.out.send_own(&welcome).is_ok() {
             self.metrics.websocket.sent(len);
         }
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
@@ -75,11 +75,16 @@ impl<G: Game> TickLoop<G> {
             tick: self.tick,
             results: results.clone(),
         });
+        // The events a player that fell behind is owed come first: none is dropped.
+        self.roster.pay_owed();
         self.roster.send_own(&frames::binary_frame(ended.encode(&self.schema)));
         self.feed.ended(self.tick, &results);
         self.status.set_results(results);
         match self.after_match {
-            AfterMatch::Close => self.over = true,
+            AfterMatch::Close => {
+                self.status.set_closing();
+                self.over = true;
+            }
             AfterMatch::Restart => self.next_match(),
         }
     }
@@ -105,6 +110,8 @@ impl<G: Game> TickLoop<G> {
         self.feed.reset(Epoch::random(), self.spectated.clone());
         for (link, joined) in self.roster.drain() {
             self.metrics.players.dec();
+            // Nothing sent for the old match is applied in the new one.
+            link.input.clear();
             if let Err((refusal, link)) = self.seat(link, joined) {
                 link.out.refuse(refusal.reason());
             }

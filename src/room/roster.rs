@@ -75,6 +75,13 @@ impl InputSlot {
         true
     }
 
+    /// Drops the stored input and the messages waiting (a new match starts without them).
+    pub fn clear(&self) {
+        let mut said = self.lock();
+        said.input = None;
+        said.messages.clear();
+    }
+
     /// Takes the stored input, and the messages waiting (in order) into `messages` (which
     /// must be empty: its allocation is swapped in, so no tick allocates for them), under one
     /// lock.
@@ -269,6 +276,19 @@ impl Roster {
             .into_values()
             .map(|p| (p.link, p.joined))
             .collect()
+    }
+
+    /// Sends each player that fell behind the events it is owed now, whatever its queue (the
+    /// match ends: no keyframe of it will come to carry them).
+    pub fn pay_owed(&mut self) {
+        for peer in self.peers.values_mut() {
+            for events in peer.owed.drain(..) {
+                if peer.link.out.send_own(&events).is_ok() {
+                    self.metrics.websocket.sent(events.len());
+                }
+            }
+            peer.owed_bytes = 0;
+        }
     }
 
     /// Sends `frame` (not a tick's: the end of a match) to every player, whatever its queue.

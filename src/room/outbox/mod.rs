@@ -157,10 +157,19 @@ impl State {
         if self.kicked {
             return Some(Next::Kicked);
         }
-        if let Some(reason) = self.refused.take() {
-            return Some(Next::Refused(reason));
-        }
-        if self.room_gone {
+        if self.refused.is_some() || self.room_gone {
+            // A closing room owes no more ticks, but its own frames still go out first: a
+            // match's end and results, the events owed before them.
+            while let Some(Queued { out, kind, .. }) = self.queue.pop_front() {
+                match kind {
+                    Kind::Tick => self.ticks -= 1,
+                    Kind::Pong => {}
+                    Kind::Own => return Some(Next::Frame(out)),
+                }
+            }
+            if let Some(reason) = self.refused.take() {
+                return Some(Next::Refused(reason));
+            }
             return Some(Next::RoomGone);
         }
         let Some(Queued { out, kind, .. }) = self.queue.pop_front() else {
@@ -363,8 +372,9 @@ impl Outlet {
         self.0.send(ack, frame, after, Kind::Tick)
     }
 
-    /// Sends a frame of the room's own that is not a tick's (the end of a match): never refused
-    /// for a full queue (one such frame a match at most), only once the session has ended.
+    /// Sends a frame of the room's own that is not a tick's (a welcome, the end of a match, the
+    /// events a player was owed then): never refused for a full queue (a few such frames a
+    /// match at most), only once the session has ended.
     pub fn send_own(&self, frame: &Bytes) -> Result<(), PushError> {
         self.0.send(None, frame, None, Kind::Own).map(|_| ())
     }

@@ -194,3 +194,32 @@ async fn what_the_socket_does_not_take_waits_whole_for_the_session_in_order() {
         assert_eq!(chunk, &big(i as u8)[..], "frame {i}");
     }
 }
+
+#[test]
+fn a_closing_room_skips_its_ticks_but_its_own_frames_go_out_first() {
+    let frame_of = |next: Option<Next>| match next {
+        Some(Next::Frame(out)) => out.frame,
+        other => panic!("expected a frame, not {other:?}"),
+    };
+    let (out, mut inbox) = outbox(2, None);
+    out.push(None, &frame(1)).unwrap();
+    out.send_own(&frame(2)).unwrap();
+    out.refuse("team red is full");
+    assert_eq!(
+        frame_of(inbox.try_next()),
+        frame(2),
+        "the match's end before the refusal"
+    );
+    assert!(matches!(inbox.try_next(), Some(Next::Refused(r)) if r == "team red is full"));
+
+    let (out, mut inbox) = outbox(2, None);
+    out.push(None, &frame(1)).unwrap();
+    out.send_own(&frame(2)).unwrap();
+    drop(out);
+    assert_eq!(
+        frame_of(inbox.try_next()),
+        frame(2),
+        "the results before the room's end"
+    );
+    assert!(matches!(inbox.try_next(), Some(Next::RoomGone)));
+}

@@ -89,9 +89,9 @@ fn a_player_that_falls_behind_gets_a_keyframe_then_is_kicked_when_it_stays_full(
         ..Config::defaults()
     };
     let mut tick = tick_loop(&config);
-    let (mut rx, _) = join(&mut tick, 3);
+    let (mut rx, _) = join(&mut tick, 2);
     let t0 = Instant::now();
-    tick.tick(t0); // welcome + keyframe
+    tick.tick(t0); // welcome (not a tick's frame) + keyframe
     tick.tick(t0); // delta; the queue is now full
     tick.tick(t0); // dropped
     assert!(matches!(next(&mut rx), (None, ServerMsg::Welcome(_))));
@@ -248,4 +248,46 @@ fn every_player_gets_the_same_delta_bytes_and_only_changed_acks() {
         "the delta is shared, not copied"
     );
     assert_eq!(a.try_frame().unwrap().ack, None, "an unchanged ack is not resent");
+}
+
+#[test]
+fn the_next_match_welcomes_a_player_whose_queue_is_full_and_takes_no_input_over() {
+    let mut tick = tick_loop(&Config::defaults());
+    let (mut rx, input) = join(&mut tick, 2);
+    let t0 = Instant::now();
+    tick.tick(t0); // welcome + keyframe
+    tick.tick(t0); // delta: the queue is full
+    input.put(Input {
+        seq: 9,
+        values: InputValues::new(&[127, 0]),
+    });
+    tick.end_match(crate::protocol::Results::default());
+    let drain = |rx: &mut Inbox| {
+        let mut seen = Vec::new();
+        while let Some(out) = rx.try_frame() {
+            let schema = Arena::schema(&GameConfig::default());
+            let msg = ServerMsg::decode(frames::tests::parse(&out.frame).1, Some(&schema)).unwrap();
+            let kind = match msg {
+                ServerMsg::Welcome(_) => "welcome",
+                ServerMsg::Snapshot(_) => "snapshot",
+                ServerMsg::Delta(_) => "delta",
+                ServerMsg::MatchEnded(_) => "ended",
+                _ => "other",
+            };
+            seen.push((out.ack, kind));
+        }
+        seen
+    };
+    let kinds: Vec<_> = drain(&mut rx).into_iter().map(|(_, kind)| kind).collect();
+    assert_eq!(
+        kinds,
+        ["welcome", "snapshot", "delta", "ended", "welcome"],
+        "a full queue still gets its new id"
+    );
+    tick.tick(t0);
+    assert_eq!(
+        drain(&mut rx),
+        [(None, "snapshot")],
+        "the new match's keyframe acknowledges no input from the old one"
+    );
 }
