@@ -66,6 +66,8 @@ pub(crate) fn answer(state: &AppState, room: &Room, req: &Request) -> Response {
         Admission::refused(StatusCode::FORBIDDEN.as_u16(), refused.to_string())
     } else if room.stopping().is_cancelled() {
         Admission::refused(close_code::AWAY, "room closed")
+    } else if !room.is_open() {
+        Admission::refused(close_code::NORMAL, "match over")
     } else if let Some(secret) = &state.config.auth_secret
         && let Err(err) = auth::verify(
             secret.as_bytes(),

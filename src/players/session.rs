@@ -157,6 +157,10 @@ impl Session {
         };
         let options = Options::checked(&self.room.schema().options, std::mem::take(&mut hello.options))
             .map_err(|why| Close::new(CloseReason::Policy, close_code::POLICY, why))?;
+        // A room whose match ended for good takes nobody while its last frames go out.
+        if !self.room.is_open() && self.room.ended().is_none() {
+            return Err(Close::new(CloseReason::MatchOver, close_code::NORMAL, "match over"));
+        }
         // The place is taken only now, by a valid hello: sockets still waiting for theirs
         // are bounded by the connection cap and their deadline, not by the player cap.
         let Some(place) = self.room.places().take(&hello.name, Instant::now()) else {

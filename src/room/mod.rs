@@ -209,6 +209,8 @@ impl Opener {
 pub(crate) struct Status {
     labels: Mutex<Labels>,
     results: Mutex<Option<Arc<Results>>>,
+    /// The match ended and the room closes after it: it takes nobody new meanwhile.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Status {
@@ -231,6 +233,14 @@ impl Status {
 
     pub(crate) fn results(&self) -> Option<Arc<Results>> {
         Self::lock(&self.results).clone()
+    }
+
+    pub(crate) fn set_closing(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -390,6 +400,12 @@ impl Room {
         self.stop.cancel();
     }
 
+    /// Whether it takes new players: it runs, and its match has not ended for good (a room
+    /// that closes after its match takes nobody while its last frames go out).
+    pub fn is_open(&self) -> bool {
+        self.ended().is_none() && !self.status.closing()
+    }
+
     /// Why it ended; `None` while it runs. A room stopped without a reason stopped with the
     /// server.
     pub fn ended(&self) -> Option<Ended> {
@@ -411,7 +427,7 @@ impl Room {
             tick: self.tick(),
             tick_hz: self.settings.tick_hz,
             created: self.created(),
-            joinable: self.ended().is_none() && self.places.free(Instant::now()) > 0,
+            joinable: self.is_open() && self.places.free(Instant::now()) > 0,
             private: self.settings.private,
             labels: self.labels(),
         }

@@ -128,14 +128,16 @@ impl Rooms {
 
     /// The spectator feed of room `id`, if it closed not long ago.
     pub(crate) fn closed_feed(&self, id: &RoomId) -> Option<Arc<Feed>> {
-        let feeds = self
+        let mut feeds = self
             .closed_feeds
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Those past their time go now, not only when the next room closes.
+        feeds.retain(|(_, _, at)| at.elapsed() < CLOSED_FEED_FOR);
         feeds
             .iter()
             .rev()
-            .find(|(closed_id, _, at)| closed_id == id && at.elapsed() < CLOSED_FEED_FOR)
+            .find(|(closed_id, ..)| closed_id == id)
             .map(|(_, feed, _)| feed.clone())
     }
 
@@ -269,9 +271,7 @@ impl Rooms {
         let mut open: Vec<_> = self
             .all()
             .into_iter()
-            .filter(|r| {
-                !r.settings().private && r.settings().game == game && r.ended().is_none() && r.labels().matches(filter)
-            })
+            .filter(|r| !r.settings().private && r.settings().game == game && r.is_open() && r.labels().matches(filter))
             .collect();
         if let Some((room, until)) = open
             .iter()
