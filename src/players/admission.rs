@@ -8,7 +8,8 @@
 //! not learn by trying): `{"admitted": true}`, or `{"admitted": false, "code", "reason"}` with
 //! the HTTP status the upgrade would get (403 a foreign origin, 404 no such room, 421 a room on
 //! another node) or the close code the hello would get (1013 full, 1008 a missing or bad join
-//! token, 1001 a room that is closing), and the same reason.
+//! token, 1001 a room that is closing, 1000 one whose match ended and that closes after it),
+//! and the same reason.
 
 use axum::extract::ws::close_code;
 use axum::extract::{Query, Request};
