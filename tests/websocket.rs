@@ -199,6 +199,8 @@ async fn a_plain_get_of_the_player_url_says_whether_a_page_would_be_let_in_and_w
     refused(403, "origin")(ask("/ws?name=ann", Some("http://evil.example")).await);
     refused(404, "no room")(ask("/rooms/nosuchroom/ws", None).await);
     refused(1008, "join token")(ask("/ws?name=ann", None).await);
+    refused(1008, "control characters")(ask("/ws?name=a%07b", None).await);
+    refused(1008, "name over 32 bytes")(ask(&format!("/ws?name={}", "a".repeat(33)), None).await);
     refused(1008, "malformed join token")(ask("/ws?name=bob&token=v2.1.AAAA", None).await);
     refused(1008, "invalid join token")(ask(&format!("/ws?name=bob&token={token}"), None).await);
 

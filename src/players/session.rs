@@ -541,19 +541,27 @@ fn check_hello(hello: &Hello) -> Result<(), Close> {
             ),
         ));
     }
-    let policy = |text: String| Err(Close::new(CloseReason::Policy, close_code::POLICY, text));
-    if hello.name.len() > MAX_NAME_LEN {
-        return policy(format!("name over {MAX_NAME_LEN} bytes"));
+    match name_or_token_refused(&hello.name, &hello.token) {
+        Some(why) => Err(Close::new(CloseReason::Policy, close_code::POLICY, why)),
+        None => Ok(()),
     }
-    if hello.token.len() > MAX_TOKEN_LEN {
-        return policy(format!("token over {MAX_TOKEN_LEN} bytes"));
+}
+
+/// Why a hello's name or token is refused (1008), if it is: also what a page asking first is
+/// told ([`super::admission`]).
+pub(super) fn name_or_token_refused(name: &str, token: &str) -> Option<String> {
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!("name over {MAX_NAME_LEN} bytes"));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Some(format!("token over {MAX_TOKEN_LEN} bytes"));
     }
     // A newline or an escape sequence in a name is a forged log line or a repainted terminal
     // wherever the name is shown.
-    if hello.name.chars().any(char::is_control) {
-        return policy("name contains control characters".into());
+    if name.chars().any(char::is_control) {
+        return Some("name contains control characters".into());
     }
-    Ok(())
+    None
 }
 
 /// The close of a join the game refused, with its reason.
