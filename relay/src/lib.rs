@@ -4,13 +4,16 @@
 //! match (a long-poll must ask again after every answer; a stream only pays the one-way delay)
 //! do not show. This relay puts a path with a cost between them: a TCP proxy on `127.0.0.1:0`
 //! that forwards to a loopback target and delays each direction by a one-way delay with jitter,
-//! optionally capping its bandwidth, and counts what it carried.
+//! optionally capping its bandwidth, and counts what it carried. It can also misbehave on
+//! demand ([`Relay::cut`], [`Relay::stall`], [`Relay::blackhole`]), as phones' networks do.
 //!
 //! # Module map
 //! - [`link`]: the delay model of one direction, as arithmetic (no I/O, no clock): when a chunk
 //!   read at a given time may be written out, in order.
 //! - `pipe`: one direction of one connection: read, stamp, queue (bounded in bytes), write on
-//!   time, forward the end of the stream.
+//!   time (waiting out a stall), forward the end of the stream.
+//! - `faults`: the faults in force: a cut of the connections open now, a stall, a blackhole
+//!   for new connections.
 //! - this file: the relay itself: the accept loop with its connection cap, the two pipes of each
 //!   connection, the counters, and stopping.
 //!
@@ -28,6 +31,7 @@
 //! timer: the relay costs two loopback hops and a task wake, tens of microseconds.
 #![warn(missing_docs)]
 
+mod faults;
 pub mod link;
 mod pipe;
 
@@ -44,6 +48,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::faults::Faults;
 use crate::link::Link;
 pub use crate::link::Shape;
 use crate::pipe::{Carried, pipe};
@@ -137,6 +142,7 @@ pub struct Flow {
 pub struct Relay {
     addr: SocketAddr,
     counters: Arc<Counters>,
+    faults: Arc<Faults>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -155,17 +161,38 @@ impl Relay {
         let relay = Self {
             addr,
             counters: Arc::default(),
+            faults: Arc::default(),
             stop: stop.child_token(),
             tasks: TaskTracker::new(),
         };
         relay.tasks.spawn(accept_loop(
             listener,
             config,
-            relay.counters.clone(),
+            Shared {
+                counters: relay.counters.clone(),
+                faults: relay.faults.clone(),
+            },
             relay.stop.clone(),
             relay.tasks.clone(),
         ));
         Ok(relay)
+    }
+
+    /// Cuts every connection open now, both ways, without a FIN: each end is left holding a
+    /// half-open connection (until the relay stops). Later connections are relayed as usual.
+    pub fn cut(&self) {
+        self.faults.cut();
+    }
+
+    /// Writes nothing either way for `how_long`; then everything held flows again, in order.
+    pub fn stall(&self, how_long: Duration) {
+        self.faults.stall_until(tokio::time::Instant::now() + how_long);
+    }
+
+    /// Holds the connections accepted in the next `how_long` silent (never connected to the
+    /// target) until the relay stops.
+    pub fn blackhole(&self, how_long: Duration) {
+        self.faults.blackhole_until(tokio::time::Instant::now() + how_long);
     }
 
     /// Where clients connect.
@@ -226,13 +253,21 @@ struct Counters {
     peak_buffered: AtomicU64,
 }
 
+/// What every connection of a relay shares.
+#[derive(Clone)]
+struct Shared {
+    counters: Arc<Counters>,
+    faults: Arc<Faults>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     config: RelayConfig,
-    counters: Arc<Counters>,
+    shared: Shared,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let counters = &shared.counters;
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let config = Arc::new(config);
     loop {
@@ -255,12 +290,18 @@ async fn accept_loop(
             }
         };
         let n = counters.connections.fetch_add(1, Relaxed);
-        let (config, counters, stop) = (config.clone(), counters.clone(), stop.clone());
+        let (config, shared, stop) = (config.clone(), shared.clone(), stop.clone());
+        let blackholed = shared.faults.blackholed();
+        let cut = shared.faults.cut_token();
         tasks.spawn(async move {
+            let counters = &shared.counters;
             counters.open.fetch_add(1, Relaxed);
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = relay_one(client, &config, n, &counters) => {}
+            if blackholed {
+                // Held, silent, until the relay stops.
+                let _held = client;
+                stop.cancelled().await;
+            } else {
+                relay_one(client, &config, n, &shared, &cut, &stop).await;
             }
             counters.open.fetch_sub(1, Relaxed);
             tracing::trace!(%peer, "relayed connection closed");
@@ -269,9 +310,22 @@ async fn accept_loop(
     }
 }
 
-/// Relays one accepted connection until both directions have ended or either fails.
-async fn relay_one(client: TcpStream, config: &RelayConfig, n: u64, counters: &Counters) {
-    let target = match TcpStream::connect(config.target).await {
+/// Relays one accepted connection until both directions have ended, either fails, or the
+/// relay stops; after a cut, holds both sockets silent until the relay stops.
+async fn relay_one(
+    mut client: TcpStream,
+    config: &RelayConfig,
+    n: u64,
+    shared: &Shared,
+    cut: &CancellationToken,
+    stop: &CancellationToken,
+) {
+    let (counters, faults) = (&*shared.counters, &*shared.faults);
+    let connected = tokio::select! {
+        () = stop.cancelled() => return,
+        connected = TcpStream::connect(config.target) => connected,
+    };
+    let mut target = match connected {
         Ok(target) => target,
         Err(err) => {
             counters.failed.fetch_add(1, Relaxed);
@@ -283,8 +337,8 @@ async fn relay_one(client: TcpStream, config: &RelayConfig, n: u64, counters: &C
     if client.set_nodelay(true).is_err() || target.set_nodelay(true).is_err() {
         return;
     }
-    let (client_read, client_write) = client.into_split();
-    let (target_read, target_write) = target.into_split();
+    let (client_read, client_write) = client.split();
+    let (target_read, target_write) = target.split();
     let seed = config.seed.wrapping_add(n.wrapping_mul(2));
     let up = pipe(
         client_read,
@@ -293,6 +347,7 @@ async fn relay_one(client: TcpStream, config: &RelayConfig, n: u64, counters: &C
         config.max_buffered,
         &counters.up,
         &counters.peak_buffered,
+        faults,
     );
     let down = pipe(
         target_read,
@@ -301,8 +356,20 @@ async fn relay_one(client: TcpStream, config: &RelayConfig, n: u64, counters: &C
         config.max_buffered,
         &counters.down,
         &counters.peak_buffered,
+        faults,
     );
-    if let Err(err) = tokio::try_join!(up, down) {
-        tracing::trace!(%err, "relayed connection failed");
+    let was_cut = tokio::select! {
+        () = stop.cancelled() => false,
+        relayed = async { tokio::try_join!(up, down) } => {
+            if let Err(err) = relayed {
+                tracing::trace!(%err, "relayed connection failed");
+            }
+            false
+        }
+        () = cut.cancelled() => true,
+    };
+    // The pipes are gone; the sockets, still open, say nothing more until the relay stops.
+    if was_cut {
+        stop.cancelled().await;
     }
 }

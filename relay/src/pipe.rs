@@ -10,10 +10,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{self, Instant};
 
+use crate::faults::Faults;
 use crate::link::Link;
 
 /// Largest single read. A chunk is whatever one read returned, up to this.
@@ -41,12 +42,13 @@ struct Chunk {
 /// and the sender is slowed down (backpressure, as a full router queue would do, but without
 /// dropping: TCP over loopback never retransmits). Nothing grows past the bound.
 pub(crate) async fn pipe(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
     mut link: Link,
     max_buffered: usize,
     carried: &Carried,
     peak_buffered: &AtomicU64,
+    faults: &Faults,
 ) -> io::Result<()> {
     let budget = Semaphore::new(max_buffered);
     // Unbounded in chunks, but every chunk queued holds at least one byte of the budget.
@@ -83,6 +85,10 @@ pub(crate) async fn pipe(
             // for the timer wheel's next millisecond.
             if chunk.release > Instant::now() {
                 time::sleep_until(chunk.release).await;
+            }
+            // A stall holds everything written, in order, until it ends.
+            while let Some(until) = faults.stalled() {
+                time::sleep_until(until).await;
             }
             to.write_all(&chunk.bytes).await?;
             budget.add_permits(chunk.bytes.len());

@@ -1,6 +1,7 @@
 //! The relay over real loopback sockets: bytes keep their order under jitter, the delay is
 //! applied within a few milliseconds, 0 ms costs nothing measurable next to a direct
-//! connection, the bounds hold, ends of streams are forwarded, and stopping closes everything.
+//! connection, the bounds hold, ends of streams are forwarded, stopping closes everything, and
+//! its faults (a cut, a stall, a blackhole) do what they say.
 //! Each test takes well under a second or two.
 
 use std::net::SocketAddr;
@@ -238,4 +239,74 @@ async fn a_target_off_loopback_is_refused_before_anything_is_sent() {
     let target: SocketAddr = "192.0.2.1:80".parse().unwrap();
     let refused = Relay::start(RelayConfig::new(target, Duration::ZERO), CancellationToken::new()).await;
     assert!(matches!(refused, Err(RelayError::NotLoopback(t)) if t == target));
+}
+
+/// Whether anything (bytes or the end of the stream) arrives on `stream` within `wait`.
+async fn hears_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut byte = [0; 1];
+    timeout(wait, stream.read(&mut byte)).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_cut_silences_open_connections_both_ways_without_closing_them_and_new_ones_pass() {
+    let relay = relay(echo_server().await, 0, 0).await;
+    let mut before = connect(relay.addr()).await;
+    ping(&mut before).await;
+    relay.cut();
+    before.write_all(b"anyone?").await.unwrap();
+    assert!(
+        !hears_within(&mut before, Duration::from_millis(300)).await,
+        "after a cut nothing comes back, neither an echo nor the end of the stream"
+    );
+    let mut after = connect(relay.addr()).await;
+    assert!(
+        ping(&mut after).await < Duration::from_millis(200),
+        "a new connection passes"
+    );
+    let relayed = relay.stop().await;
+    assert_eq!(relayed.connections, 2);
+}
+
+#[tokio::test]
+async fn a_stall_holds_everything_until_it_ends_then_it_flows_in_order() {
+    let relay = relay(echo_server().await, 0, 0).await;
+    let mut stream = connect(relay.addr()).await;
+    ping(&mut stream).await;
+    relay.stall(Duration::from_millis(300));
+    let stalled = ping(&mut stream).await;
+    assert!(
+        stalled >= Duration::from_millis(250),
+        "a ping during the stall took {stalled:?}"
+    );
+    assert!(
+        ping(&mut stream).await < Duration::from_millis(200),
+        "and after it, as before"
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_blackhole_holds_new_connections_silent_and_spares_open_ones() {
+    let relay = relay(echo_server().await, 0, 0).await;
+    let mut open = connect(relay.addr()).await;
+    ping(&mut open).await;
+    relay.blackhole(Duration::from_millis(300));
+    let mut holed = connect(relay.addr()).await;
+    holed.write_all(b"ping1234").await.unwrap();
+    assert!(
+        !hears_within(&mut holed, Duration::from_millis(200)).await,
+        "held silent"
+    );
+    assert!(
+        ping(&mut open).await < Duration::from_millis(200),
+        "an open connection passes"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut later = connect(relay.addr()).await;
+    assert!(
+        ping(&mut later).await < Duration::from_millis(200),
+        "after it, new ones pass"
+    );
+    let relayed = relay.stop().await;
+    assert_eq!((relayed.connections, relayed.open), (3, 0));
 }
