@@ -111,24 +111,30 @@ pub async fn next(ws: &mut Ws, schema: &Schema) -> Result<ServerMsg, WireError> 
 
 async fn next_with(ws: &mut Ws, schema: Option<&Schema>) -> Result<ServerMsg, WireError> {
     loop {
-        match ws.next().await {
-            None => {
-                return Err(WireError::Closed {
-                    code: 1006,
-                    reason: "connection ended".into(),
-                });
-            }
-            Some(Err(err)) => return Err(err.into()),
-            Some(Ok(Message::Binary(bytes))) => {
+        match unless_ended(ws.next().await)? {
+            Message::Binary(bytes) => {
                 return ServerMsg::decode(&bytes, schema).map_err(|err| WireError::Protocol(err.to_string()));
             }
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                return Err(WireError::Closed { code, reason });
-            }
-            Some(Ok(Message::Text(_))) => return Err(WireError::Protocol("text message".into())),
-            Some(Ok(_)) => {}
+            Message::Text(_) => return Err(WireError::Protocol("text message".into())),
+            _ => {}
         }
+    }
+}
+
+/// A message read, or how the connection ended: the end of the stream, a failure or a close
+/// frame, as [`WireError`]s.
+fn unless_ended(read: Option<Result<Message, tungstenite::Error>>) -> Result<Message, WireError> {
+    match read {
+        None => Err(WireError::Closed {
+            code: 1006,
+            reason: "connection ended".into(),
+        }),
+        Some(Err(err)) => Err(err.into()),
+        Some(Ok(Message::Close(frame))) => {
+            let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+            Err(WireError::Closed { code, reason })
+        }
+        Some(Ok(message)) => Ok(message),
     }
 }
 
@@ -137,18 +143,13 @@ async fn next_with(ws: &mut Ws, schema: Option<&Schema>) -> Result<ServerMsg, Wi
 /// close frame`, `lost: <error>`, or `still open`.
 pub async fn ending(ws: &mut Ws, patience: Duration) -> String {
     let until_ended = async {
-        loop {
-            match skip(ws).await {
-                Ok(_) => {}
-                Err(WireError::Closed { code: 1006, .. }) => return "ended without a close frame".to_owned(),
-                Err(WireError::Closed { code, .. }) => return format!("close {code}"),
-                // Typically a reset or a broken pipe once the server has dropped the socket.
-                Err(WireError::Lost(tungstenite::Error::Io(err))) => {
-                    return format!("ended by the server ({})", err.kind());
-                }
-                Err(WireError::Lost(err)) => return format!("lost: {err}"),
-                Err(other) => return other.to_string(),
-            }
+        match skip(ws).await {
+            WireError::Closed { code: 1006, .. } => "ended without a close frame".to_owned(),
+            WireError::Closed { code, .. } => format!("close {code}"),
+            // Typically a reset or a broken pipe once the server has dropped the socket.
+            WireError::Lost(tungstenite::Error::Io(err)) => format!("ended by the server ({})", err.kind()),
+            WireError::Lost(err) => format!("lost: {err}"),
+            other => other.to_string(),
         }
     };
     tokio::time::timeout(patience, until_ended)
@@ -156,22 +157,11 @@ pub async fn ending(ws: &mut Ws, patience: Duration) -> String {
         .unwrap_or_else(|_| "still open".into())
 }
 
-/// Skips server messages until the stream ends or closes (as [`next`] reports it).
-async fn skip(ws: &mut Ws) -> Result<(), WireError> {
+/// Skips server messages until the stream ends or closes; how it ended (as [`next`] reports it).
+async fn skip(ws: &mut Ws) -> WireError {
     loop {
-        match ws.next().await {
-            None => {
-                return Err(WireError::Closed {
-                    code: 1006,
-                    reason: "connection ended".into(),
-                });
-            }
-            Some(Err(err)) => return Err(err.into()),
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                return Err(WireError::Closed { code, reason });
-            }
-            Some(Ok(_)) => {}
+        if let Err(end) = unless_ended(ws.next().await) {
+            return end;
         }
     }
 }
