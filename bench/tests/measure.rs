@@ -2,6 +2,8 @@
 //! scrape and its quantiles, the /proc readers, each transport's follower, and the abusive
 //! clients meeting the documented close codes.
 
+// The fixtures client-demo's tests use: one copy for both crates.
+#[path = "../../client-demo/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Shared test fixtures: a real tickcast server on 127.0.0.1:0.
+//! Shared test fixtures: a real tickcast server on 127.0.0.1:0 (client-demo's tests, and the
+//! harness's `bench/tests/measure.rs`, which includes this file).
 #![allow(dead_code, unreachable_pub)] // each test crate uses its own subset
 
 use std::net::SocketAddr;
