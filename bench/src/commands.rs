@@ -22,7 +22,7 @@ use tickcast_bench::soak::{self, SoakConfig};
 use tickcast_bench::table::{Align, Table};
 use tickcast_bench::transports::{self, Network, TransportsConfig, chart};
 
-use crate::{fail, stop_on_ctrl_c};
+use client_demo::cli::{fail, stop_on_ctrl_c};
 
 /// The most round trips one `transports` run compares (each adds a pass over every transport).
 const MAX_RTTS: usize = 8;

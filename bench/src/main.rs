@@ -1,12 +1,10 @@
 //! The tickcast-bench binary: the measuring commands. Parsing and printing only; each runs a
 //! harness of the library (see its crate docs) and prints its report.
 
-use std::fmt::Display;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+use client_demo::cli::logging;
 
 mod commands;
 
@@ -70,35 +68,6 @@ async fn main() -> ExitCode {
         Command::Cluster(args) => cluster(args).await,
         Command::ClusterFollowers(args) => cluster_followers(args).await,
     }
-}
-
-/// A token cancelled by ctrl-c, so a run can end early and still report.
-fn stop_on_ctrl_c() -> CancellationToken {
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-        }
-    });
-    stop
-}
-
-/// Logs to stderr, `warn` and up unless RUST_LOG says otherwise.
-fn logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .init();
-}
-
-/// Prints an error and its hint, and gives the failure exit status.
-fn fail(err: &dyn Display, hint: Option<&str>) -> ExitCode {
-    eprintln!("error: {err}");
-    if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
-    }
-    ExitCode::FAILURE
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //!   a buffer, and the loop that ties them to the connection.
 //! - [`sse`], [`feed`], [`spectate`]: the spectator: a server-sent events parser, the feed's
 //!   JSON events and world, and the HTTP follower.
+//! - [`cli`]: what our command-line tools do around their work (ctrl-c, logging, failing with
+//!   a hint), shared with `tickcast-bench`.
 //! - [`told`]: what a game told (kills, chat), as lines for people; [`chat`]: chat messages
 //!   built from the schema, and the line `play` types.
 //!
@@ -46,6 +48,7 @@ pub mod arena;
 pub mod behaviour;
 pub mod bot;
 pub mod chat;
+pub mod cli;
 pub mod connect;
 pub mod draw;
 pub mod feed;

@@ -1,20 +1,18 @@
 //! The client-demo binary: `play`, `bots` and `spectate`. Parsing and printing only; the work
 //! is in the library (see its crate docs). The measuring commands are `tickcast-bench`'s.
 
-use std::fmt::Display;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_demo::behaviour::Mix;
+use client_demo::cli::{fail, logging, stop_on_ctrl_c};
 use client_demo::connect::{self, DEFAULT_EVENTS_URL, DEFAULT_SERVER, DEFAULT_WS_URL, Target};
 use client_demo::play::{self, PlayError};
 use client_demo::spectate::{self, Ended};
 use client_demo::swarm::{self, SwarmConfig};
 use tickcast::client::rooms_api::{self, ApiError, NewRoom};
 use tickcast::config::parse_duration;
-use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 /// The reference tickcast client: play in the terminal, load a server with bots, or watch.
 #[derive(Debug, Parser)]
@@ -223,35 +221,6 @@ async fn spectate(url: &str) -> ExitCode {
         Ok(Ended::Stopped) => ExitCode::SUCCESS,
         Err(err) => fail(&err, err.hint()),
     }
-}
-
-/// A token cancelled by ctrl-c, so a run can end early and still report.
-fn stop_on_ctrl_c() -> CancellationToken {
-    let stop = CancellationToken::new();
-    let token = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-        }
-    });
-    stop
-}
-
-/// Logs to stderr, `warn` and up unless RUST_LOG says otherwise.
-fn logging() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .init();
-}
-
-/// Prints an error and its hint, and gives the failure exit status.
-fn fail(err: &dyn Display, hint: Option<&str>) -> ExitCode {
-    eprintln!("error: {err}");
-    if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
-    }
-    ExitCode::FAILURE
 }
 
 #[cfg(test)]
