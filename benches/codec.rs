@@ -41,6 +41,7 @@ fn codec(c: &mut Criterion) {
             version: PROTOCOL_VERSION,
             name: "a player name".into(),
             token: String::new(),
+            resume: String::new(),
             options: Vec::new(),
         }),
     );
@@ -70,6 +71,8 @@ fn codec(c: &mut Criterion) {
             version: PROTOCOL_VERSION,
             player_id: 1_234,
             tick_hz: 30,
+            resume: String::new(),
+            grace_ms: 0,
             schema: schema.clone(),
         }),
     );

@@ -107,7 +107,15 @@ impl Table {
                 name: Text::empty(),
                 options: Options::none(),
             };
-            roster.insert(id, Link { input, out }, joined);
+            roster.insert(
+                id,
+                Link {
+                    input,
+                    out,
+                    place: None,
+                },
+                joined,
+            );
             queues.push(queue);
         }
         roster.take_turns(|_, _| {});

@@ -121,6 +121,12 @@ pub struct Config {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub slow_timeout: Duration,
 
+    /// How long a player whose connection dropped (no goodbye) keeps its entity and its place,
+    /// for its client to resume with the token of its welcome (rooms created through the
+    /// API may choose their own, `reconnect_grace`). 0 leaves at once.
+    #[arg(long, default_value = "15s", value_parser = parse_grace)]
+    pub reconnect_grace: Duration,
+
     /// Close a player from whom nothing (not even a pong to our pings) arrives this long.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -193,6 +199,7 @@ impl Config {
             private: false,
             options: crate::protocol::Options::none(),
             after_match: crate::room::AfterMatch::default(),
+            reconnect_grace_ms: self.reconnect_grace.as_millis() as u32,
         }
     }
 
@@ -236,6 +243,18 @@ impl Default for Config {
     fn default() -> Self {
         Self::defaults()
     }
+}
+
+/// The longest reconnect grace, for the flag and for a room's own.
+pub const MAX_RECONNECT_GRACE: Duration = Duration::from_secs(300);
+
+/// Parses a reconnect grace: a duration of at most [`MAX_RECONNECT_GRACE`].
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    let grace = parse_duration(s)?;
+    if grace > MAX_RECONNECT_GRACE {
+        return Err(format!("{s}: the reconnect grace is at most {MAX_RECONNECT_GRACE:?}"));
+    }
+    Ok(grace)
 }
 
 /// Parses "250ms", "5s" or "2m".

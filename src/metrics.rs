@@ -64,6 +64,10 @@ pub enum CloseReason {
     Refused,
     /// The player's match ended and its room closed (close 1000).
     MatchOver,
+    /// A resume token the room did not take (close 4001).
+    ResumeRefused,
+    /// A resumed connection took the player's seat over (close 4002).
+    Replaced,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -169,6 +173,14 @@ pub struct Metrics {
     pub deltas_dropped: Counter,
     /// Keyframes sent to players that fell behind.
     pub resync_keyframes: Counter,
+    /// Players whose connection dropped and whose seat is kept for them.
+    pub players_away: Gauge,
+    /// Seats taken back with a resume token.
+    pub resumes: Counter,
+    /// Resume tokens refused (another room's, expired, used, or a room that keeps no seats).
+    pub resumes_refused: Counter,
+    /// Seats kept for a player who did not come back within the grace: it left the game.
+    pub seats_expired: Counter,
     /// Frames waiting in all players' outbound queues, before this tick's were added.
     pub outbound_queued: Gauge,
     /// The fullest player outbound queue, before this tick's frame.
@@ -270,6 +282,14 @@ impl Metrics {
             probe_rtt: histogram(&mut r, "probe_rtt_seconds", "Round trip of server pings to players", 16),
             deltas_dropped: counter(&mut r, "deltas_dropped", "Deltas not queued to a full player queue"),
             resync_keyframes: counter(&mut r, "resync_keyframes", "Keyframes sent to players that fell behind"),
+            players_away: gauge(
+                &mut r,
+                "players_away",
+                "Players whose connection dropped, their seat kept",
+            ),
+            resumes: counter(&mut r, "resumes", "Seats taken back with a resume token"),
+            resumes_refused: counter(&mut r, "resumes_refused", "Resume tokens refused"),
+            seats_expired: counter(&mut r, "seats_expired", "Seats whose grace ended without their player"),
             outbound_queued: gauge(&mut r, "outbound_queued_frames", "Frames waiting in all player queues"),
             outbound_queue_max: gauge(
                 &mut r,

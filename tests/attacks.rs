@@ -35,6 +35,7 @@ fn hello(name: &str, token: &str) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.into(),
+        resume: String::new(),
         options: Vec::new(),
     };
     ClientMsg::Hello(hello).encode(None)
@@ -141,6 +142,7 @@ async fn sockets_waiting_for_their_hello_hold_no_player_place() {
             version: PROTOCOL_VERSION,
             name: name.into(),
             token: tickcast::auth::mint(secret.as_bytes(), "default", name, now + 60),
+            resume: String::new(),
             options: Vec::new(),
         };
         Client::connect_with(&url, hello)

@@ -16,6 +16,7 @@ fn hello() -> Message {
         version: PROTOCOL_VERSION,
         name: "raw".into(),
         token: String::new(),
+        resume: String::new(),
         options: Vec::new(),
     };
     Message::Binary(ClientMsg::Hello(hello).encode(None).into())
@@ -90,6 +91,7 @@ async fn each_bad_input_closes_only_its_own_connection_with_its_code() {
                 version: 99,
                 name: String::new(),
                 token: String::new(),
+                resume: String::new(),
                 options: Vec::new(),
             }))],
             1002,

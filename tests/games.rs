@@ -131,7 +131,7 @@ async fn an_older_client_is_refused_naming_version_four_and_inputs_are_range_che
         }
     };
     assert_eq!(u16::from(close.code), 1002);
-    assert_eq!(close.reason, "protocol version 3 not supported: this server speaks 4");
+    assert_eq!(close.reason, "protocol version 3 not supported: this server speaks 5");
     let mut player = server.player("p").await;
     until_snapshot(&mut player).await;
     player

@@ -22,6 +22,7 @@ fn hello(name: &str, token: &str) -> Hello {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.into(),
+        resume: String::new(),
         options: Vec::new(),
     }
 }
@@ -152,6 +153,9 @@ async fn a_player_that_stops_reading_is_closed_as_too_slow_and_nobody_else_notic
         player_queue: 4,
         slow_timeout: Duration::from_millis(500),
         write_timeout: Duration::from_secs(10),
+        // Without seats kept, a kicked player leaves the world at once (with them, it would
+        // be kept for the grace, as a dropped connection is: tests/resume.rs).
+        reconnect_grace: Duration::ZERO,
         ..Config::defaults()
     };
     let server = TestServer::start(config).await;

@@ -302,6 +302,7 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.as_str().unwrap().into(),
+        resume: String::new(),
         options: Vec::new(),
     };
     // Each player matchmakes and joins its room with its token.

@@ -22,6 +22,7 @@ fn hello() -> Vec<u8> {
         version: PROTOCOL_VERSION,
         name: "eager".into(),
         token: String::new(),
+        resume: String::new(),
         options: Vec::new(),
     };
     ClientMsg::Hello(hello).encode(None)

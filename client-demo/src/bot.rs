@@ -49,6 +49,9 @@ pub struct BotSpec {
     /// Whether it decodes every frame and keeps the world (checking the server's checksums),
     /// or follows the stream by tick only and wanders blind (see `Client::keep_world`).
     pub keep_world: bool,
+    /// Whether it takes its seat back when its connection drops or goes silent for this long
+    /// (`Client::auto_resume`), or stops there.
+    pub resume: Option<Duration>,
 }
 
 /// Counters every bot bumps as it goes, read once a second for the progress line. Atomics,
@@ -98,6 +101,13 @@ pub struct BotOutcome {
     pub desyncs: u64,
     /// How its last connection ended when it was not the bot's own choice, as `code reason`.
     pub closed: Option<String>,
+    /// Seats taken back after a drop, and the connections tried for them.
+    pub resumes: u64,
+    /// Connections tried to take the seat back (the ones that worked included).
+    pub resume_attempts: u64,
+    /// For each resume: when the drop was noticed, and when the first delta after it was
+    /// applied (`None` if none came before the bot stopped).
+    pub resumed: Vec<(Instant, Option<Instant>)>,
 }
 
 /// Runs one bot until `stop` fires or the server ends its connection.
@@ -122,6 +132,7 @@ pub async fn run(
         },
     };
     client.keep_world(spec.keep_world);
+    client.auto_resume(spec.resume.is_some(), spec.resume);
     live.connected.fetch_add(1, Relaxed);
     out.connected = true;
     let since = Instant::now();
@@ -154,6 +165,7 @@ pub async fn run(
                     Ok(fresh) => {
                         client = fresh;
                         client.keep_world(spec.keep_world);
+                        client.auto_resume(spec.resume.is_some(), spec.resume);
                     }
                     Err(err) => {
                         out.closed = Some(format!("reconnect after desync failed: {err}"));
@@ -267,6 +279,9 @@ impl Session<'_> {
         match received {
             Received::Snapshot { .. } => self.out.snapshots += 1,
             Received::Delta { tick, .. } => {
+                if let Some((_, first @ None)) = self.out.resumed.last_mut() {
+                    *first = Some(Instant::now());
+                }
                 self.out.deltas += 1;
                 self.live.deltas.fetch_add(1, Relaxed);
                 // The server puts a checksum on every tick_hz-th tick (PROTOCOL.md), and
@@ -282,6 +297,11 @@ impl Session<'_> {
             }
             Received::Events(events) => self.out.events += events.events.len() as u64,
             Received::MatchEnded(_) => self.out.matches_ended += 1,
+            Received::Resumed { attempts, took } => {
+                self.out.resumes += 1;
+                self.out.resume_attempts += u64::from(attempts);
+                self.out.resumed.push((Instant::now() - took, None));
+            }
             Received::Private { .. } | Received::Welcome { .. } => {}
         }
     }

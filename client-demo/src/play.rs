@@ -60,7 +60,9 @@ pub enum PlayError {
 /// Joins `target` as `name` and plays until the player quits or the server ends the game.
 pub async fn run(target: &Target, name: &str) -> Result<(), PlayError> {
     // Connect before taking over the terminal, so a failure prints as a plain error.
-    let client = target.join(name).await?;
+    let mut client = target.join(name).await?;
+    // A dropped connection (a Wi-Fi change, a tunnel) takes the seat back by itself.
+    client.auto_resume(true, None);
     let mut game = Game {
         target,
         name,
@@ -145,6 +147,9 @@ impl Game<'_> {
                         Ok(Received::Pong { rtt, .. }) => self.rtt.record(rtt),
                         Ok(Received::Snapshot { .. } | Received::Delta { .. } | Received::Private { .. }) => {}
                         Ok(Received::Welcome { .. }) => {}
+                        Ok(Received::Resumed { attempts, took }) => {
+                            self.tell(format!("connection dropped: seat taken back after {took:.1?} ({attempts} tries)"));
+                        }
                         Ok(Received::Events(events)) => self.heard(&events),
                         Ok(Received::MatchEnded(ended)) => self.ended(&ended),
                         Err(ClientError::Desync(err)) => self.resync(err).await?,
@@ -169,11 +174,17 @@ impl Game<'_> {
     /// connection a new player, so this costs the score: it should never happen, and the
     /// panel counts it when it does.
     async fn resync(&mut self, err: tickcast::protocol::delta::ApplyError) -> Result<(), ClientError> {
-        tracing::warn!(%err, "world out of sync: reconnecting");
-        let fresh = self.target.join(self.name).await?;
+        tracing::warn!(%err, "world out of sync: taking the seat again for a fresh snapshot");
+        self.resyncs += 1;
+        // The same seat on a new connection (the old one is closed by the server): the same
+        // entity, its score kept. A room that keeps no seats is joined afresh.
+        if self.client.resume_once().await.is_ok() {
+            return self.send(false).await;
+        }
+        let mut fresh = self.target.join(self.name).await?;
+        fresh.auto_resume(true, None);
         let stale = std::mem::replace(&mut self.client, fresh);
         let _ = time::timeout(CLOSE_GRACE, stale.close()).await;
-        self.resyncs += 1;
         self.send(false).await
     }
 

@@ -61,6 +61,9 @@ pub struct SwarmConfig {
     /// Whether each bot keeps the world (decoding every frame, checking checksums) or only
     /// follows the stream by tick and wanders blind, which costs far less per bot.
     pub keep_world: bool,
+    /// Whether bots take their seat back when their connection drops, or goes silent for
+    /// this long; `None`: a dropped bot stops.
+    pub resume: Option<Duration>,
 }
 
 impl SwarmConfig {
@@ -78,6 +81,7 @@ impl SwarmConfig {
             ping_every: Duration::from_millis(500),
             allow_remote: false,
             keep_world: true,
+            resume: Some(tickcast::client::DEFAULT_SILENCE_LIMIT),
         }
     }
 }
@@ -196,6 +200,7 @@ pub async fn run_observed(
                     move_every: config.move_every,
                     ping_every: config.ping_every,
                     keep_world: config.keep_world,
+                    resume: config.resume,
                 };
                 bots.spawn(bot::run(spec, live.clone(), rtt_tx.clone(), halt.clone()));
                 spawned += 1;

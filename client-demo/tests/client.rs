@@ -29,6 +29,7 @@ async fn a_version_mismatch_is_refused_with_the_servers_reason() {
         version: PROTOCOL_VERSION + 1,
         name: "future".into(),
         token: String::new(),
+        resume: String::new(),
         options: Vec::new(),
     };
     let err = within(Client::connect_with(&server.ws_url(), hello))

@@ -44,6 +44,8 @@ async fn stand_in(listener: TcpListener, connections: usize) {
                 version: PROTOCOL_VERSION,
                 player_id: 100 + n as u32,
                 tick_hz: 1,
+                resume: String::new(),
+                grace_ms: 0,
                 schema: schema.clone(),
             }),
             ServerMsg::Snapshot(Snapshot {

@@ -5,7 +5,7 @@
 //!   (private ones too: knowing the id is the permission), with its last match's results; a
 //!   room that closed after its match answers 410 with them for a while.
 //! - `POST /rooms` `{"game", "tick_hz"?, "max_players"?, "seed"?, "private"?, "options"?,
-//!   "after_match"?}`: 201 with the new room and its `key`, given only here (`options` checked
+//!   "after_match"?, "reconnect_grace"?}`: 201 with the new room and its `key`, given only here (`options` checked
 //!   against the game's `room_options`). `DELETE /rooms/{id}` with `Authorization: Bearer <the
 //!   room's key or the admin secret>`: 204; its players get 1001 "room closed", its spectators
 //!   a final `closed` event.
@@ -50,6 +50,7 @@ use crate::access::budgets::HoldClaim;
 use crate::auth;
 use crate::cluster::directory::RoomRecord;
 use crate::cluster::{Placed, Refusal};
+use crate::config::MAX_RECONNECT_GRACE;
 use crate::protocol::rooms_api::{CreatedRoom, HeldPlace, Labels, MatchmakeRequest, NewRoom, RoomId, RoomInfo};
 use crate::protocol::{MAX_NAME_LEN, Options, Param, ParamType, Schema, Value, unix_micros};
 use crate::room::places::HOLD_FOR;
@@ -257,6 +258,16 @@ pub(crate) async fn create(
         private: body.private,
         options,
         after_match: body.after_match.unwrap_or_default(),
+        reconnect_grace_ms: match body.reconnect_grace {
+            Some(secs) if u64::from(secs) <= MAX_RECONNECT_GRACE.as_secs() => secs * 1000,
+            Some(secs) => {
+                return Err(ApiError::bad(format!(
+                    "reconnect_grace {secs} is outside 0..={} seconds",
+                    MAX_RECONNECT_GRACE.as_secs()
+                )));
+            }
+            None => defaults.reconnect_grace_ms,
+        },
         ..defaults
     };
     let key = RoomKey::random();

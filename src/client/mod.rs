@@ -9,6 +9,11 @@
 //!
 //! A player joins one room: its URL (`ws://host/rooms/{id}/ws`, or `/ws` for the default
 //! room), or a [`rooms_api::HeldPlace`] from matchmaking with [`Client::join`].
+//!
+//! A player whose connection drops keeps its seat for the room's grace. [`Client::resume`]
+//! takes it back on a new connection (retrying with backoff and jitter until the grace ends
+//! or the server refuses); with [`Client::auto_resume`], [`Client::recv`] does it by itself
+//! when the connection fails or goes silent, and reports [`Received::Resumed`].
 
 pub mod rooms_api;
 
@@ -61,6 +66,35 @@ pub enum ClientError {
     /// Matchmaking (or another rooms API call) failed.
     #[error("matchmaking: {0}")]
     RoomsApi(#[from] rooms_api::ApiError),
+    /// Nothing came from the server for the silence limit (see [`Client::auto_resume`]): the
+    /// connection is taken for dropped.
+    #[error("nothing received for {0:?}")]
+    Silent(Duration),
+}
+
+impl ClientError {
+    /// Whether the connection dropped (or could not be made), rather than the server saying
+    /// no: the error a resume may get past. A close with a code, an HTTP refusal of the
+    /// upgrade and a bad message are the server's word, and final.
+    pub fn is_drop(&self) -> bool {
+        use tungstenite::Error as Ws;
+        let network = |e: &Ws| {
+            matches!(
+                e,
+                Ws::Io(_) | Ws::ConnectionClosed | Ws::AlreadyClosed | Ws::Protocol(_)
+            )
+        };
+        match self {
+            ClientError::Connect { source, .. } => match source {
+                Ws::Http(response) => response.status().is_server_error(),
+                other => network(other),
+            },
+            ClientError::Lost(e) => network(e),
+            ClientError::Closed { code, .. } => *code == 1006,
+            ClientError::Silent(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a call to [`Client::recv`] received, after applying it to the local world.
@@ -102,11 +136,35 @@ pub enum Received {
         /// The player's entity id in the new match.
         player_id: u32,
     },
+    /// The connection dropped and the player took its seat back on a new one (with
+    /// [`Client::auto_resume`]): the same entity, and a snapshot follows.
+    Resumed {
+        /// Connections tried, the one that worked included.
+        attempts: u32,
+        /// From the drop being noticed to the new welcome.
+        took: Duration,
+    },
 }
+
+/// How long to wait before resume attempt `attempt` (from 1): 100 ms doubling to 2 s, each
+/// drawn at random between half and all of it, so that a crowd dropped at once does not come
+/// back at once.
+pub fn resume_backoff(attempt: u32) -> Duration {
+    let full = Duration::from_millis(100).saturating_mul(1 << attempt.saturating_sub(1).min(5));
+    let full = full.min(Duration::from_secs(2));
+    full.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// The silence [`Client::auto_resume`] takes for a dropped connection when not told another:
+/// a room sends a frame every tick (at 1 Hz at the slowest), and the server pings every few
+/// seconds.
+pub const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(3);
 
 /// A connected player.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Where it connected: where a resume connects again.
+    url: String,
     welcome: Welcome,
     /// The game's schema, from the welcome: how every snapshot and delta is read.
     schema: Arc<Schema>,
@@ -119,6 +177,32 @@ pub struct Client {
     keeps_world: bool,
     /// The match ended: a new welcome may come.
     ended: bool,
+    /// With auto-resume: how long a silence means a dropped connection.
+    silence: Option<Duration>,
+    /// A send failed for the network (with auto-resume): the next receive resumes.
+    dropped: bool,
+    /// When the last message came (with auto-resume, the silence counts from here).
+    last_heard: tokio::time::Instant,
+    /// A resume under way.
+    resuming: Option<Resuming>,
+}
+
+/// A resume under way (see [`Client::resume`]).
+struct Resuming {
+    noticed: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    attempts: u32,
+    next_try: tokio::time::Instant,
+    pending: Option<tokio::task::JoinHandle<Result<Client, ClientError>>>,
+}
+
+/// A seat taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// Connections tried, the one that worked included.
+    pub attempts: u32,
+    /// From the drop being noticed to the new welcome.
+    pub took: Duration,
 }
 
 impl Client {
@@ -147,6 +231,7 @@ impl Client {
         };
         Ok(Self {
             ws,
+            url: url.into(),
             schema: Arc::new(welcome.schema.clone()),
             welcome,
             world: None,
@@ -155,7 +240,121 @@ impl Client {
             bytes_received,
             keeps_world: true,
             ended: false,
+            silence: None,
+            dropped: false,
+            last_heard: tokio::time::Instant::now(),
+            resuming: None,
         })
+    }
+
+    /// Whether [`Client::recv`] takes the seat back by itself when the connection fails, or
+    /// nothing comes for `silence` ([`DEFAULT_SILENCE_LIMIT`] when `None`), reporting
+    /// [`Received::Resumed`]; meanwhile sends that fail are dropped (as the network would).
+    /// Off by default.
+    pub fn auto_resume(&mut self, on: bool, silence: Option<Duration>) {
+        self.silence = on.then(|| silence.unwrap_or(DEFAULT_SILENCE_LIMIT));
+    }
+
+    /// The resume token of this player's seat (empty when the room keeps no seats).
+    pub fn resume_token(&self) -> &str {
+        &self.welcome.resume
+    }
+
+    /// How long the room keeps this player's seat after a drop.
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(u64::from(self.welcome.grace_ms))
+    }
+
+    /// One attempt to take the seat back on a new connection. On success the player has its
+    /// entity again (a new resume token comes with the welcome), its input `seq` goes on, and
+    /// its world waits for the snapshot that follows.
+    pub async fn resume_once(&mut self) -> Result<(), ClientError> {
+        let fresh = Self::connect_with(&self.url, self.resuming_hello()?).await?;
+        self.adopt(fresh)
+    }
+
+    /// The hello that takes this player's seat back.
+    fn resuming_hello(&self) -> Result<Hello, ClientError> {
+        if self.welcome.resume.is_empty() {
+            return Err(ClientError::Protocol(
+                "the room keeps no seats: nothing to resume".into(),
+            ));
+        }
+        Ok(Hello::resuming(&self.welcome.resume))
+    }
+
+    /// Takes over the connection of `fresh`, a resume of this player's seat.
+    fn adopt(&mut self, fresh: Client) -> Result<(), ClientError> {
+        if fresh.welcome.player_id != self.welcome.player_id {
+            return Err(ClientError::Protocol(format!(
+                "resumed as entity {}, not {}",
+                fresh.welcome.player_id, self.welcome.player_id
+            )));
+        }
+        self.bytes_received += fresh.bytes_received;
+        self.ws = fresh.ws;
+        self.schema = fresh.schema;
+        self.welcome = fresh.welcome;
+        self.world = None;
+        self.ended = false;
+        self.dropped = false;
+        self.last_heard = tokio::time::Instant::now();
+        Ok(())
+    }
+
+    /// Takes the seat back, trying again after each dropped attempt ([`resume_backoff`]) until
+    /// the grace is over; the server's refusal (4001: the seat is gone) ends it at once.
+    /// Returns the attempts made.
+    ///
+    /// Cancel-safe: each attempt runs on a task of its own, which a cancelled call leaves
+    /// running and the next call waits for (an attempt cut off after the server took its
+    /// token would leave the seat's next token unread).
+    pub async fn resume(&mut self) -> Result<Resumed, ClientError> {
+        let now = tokio::time::Instant::now();
+        let hello = self.resuming_hello()?;
+        let grace = self.grace();
+        let resuming = self.resuming.get_or_insert_with(|| Resuming {
+            noticed: now,
+            deadline: now + grace,
+            attempts: 0,
+            next_try: now,
+            pending: None,
+        });
+        loop {
+            let pending = match &mut resuming.pending {
+                Some(pending) => pending,
+                None => {
+                    tokio::time::sleep_until(resuming.next_try).await;
+                    resuming.attempts += 1;
+                    let (url, hello) = (self.url.clone(), hello.clone());
+                    resuming
+                        .pending
+                        .insert(tokio::spawn(async move { Self::connect_with(&url, hello).await }))
+                }
+            };
+            let attempt = pending.await;
+            resuming.pending = None;
+            let err = match attempt {
+                Ok(Ok(fresh)) => {
+                    let done = Resumed {
+                        attempts: resuming.attempts,
+                        took: resuming.noticed.elapsed(),
+                    };
+                    self.resuming = None;
+                    self.adopt(fresh)?;
+                    return Ok(done);
+                }
+                Ok(Err(err)) => err,
+                Err(panicked) => ClientError::Protocol(format!("resume attempt failed: {panicked}")),
+            };
+            let now = tokio::time::Instant::now();
+            if !err.is_drop() || now >= resuming.deadline {
+                self.resuming = None;
+                return Err(err);
+            }
+            tracing::debug!(attempt = resuming.attempts, %err, "resume failed; trying again");
+            resuming.next_try = now + resume_backoff(resuming.attempts);
+        }
     }
 
     /// Joins the room of a seat from [`rooms_api::matchmake`], as `name` (the name the seat was
@@ -255,19 +454,55 @@ impl Client {
         .await
     }
 
-    /// Sends any message as is (for tests of the server's checks).
+    /// Sends any message as is (for tests of the server's checks). With auto-resume, a send
+    /// the network fails is dropped, and the next receive resumes.
     pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
+        if self.dropped {
+            return Ok(());
+        }
         let bytes = msg.encode(Some(&self.schema));
-        self.ws.send(WsMessage::Binary(bytes.into())).await?;
-        Ok(())
+        match self.ws.send(WsMessage::Binary(bytes.into())).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let err = ClientError::Lost(err);
+                if self.silence.is_some() && err.is_drop() {
+                    self.dropped = true;
+                    return Ok(());
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Receives the next snapshot, delta or pong and applies it to the local world. Acks are
     /// taken in passing: they arrive just before the frame they belong to, and that frame's
     /// `Received` carries them.
     pub async fn recv(&mut self) -> Result<Received, ClientError> {
+        let Some(silence) = self.silence else {
+            return self.recv_once().await;
+        };
+        if !self.dropped && self.resuming.is_none() {
+            // From the last message, not from this call: a caller's select loop makes a new
+            // call for every timer it has.
+            let quiet_until = self.last_heard + silence;
+            let resumable = !self.welcome.resume.is_empty();
+            let err = match tokio::time::timeout_at(quiet_until, self.recv_once()).await {
+                Ok(Err(err)) if err.is_drop() && resumable => err,
+                Ok(received) => return received,
+                Err(_) if resumable => ClientError::Silent(silence),
+                Err(_) => return Err(ClientError::Silent(silence)),
+            };
+            tracing::debug!(%err, "connection dropped; resuming");
+        }
+        let Resumed { attempts, took } = self.resume().await?;
+        Ok(Received::Resumed { attempts, took })
+    }
+
+    /// [`Client::recv`], without resuming.
+    async fn recv_once(&mut self) -> Result<Received, ClientError> {
         loop {
             let bytes = next_binary(&mut self.ws, &mut self.bytes_received).await?;
+            self.last_heard = tokio::time::Instant::now();
             if !self.keeps_world {
                 let ack = self.ack;
                 match ServerMsg::peek_tick(&bytes) {

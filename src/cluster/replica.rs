@@ -175,6 +175,8 @@ impl Writer {
             version: PROTOCOL_VERSION,
             player_id: 0,
             tick_hz: self.tick_hz,
+            resume: String::new(),
+            grace_ms: 0,
             schema: (**schema).clone(),
         })
         .encode(schema);

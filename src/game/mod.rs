@@ -116,6 +116,19 @@ pub trait Game: Send + 'static {
         let _ = (player, out);
     }
 
+    /// Player `player`'s connection dropped: its seat is kept for the room's reconnect grace,
+    /// and its input is neutral meanwhile (each field's value nearest 0; [`Game::input`] was
+    /// just called with it). [`Game::back`] follows if it comes back in time, else
+    /// [`Game::leave`]. The entity may show it (a greyed-out tank).
+    fn away(&mut self, player: EntityId, out: &mut Dispatch) {
+        let _ = (player, out);
+    }
+
+    /// Player `player`, away, took its seat back: its inputs come again.
+    fn back(&mut self, player: EntityId, out: &mut Dispatch) {
+        let _ = (player, out);
+    }
+
     /// Player `player` sent `message`, of one of the schema's message kinds, its values
     /// checked against the kind's parameters.
     fn message(&mut self, player: EntityId, message: &Message, out: &mut Dispatch) {

@@ -10,6 +10,11 @@
 //! frame it sends, before the hello as after, is charged to the same rate limit. A player
 //! plays in one room; when the room ends (closed, idle, crashed, or the server stopping) the
 //! session closes with the ending's code.
+//!
+//! A hello with a resume token takes a seat back instead of joining ([`crate::room::seats`]):
+//! it takes no new place (the seat has one) and needs no join token (the resume token is the
+//! proof). A session that ends without a goodbye (the peer vanished, went silent, or took
+//! nothing for too long) tells the room to keep its player's seat.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,17 +33,18 @@ use crate::http::ConnectionPlace;
 use crate::metrics::CloseReason;
 use crate::players::limits::{MessageRates, RateLimit, STRIKES_TO_CLOSE, Verdict};
 use crate::players::socket::{PlayerSocket, ReadError};
-use crate::protocol::ended::{Ended, REFUSED};
+use crate::protocol::ended::{Ended, REFUSED, RESUME_REFUSED};
 use crate::protocol::frames::{self, Fault, Frame};
 use crate::protocol::{
-    ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_TOKEN_LEN, Message, Options, PROTOCOL_VERSION, Pong, Schema,
-    ServerMsg, Text, unix_micros,
+    ClientMsg, Hello, InputField, MAX_NAME_LEN, MAX_RESUME_LEN, MAX_TOKEN_LEN, Message, Options, PROTOCOL_VERSION,
+    Pong, Schema, ServerMsg, Text, unix_micros,
 };
 use crate::room::Room;
-use crate::room::joins::JoinRequest;
+use crate::room::joins::{JoinRequest, NotIn};
 use crate::room::outbox::{Inbox, Next, Outbound, outbox};
 use crate::room::places::Place;
 use crate::room::roster::{InputSlot, Link};
+use crate::room::seats::{self, Secret};
 use crate::state::AppState;
 
 /// Why a session ends: the close code and reason sent to the client, and how it is counted.
@@ -80,6 +86,21 @@ impl Close {
             close_code::POLICY,
             format!("too slow: {}", why.into()),
         )
+    }
+
+    fn resume_refused(why: impl Into<String>) -> Self {
+        Self::new(CloseReason::ResumeRefused, RESUME_REFUSED, why)
+    }
+
+    /// Whether the connection dropped rather than ended: the peer vanished without a close
+    /// frame, went silent, or took nothing for too long. Its player's seat is kept; a
+    /// goodbye, a broken rule or the room's own word leaves at once.
+    fn dropped(&self) -> bool {
+        match self.reason {
+            CloseReason::PeerGone => self.frame.is_none(),
+            CloseReason::Idle | CloseReason::TooSlow => true,
+            _ => false,
+        }
     }
 }
 
@@ -155,18 +176,41 @@ impl Session {
             _ = stop.cancelled() => return Err(self.room_ended()),
             hello = self.hello() => hello?,
         };
-        let options = Options::checked(&self.room.schema().options, std::mem::take(&mut hello.options))
-            .map_err(|why| Close::new(CloseReason::Policy, close_code::POLICY, why))?;
         // A room whose match ended for good takes nobody while its last frames go out.
         if !self.room.is_open() && self.room.ended().is_none() {
             return Err(Close::new(CloseReason::MatchOver, close_code::NORMAL, "match over"));
         }
+        if !hello.resume.is_empty() {
+            let secret = self.resumable(&hello.resume)?;
+            return self.joined(hello, Options::none(), Some(secret), None, &stop).await;
+        }
+        let options = Options::checked(&self.room.schema().options, std::mem::take(&mut hello.options))
+            .map_err(|why| Close::new(CloseReason::Policy, close_code::POLICY, why))?;
         // The place is taken only now, by a valid hello: sockets still waiting for theirs
         // are bounded by the connection cap and their deadline, not by the player cap.
         let Some(place) = self.room.places().take(&hello.name, Instant::now()) else {
             return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
         };
-        self.joined(hello, options, place, &stop).await
+        self.joined(hello, options, None, Some(place), &stop).await
+    }
+
+    /// The secret of a hello's resume token, if it is one for this room (whether a seat is
+    /// kept for it is the tick loop's to say).
+    fn resumable(&self, token: &str) -> Result<Secret, Close> {
+        let refused = |why: &str| {
+            self.state.metrics.resumes_refused.inc();
+            Err(Close::resume_refused(why))
+        };
+        let Some((room, secret)) = seats::parse_token(token) else {
+            return refused("resume token malformed");
+        };
+        if room != self.room.id().as_str() {
+            return refused("resume token is for another room");
+        }
+        if self.room.settings().reconnect_grace_ms == 0 {
+            return refused("this room keeps no seats (its reconnect grace is 0)");
+        }
+        Ok(secret)
     }
 
     /// The close for a room whose tick loop has stopped: its supervisor ends the room at once
@@ -188,12 +232,14 @@ impl Session {
         Close::new(reason, code, text)
     }
 
-    /// Plays a player whose hello was accepted, until it ends.
+    /// Plays a player whose hello was accepted (a join with its `place`, or a resume of the
+    /// seat of `resume`), until it ends.
     async fn joined(
         &mut self,
         hello: Hello,
         options: Options,
-        _place: Place,
+        resume: Option<Secret>,
+        place: Option<Place>,
         stop: &CancellationToken,
     ) -> Result<Infallible, Close> {
         let input = Arc::new(InputSlot::default());
@@ -203,11 +249,13 @@ impl Session {
         let link = Link {
             input: input.clone(),
             out,
+            place,
         };
         let join = JoinRequest {
             // Checked by `check_hello`: at most 32 bytes, no control characters.
             name: Text::lossy(&hello.name, MAX_NAME_LEN),
             options,
+            resume,
             link,
             reply,
         };
@@ -217,7 +265,10 @@ impl Session {
             _ = stop.cancelled() => return Err(self.room_ended()),
             id = joined => match id {
                 Ok(Ok(id)) => id,
-                Ok(Err(refusal)) => return Err(refused(refusal.reason())),
+                Ok(Err(NotIn::Refused(refusal))) => return Err(refused(refusal.reason())),
+                Ok(Err(NotIn::NoSeat)) => {
+                    return Err(Close::resume_refused("resume token unknown: expired, already used, or never given"));
+                }
                 Err(_) => return Err(self.ended_room().await),
             },
         };
@@ -251,7 +302,8 @@ impl Session {
                         }
                     }
                     Next::Kicked => return Err(Close::too_slow("outbound queue stayed full")),
-                    Next::Refused(reason) => return Err(refused(&reason)),
+                    Next::Refused(REFUSED, reason) => return Err(refused(&reason)),
+                    Next::Refused(code, reason) => return Err(Close::new(CloseReason::Replaced, code, reason)),
                     // The tick loop has stopped: the room is ending (or has crashed).
                     Next::RoomGone => return Err(self.ended_room().await),
                 },
@@ -306,7 +358,14 @@ impl Session {
             }
         };
         check_hello(&hello)?;
-        if let Some(secret) = &self.state.config.auth_secret {
+        // A resume's proof is its resume token, checked by the room.
+        if let Some(secret) = self
+            .state
+            .config
+            .auth_secret
+            .as_ref()
+            .filter(|_| hello.resume.is_empty())
+        {
             let now = unix_micros() / 1_000_000;
             auth::verify(
                 secret.as_bytes(),
@@ -478,8 +537,9 @@ impl Session {
     async fn finish(&mut self, close: Close) {
         self.state.metrics.close(close.reason);
         // From here on the tick loop writes nothing; the rest of a frame it began is finished
-        // before the close frame.
-        let rest = self.outbox.as_mut().and_then(Inbox::close);
+        // before the close frame. A dropped connection's seat is kept for its player.
+        let dropped = close.dropped();
+        let rest = self.outbox.as_mut().and_then(|outbox| outbox.close(dropped));
         let Some((code, text)) = close.frame else {
             return tracing::debug!("player left");
         };
@@ -541,7 +601,7 @@ fn check_hello(hello: &Hello) -> Result<(), Close> {
             ),
         ));
     }
-    match name_or_token_refused(&hello.name, &hello.token) {
+    match name_or_token_refused(&hello.name, &hello.token, &hello.resume) {
         Some(why) => Err(Close::new(CloseReason::Policy, close_code::POLICY, why)),
         None => Ok(()),
     }
@@ -549,12 +609,15 @@ fn check_hello(hello: &Hello) -> Result<(), Close> {
 
 /// Why a hello's name or token is refused (1008), if it is: also what a page asking first is
 /// told ([`super::admission`]).
-pub(super) fn name_or_token_refused(name: &str, token: &str) -> Option<String> {
+pub(super) fn name_or_token_refused(name: &str, token: &str, resume: &str) -> Option<String> {
     if name.len() > MAX_NAME_LEN {
         return Some(format!("name over {MAX_NAME_LEN} bytes"));
     }
     if token.len() > MAX_TOKEN_LEN {
         return Some(format!("token over {MAX_TOKEN_LEN} bytes"));
+    }
+    if resume.len() > MAX_RESUME_LEN {
+        return Some(format!("resume token over {MAX_RESUME_LEN} bytes"));
     }
     // A newline or an escape sequence in a name is a forged log line or a repainted terminal
     // wherever the name is shown.

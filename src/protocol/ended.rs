@@ -5,6 +5,14 @@
 /// The close code of a join the game refused; the reason is the game's.
 pub const REFUSED: u16 = 4000;
 
+/// The close code of a resume token the room does not take: another room's, expired, already
+/// used, or a room that keeps no seats. The reason says which.
+pub const RESUME_REFUSED: u16 = 4001;
+
+/// The close code of a connection whose seat a resumed connection took over (the old socket
+/// of a player that came back while it still looked open).
+pub const REPLACED: u16 = 4002;
+
 use prometheus_client::encoding::EncodeLabelValue;
 
 /// Why a room ended.

@@ -1,4 +1,4 @@
-//! The wire protocol, version 4: every message a player and the server exchange, and the one
+//! The wire protocol, version 5: every message a player and the server exchange, and the one
 //! encoding they share.
 //!
 //! PROTOCOL.md describes the same bytes for people writing clients in other languages; the
@@ -45,7 +45,7 @@ pub use wire::DecodeError;
 use wire::{Reader, Writer};
 
 /// The protocol version a client must state in its [`Hello`]; bumped with every wire change.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest client message the server accepts, in bytes (also its WebSocket message limit).
 pub const MAX_CLIENT_MESSAGE: usize = 1024;
@@ -58,6 +58,10 @@ pub const MAX_NAME_LEN: usize = 32;
 
 /// Longest join token accepted in a [`Hello`], in bytes.
 pub const MAX_TOKEN_LEN: usize = 256;
+
+/// Longest resume token accepted in a [`Hello`], in bytes (the server's are 65 at most: a room
+/// id of up to 32, a dot, 32 hex digits).
+pub const MAX_RESUME_LEN: usize = 96;
 
 /// An entity id: unique for the life of a room's world, never reused, never 0.
 pub type EntityId = u32;
@@ -84,6 +88,9 @@ pub struct Hello {
     pub name: String,
     /// A join token when the server requires one, else empty.
     pub token: String,
+    /// The resume token of a seat this player held (from its last [`Welcome`]) to take it
+    /// back after its connection dropped; empty to join afresh.
+    pub resume: String,
     /// Options by name (the schema's `options`): each a number or a text.
     pub options: Vec<(String, Value)>,
 }
@@ -95,7 +102,16 @@ impl Hello {
             version: PROTOCOL_VERSION,
             name: name.into(),
             token: String::new(),
+            resume: String::new(),
             options: Vec::new(),
+        }
+    }
+
+    /// A hello taking back the seat `resume` names (a [`Welcome::resume`]).
+    pub fn resuming(resume: &str) -> Self {
+        Self {
+            resume: resume.into(),
+            ..Self::new("")
         }
     }
 }
@@ -182,6 +198,11 @@ pub struct Welcome {
     pub player_id: u32,
     /// Ticks per second.
     pub tick_hz: u32,
+    /// The secret that takes this seat back after a dropped connection (a [`Hello::resume`]),
+    /// valid until the next welcome; empty when the room keeps no seats.
+    pub resume: String,
+    /// How long the seat is kept after a drop, in milliseconds (0: not kept).
+    pub grace_ms: u32,
     /// The game: its entity kinds and their fields, and its input's fields.
     pub schema: Schema,
 }
@@ -329,11 +350,13 @@ impl ClientMsg {
                         version,
                         name: String::new(),
                         token: String::new(),
+                        resume: String::new(),
                         options: Vec::new(),
                     }));
                 }
                 let name = r.str(MAX_CLIENT_MESSAGE)?;
                 let token = r.str(MAX_CLIENT_MESSAGE)?;
+                let resume = r.str(MAX_CLIENT_MESSAGE)?;
                 // An option is at least 3 bytes (name length, tag, value).
                 let n = r.count(3)?;
                 if n > MAX_HELLO_OPTIONS {
@@ -346,6 +369,7 @@ impl ClientMsg {
                     version,
                     name,
                     token,
+                    resume,
                     options,
                 })
             }
@@ -396,6 +420,7 @@ impl ClientMsg {
                 w.u32(h.version);
                 w.str(&h.name);
                 w.str(&h.token);
+                w.str(&h.resume);
                 w.varint(h.options.len() as u64);
                 for (name, value) in &h.options {
                     w.str(name);
@@ -458,6 +483,8 @@ impl ServerMsg {
                 version: r.u32()?,
                 player_id: r.u32()?,
                 tick_hz: r.u32()?,
+                resume: r.str(MAX_RESUME_LEN)?,
+                grace_ms: r.u32()?,
                 schema: Schema::decode(&mut r)?,
             }),
             1 => {
@@ -512,6 +539,8 @@ impl ServerMsg {
                 w.u32(m.version);
                 w.u32(m.player_id);
                 w.u32(m.tick_hz);
+                w.str(&m.resume);
+                w.u32(m.grace_ms);
                 m.schema.encode(&mut w);
             }
             ServerMsg::Snapshot(m) => {

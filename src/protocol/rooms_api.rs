@@ -224,6 +224,10 @@ pub struct NewRoom {
     /// What happens when a match ends (`restart`, the default, or `close`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_match: Option<AfterMatch>,
+    /// How long a player whose connection dropped keeps its seat, in seconds (0 to 300; 0:
+    /// it leaves at once). The server's `--reconnect-grace` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_grace: Option<u32>,
 }
 
 /// What a room does when its match ends.

@@ -137,6 +137,9 @@ fn match_ended() -> MatchEnded {
     }
 }
 
+/// The resume token of the `arena welcome` and `hello resuming` vectors.
+const RESUME: &str = "default.00112233445566778899aabbccddeeff";
+
 /// The vectors printed in PROTOCOL.md: (name, schema the bytes are read with, bytes).
 fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
     let (arena, tanks) = (arena(), tanks());
@@ -153,11 +156,13 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
         })
         .encode(None)
     };
-    let welcome = |player_id, schema: &Schema| {
+    let welcome = |player_id, resume: &str, grace_ms, schema: &Schema| {
         ServerMsg::Welcome(Welcome {
-            version: 4,
+            version: 5,
             player_id,
             tick_hz: 30,
+            resume: resume.into(),
+            grace_ms,
             schema: schema.clone(),
         })
         .encode(schema)
@@ -168,6 +173,11 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
     };
     vec![
         ("hello", arena.clone(), hello(Vec::new())),
+        (
+            "hello resuming",
+            arena.clone(),
+            ClientMsg::Hello(Hello::resuming(RESUME)).encode(None),
+        ),
         (
             "hello with options",
             tanks.clone(),
@@ -197,8 +207,8 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
             tanks.clone(),
             ClientMsg::Message(chat).encode(Some(&tanks)),
         ),
-        ("arena welcome", arena.clone(), welcome(7, &arena)),
-        ("tanks welcome", tanks.clone(), welcome(3, &tanks)),
+        ("arena welcome", arena.clone(), welcome(7, RESUME, 15_000, &arena)),
+        ("tanks welcome", tanks.clone(), welcome(3, "", 0, &tanks)),
         (
             "arena snapshot",
             arena.clone(),
@@ -277,7 +287,10 @@ fn vectors() -> Vec<(&'static str, Schema, Vec<u8>)> {
 }
 
 fn is_client(name: &str) -> bool {
-    matches!(name, "hello" | "hello with options" | "ping" | "tanks message") || name.ends_with("input")
+    matches!(
+        name,
+        "hello" | "hello resuming" | "hello with options" | "ping" | "tanks message"
+    ) || name.ends_with("input")
 }
 
 #[test]
@@ -285,7 +298,6 @@ fn protocol_md_vectors_match_the_encoder() {
     let doc = include_str!("../../PROTOCOL.md");
     for (name, _, bytes) in vectors() {
         let line = format!("{name}: {}", hex(&bytes));
-
         assert!(doc.contains(&line), "PROTOCOL.md lacks the vector line `{line}`");
     }
 }
@@ -312,6 +324,7 @@ fn fixed_messages_are_bincode_standard_bytes() {
             version: u32,
             name: String,
             token: String,
+            resume: String,
             options: Vec<(String, u32)>,
         },
         #[allow(dead_code)]
@@ -323,13 +336,15 @@ fn fixed_messages_are_bincode_standard_bytes() {
     }
     let config = bincode::config::standard();
     let hello = Client::Hello {
-        version: 4,
+        version: 5,
         name: "ann".into(),
         token: "tok".into(),
+        resume: "default.00".into(),
         options: Vec::new(),
     };
     let ours = ClientMsg::Hello(Hello {
         token: "tok".into(),
+        resume: "default.00".into(),
         ..Hello::new("ann")
     });
     assert_eq!(bincode::encode_to_vec(hello, config).unwrap(), ours.encode(None));
@@ -393,8 +408,8 @@ fn trailing_bytes_and_snapshots_before_a_schema_are_rejected() {
 
 #[test]
 fn huge_length_prefixes_fail_without_allocating() {
-    // Hello { version 4, name: length 2^40 }: refused before anything is allocated.
-    let bytes = [0x00, 0x04, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+    // Hello { version 5, name: length 2^40 }: refused before anything is allocated.
+    let bytes = [0x00, 0x05, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
     assert!(ClientMsg::decode(&bytes, None).is_err());
     // A snapshot claiming billions of entities is refused the same way.
     let bytes = [0x01, 0x00, 0xfc, 0xff, 0xff, 0xff, 0x7f];
@@ -438,9 +453,11 @@ fn malformed_entities_and_updates_are_rejected() {
 fn hostile_schemas_are_refused() {
     let welcome = |schema: &Schema| {
         ServerMsg::Welcome(Welcome {
-            version: 4,
+            version: 5,
             player_id: 1,
             tick_hz: 30,
+            resume: String::new(),
+            grace_ms: 0,
             schema: schema.clone(),
         })
         .encode(schema)

@@ -6,16 +6,30 @@ use tokio::sync::oneshot;
 use crate::game::Refusal;
 use crate::protocol::{EntityId, Options, Text};
 use crate::room::roster::Link;
+use crate::room::seats::Secret;
 
-/// What a session hands the tick loop to join the game.
+/// What a session hands the tick loop to join the game, or to take a seat back.
 pub(crate) struct JoinRequest {
     /// The name from the player's hello.
     pub(crate) name: Text,
     /// The options from its hello, checked against the schema.
     pub(crate) options: Options,
+    /// The secret of the seat to take back (from the hello's resume token); `None` to join.
+    pub(crate) resume: Option<Secret>,
+    /// The player's way in and out, with its place (a resume has none: its seat keeps one).
     pub(crate) link: Link,
-    /// The player's entity id, or why the game refused it.
-    pub(crate) reply: oneshot::Sender<Result<EntityId, Refusal>>,
+    /// The player's entity id, or why it was not let in.
+    pub(crate) reply: oneshot::Sender<Result<EntityId, NotIn>>,
+}
+
+/// Why a join or a resume was not let in.
+#[derive(Debug)]
+pub(crate) enum NotIn {
+    /// The game refused the join (close 4000).
+    Refused(Refusal),
+    /// No seat is kept for the resume token's secret: expired, already used, or never given
+    /// (close 4001).
+    NoSeat,
 }
 
 /// Joins waiting for a room's next tick. Each holds one of the room's places (taken before it

@@ -1,16 +1,19 @@
-//! A room's matches: players joining one (or refused by the game), the end of a match with
-//! its results, and the next match, which the same players join again.
+//! A room's matches: players joining one (or refused by the game), players whose connection
+//! dropped kept away and taking their seat back, the end of a match with its results, and the
+//! next match, which the same players join again.
 
 use std::sync::Arc;
 
 use crate::feed::Epoch;
 use crate::game::{Dispatch, Game, Join, Labels, Refusal};
 use crate::protocol::delta::NetWorld;
+use crate::protocol::ended::{REFUSED, REPLACED};
 use crate::protocol::frames;
 use crate::protocol::{EntityId, MatchEnded, PROTOCOL_VERSION, Results, ServerMsg, Welcome};
 use crate::room::AfterMatch;
-use crate::room::joins::JoinRequest;
-use crate::room::roster::{Joined, Link};
+use crate::room::joins::{JoinRequest, NotIn};
+use crate::room::roster::{Departed, Joined, Link};
+use crate::room::seats;
 use crate::room::tick::TickLoop;
 
 impl<G: Game> TickLoop<G> {
@@ -22,12 +25,102 @@ impl<G: Game> TickLoop<G> {
         if join.link.out.is_closed() {
             return; // The session gave up while waiting for this tick.
         }
+        if let Some(secret) = join.resume {
+            let _ = join.reply.send(self.resume(secret, join.link));
+            return;
+        }
         let joined = Joined {
             name: join.name,
             options: join.options,
         };
-        let seated = self.seat(join.link, joined).map_err(|(refusal, _)| refusal);
+        let seated = self
+            .seat(join.link, joined)
+            .map_err(|(refusal, _)| NotIn::Refused(refusal));
         let _ = join.reply.send(seated);
+    }
+
+    /// A player takes its seat back with `secret` on a new connection, `link`: the seat kept
+    /// while it was away, or the one its old connection still holds (that connection is
+    /// closed with 4002: a half-open socket is the common case on phones). It is welcomed
+    /// again (the same entity, a new secret) and gets a keyframe at this tick.
+    fn resume(&mut self, secret: seats::Secret, mut link: Link) -> Result<EntityId, NotIn> {
+        let Some(id) = self.seats.holder(secret) else {
+            self.metrics.resumes_refused.inc();
+            return Err(NotIn::NoSeat);
+        };
+        if let Some(away) = self.seats.take_away(id) {
+            link.place = away.place;
+            self.welcome(id, &link);
+            self.roster.insert_resumed(id, link, away.joined, away.ack);
+            self.game.back(id, &mut self.dispatch);
+            self.metrics.players_away.dec();
+            self.metrics.players.inc();
+        } else if self.roster.contains(id) {
+            // Its old connection is still in the roster: the new one takes its place over.
+            self.welcome(id, &link);
+            if let Some(old) = self.roster.replace_link(id, link) {
+                old.out.refuse(REPLACED, "replaced by a resumed connection");
+            }
+        } else {
+            // A secret is live only while its player is seated: connected or away.
+            self.metrics.resumes_refused.inc();
+            return Err(NotIn::NoSeat);
+        }
+        self.metrics.resumes.inc();
+        tracing::debug!(id, "player resumed its seat");
+        Ok(id)
+    }
+
+    /// A player the fan-out found gone: kept away for the grace if its connection dropped
+    /// (its input neutral meanwhile, and the game told), else out of the game. Returns whether
+    /// it was kept.
+    pub(super) fn went_away(&mut self, departed: Departed) -> bool {
+        let Departed {
+            id,
+            dropped,
+            mut link,
+            joined,
+            ack,
+        } = departed;
+        self.metrics.players.dec();
+        if !(dropped && self.seats.keeps() && !self.over) {
+            self.seats.forget(id);
+            self.game.leave(id, &mut self.dispatch);
+            return false;
+        }
+        let neutral: Vec<i32> = self.schema.input.iter().map(|f| 0.clamp(f.min, f.max)).collect();
+        self.game.input(id, &neutral);
+        self.game.away(id, &mut self.dispatch);
+        self.seats.hold(id, joined, link.place.take(), ack, self.tick);
+        self.metrics.players_away.inc();
+        tracing::debug!(id, "player away: its seat is kept");
+        true
+    }
+
+    /// Sends `link`'s player its welcome as `id`, with a new resume token.
+    fn welcome(&mut self, id: EntityId, link: &Link) {
+        let resume = if self.seats.keeps() {
+            seats::token(self.room.as_str(), self.seats.issue(id))
+        } else {
+            String::new()
+        };
+        // Made for each join rather than kept: a room holds no copy of its schema of its own.
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            player_id: id,
+            tick_hz: self.tick_hz,
+            resume,
+            grace_ms: self.grace_ms,
+            schema: (*self.schema).clone(),
+        });
+        // Not a tick's frame: a player joining a new match may have a full queue, and must
+        // still learn its new id. If the session is already gone, this tick's fan-out finds it
+        // closed and removes it.
+        let welcome = frames::binary_frame(welcome.encode(&self.schema));
+        let len = welcome.len();
+        if link.out.send_own(&welcome).is_ok() {
+            self.metrics.websocket.sent(len);
+        }
     }
 
     /// `link`'s player, joined as `joined`, into the game: welcomed and in the roster, or
@@ -45,21 +138,7 @@ impl<G: Game> TickLoop<G> {
                 return Err((refusal, link));
             }
         };
-        // Made for each join rather than kept: a room holds no copy of its schema of its own.
-        let welcome = ServerMsg::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            player_id: id,
-            tick_hz: self.tick_hz,
-            schema: (*self.schema).clone(),
-        });
-        // Not a tick's frame: a player joining a new match may have a full queue, and must
-        // still learn its new id. If the session is already gone, this tick's fan-out finds it
-        // closed and removes it.
-        let welcome = frames::binary_frame(welcome.encode(&self.schema));
-        let len = welcome.len();
-        if link.out.send_own(&welcome).is_ok() {
-            self.metrics.websocket.sent(len);
-        }
+        self.welcome(id, &link);
         // Peer-supplied strings are logged escaped (`?`): a name cannot forge a log line.
         tracing::debug!(id, name = ?joined.name, "player joined");
         self.roster.insert(id, link, joined);
@@ -108,12 +187,15 @@ impl<G: Game> TickLoop<G> {
         self.game.entities(&mut world.capture(self.tick, &self.schema));
         self.spectated = Arc::new(world);
         self.feed.reset(Epoch::random(), self.spectated.clone());
+        // Players away are not in the new match: their seats (and places) go, and their
+        // tokens with them.
+        self.metrics.players_away.dec_by(self.seats.clear() as i64);
         for (link, joined) in self.roster.drain() {
             self.metrics.players.dec();
             // Nothing sent for the old match is applied in the new one.
             link.input.clear();
             if let Err((refusal, link)) = self.seat(link, joined) {
-                link.out.refuse(refusal.reason());
+                link.out.refuse(REFUSED, refusal.reason());
             }
         }
     }

@@ -4,7 +4,8 @@
 //! world ([`tick`]), the players joining it ([`joins`]) and the game admitting them, the end of
 //! a match and the next one (`matches`), the connected players and the fan-out to them
 //! ([`roster`], [`outbox`]), each player's bytes after the shared frame (private fields and
-//! events: [`extras`]), and its player places ([`places`]). It calls down into the game (`crate::game`), the wire
+//! events: [`extras`]), its player places ([`places`]) and the seats kept for players whose
+//! connection dropped ([`seats`]). It calls down into the game (`crate::game`), the wire
 //! (`crate::protocol`), the spectator feed it publishes (`crate::feed`) and the metrics; it
 //! knows nothing of HTTP or of other rooms, and it reads its own [`Settings`] and [`Tuning`],
 //! not the server's flags. One deliberate exception: the tick writes each player's frame
@@ -22,6 +23,7 @@ mod matches;
 pub mod outbox;
 pub mod places;
 pub mod roster;
+pub mod seats;
 pub(crate) mod tick;
 
 use std::fmt;
@@ -67,6 +69,10 @@ pub struct Settings {
     /// What happens when a match ends.
     #[serde(default)]
     pub after_match: AfterMatch,
+    /// How long a player whose connection dropped keeps its seat, in milliseconds (0: it
+    /// leaves at once).
+    #[serde(default)]
+    pub reconnect_grace_ms: u32,
 }
 
 impl Settings {
@@ -91,6 +97,11 @@ impl Settings {
     /// The length of one tick.
     pub fn tick_period(&self) -> Duration {
         Duration::from_secs(1) / self.tick_hz
+    }
+
+    /// How many ticks a dropped player's seat is kept (the grace, rounded up to whole ticks).
+    pub fn grace_ticks(&self) -> u64 {
+        (u64::from(self.reconnect_grace_ms) * u64::from(self.tick_hz)).div_ceil(1000)
     }
 }
 
@@ -284,6 +295,7 @@ impl Room {
         let stop = parent.child_token();
         let status = Arc::new(Status::default());
         let parts = TickParts {
+            room: id.clone(),
             status: status.clone(),
             settings: &settings,
             tuning,

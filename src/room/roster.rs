@@ -22,6 +22,7 @@ use crate::protocol::frames;
 use crate::protocol::{EntityId, Input, Message, Options, Schema, Text};
 use crate::room::extras::Extras;
 use crate::room::outbox::{self, Outlet, PushError};
+use crate::room::places::Place;
 
 /// Players written between two yields of a big room's fan-out: a fraction of a millisecond of
 /// writes, so a worker busy with a big room still answers pings between chunks, and enough
@@ -126,6 +127,24 @@ pub struct Link {
     /// Frames for this player, bounded by `--player-queue` (see the module docs for the
     /// overflow policy); and the way to tell its session it is too slow to keep.
     pub out: Outlet,
+    /// Its place among the room's players (none in unit tests and benches).
+    pub place: Option<Place>,
+}
+
+/// A player the fan-out found gone or too slow, taken out of the roster.
+#[derive(Debug)]
+pub struct Departed {
+    /// Its entity.
+    pub id: EntityId,
+    /// Whether its connection dropped (rather than its player saying goodbye, or breaking a
+    /// rule): the room keeps its seat for a while.
+    pub dropped: bool,
+    /// Its link (its place with it).
+    pub link: Link,
+    /// Who it joined as.
+    pub joined: Joined,
+    /// The `seq` of its last move applied.
+    pub ack: u32,
 }
 
 /// Where a player stands with respect to the frames it has been sent.
@@ -167,8 +186,9 @@ pub struct FanOut {
     pub keyframe: Option<Bytes>,
     /// What follows the frame for each player.
     pub extras: Arc<Extras>,
-    /// Players to take out: kicked for being too slow, or whose session has ended.
-    gone: Vec<EntityId>,
+    /// Players to take out: kicked for being too slow (their seat kept), or whose session
+    /// has ended (kept if it dropped).
+    gone: Vec<(EntityId, bool)>,
     queued: usize,
     deepest: usize,
     messages: u64,
@@ -226,6 +246,11 @@ impl Roster {
     /// Adds player `id`, joined as `joined`; its first frame after any already queued will be a
     /// keyframe.
     pub fn insert(&mut self, id: EntityId, link: Link, joined: Joined) {
+        self.insert_resumed(id, link, joined, 0);
+    }
+
+    /// Adds player `id` back, with its last move applied `ack` (sent with its keyframe).
+    pub fn insert_resumed(&mut self, id: EntityId, link: Link, joined: Joined, ack: u32) {
         self.peers.insert(
             id,
             Peer {
@@ -233,12 +258,31 @@ impl Roster {
                 joined,
                 owed: Vec::new(),
                 owed_bytes: 0,
-                ack: 0,
+                ack,
                 ack_sent: 0,
                 sync: Sync::Joining,
                 full_since: None,
             },
         );
+    }
+
+    /// Gives connected player `id` a new link (its player came back on a new connection while
+    /// the old one still looked open): it starts again from a keyframe, the place the old link held
+    /// moves to the new one, and the old link is returned.
+    pub fn replace_link(&mut self, id: EntityId, mut link: Link) -> Option<Link> {
+        let peer = self.peers.get_mut(&id)?;
+        link.place = peer.link.place.take();
+        peer.owed.clear();
+        peer.owed_bytes = 0;
+        peer.ack_sent = 0;
+        peer.sync = Sync::Joining;
+        peer.full_since = None;
+        Some(std::mem::replace(&mut peer.link, link))
+    }
+
+    /// Whether player `id` is connected.
+    pub fn contains(&self, id: EntityId) -> bool {
+        self.peers.contains_key(&id)
     }
 
     /// Takes what each player said: its messages, in order, then its latest input, if any
@@ -316,7 +360,7 @@ impl Roster {
         schema: &Schema,
         extras: Arc<Extras>,
         now: Instant,
-    ) -> Vec<EntityId> {
+    ) -> Vec<Departed> {
         let mut pass = FanOut::with(None, extras);
         if self.needs_keyframe() {
             pass.keyframe = Some(keyframe(world, schema));
@@ -436,13 +480,15 @@ impl Roster {
                     }
                     let since = *peer.full_since.get_or_insert(now);
                     if now.duration_since(since) >= self.slow_timeout || peer.owed_bytes > MAX_OWED {
+                        // A connection that takes nothing is most often one the network
+                        // dropped: the seat is kept for the player to come back to.
                         peer.link.out.kick();
-                        pass.gone.push(*id);
+                        pass.gone.push((*id, true));
                     }
                 }
                 // The session ended: found here, where its queue's lock is taken anyway, and
                 // not by a walk of its own over every player each tick.
-                Err(PushError::Closed) => pass.gone.push(*id),
+                Err(PushError::Closed) => pass.gone.push((*id, peer.link.out.keeps_seat())),
             }
         }
         last.filter(|&id| {
@@ -454,15 +500,24 @@ impl Roster {
     }
 
     /// Ends a fan-out: removes the players it kicked or found departed (and returns them, to
-    /// leave the world), and records what it sent.
-    pub fn finish(&mut self, pass: FanOut) -> Vec<EntityId> {
-        for id in &pass.gone {
-            self.peers.remove(id);
-        }
+    /// leave the world or be kept away), and records what it sent.
+    pub fn finish(&mut self, pass: FanOut) -> Vec<Departed> {
         self.metrics.websocket.sent_many(pass.messages, pass.bytes);
         self.metrics.outbound_queued.set(pass.queued as i64);
         self.metrics.outbound_queue_max.set(pass.deepest as i64);
-        pass.gone
+        let mut departed = Vec::with_capacity(pass.gone.len());
+        for (id, dropped) in pass.gone {
+            if let Some(peer) = self.peers.remove(&id) {
+                departed.push(Departed {
+                    id,
+                    dropped,
+                    link: peer.link,
+                    joined: peer.joined,
+                    ack: peer.ack,
+                });
+            }
+        }
+        departed
     }
 }
 
@@ -480,7 +535,15 @@ mod tests {
             let (socket, read, peer) = outbox::loopback_pair().await;
             let (out, inbox) = outbox::outbox(4, Some(socket));
             let input = Arc::new(InputSlot::default());
-            roster.insert(id, Link { input, out }, joined());
+            roster.insert(
+                id,
+                Link {
+                    input,
+                    out,
+                    place: None,
+                },
+                joined(),
+            );
             peers.push((peer, read, inbox));
         }
         let (keyframe, delta) = (Bytes::from_static(&[0x82, 1, 7]), Bytes::from_static(&[0x82, 2, 8, 9]));

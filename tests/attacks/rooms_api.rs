@@ -455,6 +455,7 @@ async fn with_join_tokens_matchmaking_wants_proof_of_the_name() {
         version: PROTOCOL_VERSION,
         name: "victim".into(),
         token: place["token"].as_str().unwrap().into(),
+        resume: String::new(),
         options: Vec::new(),
     };
     let mut victim = within(Client::connect_with(place["ws"].as_str().unwrap(), hello))

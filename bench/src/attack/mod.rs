@@ -233,6 +233,7 @@ fn hello(name: &str, token: &str) -> Hello {
         version: PROTOCOL_VERSION,
         name: name.into(),
         token: token.into(),
+        resume: String::new(),
         options: Vec::new(),
     }
 }

@@ -136,6 +136,7 @@ pub(super) async fn hello_squat(bin: &Path) -> Outcome {
         version: PROTOCOL_VERSION,
         name: "ann".into(),
         token,
+        resume: String::new(),
         options: Vec::new(),
     };
     let joined = match Client::connect_with(&server.ws_url(), hello).await {
@@ -433,6 +434,7 @@ pub(super) async fn protocol_faults(bin: &Path) -> Outcome {
             version: PROTOCOL_VERSION,
             name: "faulty".into(),
             token: String::new(),
+            resume: String::new(),
             options: Vec::new(),
         });
         tcp.write_all(&rawws::frame(opcode::BINARY, true, &hello.encode(None)))

@@ -72,6 +72,7 @@ pub fn hello(name: &str, version: u32) -> ClientMsg {
         version,
         name: name.into(),
         token: String::new(),
+        resume: String::new(),
         options: Vec::new(),
     })
 }

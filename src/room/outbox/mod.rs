@@ -64,9 +64,9 @@ pub enum Next {
     /// The tick loop has stopped (the room is ending, or crashed): close. What was queued is
     /// not owed: a closing room sends no more ticks.
     RoomGone,
-    /// The game refused the player (at the start of a new match): close with code 4000 and
-    /// this reason.
-    Refused(String),
+    /// The room let the player go: close with this code and reason (4000, the game refused it
+    /// at the start of a new match; 4002, a resumed connection took its seat over).
+    Refused(u16, String),
 }
 
 /// What a queued entry is, for the bounds.
@@ -102,6 +102,7 @@ pub fn outbox(capacity: usize, socket: Option<Arc<OwnedWriteHalf>>) -> (Outlet, 
             room_gone: false,
             kicked: false,
             refused: None,
+            keep_seat: false,
             busy: false,
             waker: None,
         }),
@@ -140,8 +141,10 @@ struct State {
     room_gone: bool,
     /// The tick loop found the player too slow.
     kicked: bool,
-    /// The game refused the player, for this reason.
-    refused: Option<String>,
+    /// The room let the player go, with this close code and reason.
+    refused: Option<(u16, String)>,
+    /// The session ended with the network (a drop, not a goodbye): the room keeps the seat.
+    keep_seat: bool,
     /// The session took a frame and may be writing it: no direct write until it finds the
     /// queue empty.
     busy: bool,
@@ -167,8 +170,8 @@ impl State {
                     Kind::Own => return Some(Next::Frame(out)),
                 }
             }
-            if let Some(reason) = self.refused.take() {
-                return Some(Next::Refused(reason));
+            if let Some((code, reason)) = self.refused.take() {
+                return Some(Next::Refused(code, reason));
             }
             return Some(Next::RoomGone);
         }
@@ -379,11 +382,19 @@ impl Outlet {
         self.0.send(None, frame, None, Kind::Own).map(|_| ())
     }
 
-    /// Tells the session the game refused its player: it closes ([`Next::Refused`]).
-    pub fn refuse(&self, reason: &str) {
+    /// Tells the session the room lets its player go, with this close code and reason: it
+    /// closes ([`Next::Refused`]).
+    pub fn refuse(&self, code: u16, reason: &str) {
         let mut state = self.0.lock();
-        state.refused = Some(reason.to_owned());
+        state.refused = Some((code, reason.to_owned()));
         Shared::wake(state);
+    }
+
+    /// Whether the session ended with its connection dropping (not a goodbye): the room keeps
+    /// the player's seat for it.
+    pub fn keeps_seat(&self) -> bool {
+        let state = self.0.lock();
+        state.closed && state.keep_seat
     }
 
     /// The most tick frames it queues.
@@ -487,10 +498,13 @@ impl Inbox {
 
     /// Stops the tick loop's writes (the session is closing) and returns what must still be
     /// written before a close frame: the rest of a frame a direct write started, if any.
-    /// Frames not yet started are dropped: a closing player is owed none of them.
-    pub fn close(&mut self) -> Option<Bytes> {
+    /// Frames not yet started are dropped: a closing player is owed none of them. With
+    /// `keep_seat`, the connection dropped (the player did not say goodbye): the room keeps
+    /// its seat for a while.
+    pub fn close(&mut self, keep_seat: bool) -> Option<Bytes> {
         let mut state = self.0.lock();
         state.closed = true;
+        state.keep_seat = keep_seat;
         let rest = state.queue.front().filter(|q| q.started).map(|q| q.out.frame.clone());
         state.queue.clear();
         state.ticks = 0;

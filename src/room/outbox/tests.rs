@@ -204,13 +204,13 @@ fn a_closing_room_skips_its_ticks_but_its_own_frames_go_out_first() {
     let (out, mut inbox) = outbox(2, None);
     out.push(None, &frame(1)).unwrap();
     out.send_own(&frame(2)).unwrap();
-    out.refuse("team red is full");
+    out.refuse(4000, "team red is full");
     assert_eq!(
         frame_of(inbox.try_next()),
         frame(2),
         "the match's end before the refusal"
     );
-    assert!(matches!(inbox.try_next(), Some(Next::Refused(r)) if r == "team red is full"));
+    assert!(matches!(inbox.try_next(), Some(Next::Refused(4000, r)) if r == "team red is full"));
 
     let (out, mut inbox) = outbox(2, None);
     out.push(None, &frame(1)).unwrap();

@@ -35,8 +35,9 @@ use crate::protocol::frames;
 use crate::protocol::{EntityId, Schema};
 use crate::room::extras::{Extras, TickOutput};
 use crate::room::joins::Joins;
-use crate::room::roster::{self, FAN_OUT_CHUNK, FanOut, Roster, Turn};
-use crate::room::{AfterMatch, Settings, Status, Tuning};
+use crate::room::roster::{self, Departed, FAN_OUT_CHUNK, FanOut, Roster, Turn};
+use crate::room::seats::Seats;
+use crate::room::{AfterMatch, RoomId, Settings, Status, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
 /// take less than a few milliseconds, and a task per worker would cost more than it saves.
@@ -68,6 +69,8 @@ pub(crate) enum Stopped {
 
 /// What a room hands the tick loop of its game.
 pub(crate) struct TickParts<'a> {
+    /// The room's id (its players' resume tokens name it).
+    pub(crate) room: RoomId,
     pub(crate) settings: &'a Settings,
     pub(crate) status: Arc<Status>,
     pub(crate) tuning: &'a Tuning,
@@ -104,6 +107,12 @@ pub(crate) struct TickLoop<G> {
     /// This tick's capture; swapped with `sent` after the diff to reuse both allocations.
     pub(super) next: NetWorld,
     pub(super) roster: Roster,
+    /// The seats of its players: their resume secrets, and those kept for players away.
+    pub(super) seats: Seats,
+    /// The room's id, for the resume tokens.
+    pub(super) room: RoomId,
+    /// How long a seat is kept, for the welcome.
+    pub(super) grace_ms: u32,
     /// The world as of the last spectator event; the next event is the diff from here.
     pub(super) spectated: Arc<NetWorld>,
     /// Public events told since the last spectator event, for it.
@@ -155,6 +164,7 @@ fn next_tick(origin: Instant, period: Duration, now: Instant) -> Instant {
 impl<G: Game> TickLoop<G> {
     pub(crate) fn new(parts: TickParts<'_>) -> Self {
         let TickParts {
+            room,
             settings,
             status,
             tuning,
@@ -198,6 +208,9 @@ impl<G: Game> TickLoop<G> {
             spectator_every: u64::from(tuning.spectator_every(settings.tick_hz)),
             feed,
             roster: Roster::new(tuning.slow_timeout, metrics.clone()),
+            seats: Seats::new(settings.grace_ticks()),
+            room,
+            grace_ms: settings.reconnect_grace_ms,
             joins,
             clock,
             metrics,
@@ -237,7 +250,7 @@ impl<G: Game> TickLoop<G> {
             let mut last_due: Option<Instant> = None;
             let mut empty_since = Instant::now();
             let stopped = loop {
-                if self.roster.is_empty() {
+                if self.paused() {
                     interval = None;
                     last_due = None;
                     let idle_at = self.idle_close.map(|idle| empty_since + idle);
@@ -252,7 +265,7 @@ impl<G: Game> TickLoop<G> {
                     for join in self.joins.take() {
                         self.admit(join);
                     }
-                    if self.roster.is_empty() {
+                    if self.paused() {
                         continue; // Their sessions gave up meanwhile.
                     }
                     let mut ticks = time::interval_at(next_tick(origin, self.period, Instant::now()), self.period);
@@ -293,15 +306,22 @@ impl<G: Game> TickLoop<G> {
                     }
                     break Stopped::MatchOver;
                 }
-                if self.roster.is_empty() {
+                if self.paused() {
                     empty_since = Instant::now();
                     self.pause();
                 }
             };
             self.metrics.players.dec_by(self.roster.len() as i64);
+            self.metrics.players_away.dec_by(self.seats.away() as i64);
             tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
             stopped
         }
+    }
+
+    /// Whether the room waits for a join, ticking no more: nobody is connected, and no seat
+    /// is kept for anyone away (their grace counts in ticks).
+    fn paused(&self) -> bool {
+        self.roster.is_empty() && self.seats.none_away()
     }
 
     /// What the game told since the last call, counted (and the events it told that its
@@ -483,16 +503,23 @@ impl<G: Game> TickLoop<G> {
         }
     }
 
-    /// A tick after its fan-out: the players it found too slow or gone leave, spectators get
-    /// their event, the tick is published.
-    fn conclude(&mut self, gone: Vec<EntityId>) {
-        let left = !gone.is_empty();
-        for id in gone {
+    /// A tick after its fan-out: the players it found too slow or gone leave (or, if their
+    /// connection dropped, are kept away), seats whose grace is over are given up, spectators
+    /// get their event, the tick is published.
+    fn conclude(&mut self, gone: Vec<Departed>) {
+        let mut left = false;
+        for departed in gone {
+            left |= !self.went_away(departed);
+        }
+        for id in self.seats.expired(self.tick) {
+            tracing::debug!(id, "seat given up: its player did not come back");
             self.game.leave(id, &mut self.dispatch);
-            self.metrics.players.dec();
+            self.metrics.players_away.dec();
+            self.metrics.seats_expired.inc();
+            left = true;
         }
         let tick = self.tick;
-        if left && self.roster.is_empty() {
+        if left && self.paused() {
             // The world of this tick was taken before its fan-out found them gone, and the room
             // now pauses: no next tick will show them leaving. Nobody holds this tick's delta
             // as a base any more (a newcomer starts from a keyframe), so take it again.
@@ -502,7 +529,7 @@ impl<G: Game> TickLoop<G> {
         let ended = self.dispatch.take_ended();
         // The last player gone, the room pauses, or the match ended: publish now what
         // spectators have not seen.
-        if tick % self.spectator_every == 0 || self.roster.is_empty() || ended.is_some() {
+        if tick % self.spectator_every == 0 || self.paused() || ended.is_some() {
             self.publish();
         }
         self.clock.0.store(tick, Ordering::Relaxed);

@@ -23,6 +23,7 @@ fn tick_loop(config: &Config) -> TickLoop<Arena> {
         ..config.room_settings()
     };
     TickLoop::new(TickParts {
+        room: RoomId::parse("test").unwrap(),
         settings: &settings,
         status: Arc::default(),
         tuning: &config.tuning(),
@@ -63,9 +64,11 @@ fn join(tick: &mut TickLoop<Arena>, queue: usize) -> (Inbox, Arc<InputSlot>) {
     tick.admit(JoinRequest {
         name: Text::lossy("p", 32),
         options: Options::none(),
+        resume: None,
         link: Link {
             input: input.clone(),
             out,
+            place: None,
         },
         reply,
     });
@@ -108,7 +111,17 @@ fn a_player_that_falls_behind_gets_a_keyframe_then_is_kicked_when_it_stays_full(
     assert!(!rx.is_kicked());
     tick.tick(t0 + Duration::from_secs(1));
     assert!(rx.is_kicked(), "a player full past the deadline is kicked");
-    assert!(tick.game.players().is_empty());
+    assert!(tick.roster.is_empty());
+    // A connection that takes nothing is most often one the network dropped: its seat is
+    // kept for the grace (15 s: 450 ticks), then given up.
+    assert_eq!(tick.game.players().len(), 1, "kept away");
+    assert_eq!(tick.metrics.players_away.get(), 1);
+    for _ in 0..450 {
+        tick.tick(t0 + Duration::from_secs(1));
+    }
+    assert!(tick.game.players().is_empty(), "the grace is over: it left");
+    assert_eq!(tick.metrics.seats_expired.get(), 1);
+    assert_eq!(tick.metrics.players_away.get(), 0);
 }
 
 #[test]
@@ -220,7 +233,8 @@ async fn a_player_full_in_a_later_chunk_falls_behind_and_is_kicked_after_the_yie
     tick.tick_fanned_out(t0 + Duration::from_secs(1)).await;
     assert!(stuck.is_kicked(), "full for the slow timeout: kicked");
     assert_eq!(tick.roster.len(), others, "and out of the roster");
-    assert_eq!(tick.game.players().len(), others, "and out of the world");
+    assert_eq!(tick.game.players().len(), others + 1, "its seat kept for the grace");
+    assert_eq!(tick.metrics.players_away.get(), 1);
 }
 
 #[test]
