@@ -98,6 +98,7 @@ fn client_msg(corpus: &mut Corpus) {
     let team = || ("team".to_owned(), Value::Int(1));
 
     put("vector-hello", ARENA, vector("hello"), Decodes);
+    put("vector-hello-resuming", ARENA, vector("hello resuming"), Decodes);
     put("vector-hello-with-options", TANKS, vector("hello with options"), Decodes);
     put("vector-arena-input", ARENA, vector("arena input"), Decodes);
     put("vector-tanks-input", TANKS, vector("tanks input"), Decodes);
@@ -117,8 +118,8 @@ fn client_msg(corpus: &mut Corpus) {
 
     put("finding-long-varint-seq", ARENA, hex("01 fb 05 00 7f 81"), Refused(DecodeError::NonCanonical));
     put("varint-marker-u128", ARENA, hex("01 fe 00"), Refused(DecodeError::NonCanonical));
-    put("huge-name-length", ARENA, hex("00 04 fc ff ff ff 7f"), Refused(too_long()));
-    put("bad-utf8-name", ARENA, hex("00 04 02 c3 28 00 00"), Refused(DecodeError::Utf8));
+    put("huge-name-length", ARENA, hex("00 05 fc ff ff ff 7f"), Refused(too_long()));
+    put("bad-utf8-name", ARENA, hex("00 05 02 c3 28 00 00 00"), Refused(DecodeError::Utf8));
     put("trailing-byte", ARENA, [vector("ping"), vec![0]].concat(), Refused(DecodeError::Trailing(1)));
     put("truncated-ping", ARENA, hex("02 2a fc 40"), Refused(DecodeError::Truncated));
     let unknown_tag = DecodeError::Unknown("client message tag");
@@ -130,10 +131,10 @@ fn client_msg(corpus: &mut Corpus) {
     put("sampler-input-u32-over-i32", SAMPLER, input(&[0, 0, 0, 0, -1]), Refused(u32_input));
     let nine = hello("ann", (0..9).map(|_| team()).collect());
     put("hello-nine-options", TANKS, nine, Refused(DecodeError::OutOfRange("number of options")));
-    let bad_tag = hex("00 04 03 61 6e 6e 00 01 04 74 65 61 6d 02 02");
+    let bad_tag = hex("00 05 03 61 6e 6e 00 00 01 04 74 65 61 6d 02 02");
     put("hello-option-bad-tag", TANKS, bad_tag, Refused(DecodeError::Unknown("value tag")));
     // Option `mode` = "\n".
-    let control = hex("00 04 00 00 01 04 6d 6f 64 65 01 01 0a");
+    let control = hex("00 05 00 00 00 01 04 6d 6f 64 65 01 01 0a");
     put("hello-option-control-char", TANKS, control, Refused(control_char()));
     let long_name = hello("ann", vec![("a".repeat(33), Value::Int(1))]);
     put("hello-option-name-over-limit", TANKS, long_name, Refused(too_long()));
@@ -501,7 +502,14 @@ fn changes_of(base: &NetWorld, next: &NetWorld, schema: &Schema, player: u32) ->
 }
 
 fn welcome(schema: &Schema) -> Vec<u8> {
-    let welcome = Welcome { version: 4, player_id: 1, tick_hz: 30, schema: schema.clone() };
+    let welcome = Welcome {
+        version: tickcast::protocol::PROTOCOL_VERSION,
+        player_id: 1,
+        tick_hz: 30,
+        resume: "default.00112233445566778899aabbccddeeff".into(),
+        grace_ms: 15_000,
+        schema: schema.clone(),
+    };
     ServerMsg::Welcome(welcome).encode(schema)
 }
 

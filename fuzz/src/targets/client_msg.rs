@@ -28,12 +28,12 @@ pub fn run(data: &[u8]) {
     match &msg {
         ClientMsg::Hello(hello) if hello.version != PROTOCOL_VERSION => {
             assert!(
-                hello.name.is_empty() && hello.token.is_empty() && hello.options.is_empty(),
+                hello.name.is_empty() && hello.token.is_empty() && hello.resume.is_empty() && hello.options.is_empty(),
                 "a hello of version {} was read past its version",
                 hello.version
             );
-            // Its encoding is the tag, the version, then three empty fields of a byte each.
-            assert!(data.starts_with(&bytes[..bytes.len() - 3]), "not the hello's tag and version");
+            // Its encoding is the tag, the version, then four empty fields of a byte each.
+            assert!(data.starts_with(&bytes[..bytes.len() - 4]), "not the hello's tag and version");
         }
         ClientMsg::Message(message) => {
             assert_values_fit(&schema.messages[usize::from(message.kind)].params, &message.values);
