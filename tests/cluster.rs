@@ -140,6 +140,27 @@ async fn every_node_answers_for_the_whole_cluster_and_players_go_to_the_owner() 
     until_snapshot(&mut player).await;
     assert_eq!(get(&b, "/rooms/nope").await.0, 404);
 
+    // A seat is the owner's to give back: a resume at b is sent to a, and a takes it.
+    let resuming = tickcast::protocol::Hello::resuming(player.resume_token());
+    let elsewhere = format!("ws://{}/rooms/default-a/ws", b.addr);
+    match within(Client::connect_with(&elsewhere, resuming.clone())).await {
+        Err(ClientError::Connect { source, .. }) => assert!(source.to_string().contains("421"), "{source}"),
+        other => panic!(
+            "a resume at a node that does not own the room: {:?}",
+            other.map(|c| c.player_id())
+        ),
+    }
+    let back = within(Client::connect_with(ws, resuming)).await.unwrap();
+    assert_eq!(back.player_id(), player.player_id());
+    let replaced = loop {
+        if let Err(err) = within(player.recv()).await {
+            break err;
+        }
+    };
+    assert!(matches!(replaced, ClientError::Closed { code: 4002, .. }), "{replaced}");
+    let mut player = back;
+    until_snapshot(&mut player).await;
+
     // b stops cleanly: it leaves the directory at once, not at its records' expiry.
     let (status, created) = {
         let res = reqwest::Client::new()
