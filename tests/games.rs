@@ -105,6 +105,22 @@ async fn the_example_game_runs_on_the_engine_untouched() {
     assert!(passed, "tag never passed from {it_id} to {runner_id}");
     assert_eq!(field_of(&it, it_id, "it"), Some(0), "one runner is it at a time");
 
+    // The runner's connection drops (no goodbye): the game is told, and shows it away; it
+    // takes its seat back, and the game is told that too.
+    let token = runner.resume_token().to_owned();
+    drop(runner);
+    let away = |it: &Client| field_of(it, runner_id, "away");
+    while away(&it) != Some(1) {
+        within(it.recv()).await.unwrap();
+    }
+    let back = within(Client::connect_with(&url, tickcast::protocol::Hello::resuming(&token)))
+        .await
+        .unwrap();
+    assert_eq!(back.player_id(), runner_id);
+    while away(&it) != Some(0) {
+        within(it.recv()).await.unwrap();
+    }
+
     // Spectators see the game by its schema too.
     let mut sse = SseClient::connect(&format!("http://{addr}/events"), None).await;
     let snapshot = sse.next().await.unwrap();
@@ -116,7 +132,7 @@ async fn the_example_game_runs_on_the_engine_untouched() {
 }
 
 #[tokio::test]
-async fn an_older_client_is_refused_naming_version_four_and_inputs_are_range_checked() {
+async fn an_older_client_is_refused_naming_this_version_and_inputs_are_range_checked() {
     let server = TestServer::at(30).await;
     // A version 3 hello, byte for byte as a v3 client sends it (no options after the token).
     let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
