@@ -18,7 +18,8 @@
 //!
 //! Who may do what, and what callers without a credential may take, is [`guard`]'s: every
 //! write must be JSON from no page or one of our origins, the admin has no budget, anonymous
-//! callers have budgets per address.
+//! callers have budgets per address. Pages on the origins that may open player sockets may
+//! read the answers (CORS, preflights included: `cors`).
 //!
 //! In a cluster (`--redis`) every one of these answers for the whole cluster, on any node: a
 //! new room goes to the least-loaded node (through Redis, `crate::cluster`), a room is found
@@ -28,6 +29,7 @@
 //! Every error is a status with `{"error": "<what went wrong>"}`. Request bodies are at most
 //! [`MAX_BODY`] bytes and must arrive within [`BODY_TIMEOUT`].
 
+mod cors;
 pub(crate) mod guard;
 pub(crate) mod listing;
 
@@ -69,7 +71,7 @@ pub(crate) struct Api {
 /// The rooms API's routes.
 pub(crate) fn router(app: Arc<AppState>) -> Router {
     let api = Arc::new(Api {
-        app,
+        app: app.clone(),
         budgets: Budgets::default(),
         list: RoomList::default(),
     });
@@ -78,6 +80,8 @@ pub(crate) fn router(app: Arc<AppState>) -> Router {
         .route("/rooms/{id}", get(show).delete(close))
         .route("/matchmake", post(matchmake))
         .with_state(api)
+        // Around each route: it answers the preflights the routes' methods do not take.
+        .layer(axum::middleware::from_fn_with_state(app, cors::cors))
 }
 
 /// The largest request body accepted.

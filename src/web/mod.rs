@@ -55,6 +55,9 @@ async fn module(source: &'static str) -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             // It changes with the server; a browser must not keep an old one against a new one.
             (header::CACHE_CONTROL, "no-cache"),
+            // Public code: any page may import it (`import … from "http://HOST/tickcast.js"`);
+            // what it may then do is the rooms API's and the player sockets' origin policy.
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
         source,
     )
