@@ -152,7 +152,9 @@ async fn every_node_answers_for_the_whole_cluster_and_players_go_to_the_owner() 
     }
     let back = within(Client::connect_with(ws, resuming)).await.unwrap();
     assert_eq!(back.player_id(), player.player_id());
+    let deadline = Instant::now() + Duration::from_secs(20);
     let replaced = loop {
+        assert!(Instant::now() < deadline, "the replaced connection was never closed");
         if let Err(err) = within(player.recv()).await {
             break err;
         }

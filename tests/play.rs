@@ -33,7 +33,7 @@ async fn the_javascript_client_decodes_and_encodes_protocol_md_s_vectors() {
         .filter_map(|l| l.split_once(": "))
         .map(|(name, hex)| (name.to_owned(), json!(hex.trim())))
         .collect();
-    assert_eq!(vectors.len(), 18, "{block}");
+    assert_eq!(vectors.len(), 19, "{block}");
 
     let browser = Browser::launch(&binary, "vectors");
     let mut page = Page::open(&browser, &server.http_url("/play?name=vectors")).await;
@@ -72,6 +72,7 @@ async fn the_javascript_client_decodes_and_encodes_protocol_md_s_vectors() {
         out.encoded = {{
           hello: hex(tc.encodeClientMsg({{ type: "hello", name: "ann", token: "" }})) === v.hello,
           helloWithOptions: hex(tc.encodeClientMsg({{ type: "hello", name: "ann", token: "", options: {{ team: 1 }} }})) === v["hello with options"],
+          helloResuming: hex(tc.encodeClientMsg({{ type: "hello", resume: "default.00112233445566778899aabbccddeeff" }})) === v["hello resuming"],
           arena: hex(tc.encodeClientMsg({{ type: "input", seq: 5, values: [127, -127] }}, arena.schema)) === v["arena input"],
           tanks: hex(tc.encodeClientMsg({{ type: "input", seq: 6, values: [0, 127, 64, 1] }}, tanks.schema)) === v["tanks input"],
           ping: hex(tc.encodeClientMsg({{ type: "ping", nonce: 42, clientTimeUs: 1000000 }})) === v.ping,
@@ -242,7 +243,7 @@ async fn the_javascript_client_decodes_and_encodes_protocol_md_s_vectors() {
     assert_eq!(out["checksum"], 0x2a6c_ef51u32);
     assert_eq!(
         out["encoded"],
-        json!({"hello": true, "helloWithOptions": true, "arena": true, "tanks": true, "ping": true, "message": true})
+        json!({"hello": true, "helloWithOptions": true, "helloResuming": true, "arena": true, "tanks": true, "ping": true, "message": true})
     );
     assert_eq!(out["refused"], json!(vec!["refused"; 16]));
     assert_eq!(

@@ -81,7 +81,9 @@ async fn a_player_cut_mid_match_resumes_its_entity_and_score_in_sync() {
 
     // The network goes: no FIN either way. Ann notices the silence and comes back.
     relay.cut();
+    let deadline = Instant::now() + PATIENCE;
     let resumed = loop {
+        assert!(Instant::now() < deadline, "ann never resumed");
         match within(ann.recv()).await.unwrap() {
             Received::Resumed { attempts, took } => break (attempts, took),
             _ => continue,
@@ -192,7 +194,9 @@ async fn a_resume_from_another_address_takes_the_seat_and_the_old_socket_is_repl
     assert!(!welcome.resume.is_empty() && welcome.resume != token);
 
     // The old socket is told why it is closed.
+    let deadline = Instant::now() + PATIENCE;
     let closed = loop {
+        assert!(Instant::now() < deadline, "the old socket was never closed");
         match within(ann.recv()).await {
             Ok(_) => continue,
             Err(err) => break err,

@@ -56,11 +56,13 @@ impl<G: Game> TickLoop<G> {
             self.metrics.players_away.dec();
             self.metrics.players.inc();
         } else if self.roster.contains(id) {
-            // Its old connection is still in the roster: the new one takes its place over.
+            // Its old connection is still in the roster: the new one takes its place over, from
+            // rest (the old one's last input was the network's, not the player's).
             self.welcome(id, &link);
             if let Some(old) = self.roster.replace_link(id, link) {
                 old.out.refuse(REPLACED, "replaced by a resumed connection");
             }
+            self.neutral_input(id);
         } else {
             // A secret is live only while its player is seated: connected or away.
             self.metrics.resumes_refused.inc();
@@ -88,13 +90,18 @@ impl<G: Game> TickLoop<G> {
             self.game.leave(id, &mut self.dispatch);
             return false;
         }
-        let neutral: Vec<i32> = self.schema.input.iter().map(|f| 0.clamp(f.min, f.max)).collect();
-        self.game.input(id, &neutral);
+        self.neutral_input(id);
         self.game.away(id, &mut self.dispatch);
         self.seats.hold(id, joined, link.place.take(), ack, self.tick);
         self.metrics.players_away.inc();
         tracing::debug!(id, "player away: its seat is kept");
         true
+    }
+
+    /// Gives player `id` the neutral input: each field at the value of its range nearest 0.
+    fn neutral_input(&mut self, id: EntityId) {
+        let neutral: Vec<i32> = self.schema.input.iter().map(|f| 0.clamp(f.min, f.max)).collect();
+        self.game.input(id, &neutral);
     }
 
     /// Sends `link`'s player its welcome as `id`, with a new resume token.

@@ -1,10 +1,10 @@
-// tickcast-wire.js: the bytes of protocol version 4 (PROTOCOL.md is the contract), for
+// tickcast-wire.js: the bytes of protocol version 5 (PROTOCOL.md is the contract), for
 // tickcast.js, which re-exports all of it: the encoding, the schema a Welcome carries, and
 // every message read or written by that schema. No state, no dependencies.
 //
 //   decodeServerMsg(bytes, schema)  -> { type: "welcome" | "snapshot" | "delta" | "pong" | "ack"
 //                                        | "events" | "private" | "matchEnded", … }
-//   encodeClientMsg(msg, schema)    -> Uint8Array, msg one of { type: "hello", name, token, options },
+//   encodeClientMsg(msg, schema)    -> Uint8Array, msg one of { type: "hello", name, token, resume, options },
 //                                      { type: "input", seq, values }, { type: "ping", nonce, clientTimeUs },
 //                                      { type: "message", kind, values }
 //   messageOf(schema, name, fields) -> { type: "message", kind, values }, checked
@@ -18,7 +18,7 @@
 // number as the u32 the world holds, a signed one as its two's complement bits, a flag 0 or 1,
 // a text as a string; a private field 0 or "" until a Private sets it) }.
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding (PROTOCOL.md, "Encoding"): bincode 2's standard configuration.
@@ -32,6 +32,9 @@ const utf8Encoder = new TextEncoder();
 // Unicode category Cc, which no text may hold.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const MAX_TEXT = 255;
+// The longest resume token (a Welcome's, a Hello's): the server's are 65 bytes at most (a room
+// id of up to 32, a dot, 32 hex digits).
+export const MAX_RESUME = 96;
 const I32 = [-2147483648, 2147483647];
 
 /** Reads PROTOCOL.md's types from bytes, refusing every encoding the protocol rules out. */
@@ -414,8 +417,11 @@ export function decodeServerMsg(bytes, schema) {
   let msg;
   const needSchema = () => { if (!schema) r.fail("a world message before the Welcome"); };
   switch (tag) {
+    // `resume`: the token that takes this seat back after a dropped connection (empty when the
+    // room keeps no seats); `graceMs`: how long the seat is kept after a drop.
     case 0: msg = { type: "welcome", version: r.u32(), playerId: r.u32(), tickHz: r.u32() };
       if (msg.version !== PROTOCOL_VERSION) r.fail(`protocol version ${msg.version}`);
+      msg.resume = r.string(MAX_RESUME); msg.graceMs = r.u32();
       msg.schema = readSchema(r); break;
     case 1: needSchema(); msg = { type: "snapshot", tick: r.u64(), entities: readEntities(r, schema) }; break;
     case 2: needSchema(); msg = { type: "delta", tick: r.u64(), baseGap: r.u32(), spawned: readEntities(r, schema),
@@ -470,7 +476,8 @@ function helloOptions(options) {
   return list;
 }
 
-/** Encodes a client message: `{type: "hello", name, token, options}` (options by name),
+/** Encodes a client message: `{type: "hello", name, token, resume, options}` (options by name;
+ *  `resume` the token of the last Welcome to take that seat back, empty or absent to join),
  *  `{type: "input", seq, values}` (one number per input field of `schema`, in order),
  *  `{type: "ping", nonce, clientTimeUs}` or `{type: "message", kind, values}` (kind an index
  *  into the schema's messages, a value per parameter; see `messageOf`). */
@@ -479,7 +486,10 @@ export function encodeClientMsg(msg, schema) {
   switch (msg.type) {
     case "hello": {
       const options = helloOptions(msg.options);
+      const resume = msg.resume ?? "";
+      if (typeof resume !== "string" || utf8Encoder.encode(resume).length > MAX_RESUME) throw new RangeError(`resume token over ${MAX_RESUME} bytes`);
       w.varint(0); w.varint(msg.version ?? PROTOCOL_VERSION); w.string(msg.name ?? ""); w.string(msg.token ?? "");
+      w.string(resume);
       w.varint(options.length);
       for (const [name, value] of options) {
         w.string(name);

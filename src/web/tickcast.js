@@ -31,16 +31,36 @@
 //   reason), so when a connection ends before its Welcome the client asks the server at the
 //   same URL without the upgrade (`GET …/ws?name=&token=`: `{ admitted, code, reason }`)
 //   before it reconnects;
+// - `reconnecting`: the connection dropped and the client is taking its seat back (below),
+//   `detail` { attempt } (1, 2, …) at each attempt; `resumed`: it has, `detail` { attempts,
+//   tookMs (from the drop noticed to the new Welcome), playerId (the same entity) }: the world
+//   is replaced by the snapshot that follows, the input `seq` goes on; `seatlost`: the seat is
+//   gone (the server refused the resume token, close 4001, or the grace ran out), `detail`
+//   { code, reason }: the client joins again afresh, as a new player;
 // - `status` (`detail` connecting, playing, reconnecting, refused or closed), `close` (`detail`
 //   { code, reason }, whenever the client stops for good: a refusal's code and reason as in
-//   `refused`, 1000 the match is over and the room closed, …), `drift` (`detail` the reason).
+//   `refused`, 1000 the match is over and the room closed, 4002 another connection took the
+//   seat over, …), `drift` (`detail` the reason).
 //
 // What it does (PROTOCOL.md is the contract it is written from):
-// - decodes every message of protocol version 4 by the schema the Welcome carries, refusing
+// - decodes every message of protocol version 5 by the schema the Welcome carries, refusing
 //   what the protocol rules out (non-shortest varints, trailing bytes, unknown kinds, …);
 // - keeps the world exactly as the server has it (public fields, and the private fields of
 //   what the player owns), checks the world checksum and the private checksum whenever they
-//   come (about once a second) and reconnects when it drifted (or when the connection drops);
+//   come (about once a second) and comes back with a fresh snapshot when it drifted (or when
+//   the connection drops);
+// - takes its seat back when the connection drops: every Welcome carries a resume token (empty
+//   when the room keeps no seats) and how long the server keeps the seat after a drop
+//   (`graceMs`). A connection that closes without a close frame (1006, 1005), that drifted, or
+//   from which nothing arrived for `silenceMs` (3 s by default; a frame comes every tick and a
+//   pong every second) is taken for dropped, and the client connects again to the same URL
+//   with a Hello carrying the token of its last Welcome, after waits of 100 ms doubling up to
+//   2 s (each drawn between half and all of it), until the grace after the drop is over. The
+//   server welcomes it again as the same entity (with a new token: each works once), then
+//   sends a snapshot. A resume it refuses (close 4001), or a grace run out, loses the seat
+//   (`seatlost`), and the client joins afresh. A silent socket is never closed by the client
+//   while its seat is kept: a close frame is a goodbye, which gives the seat up at once (see
+//   `dropped`). `client.stop()` is a goodbye;
 // - sends inputs with increasing `seq`, messages checked against the schema (a kind it lacks,
 //   a value out of range or over its limit, or more than the kind's rate throws), pings every
 //   second and keeps the round trip and its jitter;
@@ -67,8 +87,21 @@ export * from "./tickcast-world.js";
 const FRAMES_KEPT = 64;
 const PING_EVERY_MS = 1000;
 const EASE_MS = 100;
-// This client's own close code: it drifted and comes back.
-const DRIFTED = 4001;
+// This client's own close code: it drops a connection that drifted or went silent, and comes
+// back (only when it has no seat to resume: see `dropped`).
+const COMING_BACK = 4100;
+// The server's close code of a resume token it does not take: the seat is gone, join afresh.
+// (Its 4002 closes the old connection of a player that resumed on a new one: this client has
+// detached that socket's handlers by then, and never hears it; on the connection in use it
+// means another took the seat over, and the client stops.)
+const RESUME_REFUSED = 4001;
+// How long nothing may arrive on a connection before it is taken for dropped, by default.
+const SILENCE_MS = 3000;
+// How often the silence is checked.
+const WATCH_MS = 250;
+// The resume's backoff: the first wait, doubled after each attempt up to the last.
+const RESUME_FIRST_MS = 100;
+const RESUME_MAX_MS = 2000;
 // The close codes of a refusal (a bad hello or join token, a full room, a message that broke
 // the rules, the game's 4000): reconnecting will not help.
 const REFUSALS = new Set([1002, 1003, 1008, 1013, 4000]);
@@ -82,8 +115,14 @@ class Refusal extends Error {
 
 // Whether a connection that ended with `code` comes back: a drop (1006), a server restart
 // (1001 shutting down), a crash (1011) or a drift; not a room closed on purpose or a match over.
-const transient = (code, reason) => code === 1006 || code === 1011 || code === DRIFTED
+const transient = (code, reason) => code === 1006 || code === 1011 || code === COMING_BACK
   || (code === 1001 && !reason.startsWith("room closed"));
+// Whether a welcomed connection that ended with `code` dropped, rather than being closed by the
+// server: no close frame (1006), or one without a code (1005). Its seat is kept.
+const withoutCloseFrame = (code) => code === 1006 || code === 1005;
+// Whether a resume attempt that ended with `code` is tried again: it never reached the server,
+// or was cut on the way (the server's word on the seat is a 4001, on anything else a refusal).
+const resumeAgain = (code) => code === 1006 || code === 1005 || code === 1011 || code === COMING_BACK;
 
 /**
  * A player's connection to a room; its events are in the module's header.
@@ -92,12 +131,14 @@ const transient = (code, reason) => code === 1006 || code === 1011 || code === D
  * `matchmake` (a game name: `POST <server>/matchmake`); `server` (http(s) origin, default
  * this page's); `name`; `token`; `options` (the join options the hello carries, by name: a
  * number or a string each, as the game's schema names them; matchmaking is asked with them);
- * `predict` (default true); `reconnect` (default true).
+ * `predict` (default true); `reconnect` (default true); `resume` (default true: take the seat
+ * back after a dropped connection; false: join afresh); `silenceMs` (default 3000: how long
+ * nothing may arrive before the connection is taken for dropped; 0 never).
  */
 export class Client extends EventTarget {
   constructor(options = {}) {
     super();
-    this.options = { predict: true, reconnect: true, name: "", token: "", options: {}, ...options };
+    this.options = { predict: true, reconnect: true, resume: true, silenceMs: SILENCE_MS, name: "", token: "", options: {}, ...options };
     this.server = this.options.server ?? (typeof location !== "undefined" ? location.origin : "http://127.0.0.1:8080");
     this.status = "idle";
     this.schema = null; this.world = null; this.playerId = 0; this.tickHz = 30;
@@ -109,6 +150,9 @@ export class Client extends EventTarget {
       predictionChecks: 0, predictionMismatches: 0, predictionMaxError: 0,
       corrections: 0, correctionMax: 0, reconnects: 0, drifts: 0, decodeErrors: 0,
       interpolationDelayMs: 0, lastClose: null,
+      // Connections taken for dropped by their silence; seats taken back, the attempts made
+      // (each `reconnecting`), seats lost (each `seatlost`).
+      silences: 0, resumes: 0, resumeAttempts: 0, seatsLost: 0,
     };
     this.ws = null;
     this.seq = 0; this.input = []; this.sentInput = null;
@@ -117,11 +161,16 @@ export class Client extends EventTarget {
     this.own = null; this.ease = null;
     this.render = null; this.backoff = 500; this.stopped = false;
     this.refusal = null; this.attempt = 0;
+    // The seat: the resume token of the last Welcome ("" when the room keeps none), how long it
+    // is kept after a drop; while taking it back, `resuming` { noticed, deadline, attempts,
+    // delay, code, reason }; sockets left open, detached, until the server has replaced them.
+    this.resumeToken = ""; this.graceMs = 0; this.resuming = null; this.abandoned = [];
+    this.heardAt = 0; this.watchdog = null;
   }
 
   /** Connects (resolving the room by matchmaking first when asked). */
   async start() {
-    this.stopped = false; this.refusal = null;
+    this.stopped = false; this.refusal = null; this.resuming = null;
     const attempt = ++this.attempt;
     clearTimeout(this.retry);
     this.setStatus(this.stats.reconnects ? "reconnecting" : "connecting");
@@ -140,6 +189,7 @@ export class Client extends EventTarget {
     if (this.stopped || attempt !== this.attempt) return;
     this.url = target.url; this.token = target.token; this.joinOptions = target.options;
     this.open();
+    this.watch();
   }
 
   // Where to connect, worked out again on every (re)connect: a matchmade seat's token expires
@@ -170,24 +220,183 @@ export class Client extends EventTarget {
     return { url: here ? `${this.server.replace(/^http/, "ws")}/rooms/${encodeURIComponent(body.id)}/ws` : body.ws, token, options };
   }
 
-  open() {
+  // A connection to `this.url`: a join, or with `resume` (a Welcome's resume token) the seat
+  // that token names taken back. A resume's hello carries nothing else: the seat has its name
+  // and options, and the token is its proof (no join token).
+  open(resume = "") {
     this.welcomed = false; this.ended = false;
-    if (this.ws) { const old = this.ws; this.ws = null; old.close(1000, "replaced"); }
+    if (this.ws) { const old = this.ws; this.ws = null; detach(old); old.close(1000, "replaced"); }
     const ws = this.ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";
-    const hello = encodeClientMsg({ type: "hello", name: this.options.name, token: this.token, options: this.joinOptions });
+    const hello = encodeClientMsg(resume
+      ? { type: "hello", resume }
+      : { type: "hello", name: this.options.name, token: this.token, options: this.joinOptions });
+    this.heardAt = performance.now();
     ws.onopen = () => ws.send(hello);
-    ws.onmessage = (ev) => { if (ws === this.ws) this.onMessage(new Uint8Array(ev.data), performance.now()); };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this.heardAt = performance.now();
+      this.onMessage(new Uint8Array(ev.data), this.heardAt);
+    };
     ws.onclose = (ev) => { if (ws === this.ws) this.onClose(ev.code, ev.reason); };
   }
 
-  /** Leaves the room (close 1000) and stops reconnecting. */
+  /** Leaves the room (close 1000: a goodbye, the seat given up) and stops reconnecting. */
   stop() {
     this.stopped = true;
     clearInterval(this.pinger);
     clearTimeout(this.retry); clearTimeout(this.inputTimer);
+    this.unwatch();
+    this.resuming = null;
     if (this.ws) this.ws.close(1000, "bye");
+    this.closeAbandoned();
     this.setStatus("closed");
+  }
+
+  // The watchdog: a welcomed connection from which nothing arrived for `silenceMs` is taken for
+  // dropped (a half-open socket, as when a phone leaves its Wi-Fi, never closes by itself), and
+  // a resume attempt that brought no Welcome in that time is given up. A check that comes late
+  // itself (the page was busy, or hidden and its timers held back) says nothing about the
+  // network: the count starts again from it.
+  watch() {
+    if (this.watchdog) return;
+    this.watchedAt = performance.now();
+    this.watchdog = setInterval(() => this.checkSilence(performance.now()), WATCH_MS);
+  }
+
+  unwatch() { clearInterval(this.watchdog); this.watchdog = null; }
+
+  checkSilence(now) {
+    const late = now - this.watchedAt > Math.max(1500, this.options.silenceMs / 2);
+    this.watchedAt = now;
+    if (!this.ws || this.stopped || !(this.options.silenceMs > 0)) return;
+    if (late) { this.heardAt = Math.max(this.heardAt, now); return; }
+    const silent = now - this.heardAt;
+    if (silent < this.options.silenceMs) return;
+    if (this.welcomed) {
+      this.stats.silences++;
+      return this.dropped(1006, `nothing heard for ${Math.round(silent)} ms`);
+    }
+    if (this.resuming) this.abandonAttempt();
+  }
+
+  // The welcomed connection is lost while its socket may still look open: it went silent, or
+  // drifted. With a seat to take back, the socket must NOT be closed: in a browser `ws.close()`
+  // always sends a close frame (there is no way to drop a WebSocket without one), and the
+  // server takes a close frame for a goodbye: it gives the seat up at once, and the resume
+  // that follows is refused. So the socket is left as it is, its handlers detached (nothing it
+  // still says reaches this client: not the 4002 the server closes it with once the resume has
+  // taken the seat over), and kept referenced until then (a WebSocket collected while open is
+  // closed with a close frame); the resume starts at once. Without a seat there is nothing to
+  // keep: the socket is closed and the client joins again.
+  dropped(code, reason) {
+    const ws = this.ws;
+    if (this.canResume()) {
+      if (ws) { detach(ws); this.abandoned.push(ws); }
+      return this.beginResume(code, reason);
+    }
+    this.ws = null;
+    if (ws) { detach(ws); ws.close(COMING_BACK, "coming back"); }
+    this.onClose(COMING_BACK, reason);
+  }
+
+  canResume() {
+    return Boolean(this.resumeToken) && this.welcomed && this.options.resume && this.options.reconnect && !this.stopped;
+  }
+
+  // The welcomed connection dropped, and the room keeps its seat: take it back on a new one.
+  beginResume(code, reason) {
+    const now = performance.now();
+    this.ws = null; this.welcomed = false;
+    this.attempt++; // whatever was under way for the old connection is over
+    clearInterval(this.pinger); clearTimeout(this.retry);
+    clearTimeout(this.inputTimer); this.inputTimer = null;
+    this.resuming = { noticed: now, deadline: now + this.graceMs, attempts: 0, delay: RESUME_FIRST_MS, code, reason };
+    this.stats.lastClose = { code, reason };
+    this.setStatus("reconnecting");
+    this.nextResume();
+  }
+
+  // The next attempt, after a wait drawn between half and all of the backoff (100 ms, doubled
+  // after each attempt up to 2 s), so that players dropped together do not all come back at
+  // once.
+  nextResume() {
+    const r = this.resuming;
+    const wait = r.delay * (0.5 + Math.random() / 2);
+    r.delay = Math.min(RESUME_MAX_MS, r.delay * 2);
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => this.tryResume(), wait);
+  }
+
+  tryResume() {
+    const r = this.resuming;
+    if (!r || this.stopped) return;
+    // Past the grace the server has given the seat up: no attempt would find it.
+    if (performance.now() >= r.deadline) return this.seatLost(r.code, this.graceOver());
+    r.attempts++;
+    this.stats.resumeAttempts++;
+    this.dispatchEvent(new CustomEvent("reconnecting", { detail: { attempt: r.attempts } }));
+    this.open(this.resumeToken);
+  }
+
+  graceOver() {
+    const { reason } = this.resuming;
+    return `the seat's ${this.graceMs} ms grace ran out${reason ? ` (dropped: ${reason})` : ""}`;
+  }
+
+  // A resume attempt that brought no Welcome within the silence limit: given up, and the next
+  // made. A socket still connecting has sent nothing and is closed; one that sent its hello is
+  // left open, detached (closing it would be the goodbye of a seat it may just have taken).
+  abandonAttempt() {
+    const ws = this.ws;
+    this.ws = null;
+    detach(ws);
+    if (ws.readyState === WebSocket.CONNECTING) ws.close(); else this.abandoned.push(ws);
+    this.nextResume();
+  }
+
+  // The new Welcome of a resumed seat: the same entity, a new token. The world stays until the
+  // snapshot that follows replaces it; the input `seq` goes on (the server takes only a `seq`
+  // above the last it applied); the message allowances go on. What was drawn from the old
+  // connection's frames (the clock, the interpolation, the prediction's base) starts over, and
+  // the inputs in flight were lost with it. The input in force goes out again, even a neutral
+  // one: the server has applied a neutral input since the drop if it noticed it, but the last
+  // input of the old connection if that still looked open to it (a half-open socket, replaced).
+  onResumed(msg, now) {
+    const r = this.resuming;
+    this.resuming = null;
+    this.resumeToken = msg.resume; this.graceMs = msg.graceMs;
+    this.schema = msg.schema; this.tickHz = msg.tickHz; this.period = 1000 / msg.tickHz;
+    this.pending = []; this.sentInput = null; this.sentAt = null;
+    this.ackedInput = msg.schema.input.map(() => 0);
+    this.input = this.inputOf(this.wanted ?? {});
+    this.frames = []; this.clock = null; this.arrivals = []; this.own = null; this.ease = null; this.render = null;
+    this.backoff = 500;
+    this.stats.resumes++;
+    // The server has replaced the old connections by now (or found them gone): closing them
+    // costs the seat nothing.
+    this.closeAbandoned();
+    this.setStatus("playing");
+    this.dispatchEvent(new CustomEvent("resumed", { detail: { attempts: r.attempts, tookMs: now - r.noticed, playerId: this.playerId } }));
+    this.ping(now);
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => this.ping(performance.now()), PING_EVERY_MS);
+    this.flushInput(now);
+  }
+
+  // The seat is gone: the server refused the resume token (4001), the grace ran out, or the
+  // server went away meanwhile. Said (`seatlost`), and the player joins again afresh, as after
+  // any other dropped connection.
+  seatLost(code, reason) {
+    this.resuming = null; this.resumeToken = "";
+    this.stats.seatsLost++;
+    this.closeAbandoned();
+    this.dispatchEvent(new CustomEvent("seatlost", { detail: { code, reason } }));
+    this.again(code, reason);
+  }
+
+  closeAbandoned() {
+    for (const ws of this.abandoned.splice(0)) ws.close(1000, "gone");
   }
 
   setStatus(status) {
@@ -197,6 +406,7 @@ export class Client extends EventTarget {
   }
 
   closed(code, reason) {
+    this.unwatch();
     this.stats.lastClose = { code, reason };
     this.setStatus("closed");
     this.dispatchEvent(new CustomEvent("close", { detail: { code, reason } }));
@@ -205,6 +415,7 @@ export class Client extends EventTarget {
   // The player will not be let in: no more reconnecting.
   refused(code, reason) {
     clearTimeout(this.retry);
+    this.unwatch();
     this.refusal = { code, reason };
     this.stats.lastClose = { code, reason };
     this.setStatus("refused");
@@ -215,7 +426,24 @@ export class Client extends EventTarget {
   // `unwelcomed`: the connection ended before its Welcome.
   onClose(code, reason, unwelcomed = !this.welcomed) {
     clearInterval(this.pinger);
+    // A welcomed connection that dropped, its seat kept: taken back.
+    if (!unwelcomed && withoutCloseFrame(code) && this.canResume()) return this.beginResume(code, reason);
     this.ws = null;
+    // A resume attempt: tried again while it did not reach the server (until the grace is
+    // over); a refused token (4001), or a server that went away meanwhile, is a seat lost, and
+    // the player joins afresh; a refusal (a room closing) is one.
+    if (this.resuming && !this.stopped) {
+      const r = this.resuming;
+      if (resumeAgain(code)) {
+        r.code = code; r.reason = reason || r.reason;
+        if (performance.now() < r.deadline) return this.nextResume();
+        return this.seatLost(code, this.graceOver());
+      }
+      if (code === RESUME_REFUSED || transient(code, reason)) return this.seatLost(code, reason);
+      this.resuming = null;
+    }
+    // The connection is over, and its seat with it.
+    this.welcomed = false; this.resumeToken = "";
     // Never reconnect after a refusal (1008, 1013, 1002, the game's 4000 …; a room closing
     // before the player was in), a room closed on purpose or a match over (1000).
     if (!this.stopped && (REFUSALS.has(code) || (unwelcomed && code === 1001 && reason.startsWith("room closed")))) {
@@ -269,14 +497,16 @@ export class Client extends EventTarget {
     this.backoff = Math.min(10000, this.backoff * 2);
   }
 
-  /** Drops the connection and comes back with a fresh snapshot. */
+  /** Drops the connection and comes back with a fresh snapshot: to its seat, when it has
+   *  one (a resume), or as a new player. */
   drift(why) {
     this.stats.drifts++;
     this.dispatchEvent(new CustomEvent("drift", { detail: why }));
+    if (this.welcomed) return this.dropped(COMING_BACK, why);
     const ws = this.ws;
     this.ws = null;
-    if (ws) ws.close(DRIFTED, "drifted");
-    this.onClose(DRIFTED, why);
+    if (ws) { detach(ws); ws.close(COMING_BACK, "drifted"); }
+    this.onClose(COMING_BACK, why);
   }
 
   onMessage(bytes, now) {
@@ -291,6 +521,12 @@ export class Client extends EventTarget {
         if (this.welcomed && !this.ended) return this.drift("a second Welcome while the match goes on");
         const nextMatch = this.welcomed;
         this.welcomed = true; this.ended = false;
+        if (this.resuming) {
+          if (msg.playerId === this.playerId) return this.onResumed(msg, now);
+          // Not the seat it held (never, from a server of ours): a new player, from scratch.
+          this.resuming = null;
+          this.dispatchEvent(new CustomEvent("seatlost", { detail: { code: 0, reason: `welcomed as ${msg.playerId}, not ${this.playerId}` } }));
+        }
         return this.onWelcome(msg, now, nextMatch);
       }
       case "snapshot": case "delta": return this.onFrame(msg, now);
@@ -307,6 +543,8 @@ export class Client extends EventTarget {
   // server ignores one not above the last it saw), and the input in force is sent again.
   onWelcome(msg, now, nextMatch) {
     this.schema = msg.schema; this.playerId = msg.playerId; this.tickHz = msg.tickHz;
+    this.resumeToken = msg.resume; this.graceMs = msg.graceMs;
+    this.closeAbandoned();
     this.period = 1000 / msg.tickHz;
     this.world = new World(msg.schema);
     this.match = nextMatch ? this.match + 1 : Math.max(1, this.match);
@@ -368,7 +606,7 @@ export class Client extends EventTarget {
    * not connected.
    */
   send(kind, fields = {}, now = performance.now()) {
-    if (!this.schema || !this.ws || this.ws.readyState !== WebSocket.OPEN) throw new Error(`not connected: ${this.status}`);
+    if (!this.schema || !this.welcomed || !this.ws || this.ws.readyState !== WebSocket.OPEN) throw new Error(`not connected: ${this.status}`);
     const msg = messageOf(this.schema, kind, fields);
     const rate = this.schema.messages[msg.kind];
     const left = this.allowances[msg.kind];
@@ -505,7 +743,9 @@ export class Client extends EventTarget {
   // allowance): a change within half a tick of the last send goes out when the half tick is
   // up, as whatever the input is by then.
   flushInput(now) {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.schema) return;
+    // Not before the Welcome (a reconnecting client's schema is the last connection's): the
+    // input in force goes out with it.
+    if (!this.ws || !this.welcomed || this.ws.readyState !== WebSocket.OPEN || !this.schema) return;
     if (this.sentInput && this.sentInput.every((v, i) => v === this.input[i])) return;
     const wait = (this.sentAt ?? -Infinity) + this.period / 2 - now;
     if (wait > 0) {
@@ -669,6 +909,11 @@ export function describeEvent({ kind, fields }, nameOf = () => "") {
     return `${who(fields.name, fields.from)}${fields.team ? " (team)" : ""}: ${fields.line}`;
   }
   return [kind, ...Object.entries(fields).map(([name, value]) => `${name} ${value}`)].join(" · ");
+}
+
+// Takes every handler off `ws`: nothing it says any more reaches the client.
+function detach(ws) {
+  ws.onopen = null; ws.onmessage = null; ws.onclose = null; ws.onerror = null;
 }
 
 // The burst of messages of `kind` this client allows itself: the server's, a second's worth,
