@@ -1,7 +1,8 @@
 //! The pages, embedded in the binary: the lobby (`/`), a room's spectator page
 //! (`/rooms/{id}/`), its play page (`/rooms/{id}/play`, `/play` for the default room), and the
 //! JavaScript client they use (`/tickcast.js`, an ES module with no dependencies: see its
-//! header; it imports `/tickcast-wire.js` and `/tickcast-world.js`, by relative URL). The pages
+//! header; it imports `/tickcast-wire.js` and `/tickcast-world.js`, by relative URL), which is
+//! the package in `client-js/`. The pages
 //! find everything else (the rooms API, the feed, the player socket) by relative URL.
 
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use axum::routing::get;
 
 use crate::state::{AppState, KnownRoom};
 
-const CLIENT: &str = include_str!("tickcast.js");
-const CLIENT_WIRE: &str = include_str!("tickcast-wire.js");
-const CLIENT_WORLD: &str = include_str!("tickcast-world.js");
+// The client module is the package in `client-js/`: one source, served here and published there.
+const CLIENT: &str = include_str!("../../client-js/tickcast.js");
+const CLIENT_WIRE: &str = include_str!("../../client-js/tickcast-wire.js");
+const CLIENT_WORLD: &str = include_str!("../../client-js/tickcast-world.js");
 const LOBBY: &str = include_str!("lobby.html");
 const PAGE: &str = include_str!("page.html");
 const PLAY: &str = include_str!("play.html");
