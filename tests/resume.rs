@@ -274,3 +274,32 @@ async fn tokens_of_other_rooms_used_or_malformed_are_refused_and_a_goodbye_leave
     refused(&server.ws_url(), Hello::resuming(&token), 4001, "resume token unknown").await;
     assert!(server.metrics.resumes_refused.get() >= 5);
 }
+
+#[tokio::test]
+async fn a_resume_the_network_holds_silent_is_given_up_and_the_next_attempt_comes_back() {
+    let server = TestServer::start(Config::defaults()).await;
+    let relay = relay_to(&server).await;
+    let mut ann = within(Client::connect(&format!("ws://{}/ws", relay.addr()), "ann"))
+        .await
+        .unwrap();
+    ann.auto_resume(true, Some(Duration::from_millis(300)));
+    let me = ann.player_id();
+    play_for(&mut ann, 3).await;
+    // The network goes, and for a while new connections go nowhere either.
+    relay.cut();
+    relay.blackhole(Duration::from_secs(2));
+    let deadline = Instant::now() + PATIENCE;
+    let (attempts, took) = loop {
+        assert!(Instant::now() < deadline, "ann never resumed");
+        if let Received::Resumed { attempts, took } = within(ann.recv()).await.unwrap() {
+            break (attempts, took);
+        }
+    };
+    assert!(
+        attempts >= 2,
+        "the first attempt was held silent, yet {attempts} attempt(s)"
+    );
+    assert!(took >= tickcast::client::RESUME_ATTEMPT_LIMIT, "{took:?}");
+    assert_eq!(ann.player_id(), me);
+    play_for(&mut ann, 3).await;
+}

@@ -193,8 +193,16 @@ struct Resuming {
     deadline: tokio::time::Instant,
     attempts: u32,
     next_try: tokio::time::Instant,
-    pending: Option<tokio::task::JoinHandle<Result<Client, ClientError>>>,
+    /// The attempt under way, and when it is given up.
+    pending: Option<(
+        tokio::task::JoinHandle<Result<Client, ClientError>>,
+        tokio::time::Instant,
+    )>,
 }
+
+/// How long one resume attempt may take (a connection the network holds silent, a welcome
+/// that never comes) before it is given up and the next one made.
+pub const RESUME_ATTEMPT_LIMIT: Duration = Duration::from_secs(3);
 
 /// A seat taken back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,18 +329,24 @@ impl Client {
             pending: None,
         });
         loop {
-            let pending = match &mut resuming.pending {
+            let (pending, give_up) = match &mut resuming.pending {
                 Some(pending) => pending,
                 None => {
                     tokio::time::sleep_until(resuming.next_try).await;
                     resuming.attempts += 1;
                     let (url, hello) = (self.url.clone(), hello.clone());
-                    resuming
-                        .pending
-                        .insert(tokio::spawn(async move { Self::connect_with(&url, hello).await }))
+                    let task = tokio::spawn(async move { Self::connect_with(&url, hello).await });
+                    let give_up = (tokio::time::Instant::now() + RESUME_ATTEMPT_LIMIT).min(resuming.deadline);
+                    resuming.pending.insert((task, give_up))
                 }
             };
-            let attempt = pending.await;
+            let attempt = match tokio::time::timeout_at(*give_up, &mut *pending).await {
+                Ok(attempt) => attempt,
+                Err(_) => {
+                    pending.abort();
+                    Ok(Err(ClientError::Silent(RESUME_ATTEMPT_LIMIT)))
+                }
+            };
             resuming.pending = None;
             let err = match attempt {
                 Ok(Ok(fresh)) => {
