@@ -1,6 +1,6 @@
 //! The commands' flags and what each runs (`load`, `syscalls`, `idle`, `transports`, `soak`,
-//! `attack`, `rooms`, `cluster`): each builds its harness's config from its flags, runs it (the
-//! library's modules) and prints the report.
+//! `resume`, `attack`, `rooms`, `cluster`): each builds its harness's config from its flags,
+//! runs it (the library's modules) and prints the report.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use tickcast_bench::cluster::{self as measure_cluster, ClusterConfig};
 use tickcast_bench::floors::{self, WriteCall};
 use tickcast_bench::idle::{self, IdleConfig};
 use tickcast_bench::load::{self, LoadConfig};
+use tickcast_bench::resume::{self as measure_resume, ResumeConfig};
 use tickcast_bench::rooms::{self as measure_rooms, RoomsConfig};
 use tickcast_bench::server::process::default_server_bin;
 use tickcast_bench::server::procinfo;
@@ -23,8 +24,10 @@ use tickcast_bench::table::{Align, Table};
 use tickcast_bench::transports::{self, Network, TransportsConfig, chart};
 
 use client_demo::cli::{fail, stop_on_ctrl_c};
+use tickcast::config::parse_duration;
 
-/// The most round trips one `transports` run compares (each adds a pass over every transport).
+/// The most round trips one `transports` or `resume` run compares (each adds a pass over every
+/// transport, or a round of its own).
 const MAX_RTTS: usize = 8;
 
 #[derive(Debug, Args)]
@@ -185,6 +188,38 @@ pub(crate) struct SoakArgs {
     /// Bots playing.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=2000))]
     bots: u64,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Bots playing, each through a relay of its own.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=500))]
+    bots: u64,
+    /// Seconds the bots play in each round (no cut in the last few: the silence limit, four
+    /// round trips and 2 s).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=600))]
+    seconds: u64,
+    /// Mean time between two cuts of one bot's connection (e.g. "5s", "800ms"): each gap is
+    /// drawn between half and one and a half times it, and waits for the bot to be back.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    cut_every: Duration,
+    /// Round trips, in milliseconds, one round each against a fresh server (at most 8): each
+    /// bot's relay delays each direction by half of it.
+    #[arg(long, value_delimiter = ',', default_value = "0,80",
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    rtt_ms: Vec<u64>,
+    /// The bots' silence limit, in milliseconds: nothing received this long is a dropped
+    /// connection, and the bot resumes.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=10_000))]
+    silence_ms: u64,
+    /// Seed of the cut times.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -371,6 +406,32 @@ pub(crate) async fn soak(args: SoakArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+pub(crate) async fn resume(args: ResumeArgs) -> ExitCode {
+    if args.rtt_ms.len() > MAX_RTTS {
+        return fail(
+            &format!("at most {MAX_RTTS} round trips, not {}", args.rtt_ms.len()),
+            None,
+        );
+    }
+    let config = ResumeConfig {
+        bots: args.bots as usize,
+        duration: Duration::from_secs(args.seconds),
+        cut_every: args.cut_every,
+        rtts: args.rtt_ms.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+        silence: Duration::from_millis(args.silence_ms),
+        seed: args.seed,
+        ..ResumeConfig::new(args.server.bin())
+    };
+    match measure_resume::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
+        Ok(report) => {
+            print_report(&report, args.json);
+            // Failed: a cut went unanswered, a seat came back as another entity, or a desync.
+            ExitCode::from(u8::from(!report.passed()))
+        }
+        Err(err) => fail(&err, None),
     }
 }
 

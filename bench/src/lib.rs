@@ -15,6 +15,8 @@
 //! - [`transports`]: the ways of following a match compared, directly or across a simulated
 //!   network (`tickcast-relay`), with medians of runs, tables and an SVG chart.
 //! - [`soak`]: bots, spectators and misbehaving clients for minutes, sampling the server.
+//! - [`resume`]: players whose connections are cut take their seats back, each bot through a
+//!   relay of its own.
 //! - [`attack`]: the outside attack run, one attack per fresh server.
 //! - [`cluster`]: a cluster on this machine, with a redis-server of our own.
 //! - [`table`]: the one way every report writes its tables.
@@ -25,6 +27,7 @@ pub mod cluster;
 pub mod floors;
 pub mod idle;
 pub mod load;
+pub mod resume;
 pub mod rooms;
 pub mod server;
 pub mod soak;

@@ -9,8 +9,8 @@ use client_demo::cli::logging;
 mod commands;
 
 use commands::{
-    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, RoomsArgs, SoakArgs, SyscallsArgs,
-    TransportsArgs, attack, cluster, cluster_followers, idle, load, rooms, soak, syscalls, transports,
+    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, ResumeArgs, RoomsArgs, SoakArgs, SyscallsArgs,
+    TransportsArgs, attack, cluster, cluster_followers, idle, load, resume, rooms, soak, syscalls, transports,
 };
 
 /// The tickcast measuring harness: start the release server, load it over loopback, and report
@@ -35,6 +35,9 @@ enum Command {
     Transports(TransportsArgs),
     /// Run bots, spectators and abusive clients for minutes and watch the server's memory.
     Soak(SoakArgs),
+    /// Cut each bot's connection at random moments, each through a relay of its own, and
+    /// measure the bots taking their seats back.
+    Resume(ResumeArgs),
     /// Attack a fresh server per attack, as an anonymous peer would, and report the cost.
     Attack(AttackArgs),
     /// Start the release server and measure what empty rooms cost and what churning rooms
@@ -63,6 +66,7 @@ async fn main() -> ExitCode {
         Command::Syscalls(args) => syscalls(args).await,
         Command::Transports(args) => transports(args).await,
         Command::Soak(args) => soak(args).await,
+        Command::Resume(args) => resume(args).await,
         Command::Attack(args) => attack(args).await,
         Command::Rooms(args) => rooms(args).await,
         Command::Cluster(args) => cluster(args).await,
