@@ -1,8 +1,10 @@
-// tickcast.js: the browser client of a tickcast server, as ES modules with no dependencies:
-// this one (the connection), ./tickcast-wire.js (the bytes) and ./tickcast-world.js (the
-// world, prediction's steps), whose exports it re-exports.
+// tickcast.js: the client of a tickcast server, for browsers and Node (20 and up; 20 and 21
+// with --experimental-websocket), as ES modules with no dependencies: this one (the
+// connection), ./tickcast-wire.js (the bytes) and ./tickcast-world.js (the world, prediction's
+// steps), whose exports it re-exports. Every server serves them (`/tickcast.js`, to any page);
+// they are also the npm package `tickcast-client` (client-js/README.md; its types in types/).
 //
-//   import { Client } from "/tickcast.js";
+//   import { Client } from "http://127.0.0.1:8080/tickcast.js";  // plays on that server, from any page
 //   const client = new Client({ room: "k3Xq9TzA1bWm", name: "ann", options: { team: 1 } });  // or { url }, { matchmake: "tanks" }
 //   client.addEventListener("welcome", () => …);
 //   client.addEventListener("event:kill", (ev) => console.log(ev.detail.fields.by_name));
@@ -105,6 +107,8 @@ const RESUME_MAX_MS = 2000;
 // The close codes of a refusal (a bad hello or join token, a full room, a message that broke
 // the rules, the game's 4000): reconnecting will not help.
 const REFUSALS = new Set([1002, 1003, 1008, 1013, 4000]);
+// How long a socket's `close` may lag behind its `error` before it is taken for closed.
+const CLOSE_AFTER_ERROR_MS = 250;
 // How long the server is given to say whether a player would be let in.
 const ADMISSION_MS = 5000;
 
@@ -112,6 +116,19 @@ const ADMISSION_MS = 5000;
 class Refusal extends Error {
   constructor(code, reason) { super(reason); this.code = code; }
 }
+
+// The server a Client plays on when its options name none: the one this module was imported
+// from (`import { Client } from "https://game.example/tickcast.js"` on any site's page plays on
+// game.example), else this page's (the module bundled or copied into a site: a `file:` or
+// bundler's URL), else a local server's (Node, with the module from a file).
+const defaultServer = (() => {
+  try {
+    const here = new URL(import.meta.url);
+    if (here.protocol === "http:" || here.protocol === "https:") return here.origin;
+  } catch { /* not a URL a server could have served */ }
+  if (typeof location !== "undefined" && /^https?:$/.test(location.protocol)) return location.origin;
+  return "http://127.0.0.1:8080";
+})();
 
 // Whether a connection that ended with `code` comes back: a drop (1006), a server restart
 // (1001 shutting down), a crash (1011) or a drift; not a room closed on purpose or a match over.
@@ -128,8 +145,9 @@ const resumeAgain = (code) => code === 1006 || code === 1005 || code === 1011 ||
  * A player's connection to a room; its events are in the module's header.
  *
  * Options: `url` (a player WebSocket URL), or `room` (an id: `<server>/rooms/<id>/ws`), or
- * `matchmake` (a game name: `POST <server>/matchmake`); `server` (http(s) origin, default
- * this page's); `name`; `token`; `options` (the join options the hello carries, by name: a
+ * `matchmake` (a game name: `POST <server>/matchmake`); `server` (its http(s) origin, and
+ * path prefix if any; by default the origin this module was imported from, see
+ * `defaultServer`); `name`; `token`; `options` (the join options the hello carries, by name: a
  * number or a string each, as the game's schema names them; matchmaking is asked with them);
  * `predict` (default true); `reconnect` (default true); `resume` (default true: take the seat
  * back after a dropped connection; false: join afresh); `silenceMs` (default 3000: how long
@@ -139,7 +157,7 @@ export class Client extends EventTarget {
   constructor(options = {}) {
     super();
     this.options = { predict: true, reconnect: true, resume: true, silenceMs: SILENCE_MS, name: "", token: "", options: {}, ...options };
-    this.server = this.options.server ?? (typeof location !== "undefined" ? location.origin : "http://127.0.0.1:8080");
+    this.server = this.options.server ?? defaultServer;
     this.status = "idle";
     this.schema = null; this.world = null; this.playerId = 0; this.tickHz = 30;
     this.match = 0; this.results = null; this.ended = false; this.allowances = [];
@@ -180,11 +198,15 @@ export class Client extends EventTarget {
     } catch (err) {
       if (attempt !== this.attempt) return;
       // A room that is gone (404) or a refusal is final; a server out of reach is retried,
-      // unless (a room's, whose URL is known) it says this page would be refused anyway.
+      // unless it says this page would be refused anyway: asked at the room's player URL, or
+      // for matchmaking (whose room is not known yet) at the default room's, which says at
+      // least whether this page's origin may play here (a browser hides why a cross-origin
+      // request failed: the preflight's 403 reads as a network error).
       if (err instanceof Refusal) return this.refused(err.code, err.message);
-      if (this.options.matchmake) return this.onClose(1006, String(err.message || err), false);
+      const why = String(err.message || err);
+      if (this.options.matchmake) return this.admit(1006, why, `${this.server}/ws`, "");
       const id = encodeURIComponent(this.options.room ?? "default");
-      return this.admit(1006, String(err.message || err), `${this.server}/rooms/${id}/ws`, this.options.token);
+      return this.admit(1006, why, `${this.server}/rooms/${id}/ws`, this.options.token);
     }
     if (this.stopped || attempt !== this.attempt) return;
     this.url = target.url; this.token = target.token; this.joinOptions = target.options;
@@ -238,7 +260,17 @@ export class Client extends EventTarget {
       this.heardAt = performance.now();
       this.onMessage(new Uint8Array(ev.data), this.heardAt);
     };
-    ws.onclose = (ev) => { if (ws === this.ws) this.onClose(ev.code, ev.reason); };
+    let closed = false;
+    ws.onclose = (ev) => { closed = true; if (ws === this.ws) this.onClose(ev.code, ev.reason); };
+    // Node 20's WebSocket fires `error` and never `close` for a connection it could not open (a
+    // refused upgrade, a server out of reach), and stays CONNECTING: a socket whose error no
+    // `close` follows soon is taken for closed (1006), as a browser's would be.
+    ws.onerror = () => setTimeout(() => {
+      if (closed || ws !== this.ws || ws.readyState === WebSocket.OPEN) return;
+      closed = true;
+      detach(ws);
+      this.onClose(1006, "");
+    }, CLOSE_AFTER_ERROR_MS);
   }
 
   /** Leaves the room (close 1000: a goodbye, the seat given up) and stops reconnecting. */
