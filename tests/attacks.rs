@@ -1,6 +1,7 @@
 //! The holes an outside attack run found, one test each, against the real server: floods
 //! before the hello, hello squatting, stalled resumers, control characters in names, origin
-//! rebinding, uncounted upgrades, stalled players, protocol faults and shutdown; and the rooms
+//! rebinding, uncounted upgrades, stalled players, protocol faults and shutdown, guessed resume
+//! tokens; and the rooms
 //! layer's ([`rooms_api`]: other's rooms closed, places held, the room cap filled, cross-site
 //! writes, spectators locked out, names taken, the room list, fast rooms) and the cluster's
 //! ([`cluster`]: HTTP turned into Redis load). (`tickcast-bench attack` runs the same attacks at
@@ -377,4 +378,68 @@ async fn a_player_upgrade_by_another_method_than_get_is_405() {
     // As PROTOCOL.md says: the method is refused before anything else is looked at.
     assert_eq!(res.status(), 405);
     assert_eq!(res.headers()["allow"], "GET,HEAD");
+}
+
+#[tokio::test]
+async fn guessed_resume_tokens_take_no_seat_and_no_place_and_skip_no_join_token() {
+    // A full room (one place) on a server that requires join tokens: a resume needs neither a
+    // place nor a join token, so it is where a guesser would try.
+    let secret = "s3cret";
+    let server = TestServer::start(Config {
+        max_players: 1,
+        auth_secret: Some(secret.into()),
+        ..Config::defaults()
+    })
+    .await;
+    let expiry = tickcast::protocol::unix_micros() / 1_000_000 + 600;
+    let token = tickcast::auth::mint(secret.as_bytes(), "default", "ann", expiry);
+    let mut ann = within(Client::connect_with(
+        &server.ws_url(),
+        Hello {
+            token,
+            ..Hello::new("ann")
+        },
+    ))
+    .await
+    .unwrap();
+    until_snapshot(&mut ann).await;
+    let real = ann.resume_token().to_owned();
+
+    let guesses = (0..64u128).map(|i| {
+        let url = server.ws_url();
+        // The real token's room, a secret of the guesser's.
+        let guess = format!(
+            "default.{:032x}",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+        );
+        tokio::spawn(async move { Client::connect_with(&url, Hello::resuming(&guess)).await })
+    });
+    for guess in guesses {
+        match within(guess).await.unwrap() {
+            Err(ClientError::Closed { code, reason }) => {
+                assert_eq!(
+                    (code, reason.as_str()),
+                    (4001, "resume token unknown: expired, already used, or never given")
+                );
+            }
+            Ok(client) => panic!("a guessed token took seat {}", client.player_id()),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    // Over the length limit: refused before anything else is looked at.
+    let long = format!("default.{}", "0".repeat(100));
+    match within(Client::connect_with(&server.ws_url(), Hello::resuming(&long))).await {
+        Err(ClientError::Closed { code: 1008, reason }) => assert_eq!(reason, "resume token over 96 bytes"),
+        other => panic!("{:?}", other.map(|c| c.player_id())),
+    }
+    // Ann played on throughout: her seat is hers, her token still works once.
+    let tick = ann.world().unwrap().tick();
+    common::until_tick(&mut ann, tick + 3).await;
+    assert_eq!(server.metrics.resumes_refused.get(), 64);
+    assert_eq!(server.metrics.resumes.get(), 0);
+    assert_eq!(server.metrics.closes(CloseReason::Replaced), 0);
+    let back = within(Client::connect_with(&server.ws_url(), Hello::resuming(&real)))
+        .await
+        .unwrap();
+    assert_eq!(back.player_id(), ann.player_id());
 }
