@@ -149,15 +149,36 @@ function advance(at, step, max) { return Math.max(0, Math.min(max, at + step)); 
 /** Client-side steps by game name; register your game's with `predictors.set(name, …)`. */
 export const predictors = new Map();
 
+// A step along the input's direction (`input[0]`, `input[1]`) at `speed` units/s, clamped to
+// the world: how arena's players and tanks move (src/game/motion.rs, `advance`).
+function moved(f, input, ctx, speed) {
+  const [sx, sy] = velocity(input[0] ?? 0, input[1] ?? 0, speed, ctx.scale, ctx.tickHz);
+  const out = f.slice();
+  out[ctx.x] = advance(f[ctx.x], sx, ctx.scale * ctx.width);
+  out[ctx.y] = advance(f[ctx.y], sy, ctx.scale * ctx.height);
+  return out;
+}
+
 // arena (src/game/arena.rs): the player moves at 150 units/s along its input, clamped to the
 // world. Orbs and scores are the server's business; the position is all prediction needs.
 predictors.set("arena", {
   speed: 150,
+  step(f, input, ctx) { return moved(f, input, ctx, this.speed); },
+});
+
+// tanks (src/game/tanks.rs): the tank moves at 120 units/s along its input (`dx`, `dy`), as
+// arena's players do, and its turret turns to the input's `aim` (0..=255 of a turn) in the same
+// tick. Health, ammunition, shells and respawns are the server's business.
+predictors.set("tanks", {
+  speed: 120,
+  // The tank kind's `aim` field, and the input's (tanks.rs: `field::AIM`, the input's order).
+  aimField: 2,
+  aimInput: 2,
+  // The fields besides the position the step predicts: checked against the server's too.
+  fields: [2],
   step(f, input, ctx) {
-    const [sx, sy] = velocity(input[0] ?? 0, input[1] ?? 0, this.speed, ctx.scale, ctx.tickHz);
-    const out = f.slice();
-    out[ctx.x] = advance(f[ctx.x], sx, ctx.scale * ctx.width);
-    out[ctx.y] = advance(f[ctx.y], sy, ctx.scale * ctx.height);
+    const out = moved(f, input, ctx, this.speed);
+    out[this.aimField] = (input[this.aimInput] ?? 0) & 0xff;
     return out;
   },
 });

@@ -69,7 +69,7 @@
 // - interpolation: other entities are drawn a little in the past, between the two ticks around
 //   the render time, with a delay that follows the measured jitter of the frames' arrival
 //   (about 2 ticks on a steady network); it never extrapolates, and snaps through a teleport;
-// - prediction and reconciliation, for games with a client-side step (arena's, in
+// - prediction and reconciliation, for games with a client-side step (arena's and tanks', in
 //   tickcast-world.js, bit-exact with the server's integer rules): the own entity moves at once;
 //   each frame restarts it from the server's position and replays the inputs not yet
 //   acknowledged; what a late or early input changes is eased out over a tenth of a second.
@@ -699,8 +699,10 @@ export class Client extends EventTarget {
       const k = this.ownKind();
       const predicted = this.predictor.step(ownFieldsBefore, this.ackedInput, k);
       const error = Math.max(Math.abs(predicted[k.x] - own.f[k.x]), Math.abs(predicted[k.y] - own.f[k.y]));
+      // And the other fields the step says it predicts (tanks' aim): equal, or a mismatch.
+      const othersOff = (this.predictor.fields ?? []).some((i) => predicted[i] !== own.f[i]);
       this.stats.predictionChecks++;
-      if (error) this.stats.predictionMismatches++;
+      if (error || othersOff) this.stats.predictionMismatches++;
       this.stats.predictionMaxError = Math.max(this.stats.predictionMaxError, error);
     }
     const drawn = this.predictor && this.own && own ? this.predictOwn(now) : null;

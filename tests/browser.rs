@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::browser::{Browser, FEED_AND_RESULTS, Page, chromium_or_skip, moving_players, relayed};
+use common::browser::{Browser, FEED_AND_RESULTS, Page, base64_decode, chromium_or_skip, moving_players, relayed};
 use common::sse::{SseClient, tick_of};
 use common::{TestServer, duel, until_snapshot, within};
 use serde_json::{Value, json};
@@ -313,26 +313,4 @@ async fn the_lobby_pages_through_the_rooms_and_links_to_each_live_room() {
     let location = page.eval("JSON.stringify(location.pathname)").await;
     assert_eq!(location, json!(format!("/rooms/{room}/")));
     playing.abort();
-}
-
-/// Standard base64 (the screenshot), without pulling in a crate for one test.
-fn base64_decode(s: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let digits: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(value).collect();
-    digits
-        .chunks(4)
-        .flat_map(|c| {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
-            n.to_be_bytes()[1..c.len()].to_vec()
-        })
-        .collect()
 }

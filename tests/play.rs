@@ -25,15 +25,8 @@ use tokio::task::JoinHandle;
 async fn the_javascript_client_decodes_and_encodes_protocol_md_s_vectors() {
     let Some(binary) = chromium_or_skip() else { return };
     let server = TestServer::at(30).await;
-    let doc = include_str!("../PROTOCOL.md");
-    let block = doc.split("```\nhello:").nth(1).expect("the vectors block");
-    let block = format!("hello:{}", block.split("```").next().unwrap());
-    let vectors: serde_json::Map<String, Value> = block
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(name, hex)| (name.to_owned(), json!(hex.trim())))
-        .collect();
-    assert_eq!(vectors.len(), 19, "{block}");
+    let vectors = common::protocol_vectors();
+    assert_eq!(vectors.len(), 19, "{vectors:?}");
 
     let browser = Browser::launch(&binary, "vectors");
     let mut page = Page::open(&browser, &server.http_url("/play?name=vectors")).await;
@@ -397,10 +390,8 @@ async fn in_tanks_the_page_aims_with_the_mouse_and_fires_with_a_click() {
     let at = page
         .eval(
             r#"JSON.stringify((() => {
-                const c = tickcastPlay.client, own = c.view(performance.now()).entities.find((e) => e.own);
-                const w = innerWidth, h = innerHeight, pad = 24;
-                const scale = Math.min((w - 2 * pad) / c.schema.width, (h - 2 * pad) / c.schema.height);
-                return [(w - c.schema.width * scale) / 2 + own.x * scale, (h - c.schema.height * scale) / 2 + own.y * scale];
+                const own = tickcastPlay.client.view(performance.now()).entities.find((e) => e.own);
+                return tickcastPlay.toScreen(own.x, own.y);
             })())"#,
         )
         .await;
@@ -596,11 +587,25 @@ async fn in_tanks_the_page_shows_names_its_ammo_the_chat_a_kill_and_the_results(
 #[tokio::test]
 #[ignore = "a measurement: run it by name"]
 async fn input_to_screen_with_and_without_prediction() {
+    input_to_screen("arena").await;
+}
+
+/// The same for tanks (its own prediction step): `cargo test --release --test play -- --ignored
+/// --nocapture tanks_input_to_screen`.
+#[tokio::test]
+#[ignore = "a measurement: run it by name"]
+async fn tanks_input_to_screen_with_and_without_prediction() {
+    input_to_screen("tanks").await;
+}
+
+/// Key presses on the play page of `game`'s default room while bots move, as a table.
+async fn input_to_screen(game: &str) {
     let Some(binary) = chromium_or_skip() else { return };
-    let browser = Browser::launch(&binary, "input-to-screen");
+    let browser = Browser::launch(&binary, &format!("input-to-screen-{game}"));
     let mut rows = Vec::new();
     for rtt_ms in [0u64, 80] {
         let server = TestServer::start(tickcast::Config {
+            game: game.into(),
             allowed_origins: vec!["*".into()],
             ..tickcast::Config::defaults()
         })
@@ -640,6 +645,7 @@ async fn input_to_screen_with_and_without_prediction() {
         relay.stop().await;
         players.iter().for_each(JoinHandle::abort);
     }
+    println!("{game}:");
     println!(
         "| added round trip | prediction | key presses | key to screen p50 | p95 | animation frames p50 | RTT measured by the page |"
     );

@@ -291,14 +291,7 @@ async fn a_seat_given_up_meanwhile_is_said_and_the_page_plays_on_as_a_new_player
 async fn the_javascript_client_reads_and_writes_the_resume_token_as_protocol_md_says() {
     let Some(binary) = chromium_or_skip() else { return };
     let server = TestServer::at(30).await;
-    let doc = include_str!("../PROTOCOL.md");
-    let block = doc.split("```\nhello:").nth(1).expect("the vectors block");
-    let block = format!("hello:{}", block.split("```").next().unwrap());
-    let vectors: serde_json::Map<String, Value> = block
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(name, hex)| (name.to_owned(), json!(hex.trim())))
-        .collect();
+    let vectors = common::protocol_vectors();
     for name in [
         "hello",
         "hello resuming",
@@ -306,7 +299,7 @@ async fn the_javascript_client_reads_and_writes_the_resume_token_as_protocol_md_
         "arena welcome",
         "tanks welcome",
     ] {
-        assert!(vectors.contains_key(name), "no {name:?} vector in {block}");
+        assert!(vectors.contains_key(name), "no {name:?} vector in PROTOCOL.md");
     }
 
     let browser = Browser::launch(&binary, "resume-vectors");

@@ -48,6 +48,9 @@ export interface PredictionContext {
  *  its own beside `step` (arena's `speed`). */
 export interface Predictor {
   step(fields: Value[], input: number[], ctx: PredictionContext): Value[];
+  /** The indices of the fields besides the position the step predicts (tanks' aim): the
+   *  client counts a prediction mismatch when one differs from the server's. */
+  readonly fields?: readonly number[];
   readonly [constant: string]: unknown;
 }
 

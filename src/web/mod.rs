@@ -2,8 +2,9 @@
 //! (`/rooms/{id}/`), its play page (`/rooms/{id}/play`, `/play` for the default room), and the
 //! JavaScript client they use (`/tickcast.js`, an ES module with no dependencies: see its
 //! header; it imports `/tickcast-wire.js` and `/tickcast-world.js`, by relative URL), which is
-//! the package in `client-js/`. The pages
-//! find everything else (the rooms API, the feed, the player socket) by relative URL.
+//! the package in `client-js/`; and their icon (`/favicon.svg`, also at `/favicon.ico`, where a
+//! browser looks for one by itself). The pages find everything else (the rooms API, the feed,
+//! the player socket) by relative URL.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ const CLIENT_WORLD: &str = include_str!("../../client-js/tickcast-world.js");
 const LOBBY: &str = include_str!("lobby.html");
 const PAGE: &str = include_str!("page.html");
 const PLAY: &str = include_str!("play.html");
+const FAVICON: &str = include_str!("favicon.svg");
 
 /// The pages' routes.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -32,6 +34,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/tickcast.js", get(|| module(CLIENT)))
         .route("/tickcast-wire.js", get(|| module(CLIENT_WIRE)))
         .route("/tickcast-world.js", get(|| module(CLIENT_WORLD)))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .with_state(state)
 }
 
@@ -48,6 +52,18 @@ async fn page(_room: KnownRoom) -> Html<&'static str> {
 /// `GET /rooms/{id}/play` and `GET /play`: the play page, for a room that exists (404 else).
 async fn play(_room: KnownRoom) -> Html<&'static str> {
     Html(PLAY)
+}
+
+/// `GET /favicon.svg` and `GET /favicon.ico`: the pages' icon. The pages link the SVG; the
+/// `.ico` path answers with it too, so that whatever asks there by itself gets an icon, not a 404.
+async fn favicon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        FAVICON,
+    )
 }
 
 /// `GET /tickcast.js` and the modules it imports: the client.

@@ -319,3 +319,25 @@ pub async fn moving_players(server: &TestServer) -> (Vec<u32>, Vec<JoinHandle<()
     }
     (ids, players)
 }
+
+/// Standard base64 (Chromium's screenshots), without pulling in a crate for it.
+pub fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = s.bytes().filter(|c| *c != b'=').map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+            n.to_be_bytes()[1..c.len()].to_vec()
+        })
+        .collect()
+}

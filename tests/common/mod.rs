@@ -178,3 +178,15 @@ pub async fn duel(mut shooter: Client, mut target: Client) {
         }
     }
 }
+
+/// PROTOCOL.md's test vectors, by name: `name: hex` lines of its vector block.
+pub fn protocol_vectors() -> serde_json::Map<String, serde_json::Value> {
+    let doc = include_str!("../../PROTOCOL.md");
+    let block = doc.split("```\nhello:").nth(1).expect("the vectors block");
+    let block = format!("hello:{}", block.split("```").next().unwrap());
+    block
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(name, hex)| (name.to_owned(), serde_json::json!(hex.trim())))
+        .collect()
+}
