@@ -127,6 +127,12 @@ pub struct Config {
     #[arg(long, default_value = "15s", value_parser = parse_grace)]
     pub reconnect_grace: Duration,
 
+    /// How far a player of the default room sees, in world units: each is sent only the
+    /// entities within it (rooms created through the API choose their own, `view_radius`).
+    /// Without it, everyone sees the whole world.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub view_radius: Option<u32>,
+
     /// Close a player from whom nothing (not even a pong to our pings) arrives this long.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -200,6 +206,7 @@ impl Config {
             options: crate::protocol::Options::none(),
             after_match: crate::room::AfterMatch::default(),
             reconnect_grace_ms: self.reconnect_grace.as_millis() as u32,
+            view_radius: self.view_radius,
         }
     }
 

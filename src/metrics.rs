@@ -181,6 +181,11 @@ pub struct Metrics {
     pub resumes_refused: Counter,
     /// Seats kept for a player who did not come back within the grace: it left the game.
     pub seats_expired: Counter,
+    /// In rooms with a view radius: distinct views in the last tick, over all such rooms.
+    pub views: Gauge,
+    /// In rooms with a view radius: frames encoded for views (shared deltas, a crossing
+    /// player's own delta, keyframes).
+    pub view_frames_encoded: Counter,
     /// Frames waiting in all players' outbound queues, before this tick's were added.
     pub outbound_queued: Gauge,
     /// The fullest player outbound queue, before this tick's frame.
@@ -290,6 +295,16 @@ impl Metrics {
             resumes: counter(&mut r, "resumes", "Seats taken back with a resume token"),
             resumes_refused: counter(&mut r, "resumes_refused", "Resume tokens refused"),
             seats_expired: counter(&mut r, "seats_expired", "Seats whose grace ended without their player"),
+            views: gauge(
+                &mut r,
+                "views",
+                "Distinct player views in the last tick (rooms with a view radius)",
+            ),
+            view_frames_encoded: counter(
+                &mut r,
+                "view_frames_encoded",
+                "Frames encoded for player views (rooms with a view radius)",
+            ),
             outbound_queued: gauge(&mut r, "outbound_queued_frames", "Frames waiting in all player queues"),
             outbound_queue_max: gauge(
                 &mut r,

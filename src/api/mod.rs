@@ -5,7 +5,7 @@
 //!   (private ones too: knowing the id is the permission), with its last match's results; a
 //!   room that closed after its match answers 410 with them for a while.
 //! - `POST /rooms` `{"game", "tick_hz"?, "max_players"?, "seed"?, "private"?, "options"?,
-//!   "after_match"?, "reconnect_grace"?}`: 201 with the new room and its `key`, given only here (`options` checked
+//!   "after_match"?, "reconnect_grace"?, "view_radius"?}`: 201 with the new room and its `key`, given only here (`options` checked
 //!   against the game's `room_options`). `DELETE /rooms/{id}` with `Authorization: Bearer <the
 //!   room's key or the admin secret>`: 204; its players get 1001 "room closed", its spectators
 //!   a final `closed` event.
@@ -271,6 +271,16 @@ pub(crate) async fn create(
                 )));
             }
             None => defaults.reconnect_grace_ms,
+        },
+        view_radius: match body.view_radius {
+            Some(r) if (1..=defaults.world_size).contains(&r) => Some(r),
+            Some(r) => {
+                return Err(ApiError::bad(format!(
+                    "view_radius {r} is outside 1..={} (the world's size)",
+                    defaults.world_size
+                )));
+            }
+            None => defaults.view_radius,
         },
         ..defaults
     };

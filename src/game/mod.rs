@@ -152,11 +152,33 @@ pub trait Game: Send + 'static {
         let _ = out;
     }
 
+    /// Who sees `entity` in a room with a view radius (POST /rooms `view_radius`): the players
+    /// whose view it is in ([`Audience::Near`], the default), every player (a scoreboard, a
+    /// flag carrier), or the players of one team whose view it is in (fog of war). Asked once
+    /// a tick for each entity, only in rooms with a view radius.
+    fn audience(&self, entity: &crate::protocol::Entity) -> Audience {
+        let _ = entity;
+        Audience::Near
+    }
+
     /// The team `player` plays in, for events told to a team ([`To::Team`]).
     fn team(&self, player: EntityId) -> Option<u32> {
         let _ = player;
         None
     }
+}
+
+/// Who sees an entity in a room with a view radius ([`Game::audience`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Audience {
+    /// The players whose view it is in: within the view radius of their own entity (and a
+    /// little more: views are cut along a grid of cells as wide as the radius).
+    #[default]
+    Near,
+    /// Every player, wherever it is.
+    Everyone,
+    /// The players of this team ([`Game::team`]) whose view it is in.
+    Team(u32),
 }
 
 /// A game played without a server, with its own [`Dispatch`]: for tests, benches and tools

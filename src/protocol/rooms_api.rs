@@ -228,6 +228,10 @@ pub struct NewRoom {
     /// it leaves at once). The server's `--reconnect-grace` when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect_grace: Option<u32>,
+    /// How far a player sees, in world units (1 to the world's size): each is sent only the
+    /// entities within it. Everyone sees the whole world when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_radius: Option<u32>,
 }
 
 /// What a room does when its match ends.

@@ -190,6 +190,7 @@ impl<G: Game> TickLoop<G> {
         self.sent = NetWorld::default();
         self.next = NetWorld::default();
         self.heard.clear();
+        self.reset_views();
         let mut world = NetWorld::default();
         self.game.entities(&mut world.capture(self.tick, &self.schema));
         self.spectated = Arc::new(world);

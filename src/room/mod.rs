@@ -25,6 +25,7 @@ pub mod places;
 pub mod roster;
 pub mod seats;
 pub(crate) mod tick;
+pub mod views;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -73,6 +74,10 @@ pub struct Settings {
     /// leaves at once).
     #[serde(default)]
     pub reconnect_grace_ms: u32,
+    /// How far a player sees, in world units: each is sent only the entities within it (and
+    /// those its game shows further); `None`: everyone sees the whole world.
+    #[serde(default)]
+    pub view_radius: Option<u32>,
 }
 
 impl Settings {

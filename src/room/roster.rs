@@ -23,6 +23,7 @@ use crate::protocol::{EntityId, Input, Message, Options, Schema, Text};
 use crate::room::extras::Extras;
 use crate::room::outbox::{self, Outlet, PushError};
 use crate::room::places::Place;
+use crate::room::views::ViewFrames;
 
 /// Players written between two yields of a big room's fan-out: a fraction of a millisecond of
 /// writes, so a worker busy with a big room still answers pings between chunks, and enough
@@ -186,6 +187,9 @@ pub struct FanOut {
     pub keyframe: Option<Bytes>,
     /// What follows the frame for each player.
     pub extras: Arc<Extras>,
+    /// In a room with views, each player's own frame (the shared delta and keyframe are then
+    /// not used).
+    pub views: Option<Arc<ViewFrames>>,
     /// Players to take out: kicked for being too slow (their seat kept), or whose session
     /// has ended (kept if it dropped).
     gone: Vec<(EntityId, bool)>,
@@ -428,16 +432,22 @@ impl Roster {
         after: Option<EntityId>,
     ) -> Option<EntityId> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let views = pass.views.clone();
         let chunk = self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
         outbox::warm(chunk.map(|(_, p)| &p.link.out));
         let mut last = None;
         for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(FAN_OUT_CHUNK) {
             last = Some(*id);
-            let frame = match (peer.sync, &pass.keyframe) {
-                (Sync::Synced, _) => delta,
-                (Sync::Joining | Sync::Behind, Some(keyframe)) => keyframe,
+            let frame = match (&views, peer.sync, &pass.keyframe) {
+                (Some(views), sync, _) => match views.frame(*id, sync != Sync::Synced) {
+                    Some(frame) => frame,
+                    // Joined after the views were made: its frame comes next tick.
+                    None => continue,
+                },
+                (None, Sync::Synced, _) => delta,
+                (None, Sync::Joining | Sync::Behind, Some(keyframe)) => keyframe,
                 // `needs_keyframe` said no one did: unreachable, and harmless (next tick).
-                (Sync::Joining | Sync::Behind, None) => continue,
+                (None, Sync::Joining | Sync::Behind, None) => continue,
             };
             let ack = (peer.ack != peer.ack_sent).then_some(peer.ack);
             let keyed = peer.sync != Sync::Synced;

@@ -248,6 +248,28 @@ impl NetWorld {
         }
     }
 
+    /// Makes `into` the part of this world that `keep` keeps (at this world's tick, texts
+    /// and all), reusing its allocations: what one player's view holds.
+    pub fn filter_into(&self, into: &mut NetWorld, mut keep: impl FnMut(&Entity) -> bool) {
+        into.tick = self.tick;
+        into.entities.clear();
+        into.texts.clear();
+        for entity in self.entities.iter().filter(|e| keep(e)) {
+            let mut copy = *entity;
+            if copy.texts != 0 {
+                for (i, value) in copy.values.iter_mut().enumerate() {
+                    if copy.texts & (1 << i) != 0 {
+                        *value = match self.texts.get(*value as usize) {
+                            Some(text) if !text.is_empty() => push_text(&mut into.texts, text.clone()),
+                            _ => 0,
+                        };
+                    }
+                }
+            }
+            into.entities.push(copy);
+        }
+    }
+
     /// Empties the world and sets its tick, keeping its allocations for the next capture, and
     /// returns what the game lists its entities into.
     pub fn capture(&mut self, tick: u64, schema: &Schema) -> Entities<'_> {

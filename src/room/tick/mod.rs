@@ -37,6 +37,7 @@ use crate::room::extras::{Extras, TickOutput};
 use crate::room::joins::Joins;
 use crate::room::roster::{self, Departed, FAN_OUT_CHUNK, FanOut, Roster, Turn};
 use crate::room::seats::Seats;
+use crate::room::views::{ViewFrames, Viewer, Views};
 use crate::room::{AfterMatch, RoomId, Settings, Status, Tuning};
 
 /// Players from which a room's fan-out is split over the worker threads: below it, the writes
@@ -109,6 +110,8 @@ pub(crate) struct TickLoop<G> {
     pub(super) roster: Roster,
     /// The seats of its players: their resume secrets, and those kept for players away.
     pub(super) seats: Seats,
+    /// Each player's view of the world, in a room with a view radius.
+    views: Option<Views>,
     /// The room's id, for the resume tokens.
     pub(super) room: RoomId,
     /// How long a seat is kept, for the welcome.
@@ -196,7 +199,9 @@ impl<G: Game> TickLoop<G> {
             // The room's own token: its feed ends when the room does.
             stop.clone(),
         ));
+        let views = settings.view_radius.map(|radius| Views::new(radius, &schema));
         Self {
+            views,
             game,
             dispatch: Dispatch::new(schema.clone()),
             schema,
@@ -313,6 +318,7 @@ impl<G: Game> TickLoop<G> {
             };
             self.metrics.players.dec_by(self.roster.len() as i64);
             self.metrics.players_away.dec_by(self.seats.away() as i64);
+            self.reset_views();
             tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
             stopped
         }
@@ -339,6 +345,7 @@ impl<G: Game> TickLoop<G> {
     /// nobody who holds a base.
     fn pause(&mut self) {
         self.sent = NetWorld::default();
+        self.reset_views();
         self.next = NetWorld::default();
         // What was told as the last player left is for spectators only.
         let told = self.take_told();
@@ -373,9 +380,10 @@ impl<G: Game> TickLoop<G> {
         };
         yield_if_big().await;
         let phase = Instant::now();
-        let (delta, extras) = self.step_and_encode();
+        let (delta, extras, views) = self.step_and_encode();
         let mut pass = FanOut::with(None, extras);
-        if self.roster.needs_keyframe() {
+        pass.views = views;
+        if pass.views.is_none() && self.roster.needs_keyframe() {
             pass.keyframe = Some(roster::keyframe(&self.sent, &self.schema));
         }
         own += phase.elapsed();
@@ -391,15 +399,17 @@ impl<G: Game> TickLoop<G> {
         } else if parts <= 1 {
             self.roster.fan_out_yielding(&mut pass, &delta, now).await;
         } else {
-            let (keyframe, extras) = (pass.keyframe.clone(), pass.extras.clone());
+            let (keyframe, extras, views) = (pass.keyframe.clone(), pass.extras.clone(), pass.views.clone());
             let tasks: Vec<_> = self
                 .roster
                 .split(parts)
                 .into_iter()
                 .map(|mut part| {
                     let (delta, keyframe, extras) = (delta.clone(), keyframe.clone(), extras.clone());
+                    let views = views.clone();
                     tokio::spawn(async move {
                         let mut pass = FanOut::with(keyframe, extras);
+                        pass.views = views;
                         part.fan_out_yielding(&mut pass, &delta, now).await;
                         (part, pass)
                     })
@@ -428,7 +438,8 @@ impl<G: Game> TickLoop<G> {
     #[cfg(test)]
     fn prepare(&mut self) -> (Bytes, Arc<Extras>) {
         self.take_turns();
-        self.step_and_encode()
+        let (delta, extras, _) = self.step_and_encode();
+        (delta, extras)
     }
 
     /// The players' turn: joins, then each player's messages and latest input.
@@ -450,8 +461,9 @@ impl<G: Game> TickLoop<G> {
     }
 
     /// The world's turn: the step and the diff; returns the delta, encoded and framed once,
-    /// and what follows it for each player (its private fields and the events it is told).
-    fn step_and_encode(&mut self) -> (Bytes, Arc<Extras>) {
+    /// and what follows it for each player (its private fields and the events it is told); in
+    /// a room with views, each player's frame of its view instead of the delta.
+    fn step_and_encode(&mut self) -> (Bytes, Arc<Extras>, Option<Arc<ViewFrames>>) {
         self.game.step(&mut self.dispatch);
         self.tick += 1;
         let tick = self.tick;
@@ -461,11 +473,16 @@ impl<G: Game> TickLoop<G> {
         // Once a second, enough to catch a drifting client without hashing every tick.
         let checksum_tick = tick % u64::from(self.tick_hz) == 0;
         let checksum = checksum_tick.then(|| self.sent.checksum(&self.schema));
-        // Encoded and framed once; every player is sent the same bytes.
-        let delta = frames::binary_frame(changes.encode(&self.sent, 1, checksum, &self.schema));
+        let views = self.view_frames(checksum_tick);
+        // Encoded and framed once; every player is sent the same bytes (in a room with views,
+        // every player of a view).
+        let delta = match views {
+            Some(_) => Bytes::new(),
+            None => frames::binary_frame(changes.encode(&self.sent, 1, checksum, &self.schema)),
+        };
         let told = self.take_told();
         if told.is_empty() && !self.schema.has_private() {
-            return (delta, self.no_extras.clone());
+            return (delta, self.no_extras.clone(), views);
         }
         let output = TickOutput {
             game: &self.game,
@@ -478,7 +495,38 @@ impl<G: Game> TickLoop<G> {
         let players: Vec<EntityId> = self.roster.ids().collect();
         let extras = Extras::build(&output, players.iter().copied(), self.roster.keyframed());
         self.hear(&told);
-        (delta, Arc::new(extras))
+        (delta, Arc::new(extras), views)
+    }
+
+    /// Every player starts its view again from a keyframe (a new match).
+    pub(super) fn reset_views(&mut self) {
+        if let Some(views) = &mut self.views {
+            views.reset();
+            self.metrics.views.dec_by(views.last_count(0) as i64);
+        }
+    }
+
+    /// In a room with views, every player's frame of this tick's world (`self.sent`).
+    fn view_frames(&mut self, checksum: bool) -> Option<Arc<ViewFrames>> {
+        let views = self.views.as_mut()?;
+        let keyed: std::collections::HashSet<EntityId> = self.roster.keyframed().collect();
+        let viewers: Vec<Viewer> = self
+            .roster
+            .ids()
+            .map(|id| Viewer {
+                id,
+                team: self.game.team(id),
+                keyed: keyed.contains(&id),
+            })
+            .collect();
+        let game = &self.game;
+        let frames = views.frames(&self.sent, &self.schema, checksum, &viewers, |e| game.audience(e));
+        // A gauge over rooms: each room adds its change since its last tick.
+        self.metrics
+            .views
+            .inc_by(frames.views as i64 - views.last_count(frames.views) as i64);
+        self.metrics.view_frames_encoded.inc_by(frames.encoded as u64);
+        Some(Arc::new(frames))
     }
 
     /// Keeps the public events told to everyone for the next spectator event.
