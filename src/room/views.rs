@@ -127,9 +127,16 @@ impl Views {
         viewers: &[Viewer],
         audience: impl Fn(&Entity) -> Audience,
     ) -> ViewFrames {
-        // Where each entity is and who may see it, once.
-        let placed: Vec<(Option<(u32, u32)>, Audience)> =
-            now.entities().iter().map(|e| (self.cell_of(e), audience(e))).collect();
+        // Who may see each entity, once: everyone's, and the rest by cell (positions in the
+        // world's list, so each view's entities are gathered from 9 cells, not the world).
+        let mut everyone: Vec<usize> = Vec::new();
+        let mut cells: HashMap<(u32, u32), Vec<(usize, Audience)>> = HashMap::new();
+        for (i, entity) in now.entities().iter().enumerate() {
+            match (self.cell_of(entity), audience(entity)) {
+                (None, _) | (_, Audience::Everyone) => everyone.push(i),
+                (Some(cell), audience) => cells.entry(cell).or_default().push((i, audience)),
+            }
+        }
         let key_of = |viewer: &Viewer| -> Key {
             let cell = now.get(viewer.id).and_then(|e| self.cell_of(e));
             let (cx, cy) = cell
@@ -144,14 +151,21 @@ impl Views {
         let keys: Vec<Key> = viewers.iter().map(key_of).collect();
         let previous = std::mem::take(&mut self.worlds);
         let mut worlds: HashMap<Key, NetWorld> = HashMap::new();
+        let mut picked = Vec::new();
         for key in &keys {
             if let Entry::Vacant(slot) = worlds.entry(*key) {
+                picked.clear();
+                picked.extend_from_slice(&everyone);
+                for cx in key.cx.saturating_sub(1)..=key.cx.saturating_add(1) {
+                    for cy in key.cy.saturating_sub(1)..=key.cy.saturating_add(1) {
+                        let near = cells.get(&(cx, cy)).into_iter().flatten();
+                        picked.extend(near.filter(|(_, a)| sees(key, *a)).map(|(i, _)| *i));
+                    }
+                }
+                // The world's order is its ids' order.
+                picked.sort_unstable();
                 let mut world = NetWorld::default();
-                let mut at = placed.iter();
-                now.filter_into(&mut world, |_| {
-                    let (cell, audience) = at.next().copied().unwrap_or((None, Audience::Everyone));
-                    sees(key, cell, audience)
-                });
+                now.pick_into(&mut world, &picked);
                 slot.insert(world);
             }
         }
@@ -210,14 +224,11 @@ impl Views {
     }
 }
 
-/// Whether a player of view `key` sees an entity in `cell` (none: unpositioned) with
-/// `audience`.
-fn sees(key: &Key, cell: Option<(u32, u32)>, audience: Audience) -> bool {
-    let near = cell.is_none_or(|(x, y)| x.abs_diff(key.cx) <= 1 && y.abs_diff(key.cy) <= 1);
+/// Whether a player of view `key` sees an entity in its 3 x 3 cells with `audience`.
+fn sees(key: &Key, audience: Audience) -> bool {
     match audience {
-        Audience::Everyone => true,
-        Audience::Near => near,
-        Audience::Team(team) => near && key.team == Some(team),
+        Audience::Everyone | Audience::Near => true,
+        Audience::Team(team) => key.team == Some(team),
     }
 }
 

@@ -248,13 +248,14 @@ impl NetWorld {
         }
     }
 
-    /// Makes `into` the part of this world that `keep` keeps (at this world's tick, texts
-    /// and all), reusing its allocations: what one player's view holds.
-    pub fn filter_into(&self, into: &mut NetWorld, mut keep: impl FnMut(&Entity) -> bool) {
+    /// Makes `into` the entities of this world at `indices` (ascending positions in
+    /// [`NetWorld::entities`]), at this world's tick, texts and all, reusing its allocations:
+    /// what one player's view holds.
+    pub fn pick_into(&self, into: &mut NetWorld, indices: &[usize]) {
         into.tick = self.tick;
         into.entities.clear();
         into.texts.clear();
-        for entity in self.entities.iter().filter(|e| keep(e)) {
+        for entity in indices.iter().filter_map(|&i| self.entities.get(i)) {
             let mut copy = *entity;
             if copy.texts != 0 {
                 for (i, value) in copy.values.iter_mut().enumerate() {
