@@ -480,3 +480,60 @@ async fn every_page_finds_its_icon() {
     assert_eq!(icon.status(), 200);
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 }
+
+#[tokio::test]
+async fn a_spectator_clicks_a_player_to_follow_it_and_zooms() {
+    let Some(binary) = chromium_or_skip() else { return };
+    let server = TestServer::at(30).await;
+    let mut ann = server.player("ann").await;
+    common::until_snapshot(&mut ann).await;
+    let id = ann.player_id();
+    let keep = tokio::spawn(async move { while ann.recv().await.is_ok() {} });
+    let browser = Browser::launch(&binary, "follow");
+    let mut page = sized(&browser, &server.http_url("/rooms/default/"), 1280, 800, false).await;
+    page.wait_for("window.tickcastPage && window.tickcastApplied.length > 0")
+        .await;
+    let everything = page.eval("JSON.stringify(document.querySelectorAll('#leaderboard li').length)").await;
+    assert_eq!(everything, json!(1), "ann is listed");
+    // Click ann where she is drawn.
+    let spot = page
+        .eval(&format!(
+            r#"JSON.stringify((() => {{ const r = document.querySelector("canvas").getBoundingClientRect();
+                const e = window.tickcastPage.entity({id});
+                const [x, y] = window.tickcastPage.toScreen(e.px, e.py);
+                return [r.left + x, r.top + y]; }})())"#
+        ))
+        .await;
+    let (x, y) = (spot[0].as_f64().unwrap(), spot[1].as_f64().unwrap());
+    for kind in ["mousePressed", "mouseReleased"] {
+        page.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": kind, "x": x, "y": y, "button": "left", "clickCount": 1 }),
+        )
+        .await;
+    }
+    let source = page
+        .eval_until("JSON.stringify(window.tickcastPage.source())", "the stream of ann's square", |s| {
+            s.as_str()
+                .is_some_and(|s| s.contains(&format!("follow={id}&w=400&h=400")))
+        })
+        .await;
+    assert!(source.as_str().unwrap().contains("/rooms/default/events?"), "{source}");
+    // The page now holds ann's square only: fewer orbs than the world's 100, all near her.
+    let square = page
+        .eval_until(
+            &format!("JSON.stringify(window.tickcastPage.near({id}, 200))"),
+            "only ann's square held",
+            |v| v["all"].as_bool() == Some(true) && v["count"].as_u64().is_some_and(|n| n >= 1 && n < 101),
+        )
+        .await;
+    assert!(square["count"].as_u64().unwrap() < 101, "{square}");
+    // `+` zooms in: a smaller square.
+    page.press("Equal", std::time::Duration::from_millis(30)).await;
+    page.eval_until("JSON.stringify(window.tickcastPage.source())", "a smaller square", |s| {
+        s.as_str().is_some_and(|s| s.contains("&w=267&h=267"))
+    })
+    .await;
+    screenshot(&mut page, "spectator-following").await;
+    keep.abort();
+}

@@ -303,3 +303,33 @@ async fn a_resume_the_network_holds_silent_is_given_up_and_the_next_attempt_come
     assert_eq!(ann.player_id(), me);
     play_for(&mut ann, 3).await;
 }
+
+#[tokio::test]
+async fn a_goodbye_gives_the_seat_up_before_the_rooms_next_tick() {
+    // A room that ticks once a second: a resume right after the goodbye comes well before
+    // the tick that takes the player out of the roster.
+    let server = TestServer::start(Config::defaults()).await;
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(server.http_url("/rooms"))
+        .json(&serde_json::json!({"game": "arena", "tick_hz": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = created["ws"].as_str().unwrap().to_owned();
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(url.as_str())).await.unwrap();
+    let hello = ClientMsg::Hello(Hello::new("ann")).encode(None);
+    ws.send(WsMessage::Binary(hello.into())).await.unwrap();
+    let token = loop {
+        if let WsMessage::Binary(bytes) = within(ws.next()).await.unwrap().unwrap()
+            && let ServerMsg::Welcome(welcome) = ServerMsg::decode(&bytes, None).unwrap()
+        {
+            break welcome.resume;
+        }
+    };
+    // The goodbye, and at once (not waiting for the server's answer) a resume.
+    ws.send(WsMessage::Close(None)).await.unwrap();
+    refused(&url, Hello::resuming(&token), 4001, "resume token unknown").await;
+}

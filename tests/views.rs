@@ -207,3 +207,60 @@ async fn players_of_one_view_hold_the_same_world_tick_by_tick() {
     assert_eq!(server.metrics.views.get(), 2);
     assert!(server.metrics.view_frames_encoded.get() > 0);
 }
+
+/// The ids a viewport spectator holds in `world` after applying every event until `done`
+/// holds.
+async fn watch_until(
+    sse: &mut common::sse::SseClient,
+    world: &mut common::sse::SpecWorld,
+    what: &str,
+    done: impl Fn(&[u64]) -> bool,
+) -> Vec<u64> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ids: Vec<u64> = world.entities.keys().copied().collect();
+        if world.tick.is_some() && done(&ids) {
+            return ids;
+        }
+        assert!(Instant::now() < deadline, "never: {what} (holds {ids:?})");
+        let event = within(sse.next()).await.expect("the stream goes on");
+        if matches!(event.event.as_str(), "snapshot" | "delta") {
+            let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+            world.apply(&event.event, &data).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_spectator_watches_a_rectangle_or_follows_a_player() {
+    let server = walkers().await;
+    let ann = walker(&server, 0).await;
+    let mut bob = walker(&server, 1).await;
+    let (a, b) = (u64::from(ann.player_id()), u64::from(bob.player_id()));
+    let far = bob.input_values(&[("x", 900), ("y", 900)]).unwrap();
+    bob.send_input(&far).await.unwrap();
+
+    // The corner ann stands in: the board (unpositioned: everyone's), both beacons (a
+    // spectator sees every team's), ann; bob once he is gone from it.
+    let corner = server.http_url("/events?x=0&y=0&w=200&h=200");
+    let mut sse = common::sse::SseClient::connect(&corner, None).await;
+    let mut world = common::sse::SpecWorld::default();
+    let ids = watch_until(&mut sse, &mut world, "ann alone in the corner", |ids| {
+        ids.contains(&a) && !ids.contains(&b)
+    })
+    .await;
+    assert_eq!(ids, vec![1, 2, 3, a]);
+    // Following bob: the board and bob, wherever he goes.
+    let follow = server.http_url(&format!("/events?follow={b}&w=200&h=200"));
+    let mut sse = common::sse::SseClient::connect(&follow, None).await;
+    let mut world = common::sse::SpecWorld::default();
+    watch_until(&mut sse, &mut world, "bob alone", |ids| ids == [1, b]).await;
+    let near = bob.input_values(&[("x", 60), ("y", 60)]).unwrap();
+    bob.send_input(&near).await.unwrap();
+    watch_until(&mut sse, &mut world, "bob by ann again", |ids| ids == [1, 2, 3, a, b]).await;
+
+    // A viewport that is not one is a 400 with the reason.
+    let bad = within(reqwest::get(server.http_url("/events?x=1&y=2"))).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("x, y, w and h"));
+}

@@ -125,6 +125,8 @@ pub(crate) struct Event {
     pub(crate) json: Bytes,
     /// The complete SSE frame: `id:`, `event:`, `data:` and the blank line.
     pub(crate) sse: Bytes,
+    /// What it is.
+    pub(crate) kind: EventKind,
     /// What precedes `json` in the long-poll form, `{"event":"delta","id":"1a2b3c4d-310",
     /// "data":` (followed by `json` and `}`).
     pub(crate) poll_head: Bytes,
@@ -162,6 +164,7 @@ impl Event {
             prev,
             json: sse.slice(head.len()..head.len() + json.len()),
             sse,
+            kind,
             poll_head: poll_head.into(),
         }
     }

@@ -29,6 +29,7 @@
 
 mod event;
 mod render;
+mod viewport;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,7 @@ use crate::protocol::{GameEvent, Results, Schema};
 
 pub(crate) use self::event::{At, Epoch, Position};
 pub(crate) use self::event::{Event, EventKind};
+pub(crate) use self::viewport::{Viewport, Watch};
 
 /// A public event a game told every player, in the tick it was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,6 +390,11 @@ impl Feed {
             feed: self.clone(),
             gauge,
         })
+    }
+
+    /// The schema as spectators' snapshots carry it (JSON), made once.
+    pub(crate) fn schema_json(&self) -> &str {
+        self.schema_json.get_or_init(|| render::schema(&self.schema))
     }
 
     pub(crate) fn spectator_count(&self) -> usize {

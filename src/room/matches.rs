@@ -55,7 +55,13 @@ impl<G: Game> TickLoop<G> {
             self.game.back(id, &mut self.dispatch);
             self.metrics.players_away.dec();
             self.metrics.players.inc();
-        } else if self.roster.contains(id) {
+        } else if let Some(old) = self.roster.link(id) {
+            // A session that said goodbye may still be in the roster until this tick's fan-out
+            // finds it closed: its seat is gone already.
+            if old.out.is_closed() && !old.out.keeps_seat() {
+                self.metrics.resumes_refused.inc();
+                return Err(NotIn::NoSeat);
+            }
             // Its old connection is still in the roster: the new one takes its place over, from
             // rest (the old one's last input was the network's, not the player's).
             self.welcome(id, &link);

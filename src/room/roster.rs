@@ -284,9 +284,9 @@ impl Roster {
         Some(std::mem::replace(&mut peer.link, link))
     }
 
-    /// Whether player `id` is connected.
-    pub fn contains(&self, id: EntityId) -> bool {
-        self.peers.contains_key(&id)
+    /// Player `id`'s link, if it is in the roster.
+    pub fn link(&self, id: EntityId) -> Option<&Link> {
+        self.peers.get(&id).map(|peer| &peer.link)
     }
 
     /// Takes what each player said: its messages, in order, then its latest input, if any

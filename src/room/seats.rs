@@ -23,10 +23,12 @@ pub fn token(room: &str, secret: Secret) -> String {
     format!("{room}.{secret:032x}")
 }
 
-/// Reads a resume token: its room's id and its secret; `None` if it is not one.
+/// Reads a resume token: its room's id and its secret; `None` if it is not one (a room id by
+/// the rooms API's rules, a dot, 32 lowercase hex digits).
 pub fn parse_token(token: &str) -> Option<(&str, Secret)> {
     let (room, secret) = token.rsplit_once('.')?;
-    if secret.len() != 32 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if secret.len() != 32 || !secret.bytes().all(hex) || crate::protocol::rooms_api::RoomId::parse(room).is_none() {
         return None;
     }
     Some((room, Secret::from_str_radix(secret, 16).ok()?))
@@ -180,6 +182,10 @@ mod tests {
             "lobby.ab",
             "lobby.+0000000000000000000000000000ab",
             "x.zz000000000000000000000000000000",
+            &format!("lobby.{}", "AB".repeat(16)),
+            &format!(".{}", "0".repeat(32)),
+            &format!("a.b.{}", "0".repeat(32)),
+            &format!(" lobby.{}", "0".repeat(32)),
         ] {
             assert_eq!(parse_token(bad), None, "{bad:?}");
         }

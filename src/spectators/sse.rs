@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::places::{Full, SpectatorPlace};
 use super::{Spectators, bad_request, catch_up, refused_full, resume_at};
-use crate::feed::{Event, Feed, Position};
+use crate::feed::{Event, EventKind, Feed, Position, Viewport, Watch};
 use crate::http::{self, ConnectionPlace, RawRequest};
 use crate::metrics::{CloseReason, Metrics};
 use crate::state::FeedAt;
@@ -47,14 +47,19 @@ pub(crate) async fn events(
     FeedAt(feed): FeedAt,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
     let header = headers.get("last-event-id").map(|v| v.to_str().map_err(|_| ()));
     let resume = match resume_at(header, query.last_event_id.as_deref()) {
         Ok(resume) => resume,
         Err(why) => return bad_request(why),
     };
+    let watch = match Watch::from_query(pairs(raw.as_deref())) {
+        Ok(watch) => watch,
+        Err(why) => return bad_request(&why),
+    };
     let client = spectators.app.client_ip(peer, &headers);
-    let stream = match SseStream::open(&spectators, client, feed, resume) {
+    let stream = match SseStream::open(&spectators, client, feed, resume, watch) {
         Ok(stream) => stream,
         Err(full) => return refused_full(&spectators.app.metrics, full),
     };
@@ -107,6 +112,10 @@ impl RawEvents {
             Ok(resume) => resume,
             Err(why) => return bad(&mut tcp, why).await,
         };
+        let watch = match Watch::from_query(pairs(request.query.as_deref())) {
+            Ok(watch) => watch,
+            Err(why) => return bad(&mut tcp, &why).await,
+        };
         let named = Self::named(&request.path).unwrap_or(None);
         let feed = match state.feed_named(named).await {
             Ok(feed) => feed,
@@ -127,7 +136,7 @@ impl RawEvents {
         let Ok(peer) = tcp.peer_addr() else { return };
         let forwarded = request.forwarded_for.iter().map(String::as_str);
         let client = state.proxies.client(peer.ip(), forwarded);
-        let mut stream = match SseStream::open(&spectators, client, feed, resume) {
+        let mut stream = match SseStream::open(&spectators, client, feed, resume, watch) {
             Ok(stream) => stream,
             Err(full) => {
                 state.metrics.close(CloseReason::Full);
@@ -198,6 +207,11 @@ async fn write_chunk(tcp: &mut tokio::net::tcp::WriteHalf<'_>, data: &Bytes, chu
     tcp.write_all_buf(&mut all).await
 }
 
+/// A query's `name=value` pairs.
+fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query.unwrap_or("").split('&').filter_map(|pair| pair.split_once('='))
+}
+
 /// `%XX` escapes decoded (event ids need none, but a client may escape the `-`).
 fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -230,13 +244,21 @@ struct SseStream {
     started: bool,
     done: bool,
     metrics: Arc<Metrics>,
+    /// A spectator of a part of the world: its own snapshots and deltas.
+    viewport: Option<Viewport>,
     _place: SpectatorPlace,
 }
 
 impl SseStream {
-    /// A stream of `feed` for a spectator at `client`, resuming after `cursor`, if it has a
-    /// place.
-    fn open(spectators: &Spectators, client: IpAddr, feed: Arc<Feed>, cursor: Option<Position>) -> Result<Self, Full> {
+    /// A stream of `feed` (of the part `watch` names, if any) for a spectator at `client`,
+    /// resuming after `cursor`, if it has a place.
+    fn open(
+        spectators: &Spectators,
+        client: IpAddr,
+        feed: Arc<Feed>,
+        cursor: Option<Position>,
+        watch: Option<Watch>,
+    ) -> Result<Self, Full> {
         let metrics = &spectators.app.metrics;
         let place = spectators.places.take(client, &feed, &metrics.spectators_sse)?;
         Ok(Self {
@@ -248,6 +270,7 @@ impl SseStream {
             started: false,
             done: false,
             metrics: metrics.clone(),
+            viewport: watch.map(Viewport::new),
         })
     }
 
@@ -263,7 +286,22 @@ impl SseStream {
         }
         loop {
             if let Some(event) = self.pending.pop_front() {
-                return Some(self.count(event.sse.clone()));
+                let world = matches!(event.kind, EventKind::Snapshot | EventKind::Delta);
+                let Some(viewport) = self.viewport.as_mut().filter(|_| world) else {
+                    return Some(self.count(event.sse.clone()));
+                };
+                // A viewport's own frame, of the latest world, once for the events taken.
+                if self
+                    .pending
+                    .iter()
+                    .any(|e| matches!(e.kind, EventKind::Snapshot | EventKind::Delta))
+                {
+                    continue;
+                }
+                match viewport.next(&self.feed) {
+                    Some(own) => return Some(self.count(own.sse.clone())),
+                    None => continue,
+                }
             }
             // Wait for the next event from before reading the feed, so one published in between
             // wakes the wait below rather than being missed.
