@@ -524,7 +524,7 @@ async fn a_spectator_clicks_a_player_to_follow_it_and_zooms() {
         .eval_until(
             &format!("JSON.stringify(window.tickcastPage.near({id}, 200))"),
             "only ann's square held",
-            |v| v["all"].as_bool() == Some(true) && v["count"].as_u64().is_some_and(|n| n >= 1 && n < 101),
+            |v| v["all"].as_bool() == Some(true) && v["count"].as_u64().is_some_and(|n| (1..101).contains(&n)),
         )
         .await;
     assert!(square["count"].as_u64().unwrap() < 101, "{square}");
