@@ -493,7 +493,9 @@ async fn a_spectator_clicks_a_player_to_follow_it_and_zooms() {
     let mut page = sized(&browser, &server.http_url("/rooms/default/"), 1280, 800, false).await;
     page.wait_for("window.tickcastPage && window.tickcastApplied.length > 0")
         .await;
-    let everything = page.eval("JSON.stringify(document.querySelectorAll('#leaderboard li').length)").await;
+    let everything = page
+        .eval("JSON.stringify(document.querySelectorAll('#leaderboard li').length)")
+        .await;
     assert_eq!(everything, json!(1), "ann is listed");
     // Click ann where she is drawn.
     let spot = page
@@ -513,10 +515,14 @@ async fn a_spectator_clicks_a_player_to_follow_it_and_zooms() {
         .await;
     }
     let source = page
-        .eval_until("JSON.stringify(window.tickcastPage.source())", "the stream of ann's square", |s| {
-            s.as_str()
-                .is_some_and(|s| s.contains(&format!("follow={id}&w=400&h=400")))
-        })
+        .eval_until(
+            "JSON.stringify(window.tickcastPage.source())",
+            "the stream of ann's square",
+            |s| {
+                s.as_str()
+                    .is_some_and(|s| s.contains(&format!("follow={id}&w=400&h=400")))
+            },
+        )
         .await;
     assert!(source.as_str().unwrap().contains("/rooms/default/events?"), "{source}");
     // The page now holds ann's square only: fewer orbs than the world's 100, all near her.
@@ -530,9 +536,11 @@ async fn a_spectator_clicks_a_player_to_follow_it_and_zooms() {
     assert!(square["count"].as_u64().unwrap() < 101, "{square}");
     // `+` zooms in: a smaller square.
     page.press("Equal", std::time::Duration::from_millis(30)).await;
-    page.eval_until("JSON.stringify(window.tickcastPage.source())", "a smaller square", |s| {
-        s.as_str().is_some_and(|s| s.contains("&w=267&h=267"))
-    })
+    page.eval_until(
+        "JSON.stringify(window.tickcastPage.source())",
+        "a smaller square",
+        |s| s.as_str().is_some_and(|s| s.contains("&w=267&h=267")),
+    )
     .await;
     screenshot(&mut page, "spectator-following").await;
     keep.abort();
