@@ -160,3 +160,36 @@ async fn a_swarm_spreads_over_rooms_and_joins_through_matchmaking() {
         .expect("the swarm runs");
     assert_eq!((report.bots_connected, report.desyncs), (4, 0), "{report}");
 }
+
+/// Interest management under a swarm: bots wander a big world in which each sees only its
+/// part; for a minute every frame applies and every checksum of every bot's view holds, as
+/// bots cross from view to view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_in_a_big_world_hold_their_views_for_a_minute() {
+    let server = TestServer::with(tickcast::Config {
+        world_size: 3000,
+        orbs: 600,
+        view_radius: Some(150),
+        ..tickcast::Config::defaults()
+    })
+    .await;
+    let config = swarm_for(server.ws_url(), 20, Duration::from_secs(60));
+    let report = tokio::time::timeout(
+        Duration::from_secs(90),
+        swarm::run(&config, CancellationToken::new(), |_| {}),
+    )
+    .await
+    .expect("the swarm ends by itself")
+    .expect("the swarm runs");
+    assert_eq!((report.bots_connected, report.bots_failed), (20, 0), "{report}");
+    assert_eq!(report.desyncs, 0, "{report}");
+    assert!(report.close_reasons.is_empty(), "{report}");
+    // About a checksum a second for each bot, all matched.
+    assert!(report.checksums_verified >= 20 * 50, "{report}");
+    // Spread over many views: several frames encoded a tick (one per view someone holds).
+    let encoded = server.metrics.view_frames_encoded.get();
+    assert!(
+        encoded > 4 * 60 * 30,
+        "{encoded} frames in a minute of 30 ticks a second"
+    );
+}

@@ -26,11 +26,19 @@ pub struct TestServer {
 impl TestServer {
     /// A server with the defaults at `tick_hz` and a fixed seed.
     pub async fn at(tick_hz: u32) -> Self {
+        Self::with(Config {
+            tick_hz,
+            ..Config::defaults()
+        })
+        .await
+    }
+
+    /// A server of `config`, with a fixed seed.
+    pub async fn with(config: Config) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let config = Config {
-            tick_hz,
             seed: Some(7),
-            ..Config::defaults()
+            ..config
         };
         let server = Server::new(listener, config);
         let addr = server.local_addr().expect("bound address");
