@@ -65,7 +65,7 @@ pub(crate) fn answer(state: &AppState, room: &Room, req: &Request) -> Response {
     let Query(AdmissionQuery { name, token }) = Query::try_from_uri(req.uri()).unwrap_or_default();
     let admission = if let Err(refused) = state.origins.check(req.headers()) {
         Admission::refused(StatusCode::FORBIDDEN.as_u16(), refused.to_string())
-    } else if let Some(why) = super::session::name_or_token_refused(&name, &token, "") {
+    } else if let Some(why) = super::close::name_or_token_refused(&name, &token, "") {
         Admission::refused(close_code::POLICY, why)
     } else if room.stopping().is_cancelled() {
         Admission::refused(close_code::AWAY, "room closed")

@@ -1,10 +1,12 @@
 //! Players: a WebSocket from its upgrade to its close. [`socket`] reads the player's frames
 //! and writes frames framed once; [`session`] runs the connection (hello, pings, inputs, the
-//! frames the tick loop could not write at once, every way it can end); [`limits`] is the
+//! frames the tick loop could not write at once, every way it can end); `close` is how it
+//! ends (the close code and reason) and the checks whose failures end it; [`limits`] is the
 //! rate a player may send at; [`admission`] answers a plain GET of the same URL: would this
 //! page be let in, and if not, why (a browser cannot read a refused upgrade's answer).
 
 pub mod admission;
+mod close;
 pub mod limits;
 pub(crate) mod session;
 pub(crate) mod socket;
