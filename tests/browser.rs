@@ -128,15 +128,8 @@ async fn talk_until(page: &mut Page, what: &str, done: impl Fn(&Value) -> bool) 
 /// A tanks room for one kill, created through the rooms API, whose match ends as `after_match`
 /// says (`restart`: matches follow each other; `close`); its id and player URL.
 async fn tanks_room(server: &TestServer, after_match: &str) -> (String, String) {
-    let created: Value = reqwest::Client::new()
-        .post(server.http_url("/rooms"))
-        .json(&json!({ "game": "tanks", "seed": 7, "options": { "kills": 1 }, "after_match": after_match }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({ "game": "tanks", "seed": 7, "options": { "kills": 1 }, "after_match": after_match });
+    let created = common::create_room(server, body).await;
     let field = |name: &str| created[name].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
     (field("id"), field("ws"))
 }

@@ -40,15 +40,7 @@ async fn sized(browser: &Browser, url: &str, width: u32, height: u32, mobile: bo
 
 /// A room of `game` made through the rooms API: its id and player URL.
 async fn room(server: &TestServer, game: &str, options: Value) -> (String, String) {
-    let created: Value = reqwest::Client::new()
-        .post(server.http_url("/rooms"))
-        .json(&json!({ "game": game, "seed": 7, "options": options }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = common::create_room(server, json!({ "game": game, "seed": 7, "options": options })).await;
     let field = |name: &str| created[name].as_str().unwrap_or_else(|| panic!("{created}")).to_owned();
     (field("id"), field("ws"))
 }

@@ -216,15 +216,7 @@ async fn a_resume_from_another_address_takes_the_seat_and_the_old_socket_is_repl
 #[tokio::test]
 async fn tokens_of_other_rooms_used_or_malformed_are_refused_and_a_goodbye_leaves_at_once() {
     let server = TestServer::start(Config::defaults()).await;
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(server.http_url("/rooms"))
-        .json(&serde_json::json!({"game": "arena", "reconnect_grace": 0}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = common::create_room(&server, serde_json::json!({"game": "arena", "reconnect_grace": 0})).await;
     let graceless = created["ws"].as_str().unwrap().to_owned();
 
     let ann = server.player("ann").await;
@@ -309,15 +301,7 @@ async fn a_goodbye_gives_the_seat_up_before_the_rooms_next_tick() {
     // A room that ticks once a second: a resume right after the goodbye comes well before
     // the tick that takes the player out of the roster.
     let server = TestServer::start(Config::defaults()).await;
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(server.http_url("/rooms"))
-        .json(&serde_json::json!({"game": "arena", "tick_hz": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = common::create_room(&server, serde_json::json!({"game": "arena", "tick_hz": 1})).await;
     let url = created["ws"].as_str().unwrap().to_owned();
     let (mut ws, _) = within(tokio_tungstenite::connect_async(url.as_str())).await.unwrap();
     let hello = ClientMsg::Hello(Hello::new("ann")).encode(None);

@@ -190,3 +190,17 @@ pub fn protocol_vectors() -> serde_json::Map<String, serde_json::Value> {
         .map(|(name, hex)| (name.to_owned(), serde_json::json!(hex.trim())))
         .collect()
 }
+
+/// A room made with `POST /rooms` and `body`: the answer (its `id`, `ws`, `key`…).
+pub async fn create_room(server: &TestServer, body: serde_json::Value) -> serde_json::Value {
+    let res = within(
+        reqwest::Client::new()
+            .post(server.http_url("/rooms"))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201, "POST /rooms {body}");
+    res.json().await.unwrap()
+}
