@@ -252,6 +252,20 @@ pub(crate) struct LoadArgs {
     /// their players' ends on CPU 1 (the echo floors and the quiet ping stay unpinned).
     #[arg(long)]
     pin: bool,
+    /// The world's side in units, passed to the server (its default: 1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    world_size: Option<u32>,
+    /// How far each player sees, in units: the default room's --view-radius (in rooms mode,
+    /// each room's view_radius). Without it, everyone sees the whole world.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    view_radius: Option<u32>,
+    /// Orbs in the world, passed to the server (its default: 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    orbs: Option<u32>,
+    /// Players that keep the world and count the entities they hold, through each window
+    /// [default: 8 with --world-size or --view-radius, else 0].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=100))]
+    watchers: Option<u64>,
     /// Print the report as one JSON object on stdout (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -511,6 +525,16 @@ pub(crate) async fn load(args: LoadArgs) -> ExitCode {
         window: Duration::from_secs(args.seconds),
         rtt_limit: Duration::from_millis(args.rtt_limit_ms),
         pin: args.pin,
+        world_size: args.world_size,
+        view_radius: args.view_radius,
+        orbs: args.orbs,
+        watchers: args.watchers.map_or_else(
+            || {
+                let big = args.world_size.is_some() || args.view_radius.is_some();
+                if big { load::watch::WATCHERS } else { 0 }
+            },
+            |n| n as usize,
+        ),
         ..LoadConfig::new(args.server.bin())
     };
     match load::run(&config, stop_on_ctrl_c(), |line| eprintln!("{line}")).await {
@@ -564,6 +588,16 @@ mod tests {
             panic!("parsed as {:?}", cli.command);
         };
         assert_eq!((load.steps, load.server.bin()), (vec![20, 50], PathBuf::from("x")));
+        let cli =
+            Cli::try_parse_from(["client-demo", "load", "--world-size", "10000", "--view-radius", "250"]).unwrap();
+        let Command::Load(load) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            (load.world_size, load.view_radius, load.orbs),
+            (Some(10_000), Some(250), None)
+        );
+        assert!(Cli::try_parse_from(["client-demo", "load", "--world-size", "99"]).is_err());
         let cli = Cli::try_parse_from(["client-demo", "idle"]).unwrap();
         assert!(matches!(cli.command, Command::Idle(IdleArgs { count: 10_000, .. })));
         let cli = Cli::try_parse_from(["client-demo", "soak"]).unwrap();

@@ -16,12 +16,20 @@
 //! 4. Stop after the first N that fails: fewer than 95 % of the ticks, RTT p99 over the limit,
 //!    bots that could not connect, or a server that died.
 //!
+//! In a big world ([`LoadConfig::world_size`], [`LoadConfig::view_radius`]) the server gets
+//! the world's side and each player's view radius, and each step also measures what the views
+//! cost and save: [`LoadConfig::watchers`] more players that keep the world count the entities
+//! a player holds ([`watch`]), and `/metrics` is read once a second through the window for the
+//! distinct views per tick (`tickcast_views`, a gauge) beside the frames encoded for them
+//! (`tickcast_view_frames_encoded_total`).
+//!
 //! In rooms mode ([`LoadConfig::rooms`]) each step is R rooms of P players instead: the rooms
 //! are created through the rooms API (the server runs without a default room), the bots are
 //! spread P to a room, and the figures are per room where that is what they mean (ticks per
 //! second of each room, RSS per room) and per player-tick where the rooms add up (CPU).
 
 pub mod report;
+pub mod watch;
 
 use std::io;
 use std::path::PathBuf;
@@ -37,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::floors::{self, Placement};
 use crate::load::report::{Floors, LoadReport, Step};
+use crate::load::watch::{Held, Watchers};
 use crate::server::process::{ServerProcess, StartError};
 use crate::server::procinfo::{self, Memory, PinnedProcess};
 use crate::server::scrape::Scrape;
@@ -66,6 +75,18 @@ pub struct LoadConfig {
     /// preempts the other; the floors, measured on the quiet machine after the step, then
     /// write from CPU 0 to readers on CPU 1 ([`Placement::Apart`]).
     pub pin: bool,
+    /// The world's side in units (the server's `--world-size`); the server's default (1 000)
+    /// when `None`.
+    pub world_size: Option<u32>,
+    /// How far each player sees, in units (`--view-radius` for the default room, each created
+    /// room's `view_radius` in rooms mode); everyone sees everything when `None`.
+    pub view_radius: Option<u32>,
+    /// Orbs in the world (the server's `--orbs`); the server's default (100) when `None`.
+    pub orbs: Option<u32>,
+    /// Players in the (first) room that keep the world and count its entities through the
+    /// window ([`watch`]); none by default, [`watch::WATCHERS`] from the command in a big
+    /// world. They count as players in CPU per player-tick, as the probes do.
+    pub watchers: usize,
 }
 
 impl LoadConfig {
@@ -82,7 +103,26 @@ impl LoadConfig {
             floor_rounds: 5000,
             fanout_window: Duration::from_secs(5),
             pin: false,
+            world_size: None,
+            view_radius: None,
+            orbs: None,
+            watchers: 0,
         }
+    }
+
+    /// The server's flags for the world: its side and orbs, and the default room's views.
+    fn world_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(size) = self.world_size {
+            args.push(format!("--world-size={size}"));
+        }
+        if let Some(orbs) = self.orbs {
+            args.push(format!("--orbs={orbs}"));
+        }
+        if let (Some(radius), true) = (self.view_radius, self.rooms.is_empty()) {
+            args.push(format!("--view-radius={radius}"));
+        }
+        args
     }
 }
 
@@ -140,6 +180,10 @@ pub async fn run(
         clock_ticks_per_sec: procinfo::clock_ticks_per_sec(),
         rtt_limit_us: config.rtt_limit.as_micros() as u64,
         pinned: config.pin,
+        world_size: config.world_size,
+        view_radius: config.view_radius,
+        orbs: config.orbs,
+        watchers: config.watchers,
         floor_placement: floor_placement(config),
         floors,
         quiet_ping_us,
@@ -444,6 +488,7 @@ async fn run_step(
         format!("--max-players={}", per_room + 64),
         format!("--max-connections={}", players + 1024),
     ];
+    args.extend(config.world_args());
     let rooms_mode = !config.rooms.is_empty();
     if rooms_mode {
         args.extend([
@@ -470,6 +515,7 @@ async fn run_step(
             let room = NewRoom {
                 game: "arena".into(),
                 seed: Some(1),
+                view_radius: config.view_radius,
                 ..NewRoom::default()
             };
             let created = rooms_api::create_room(&base, &room, Some(ADMIN))
@@ -533,10 +579,24 @@ async fn run_step(
                 .iter()
                 .map(|&cpu| Probe::start(probe_url.clone(), config.window, cpu))
                 .collect();
+            let watchers = (config.watchers > 0).then(|| {
+                let cpu = config.pin.then_some(procinfo::BOTS_CPU);
+                Watchers::start(probe_url.clone(), config.watchers, config.window, cpu)
+            });
             let first = sample(&server).await?;
-            time::sleep_until(t0 + Duration::from_secs(window_end)).await;
+            // The views gauge is the last tick's: read once a second through the window.
+            let mut views = vec![first.metrics.value(VIEWS)];
+            let end = t0 + Duration::from_secs(window_end);
+            while config.view_radius.is_some() && Instant::now() + VIEWS_EVERY < end {
+                time::sleep(VIEWS_EVERY).await;
+                if let Ok(scrape) = server.metrics().await {
+                    views.push(scrape.value(VIEWS));
+                }
+            }
+            time::sleep_until(end).await;
             let last = sample(&server).await?;
-            Ok::<_, LoadError>((first, last, probes))
+            views.push(last.metrics.value(VIEWS));
+            Ok::<_, LoadError>((first, last, probes, watchers, views))
         };
         tokio::select! {
             () = halt.cancelled() => None,
@@ -549,7 +609,7 @@ async fn run_step(
     let Some(measured) = measured else {
         return Ok(None);
     };
-    let (first, last, probes) = match measured {
+    let (first, last, probes, watchers, views) = match measured {
         Ok(pair) => pair,
         Err(err) if died.is_some() => {
             log(&format!("the server died: {err}\n{}", server.log_tail()));
@@ -565,9 +625,17 @@ async fn run_step(
     let served = Served {
         rooms,
         per_room,
-        probes: probes.len(),
+        probes: probes.len() + config.watchers,
     };
     let mut step = compute(config, served, idle, &first, &last, &bots);
+    if config.view_radius.is_some() {
+        step.views_per_tick = Some(views.iter().sum::<f64>() / views.len() as f64 / rooms as f64);
+    }
+    if let Some(watchers) = watchers {
+        let held: Held = watchers.finish(log).await;
+        step.entities_per_view = (held.frames > 0).then_some(held.mean);
+        step.held = Some(held);
+    }
     step.desyncs = report.desyncs;
     let mut probed = Vec::new();
     for probe in probes {
@@ -593,7 +661,12 @@ async fn sample(server: &ServerProcess) -> Result<Sample, LoadError> {
     })
 }
 
-/// Who a step's server wrote to: `rooms` rooms of `per_room` bots, and the ping probes.
+/// The gauge of distinct views in the last tick, and how often the window reads it.
+const VIEWS: &str = "tickcast_views";
+const VIEWS_EVERY: Duration = Duration::from_secs(1);
+
+/// Who a step's server wrote to: `rooms` rooms of `per_room` bots, and the ping probes and
+/// watchers (all in the first room).
 #[derive(Debug, Clone, Copy)]
 struct Served {
     rooms: usize,
@@ -662,6 +735,10 @@ fn compute(
         mean_frame_bytes: ratio(ws_bytes, ws_messages),
         bytes_per_player_tick: ratio(ws_bytes, player_ticks),
         bots_cpu_per_sec: own_cpu / secs,
+        // Per room-tick, as the views gauge is read per room.
+        view_frames_per_tick: config
+            .view_radius
+            .map(|_| ratio(counter("tickcast_view_frames_encoded_total"), ticks)),
         ..Step::unmeasured(players, String::new())
     }
 }

@@ -7,6 +7,7 @@ use client_demo::stats::{Millis, RttSummary};
 use serde::Serialize;
 
 use crate::floors::{FanoutFloor, Placement, ServingFloor};
+use crate::load::watch::Held;
 use crate::table::{Align, Table};
 
 /// Everything `load` measured.
@@ -24,6 +25,14 @@ pub struct LoadReport {
     pub rtt_limit_us: u64,
     /// Whether the server ran on CPU 0 and the bots on CPU 1 during each step.
     pub pinned: bool,
+    /// The world's side in units, when the run set it (else the server's default, 1 000).
+    pub world_size: Option<u32>,
+    /// Each player's view radius in units, when the run gave the players views.
+    pub view_radius: Option<u32>,
+    /// Orbs in the world, when the run set them (else the server's default, 100).
+    pub orbs: Option<u32>,
+    /// Players that kept the world and counted its entities, in each step's first room.
+    pub watchers: usize,
     /// Where the fan-out and serving floors ran (apart when pinned; the echo floors and the
     /// quiet ping run unpinned either way).
     pub floor_placement: Placement,
@@ -114,6 +123,17 @@ pub struct Step {
     pub bytes_per_player_tick: f64,
     /// CPU seconds per second of this process: the bots' own load on the same cores.
     pub bots_cpu_per_sec: f64,
+    /// With views: the distinct views of a tick, per room (`tickcast_views`, read once a second
+    /// through the window, averaged).
+    pub views_per_tick: Option<f64>,
+    /// With views: frames encoded for the views per room-tick (shared deltas, crossing
+    /// players' own deltas, keyframes; `tickcast_view_frames_encoded_total` over the ticks).
+    pub view_frames_per_tick: Option<f64>,
+    /// With watchers: the mean entities a player held (with views, its view; without, the
+    /// whole world), [`Held::mean`].
+    pub entities_per_view: Option<f64>,
+    /// With watchers: what they held, in full.
+    pub held: Option<Held>,
     /// Desyncs the bots saw in the whole step.
     pub desyncs: u64,
     /// Ping RTT p50 over the raw TCP echo p50.
@@ -163,6 +183,10 @@ impl Step {
             mean_frame_bytes: 0.0,
             bytes_per_player_tick: 0.0,
             bots_cpu_per_sec: 0.0,
+            views_per_tick: None,
+            view_frames_per_tick: None,
+            entities_per_view: None,
+            held: None,
             desyncs: 0,
             rtt_p50_vs_tcp: 0.0,
             fanout_floor: None,
@@ -280,6 +304,9 @@ impl fmt::Display for LoadReport {
                 )?;
             }
         }
+        if self.world_size.is_some() || self.view_radius.is_some() {
+            self.fmt_views(f)?;
+        }
         writeln!(f, "\nratios to the floors")?;
         let mut ratios = Table::new(&[
             ("R × P", Align::Right),
@@ -345,6 +372,62 @@ impl fmt::Display for LoadReport {
             } else {
                 "the bots run on the same 2 cores as the server"
             }
+        )
+    }
+}
+
+impl LoadReport {
+    /// The big world's table: what each player is sent and holds, and what the views cost the
+    /// tick.
+    fn fmt_views(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = self
+            .world_size
+            .map_or_else(|| "1000 (default)".into(), |s| s.to_string());
+        let views = self.view_radius.map_or_else(
+            || "none: everyone sees the whole world".into(),
+            |r| format!("radius {r}"),
+        );
+        let orbs = self.orbs.map_or_else(|| "100 (default)".into(), |o| o.to_string());
+        writeln!(f, "\nthe world: {side} × {side} units, {orbs} orbs; views: {views}")?;
+        let mut table = Table::new(&[
+            ("R × P", Align::Right),
+            ("B/s/pl", Align::Right),
+            ("entities held", Align::Right),
+            ("views/tick", Align::Right),
+            ("frames/tick", Align::Right),
+            ("tick p50", Align::Right),
+            ("tick p99", Align::Right),
+            ("fan-out p50", Align::Right),
+            ("fan-out p99", Align::Right),
+            ("µs/pl-tick", Align::Right),
+        ]);
+        let number = |v: Option<f64>, digits: usize| v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"));
+        for s in &self.steps {
+            let held = match &s.held {
+                Some(h) if h.frames > 0 => format!("{:.1} ({}-{})", h.mean, h.least, h.most),
+                _ => "-".into(),
+            };
+            table.row([
+                format!("{} × {}", s.rooms, s.players / s.rooms.max(1)),
+                format!("{:.0}", s.bytes_per_player_per_sec),
+                held,
+                number(s.views_per_tick, 1),
+                number(s.view_frames_per_tick, 1),
+                micros(s.tick_work_p50_us),
+                micros(s.tick_work_p99_us),
+                micros(s.fan_out_p50_us),
+                micros(s.fan_out_p99_us),
+                format!("{:.2}", s.us_per_player_tick),
+            ]);
+        }
+        write!(f, "{table}")?;
+        writeln!(
+            f,
+            "B/s/pl: WebSocket payload each bot received per second; entities held: the mean (least-most) \
+             {} watchers held after each frame (players that keep the world, standing where they spawned); views/tick: \
+             tickcast_views read each second, per room; frames/tick: view frames encoded per room-tick; tick: the tick's \
+             own work (step, diff, the views' worlds and their encoding); fan-out: its writes' wall time.",
+            self.watchers
         )
     }
 }
