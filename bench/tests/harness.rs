@@ -9,7 +9,6 @@
 //! builds it. Run alone (`cargo test -p client-demo`), build it first with
 //! `cargo build -p tickcast`; without it these tests say so and pass.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tickcast_bench::clients::followers::Transport;
@@ -22,27 +21,9 @@ use tickcast_bench::soak::{self, SoakConfig};
 use tickcast_bench::transports::{self, Network, TransportsConfig, chart};
 use tokio_util::sync::CancellationToken;
 
-/// `target/<profile>/tickcast`, if it has been built.
-fn server_bin() -> Option<PathBuf> {
-    // This test runs as target/<profile>/deps/harness-<hash>.
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("tickcast");
-    if bin.is_file() {
-        Some(bin)
-    } else {
-        // A workspace `cargo test` always builds it; in CI its absence is a failure, not a skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no server binary at {} in CI",
-            bin.display()
-        );
-        eprintln!(
-            "skipped: no server binary at {}; build it with cargo build -p tickcast",
-            bin.display()
-        );
-        None
-    }
-}
+#[path = "support/server_bin.rs"]
+mod support;
+use support::server_bin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_load_step_measures_everything_and_leaves_no_server() {

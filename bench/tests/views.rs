@@ -10,30 +10,14 @@ use tickcast_bench::load::report::{LoadReport, Step};
 use tickcast_bench::load::{self, LoadConfig};
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/server_bin.rs"]
+mod support;
+use support::server_bin;
+
 /// Bots in the step, watchers beside them, and arena's orbs (the server's default).
 const BOTS: usize = 20;
 const WATCHERS: usize = 4;
 const ORBS: usize = 100;
-
-/// `target/<profile>/tickcast`, if it has been built (see `harness.rs`).
-fn server_bin() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("tickcast");
-    if bin.is_file() {
-        Some(bin)
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no server binary at {} in CI",
-            bin.display()
-        );
-        eprintln!(
-            "skipped: no server binary at {}; build it with cargo build -p tickcast",
-            bin.display()
-        );
-        None
-    }
-}
 
 /// One tiny step in a 2 000-unit world, with views of `radius` or without.
 async fn step(bin: PathBuf, radius: Option<u32>) -> (LoadReport, Step) {
