@@ -20,11 +20,16 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
 use crate::game::Audience;
 use crate::protocol::delta::NetWorld;
 use crate::protocol::frames;
 use crate::protocol::{Entity, EntityId, Role, Schema};
+
+/// The views' maps, keyed by cells and entity ids the server computes: hashed with foldhash,
+/// not SipHash, which was a third of the view pass (a peer cannot choose keys to collide).
+type Map<K, V> = HashMap<K, V, RandomState>;
 
 /// Which part of the world a player sees: the 3 x 3 cells around cell `(cx, cy)`, as a player
 /// of `team`.
@@ -54,9 +59,11 @@ pub struct Views {
     /// Each kind's position fields (x, y), if it has them.
     positions: Vec<Option<(usize, usize)>>,
     /// The view each player holds (as of its last frame).
-    held: HashMap<EntityId, Key>,
+    held: Map<EntityId, Key>,
     /// Each view's world as of the last tick.
-    worlds: HashMap<Key, NetWorld>,
+    worlds: Map<Key, NetWorld>,
+    /// Worlds of views nobody has any more, kept for their allocations.
+    spare: Vec<NetWorld>,
     /// How many views the last tick had (for the gauge over rooms).
     counted: usize,
 }
@@ -67,7 +74,7 @@ pub struct ViewFrames {
     /// The frame for a player that holds its last frame's world (a delta: shared by the
     /// players of a view, or its own when its view changed), and its keyframe (shared by the
     /// view's players), which a player joining or behind gets instead.
-    of: HashMap<EntityId, (Option<Bytes>, Option<Bytes>)>,
+    of: Map<EntityId, (Option<Bytes>, Option<Bytes>)>,
     /// Distinct views this tick, and frames encoded for them.
     pub views: usize,
     /// Frames encoded this tick (shared deltas, crossings' deltas, keyframes).
@@ -93,8 +100,9 @@ impl Views {
                 .iter()
                 .map(|kind| field(kind, Role::X).zip(field(kind, Role::Y)))
                 .collect(),
-            held: HashMap::new(),
-            worlds: HashMap::new(),
+            held: Map::default(),
+            worlds: Map::default(),
+            spare: Vec::new(),
             counted: 0,
         }
     }
@@ -109,6 +117,7 @@ impl Views {
     pub fn reset(&mut self) {
         self.held.clear();
         self.worlds.clear();
+        self.spare.clear();
     }
 
     /// The cell `entity` is in, if it has a position.
@@ -130,7 +139,7 @@ impl Views {
         // Who may see each entity, once: everyone's, and the rest by cell (positions in the
         // world's list, so each view's entities are gathered from 9 cells, not the world).
         let mut everyone: Vec<usize> = Vec::new();
-        let mut cells: HashMap<(u32, u32), Vec<(usize, Audience)>> = HashMap::new();
+        let mut cells: Map<(u32, u32), Vec<(usize, Audience)>> = Map::default();
         for (i, entity) in now.entities().iter().enumerate() {
             match (self.cell_of(entity), audience(entity)) {
                 (None, _) | (_, Audience::Everyone) => everyone.push(i),
@@ -150,7 +159,7 @@ impl Views {
         };
         let keys: Vec<Key> = viewers.iter().map(key_of).collect();
         let previous = std::mem::take(&mut self.worlds);
-        let mut worlds: HashMap<Key, NetWorld> = HashMap::new();
+        let mut worlds: Map<Key, NetWorld> = Map::with_capacity_and_hasher(previous.len(), RandomState::default());
         let mut picked = Vec::new();
         for key in &keys {
             if let Entry::Vacant(slot) = worlds.entry(*key) {
@@ -164,17 +173,18 @@ impl Views {
                 }
                 // The world's order is its ids' order.
                 picked.sort_unstable();
-                let mut world = NetWorld::default();
+                let mut world = self.spare.pop().unwrap_or_default();
                 now.pick_into(&mut world, &picked);
                 slot.insert(world);
             }
         }
         let mut out = ViewFrames {
+            of: Map::with_capacity_and_hasher(viewers.len(), RandomState::default()),
             views: worlds.len(),
-            ..ViewFrames::default()
+            encoded: 0,
         };
-        let mut deltas: HashMap<(Key, Key), Bytes> = HashMap::new();
-        let mut keyframes: HashMap<Key, Bytes> = HashMap::new();
+        let mut deltas: Map<(Key, Key), Bytes> = Map::with_capacity_and_hasher(worlds.len(), RandomState::default());
+        let mut keyframes: Map<Key, Bytes> = Map::default();
         let frame = |from: &NetWorld, to: &NetWorld| {
             let changes = from.diff(to, schema);
             let sum = checksum.then(|| to.checksum(schema));
@@ -196,6 +206,8 @@ impl Views {
                 .get(&viewer.id)
                 .and_then(|old| Some((*old, previous.get(old)?)))
             {
+                // It is sent its keyframe: a delta would go unused.
+                _ if viewer.keyed => None,
                 Some((old, from)) => Some(
                     deltas
                         .entry((old, *key))
@@ -218,8 +230,13 @@ impl Views {
             };
             out.of.insert(viewer.id, (delta, keyframe));
         }
-        self.held = viewers.iter().zip(&keys).map(|(v, k)| (v.id, *k)).collect();
+        self.held.clear();
+        self.held.extend(viewers.iter().zip(&keys).map(|(v, k)| (v.id, *k)));
         self.worlds = worlds;
+        // As many as this tick's views: enough for the next tick's if nothing changes, and no
+        // more kept after a crowd has spread out or gone.
+        self.spare.extend(previous.into_values());
+        self.spare.truncate(self.worlds.len());
         out
     }
 }

@@ -468,17 +468,20 @@ impl<G: Game> TickLoop<G> {
         self.tick += 1;
         let tick = self.tick;
         self.game.entities(&mut self.next.capture(tick, &self.schema));
-        let changes = self.sent.diff(&self.next, &self.schema);
         std::mem::swap(&mut self.sent, &mut self.next);
         // Once a second, enough to catch a drifting client without hashing every tick.
         let checksum_tick = tick % u64::from(self.tick_hz) == 0;
-        let checksum = checksum_tick.then(|| self.sent.checksum(&self.schema));
         let views = self.view_frames(checksum_tick);
-        // Encoded and framed once; every player is sent the same bytes (in a room with views,
-        // every player of a view).
+        // Encoded and framed once; every player is sent the same bytes. In a room with views
+        // nobody holds the whole world: each view's frame is its own, and there is no whole
+        // delta to diff, hash or encode.
         let delta = match views {
             Some(_) => Bytes::new(),
-            None => frames::binary_frame(changes.encode(&self.sent, 1, checksum, &self.schema)),
+            None => {
+                let changes = self.next.diff(&self.sent, &self.schema);
+                let checksum = checksum_tick.then(|| self.sent.checksum(&self.schema));
+                frames::binary_frame(changes.encode(&self.sent, 1, checksum, &self.schema))
+            }
         };
         let told = self.take_told();
         if told.is_empty() && !self.schema.has_private() {
@@ -509,14 +512,15 @@ impl<G: Game> TickLoop<G> {
     /// In a room with views, every player's frame of this tick's world (`self.sent`).
     fn view_frames(&mut self, checksum: bool) -> Option<Arc<ViewFrames>> {
         let views = self.views.as_mut()?;
-        let keyed: std::collections::HashSet<EntityId> = self.roster.keyframed().collect();
+        let mut keyed: Vec<EntityId> = self.roster.keyframed().collect();
+        keyed.sort_unstable();
         let viewers: Vec<Viewer> = self
             .roster
             .ids()
             .map(|id| Viewer {
                 id,
                 team: self.game.team(id),
-                keyed: keyed.contains(&id),
+                keyed: keyed.binary_search(&id).is_ok(),
             })
             .collect();
         let game = &self.game;
