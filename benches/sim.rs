@@ -1,9 +1,11 @@
 //! Simulation: one `Game::step` with every player moving, for 10 to 10 000 players: arena
 //! (`sim/step`, the benchmark game) and tanks (`sim/tanks`, every tank firing when it can).
 //!
-//! Expected curve: linear in players. An arena step moves each player and tests it against
-//! the 100 orbs for a pickup, so it costs about players × orbs distance tests; the time per
-//! player (criterion's throughput line, in players/s) should stay flat across the sweep. A
+//! Expected curve: linear in players. An arena step moves each player and looks for a pickup
+//! among the orbs in the band of its reach (an index of the 100 orbs by `x`: a binary search
+//! and a few distance tests, where a scan of every orb cost 2.4-2.6x as much at 100-1 000
+//! players); the time per player (criterion's throughput line, in players/s) should stay
+//! flat across the sweep. A
 //! tanks step tests each shell against each tank: players × shells, so it grows faster.
 //!
 //! Only `step` is timed. Every 64 steps, outside the timing, each player gets a new random

@@ -64,10 +64,13 @@ pub struct Arena {
     tick_hz: u32,
     rng: StdRng,
     next_id: EntityId,
-    // Both in id order, which makes pickups deterministic. Orbs are a vector: every player
-    // scans them every tick, and a pickup (which removes one) is rare next to a scan.
+    // Both in id order, which makes pickups deterministic: a player collects the orb of the
+    // lowest id within reach.
     players: BTreeMap<EntityId, Player>,
     orbs: Vec<(EntityId, Orb)>,
+    /// The orbs by `x`, so a player looks only at those in the band of its reach instead of
+    /// scanning every orb every tick; kept while anyone plays, empty in an empty room.
+    by_x: Vec<(u32, u32, EntityId)>,
 }
 
 impl Game for Arena {
@@ -96,6 +99,7 @@ impl Game for Arena {
             next_id: 1,
             players: BTreeMap::new(),
             orbs: Vec::with_capacity(config.orbs as usize),
+            by_x: Vec::new(),
         };
         for _ in 0..config.orbs {
             arena.spawn_orb();
@@ -118,6 +122,10 @@ impl Game for Arena {
 
     fn leave(&mut self, player: EntityId, _: &mut Dispatch) {
         self.players.remove(&player);
+        if self.players.is_empty() {
+            // Nobody will collect anything until someone joins: the index is made again then.
+            self.by_x = Vec::new();
+        }
     }
 
     fn input(&mut self, player: EntityId, input: &[i32]) {
@@ -129,17 +137,23 @@ impl Game for Arena {
 
     fn step(&mut self, _: &mut Dispatch) {
         let radius = PICKUP_RADIUS * SCALE;
+        if self.by_x.len() != self.orbs.len() {
+            self.by_x = self.orbs.iter().map(|(id, o)| (o.at.x, o.at.y, *id)).collect();
+            self.by_x.sort_unstable();
+        }
         for p in self.players.values_mut() {
             p.at = advance(p.at, p.step, self.size);
-            let Some(at) = self.orbs.iter().position(|(_, o)| within(p.at, o.at, radius)) else {
+            let Some(orb) = reachable(&self.by_x, p.at, radius) else {
                 continue;
             };
             p.score += 1;
-            self.orbs.remove(at);
+            remove_orb(&mut self.orbs, &mut self.by_x, orb);
             // The new orb may be collected by a player later in this same step.
             let id = alloc_id(&mut self.next_id);
             let orb = random_orb(&mut self.rng, self.size);
             insert_orb(&mut self.orbs, id, orb);
+            let at = self.by_x.partition_point(|e| *e < (orb.at.x, orb.at.y, id));
+            self.by_x.insert(at, (orb.at.x, orb.at.y, id));
         }
     }
 
@@ -202,6 +216,26 @@ fn random_orb(rng: &mut StdRng, size: u32) -> Orb {
     }
 }
 
+/// The orb of the lowest id within `radius` of `at`, looked for among the orbs `by_x` in the
+/// band `at.x ± radius` (any orb within reach is in it).
+fn reachable(by_x: &[(u32, u32, EntityId)], at: UVec2, radius: u32) -> Option<EntityId> {
+    let from = by_x.partition_point(|(x, _, _)| *x < at.x.saturating_sub(radius));
+    by_x[from..]
+        .iter()
+        .take_while(|(x, _, _)| *x <= at.x.saturating_add(radius))
+        .filter(|(x, y, _)| within(at, UVec2::new(*x, *y), radius))
+        .map(|(_, _, id)| *id)
+        .min()
+}
+
+/// Takes orb `id` out of the list and the index.
+fn remove_orb(orbs: &mut Vec<(EntityId, Orb)>, by_x: &mut Vec<(u32, u32, EntityId)>, id: EntityId) {
+    let at = orbs.partition_point(|(other, _)| *other < id);
+    let (_, orb) = orbs.remove(at);
+    let at = by_x.partition_point(|e| *e < (orb.at.x, orb.at.y, id));
+    by_x.remove(at);
+}
+
 /// Adds an orb, keeping the list in id order (a new id is the largest until ids wrap).
 fn insert_orb(orbs: &mut Vec<(EntityId, Orb)>, id: EntityId, orb: Orb) {
     let at = orbs.partition_point(|(other, _)| *other < id);
@@ -238,6 +272,68 @@ mod tests {
             "nobody collected anything"
         );
         assert_ne!(a.orbs, run(43).orbs, "the seed has no effect");
+    }
+
+    /// The rule as first written: each player scans every orb, in id order.
+    fn step_by_scan(arena: &mut Arena) {
+        let radius = PICKUP_RADIUS * SCALE;
+        for p in arena.players.values_mut() {
+            p.at = advance(p.at, p.step, arena.size);
+            let Some(at) = arena.orbs.iter().position(|(_, o)| within(p.at, o.at, radius)) else {
+                continue;
+            };
+            p.score += 1;
+            arena.orbs.remove(at);
+            let id = alloc_id(&mut arena.next_id);
+            let orb = random_orb(&mut arena.rng, arena.size);
+            insert_orb(&mut arena.orbs, id, orb);
+        }
+    }
+
+    #[test]
+    fn the_orb_index_collects_what_a_scan_of_every_orb_would() {
+        // A crowded small world, so that pickups are frequent and several orbs are often
+        // within one player's reach; players leave and join, and the room empties once.
+        let config = GameConfig {
+            orbs: 300,
+            world_size: 300,
+            ..GameConfig::default()
+        };
+        let mut w = Sandbox::<Arena>::new(&config, 9);
+        let mut ids: Vec<_> = (0..60).map(|_| w.join("p").unwrap()).collect();
+        let mut scanned = w.game.clone();
+        let mut pickups = 0;
+        for t in 0..1500i32 {
+            if t == 700 {
+                for id in ids.drain(..) {
+                    w.leave(id);
+                }
+                scanned.players.clear();
+            }
+            if ids.len() < 60 && t % 3 == 0 {
+                let id = w.join("p").unwrap();
+                scanned.players.insert(id, w.game.players[&id].clone());
+                scanned.next_id = w.game.next_id;
+                scanned.rng = w.game.rng.clone();
+                ids.push(id);
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let k = (t * 7 + i as i32 * 13) % 255;
+                let input = [k - 127, (k * 3 % 255) - 127];
+                w.game.input(*id, &input);
+                scanned.input(*id, &input);
+            }
+            let before = w.game.next_id;
+            w.step();
+            step_by_scan(&mut scanned);
+            pickups += w.game.next_id - before;
+            assert_eq!(
+                (&w.game.players, &w.game.orbs, w.game.next_id),
+                (&scanned.players, &scanned.orbs, scanned.next_id),
+                "tick {t}"
+            );
+        }
+        assert!(pickups > 500, "only {pickups} pickups: the test would not tell");
     }
 
     #[test]
