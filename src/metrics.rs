@@ -161,6 +161,8 @@ pub struct Metrics {
     pub events_refused: Counter,
     /// Public events not kept for spectators: over the most a spectator event carries.
     pub spectator_events_dropped: Counter,
+    /// Spectator events not rendered because nobody could read them (see `feed`).
+    pub spectator_events_unwatched: Counter,
     /// Matches that ended with results.
     pub matches_ended: Counter,
     /// Messages that failed to decode.
@@ -275,6 +277,11 @@ impl Metrics {
                 &mut r,
                 "spectator_events_dropped",
                 "Public events not kept for spectators (too many between two spectator events)",
+            ),
+            spectator_events_unwatched: counter(
+                &mut r,
+                "spectator_events_unwatched",
+                "Spectator events not rendered: no spectator connected, none read the feed within its history",
             ),
             matches_ended: counter(&mut r, "matches_ended", "Matches that ended with results"),
             decode_errors: counter(&mut r, "decode_errors", "Client messages that failed to decode"),

@@ -553,3 +553,59 @@ fn the_sse_parser_follows_the_spec_examples() {
         }]
     );
 }
+
+#[tokio::test]
+async fn a_room_nobody_watches_renders_no_events_and_a_poller_within_the_history_misses_none() {
+    // One second of history: ten events at 10 Hz.
+    let server = TestServer::start(Config {
+        spectator_history: Duration::from_secs(1),
+        ..config()
+    })
+    .await;
+    let mut truth = Truth::start(&server, 3).await;
+    let unwatched = || server.metrics.spectator_events_unwatched.get();
+    // Counted by the room's tick loop; nothing to await but the count.
+    let skipped_past = |n| async move {
+        while unwatched() < n {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    within(skipped_past(5)).await;
+    // A poller that comes back well within the history, holding no place in between: every
+    // answer after the first is the deltas it missed, and the room renders every event.
+    let http = reqwest::Client::new();
+    let mut world = SpecWorld::default();
+    let mut last_id: Option<String> = None;
+    let mut kinds = Vec::new();
+    let before = unwatched();
+    for _ in 0..8 {
+        let after = last_id.as_ref().map(|id| format!("after={id}&")).unwrap_or_default();
+        let url = server.http_url(&format!("/poll?{after}timeout_ms=5000"));
+        let events: Vec<serde_json::Value> = within(http.get(url).send()).await.unwrap().json().await.unwrap();
+        for e in events {
+            last_id = Some(e["id"].as_str().expect("an id").to_owned());
+            kinds.push(e["event"].as_str().unwrap().to_owned());
+            world.apply(e["event"].as_str().unwrap(), &e["data"]).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(kinds[0], "snapshot");
+    assert!(kinds[1..].iter().all(|k| k == "delta"), "{kinds:?}");
+    assert_eq!(
+        unwatched(),
+        before,
+        "events were skipped while a poller was within the history"
+    );
+    let tick = world.tick.unwrap();
+    assert_eq!(world, truth.at(tick).await, "long-poll world differs at tick {tick}");
+    // Gone for longer than the history: the room stops rendering, and the poller's position
+    // is answered with a snapshot, as it was before events were skipped.
+    within(skipped_past(before + 3)).await;
+    let url = server.http_url(&format!("/poll?after={}&timeout_ms=5000", last_id.unwrap()));
+    let events: Vec<serde_json::Value> = within(http.get(url).send()).await.unwrap().json().await.unwrap();
+    assert_eq!(events[0]["event"], "snapshot");
+    let mut fresh = SpecWorld::default();
+    fresh.apply("snapshot", &events[0]["data"]).unwrap();
+    let tick = fresh.tick.unwrap();
+    assert_eq!(fresh, truth.at(tick).await);
+}

@@ -20,6 +20,13 @@
 //! snapshot: the snapshot says the same in fewer bytes, and is shared by every spectator
 //! resuming at once.
 //!
+//! A feed nobody reads renders nothing: once no spectator is connected and more events have
+//! been published since anyone last read it than the ring holds (so no position it ever gave
+//! out can be resumed from the ring any more), an event keeps only its world, for the next
+//! snapshot ([`Feed::pass`]); the first read, or a spectator connecting, brings the events
+//! back. What a spectator is sent is the same as if every event had been rendered: a position
+//! older than the ring gets a snapshot either way.
+//!
 //! Spectators are written these very bytes (reference counts, never a copy per spectator), so
 //! a spectator that stops reading holds at most a reference to events that exist anyway.
 //!
@@ -120,6 +127,9 @@ pub(crate) struct Feed {
     replica: OnceLock<mpsc::Sender<Replicated>>,
     /// Events the replica's queue had no room for.
     replica_dropped: AtomicUsize,
+    /// Events published since anyone last read the feed (counted to the ring's length and no
+    /// further), changed under the state's lock: see [`Feed::unwatched`].
+    unread: AtomicUsize,
     /// How many ticks ahead of the latest event a spectator's position may be and still be
     /// waited for rather than answered with a snapshot: 0 for a room's own feed (nobody can be
     /// ahead of it), a little for a copy on another node (a spectator coming from the owner
@@ -159,8 +169,36 @@ impl Feed {
             last: OnceLock::new(),
             replica: OnceLock::new(),
             replica_dropped: AtomicUsize::new(0),
+            // A new feed has been read by nobody, and has given out no position.
+            unread: AtomicUsize::new(ring_len.max(1)),
             ahead,
         }
+    }
+
+    /// Whether nobody could read the next event: no spectator is connected, no replica copies
+    /// the feed, and no position given out since the last read is still in the ring (the next
+    /// event would push the oldest it could resume from out). Then [`Feed::pass`] does instead
+    /// of rendering the event.
+    pub(crate) fn unwatched(&self) -> bool {
+        self.spectator_count() == 0
+            && self.unread.load(Ordering::Relaxed) >= self.ring_len
+            && self.replica.get().is_none()
+    }
+
+    /// Moves the feed on to `world` without an event, if it is still [`Feed::unwatched`]
+    /// (checked under the lock every reader takes, so a reader is never given a position this
+    /// forgets); `false` if someone has read it meanwhile, and the event must be published.
+    /// The ring is let go: none of its positions can be resumed from.
+    pub(crate) fn pass(&self, world: Arc<NetWorld>) -> bool {
+        let mut state = self.lock();
+        if !self.unwatched() {
+            return false;
+        }
+        state.ring = VecDeque::new();
+        state.latest = At::tick(world.tick());
+        state.world = world;
+        state.snapshot = None;
+        true
     }
 
     /// Publishes the public events `heard` since the previous event, then the step from it to
@@ -242,6 +280,8 @@ impl Feed {
 
     /// Adds `event` to the ring, dropping the oldest once it is full.
     fn push(&self, state: &mut State, event: Arc<Event>) {
+        let unread = self.unread.load(Ordering::Relaxed);
+        self.unread.store((unread + 1).min(self.ring_len), Ordering::Relaxed);
         if state.ring.len() == self.ring_len {
             state.ring.pop_front();
         } else if state.ring.len() == state.ring.capacity() {
@@ -318,7 +358,7 @@ impl Feed {
 
     /// This incarnation and the world as of its latest event.
     pub(crate) fn current(&self) -> (Epoch, Arc<NetWorld>) {
-        let state = self.lock();
+        let state = self.read();
         (state.epoch.clone(), state.world.clone())
     }
 
@@ -329,7 +369,7 @@ impl Feed {
 
     /// What a spectator that has seen everything up to `after` needs (`None`: nothing yet).
     pub(crate) fn since(&self, after: Option<&Position>) -> Catchup {
-        let state = self.lock();
+        let state = self.read();
         let Some(after) = after else {
             return Catchup::Snapshot(self.snapshot_of(state));
         };
@@ -370,7 +410,7 @@ impl Feed {
 
     /// The current snapshot (for polling).
     pub(crate) fn snapshot(&self) -> Arc<Event> {
-        self.snapshot_of(self.lock())
+        self.snapshot_of(self.read())
     }
 
     /// Wakes at the next event published (or reset) after it is enabled or first polled: enable
@@ -421,6 +461,13 @@ impl Feed {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock, so poisoning cannot carry a broken state.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The state, for a reader: from now on the feed is watched until the ring has gone round.
+    fn read(&self) -> MutexGuard<'_, State> {
+        let state = self.lock();
+        self.unread.store(0, Ordering::Relaxed);
+        state
     }
 }
 

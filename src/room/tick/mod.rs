@@ -594,6 +594,16 @@ impl<G: Game> TickLoop<G> {
     /// between) and the public events told since. Nothing changed and nothing told, nothing
     /// published: an idle match must not wake every long-poller.
     pub(super) fn publish(&mut self) {
+        if self.feed.unwatched() {
+            // Nobody could read this event: the feed keeps only the world, for a snapshot.
+            let world = Arc::new(self.sent.clone());
+            if self.feed.pass(world.clone()) {
+                self.spectated = world;
+                self.heard.clear();
+                self.metrics.spectator_events_unwatched.inc();
+                return;
+            }
+        }
         let changes = self.spectated.diff(&self.sent, &self.schema);
         if !changes.is_empty() || !self.heard.is_empty() {
             self.spectated = Arc::new(self.sent.clone());
