@@ -8,8 +8,6 @@
 //! [`MAX_OWED`] bytes). A player whose queue stays full for the slow timeout is kicked ("too
 //! slow") and leaves the world.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -222,7 +220,11 @@ impl FanOut {
 /// The connected players.
 #[derive(Debug)]
 pub struct Roster {
-    peers: BTreeMap<EntityId, Peer>,
+    /// Sorted by id (the fan-out's order). A `Vec` of boxes, not a map: a big room's fan-out
+    /// moves its players into parts and back every tick ([`Roster::split`]), and this makes
+    /// that a copy of 16 bytes a player (a `BTreeMap`'s `append` rebuilt the tree and moved
+    /// every `Peer`: a tenth of a player-tick's instructions at 500 players).
+    peers: Vec<(EntityId, Box<Peer>)>,
     slow_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -231,7 +233,7 @@ impl Roster {
     /// An empty roster that kicks players whose queue stays full for `slow_timeout`.
     pub fn new(slow_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
-            peers: BTreeMap::new(),
+            peers: Vec::new(),
             slow_timeout,
             metrics,
         }
@@ -255,26 +257,28 @@ impl Roster {
 
     /// Adds player `id` back, with its last move applied `ack` (sent with its keyframe).
     pub fn insert_resumed(&mut self, id: EntityId, link: Link, joined: Joined, ack: u32) {
-        self.peers.insert(
-            id,
-            Peer {
-                link,
-                joined,
-                owed: Vec::new(),
-                owed_bytes: 0,
-                ack,
-                ack_sent: 0,
-                sync: Sync::Joining,
-                full_since: None,
-            },
-        );
+        let peer = Box::new(Peer {
+            link,
+            joined,
+            owed: Vec::new(),
+            owed_bytes: 0,
+            ack,
+            ack_sent: 0,
+            sync: Sync::Joining,
+            full_since: None,
+        });
+        match self.find(id) {
+            Ok(at) => self.peers[at].1 = peer,
+            Err(at) => self.peers.insert(at, (id, peer)),
+        }
     }
 
     /// Gives connected player `id` a new link (its player came back on a new connection while
     /// the old one still looked open): it starts again from a keyframe, the place the old link held
     /// moves to the new one, and the old link is returned.
     pub fn replace_link(&mut self, id: EntityId, mut link: Link) -> Option<Link> {
-        let peer = self.peers.get_mut(&id)?;
+        let at = self.find(id).ok()?;
+        let peer = &mut self.peers[at].1;
         link.place = peer.link.place.take();
         peer.owed.clear();
         peer.owed_bytes = 0;
@@ -286,7 +290,8 @@ impl Roster {
 
     /// Player `id`'s link, if it is in the roster.
     pub fn link(&self, id: EntityId) -> Option<&Link> {
-        self.peers.get(&id).map(|peer| &peer.link)
+        let at = self.find(id).ok()?;
+        Some(&self.peers[at].1.link)
     }
 
     /// Takes what each player said: its messages, in order, then its latest input, if any
@@ -307,7 +312,7 @@ impl Roster {
 
     /// Every player's id, in order.
     pub fn ids(&self) -> impl Iterator<Item = EntityId> + '_ {
-        self.peers.keys().copied()
+        self.peers.iter().map(|(id, _)| *id)
     }
 
     /// The ids of players owed a keyframe this tick (joining, or behind).
@@ -321,15 +326,15 @@ impl Roster {
     /// Takes every player out, with who it joined as (a new match joins them again).
     pub fn drain(&mut self) -> Vec<(Link, Joined)> {
         std::mem::take(&mut self.peers)
-            .into_values()
-            .map(|p| (p.link, p.joined))
+            .into_iter()
+            .map(|(_, p)| (p.link, p.joined))
             .collect()
     }
 
     /// Sends each player that fell behind the events it is owed now, whatever its queue (the
     /// match ends: no keyframe of it will come to carry them).
     pub fn pay_owed(&mut self) {
-        for peer in self.peers.values_mut() {
+        for (_, peer) in &mut self.peers {
             for events in peer.owed.drain(..) {
                 if peer.link.out.send_own(&events).is_ok() {
                     self.metrics.websocket.sent(events.len());
@@ -341,7 +346,7 @@ impl Roster {
 
     /// Sends `frame` (not a tick's: the end of a match) to every player, whatever its queue.
     pub fn send_own(&self, frame: &Bytes) {
-        for peer in self.peers.values() {
+        for (_, peer) in &self.peers {
             if peer.link.out.send_own(frame).is_ok() {
                 self.metrics.websocket.sent(frame.len());
             }
@@ -350,7 +355,7 @@ impl Roster {
 
     /// Whether every player's queue is empty (what was queued for them is written).
     pub fn drained(&self) -> bool {
-        self.peers.values().all(|p| p.link.out.is_empty())
+        self.peers.iter().all(|(_, p)| p.link.out.is_empty())
     }
 
     /// Sends this tick's frame to every player: `delta` (a framed [`ServerMsg::Delta`]), or a
@@ -375,38 +380,46 @@ impl Roster {
 
     /// Whether some player is owed a keyframe this tick (it joined, or fell behind).
     pub fn needs_keyframe(&self) -> bool {
-        self.peers.values().any(|p| p.sync != Sync::Synced)
+        self.peers.iter().any(|(_, p)| p.sync != Sync::Synced)
     }
 
     /// Moves the players into `parts` rosters of about equal size (in id order), to fan out
     /// in parallel; [`Roster::rejoin`] takes them back.
     pub fn split(&mut self, parts: usize) -> Vec<Roster> {
         let per_part = self.peers.len().div_ceil(parts.max(1)).max(1);
-        let mut rest = std::mem::take(&mut self.peers);
-        let mut out = Vec::with_capacity(parts);
-        while !rest.is_empty() {
-            let next = rest.keys().nth(per_part).copied();
-            let tail = next.map(|at| rest.split_off(&at)).unwrap_or_default();
-            out.push(Roster {
-                peers: std::mem::replace(&mut rest, tail),
+        // From the back, so that each player is moved once; this roster keeps its allocation.
+        let mut out: Vec<Roster> = (0..self.peers.len())
+            .step_by(per_part)
+            .rev()
+            .map(|start| Roster {
+                peers: self.peers.split_off(start),
                 slow_timeout: self.slow_timeout,
                 metrics: self.metrics.clone(),
-            });
-        }
+            })
+            .collect();
+        out.reverse();
         out
     }
 
-    /// Takes back a part made by [`Roster::split`].
+    /// Takes back a part made by [`Roster::split`]; the parts are taken back in the order they
+    /// were made.
     pub fn rejoin(&mut self, mut part: Roster) {
+        debug_assert!(
+            self.peers
+                .last()
+                .zip(part.peers.first())
+                .is_none_or(|(last, first)| last.0 < first.0),
+            "parts rejoined out of order"
+        );
         self.peers.append(&mut part.peers);
     }
 
     /// Sends this tick's frame to every player of this roster, as [`Roster::fan_out`] does, with
     /// the keyframe (if anyone needs one) in `pass` already; what it did is added to `pass`.
     pub fn fan_out_pass(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant) {
-        let mut after = None;
-        while let Some(last) = self.fan_out_chunk(pass, delta, now, after) {
-            after = Some(last);
+        let mut from = 0;
+        while let Some(next) = self.fan_out_chunk(pass, delta, now, from) {
+            from = next;
         }
     }
 
@@ -414,30 +427,23 @@ impl Roster {
     /// a worker thread busy with a big room's writes still answers pings and reads inputs
     /// every millisecond or so, instead of once the whole room is written.
     pub async fn fan_out_yielding(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant) {
-        let mut after = None;
-        while let Some(last) = self.fan_out_chunk(pass, delta, now, after) {
-            after = Some(last);
+        let mut from = 0;
+        while let Some(next) = self.fan_out_chunk(pass, delta, now, from) {
+            from = next;
             tokio::task::yield_now().await;
         }
     }
 
-    /// The fan-out to the [`FAN_OUT_CHUNK`] players after `after` (from the first with `None`),
-    /// in id order, the way to each one's socket read for all of them first
-    /// ([`outbox::warm`]). Returns the last one it reached if any are left.
-    fn fan_out_chunk(
-        &mut self,
-        pass: &mut FanOut,
-        delta: &Bytes,
-        now: Instant,
-        after: Option<EntityId>,
-    ) -> Option<EntityId> {
-        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+    /// The fan-out to the [`FAN_OUT_CHUNK`] players from the `from`th, in id order, the way to
+    /// each one's socket read for all of them first ([`outbox::warm`]). Returns where the next
+    /// chunk starts if any players are left. (The roster cannot change between chunks: the
+    /// passes hold it borrowed.)
+    fn fan_out_chunk(&mut self, pass: &mut FanOut, delta: &Bytes, now: Instant, from: usize) -> Option<usize> {
         let views = pass.views.clone();
-        let chunk = self.peers.range((from, Bound::Unbounded)).take(FAN_OUT_CHUNK);
-        outbox::warm(chunk.map(|(_, p)| &p.link.out));
-        let mut last = None;
-        for (id, peer) in self.peers.range_mut((from, Bound::Unbounded)).take(FAN_OUT_CHUNK) {
-            last = Some(*id);
+        let end = self.peers.len().min(from + FAN_OUT_CHUNK);
+        let chunk = self.peers.get_mut(from..end).unwrap_or_default();
+        outbox::warm(chunk.iter().map(|(_, p)| &p.link.out));
+        for (id, peer) in chunk {
             let frame = match (&views, peer.sync, &pass.keyframe) {
                 (Some(views), sync, _) => match views.frame(*id, sync != Sync::Synced) {
                     Some(frame) => frame,
@@ -501,12 +507,7 @@ impl Roster {
                 Err(PushError::Closed) => pass.gone.push((*id, peer.link.out.keeps_seat())),
             }
         }
-        last.filter(|&id| {
-            self.peers
-                .range((Bound::Excluded(id), Bound::Unbounded))
-                .next()
-                .is_some()
-        })
+        (end < self.peers.len()).then_some(end)
     }
 
     /// Ends a fan-out: removes the players it kicked or found departed (and returns them, to
@@ -515,19 +516,36 @@ impl Roster {
         self.metrics.websocket.sent_many(pass.messages, pass.bytes);
         self.metrics.outbound_queued.set(pass.queued as i64);
         self.metrics.outbound_queue_max.set(pass.deepest as i64);
-        let mut departed = Vec::with_capacity(pass.gone.len());
-        for (id, dropped) in pass.gone {
-            if let Some(peer) = self.peers.remove(&id) {
-                departed.push(Departed {
+        if pass.gone.is_empty() {
+            return Vec::new();
+        }
+        // In id order (the fan-out found them in that order already), to take them out in one
+        // walk however many went at once (a network blip can drop a whole room).
+        let mut gone = pass.gone;
+        gone.sort_by_key(|&(id, _)| id);
+        let mut gone = gone.into_iter().peekable();
+        let mut departed = Vec::with_capacity(gone.len());
+        let kept = Vec::with_capacity(self.peers.capacity());
+        let peers = std::mem::replace(&mut self.peers, kept);
+        for (id, peer) in peers {
+            while gone.next_if(|&(g, _)| g < id).is_some() {}
+            match gone.next_if(|&(g, _)| g == id) {
+                Some((_, dropped)) => departed.push(Departed {
                     id,
                     dropped,
                     link: peer.link,
                     joined: peer.joined,
                     ack: peer.ack,
-                });
+                }),
+                None => self.peers.push((id, peer)),
             }
         }
         departed
+    }
+
+    /// Where player `id` is in the roster, or where it would go.
+    fn find(&self, id: EntityId) -> Result<usize, usize> {
+        self.peers.binary_search_by_key(&id, |(id, _)| *id)
     }
 }
 
@@ -577,6 +595,46 @@ mod tests {
                 "{more:?}"
             );
         }
+    }
+
+    #[test]
+    fn players_joined_in_any_order_are_split_in_id_order_and_the_departed_leave_from_any_part() {
+        let mut roster = Roster::new(Duration::from_secs(1), Arc::new(Metrics::new()));
+        let mut inboxes = Vec::new();
+        for id in [7, 3, 11, 1, 9, 5, 2] {
+            let (out, inbox) = outbox::outbox(4, None);
+            let input = Arc::new(InputSlot::default());
+            roster.insert(
+                id,
+                Link {
+                    input,
+                    out,
+                    place: None,
+                },
+                joined(),
+            );
+            inboxes.push(inbox);
+        }
+        assert_eq!(roster.ids().collect::<Vec<_>>(), [1, 2, 3, 5, 7, 9, 11]);
+        let parts = roster.split(3);
+        let ids = |r: &Roster| r.ids().collect::<Vec<_>>();
+        assert_eq!(
+            parts.iter().map(ids).collect::<Vec<_>>(),
+            [&[1, 2, 3][..], &[5, 7, 9], &[11]]
+        );
+        for part in parts {
+            roster.rejoin(part);
+        }
+        assert_eq!(ids(&roster), [1, 2, 3, 5, 7, 9, 11]);
+        let pass = FanOut {
+            gone: vec![(2, true), (9, false), (4, true)],
+            ..FanOut::default()
+        };
+        let departed = roster.finish(pass);
+        let left: Vec<_> = departed.iter().map(|d| (d.id, d.dropped)).collect();
+        assert_eq!(left, [(2, true), (9, false)], "4 was not in the roster");
+        assert_eq!(ids(&roster), [1, 3, 5, 7, 11]);
+        assert!(roster.link(9).is_none() && roster.link(7).is_some());
     }
 
     fn joined() -> Joined {
