@@ -9,8 +9,9 @@ use client_demo::cli::logging;
 mod commands;
 
 use commands::{
-    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, ResumeArgs, RoomsArgs, SoakArgs, SyscallsArgs,
-    TransportsArgs, attack, cluster, cluster_followers, idle, load, resume, rooms, soak, syscalls, transports,
+    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, ResumeArgs, RoomsArgs, ServingFloorArgs,
+    ServingFloorEndsArgs, SoakArgs, SyscallsArgs, TransportsArgs, attack, cluster, cluster_followers, idle, load,
+    resume, rooms, serving_floor, serving_floor_ends, soak, syscalls, transports,
 };
 
 /// The tickcast measuring harness: start the release server, load it over loopback, and report
@@ -51,13 +52,23 @@ enum Command {
     /// and print what they received as JSON.
     #[command(hide = true)]
     ClusterFollowers(ClusterFollowersArgs),
+    /// Used by `bench/callgrind.sh`: the serving floor alone for N players, its players' ends
+    /// in a child process, printed as JSON.
+    #[command(hide = true)]
+    ServingFloor(ServingFloorArgs),
+    /// Used by `serving-floor`: its players' ends.
+    #[command(hide = true)]
+    ServingFloorEnds(ServingFloorEndsArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Progress and the server's trouble go to stderr; reports to stdout.
-    if !matches!(cli.command, Command::Syscalls(_) | Command::ClusterFollowers(_)) {
+    if !matches!(
+        cli.command,
+        Command::Syscalls(_) | Command::ClusterFollowers(_) | Command::ServingFloor(_) | Command::ServingFloorEnds(_)
+    ) {
         logging();
     }
     match cli.command {
@@ -71,6 +82,8 @@ async fn main() -> ExitCode {
         Command::Rooms(args) => rooms(args).await,
         Command::Cluster(args) => cluster(args).await,
         Command::ClusterFollowers(args) => cluster_followers(args).await,
+        Command::ServingFloor(args) => serving_floor(args).await,
+        Command::ServingFloorEnds(args) => serving_floor_ends(args).await,
     }
 }
 

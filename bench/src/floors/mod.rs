@@ -32,7 +32,7 @@ use crate::server::procinfo;
 
 mod serving;
 
-pub use serving::{MESSAGE_BYTES, ServingFloor, Traffic, serving};
+pub use serving::{MESSAGE_BYTES, ServingFloor, Traffic, ends_of, serving, serving_with_ends_elsewhere};
 
 /// Size of an echo message: about a ping or a move.
 pub const ECHO_BYTES: usize = 32;

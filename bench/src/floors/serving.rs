@@ -112,6 +112,52 @@ pub async fn serving(
     .await
 }
 
+/// The serving floor on this process's own thread, with its players' ends in another process
+/// (`start_ends`, given the address to connect its `sockets` connections to, for instance
+/// `tickcast-bench serving-floor-ends`): for instruction counts (`bench/callgrind.sh`), so that
+/// a profiler run on this process counts [`serve_ticks`] and nothing of the ends, which, as the
+/// load's bots, run natively elsewhere. The floor starts once all `sockets` have connected.
+pub fn serving_with_ends_elsewhere(
+    sockets: usize,
+    frame_bytes: usize,
+    hz: u32,
+    duration: Duration,
+    start_ends: impl FnOnce(std::net::SocketAddr) -> io::Result<std::process::Child>,
+) -> io::Result<ServingFloor> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let mut ends = start_ends(listener.local_addr()?)?;
+    let mut accepted = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let (socket, _) = listener.accept()?;
+        // As `connect_pairs` sets the floor's ends of its connections.
+        socket.set_nodelay(true)?;
+        socket.set_nonblocking(true)?;
+        accepted.push(socket);
+    }
+    let frame = vec![0x82; frame_bytes];
+    let period = Duration::from_secs(1) / hz.max(1);
+    let floor = serve_ticks(accepted, &frame, period, duration);
+    // The sockets are closed: the ends read their EOF and exit.
+    let _ = ends.wait();
+    floor
+}
+
+/// The players' ends of [`serving_with_ends_elsewhere`], in their own process: `sockets`
+/// connections to `addr`, each sending `traffic` and reading all it is sent until the floor
+/// closes it.
+pub async fn ends_of(addr: std::net::SocketAddr, sockets: usize, traffic: Traffic) -> io::Result<()> {
+    let mut others = Vec::with_capacity(sockets);
+    for _ in 0..sockets {
+        let socket = tokio::net::TcpStream::connect(addr).await?;
+        socket.set_nodelay(true)?;
+        others.push(socket);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut ends = super::spawn_ends(others, &done, Some(traffic));
+    while ends.join_next().await.is_some() {}
+    Ok(())
+}
+
 /// One player's end: sends its moves and pings until a write fails (the run is over). Player
 /// `i` of `count` starts `i / count` of each period in, so the players' messages are spread
 /// evenly, as those of bots started over a ramp are.
@@ -180,7 +226,9 @@ impl Player {
 }
 
 /// The serving thread: each tick, one write to each player; until the next, waits on epoll
-/// and reads (and answers) what the players send.
+/// and reads (and answers) what the players send. Never inlined, so that callgrind can count
+/// it alone (`--toggle-collect=*serve_ticks*`).
+#[inline(never)]
 fn serve_ticks(
     sockets: Vec<std::net::TcpStream>,
     frame: &[u8],
