@@ -19,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
-use self::socket::PlayerSocket;
 use crate::http::ConnectionPlace;
 use crate::metrics::CloseReason;
 use crate::state::{AppState, RoomAt, RoomRefused};
@@ -61,11 +60,6 @@ pub(crate) async fn upgrade(
     // charged, nothing it sends re-arms the wait, and it holds no player place until then.
     let upgraded = Instant::now();
     let tasks = state.tasks.clone();
-    tasks.spawn(async move {
-        match PlayerSocket::open(upgrade).await {
-            Ok(socket) => session::run(socket, peer, state, room, upgraded, place).await,
-            Err(err) => tracing::debug!(%peer, %err, "upgrade failed"),
-        }
-    });
+    tasks.spawn(session::run(upgrade, peer, state, room, upgraded, place));
     response
 }

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use axum::extract::ws::close_code;
 use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
 use tokio::sync::oneshot;
-use tokio::time::{self, Instant, MissedTickBehavior, timeout, timeout_at};
+use tokio::time::{self, Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -45,13 +46,14 @@ use crate::room::roster::{InputSlot, Link};
 use crate::room::seats::{self, Secret};
 use crate::state::AppState;
 
-/// Runs a player connection to `room`, upgraded at `upgraded`, until it closes. `connection`
-/// holds its place under `--max-connections` until then.
+/// Runs a player connection to `room`, once `upgrade` completes (it was answered at
+/// `upgraded`), until it closes. `connection` holds its place under `--max-connections` until
+/// then.
 ///
 /// Not an `async fn`: one would keep its arguments in the future beside the session built
 /// from them, and this future is most of what an idle player costs.
 pub(crate) fn run(
-    socket: PlayerSocket,
+    upgrade: OnUpgrade,
     peer: SocketAddr,
     state: Arc<AppState>,
     room: Arc<Room>,
@@ -59,25 +61,59 @@ pub(crate) fn run(
     connection: ConnectionPlace,
 ) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("player", room = %room.id(), peer = %peer, id = tracing::field::Empty);
-    let now = Instant::now();
-    let mut session = Session {
-        socket,
-        allowance: RateLimit::for_tick_rate(room.settings().tick_hz, now),
-        messages: MessageRates::new(room.schema().messages.iter().map(|m| m.per_second), now),
-        room,
-        last_heard: now,
-        hello_by: upgraded + state.config.hello_timeout,
-        state,
-        last_seq: None,
-        name: String::new(),
-        outbox: None,
-        _connection: connection,
-    };
+    // A task is as large as its largest state for as long as it lives. The upgrade, the hello
+    // and the join are over in a moment, so they are boxed for their while, with everything
+    // they take; what the task keeps is the session and what its play awaits.
+    let opening = Box::pin(async move {
+        let socket = match PlayerSocket::open(upgrade).await {
+            Ok(socket) => socket,
+            Err(err) => {
+                tracing::debug!(%peer, %err, "upgrade failed");
+                return None;
+            }
+        };
+        let now = Instant::now();
+        let hello_by = upgraded + state.config.hello_timeout;
+        let mut session = Session {
+            socket,
+            allowance: RateLimit::for_tick_rate(room.settings().tick_hz, now),
+            messages: MessageRates::new(room.schema().messages.iter().map(|m| m.per_second), now),
+            room,
+            last_heard: now,
+            state,
+            last_seq: None,
+            #[cfg(test)]
+            name: String::new(),
+            outbox: None,
+            _connection: connection,
+        };
+        let started = session.start(hello_by).await;
+        Some((session, started))
+    });
     async move {
-        let close = session.serve().await;
+        let Some((mut session, started)) = opening.await else {
+            return;
+        };
+        let close = match started {
+            Ok(input) => match session.play(input).await {
+                Ok(never) => match never {},
+                Err(close) => close,
+            },
+            Err(close) => close,
+        };
         session.finish(close).await;
     }
     .instrument(span)
+}
+
+/// What is left to do about a frame once charged ([`Session::charge`]).
+enum Charged {
+    /// Nothing: it was a control frame answered, a fragment, or dropped.
+    Nothing,
+    /// A binary message to handle.
+    Message(Bytes),
+    /// A ping before the hello, to answer on the socket.
+    Pong,
 }
 
 struct Session {
@@ -89,11 +125,11 @@ struct Session {
     /// And each game message to its kind's allowance.
     messages: MessageRates,
     last_heard: Instant,
-    /// The one deadline for the hello, counted from the upgrade.
-    hello_by: Instant,
     /// The highest move `seq` seen; lower or equal ones are stale and ignored.
     last_seq: Option<u32>,
-    /// The name from the hello, once accepted.
+    /// The name from the hello, once accepted: only the tests' injected failure reads it (an
+    /// idle player should not keep a copy nobody reads).
+    #[cfg(test)]
     name: String,
     /// Once joined: what the tick loop could not write to the socket directly, the way out
     /// for the session's own frames (which must not cut into a frame the tick loop wrote),
@@ -103,19 +139,13 @@ struct Session {
 }
 
 impl Session {
-    /// Runs the session; it only ever ends with the reason to close.
-    async fn serve(&mut self) -> Close {
-        match self.play().await {
-            Ok(never) => match never {},
-            Err(close) => close,
-        }
-    }
-
-    async fn play(&mut self) -> Result<Infallible, Close> {
+    /// Takes the hello, due by `hello_by` (the one deadline, counted from the upgrade), then
+    /// joins the room (or takes a seat back): the player's input slot.
+    async fn start(&mut self, hello_by: Instant) -> Result<Arc<InputSlot>, Close> {
         let stop = self.room.stopping().clone();
         let mut hello = tokio::select! {
             _ = stop.cancelled() => return Err(self.room_ended()),
-            hello = self.hello() => hello?,
+            hello = self.hello(hello_by) => hello?,
         };
         // A room whose match ended for good takes nobody while its last frames go out.
         if !self.room.is_open() && self.room.ended().is_none() {
@@ -123,7 +153,7 @@ impl Session {
         }
         if !hello.resume.is_empty() {
             let secret = self.resumable(&hello.resume)?;
-            return self.joined(hello, Options::none(), Some(secret), None, &stop).await;
+            return self.join(hello.name, Options::none(), Some(secret), None, &stop).await;
         }
         let options = Options::checked(&self.room.schema().options, std::mem::take(&mut hello.options))
             .map_err(|why| Close::new(CloseReason::Policy, close_code::POLICY, why))?;
@@ -132,7 +162,7 @@ impl Session {
         let Some(place) = self.room.places().take(&hello.name, Instant::now()) else {
             return Err(Close::new(CloseReason::Full, close_code::AGAIN, "server full"));
         };
-        self.joined(hello, options, None, Some(place), &stop).await
+        self.join(hello.name, options, None, Some(place), &stop).await
     }
 
     /// The secret of a hello's resume token, if it is one for this room (whether a seat is
@@ -173,16 +203,16 @@ impl Session {
         Close::new(reason, code, text)
     }
 
-    /// Plays a player whose hello was accepted (a join with its `place`, or a resume of the
-    /// seat of `resume`), until it ends.
-    async fn joined(
+    /// Joins a player whose hello was accepted (with its `place`), or takes back the seat of
+    /// `resume`: its input slot, once the tick loop has it.
+    async fn join(
         &mut self,
-        hello: Hello,
+        name: String,
         options: Options,
         resume: Option<Secret>,
         place: Option<Place>,
         stop: &CancellationToken,
-    ) -> Result<Infallible, Close> {
+    ) -> Result<Arc<InputSlot>, Close> {
         let input = Arc::new(InputSlot::default());
         let (out, frames) = outbox(self.state.config.player_queue as usize, Some(self.socket.writer()));
         self.outbox = Some(frames);
@@ -194,7 +224,7 @@ impl Session {
         };
         let join = JoinRequest {
             // Checked by `check_hello`: at most 32 bytes, no control characters.
-            name: Text::lossy(&hello.name, MAX_NAME_LEN),
+            name: Text::lossy(&name, MAX_NAME_LEN),
             options,
             resume,
             link,
@@ -215,11 +245,24 @@ impl Session {
         };
         tracing::Span::current().record("id", id);
         self.state.metrics.joins.inc();
-        self.name = hello.name;
+        #[cfg(test)]
+        {
+            self.name = name;
+        }
+        Ok(input)
+    }
 
+    /// Plays a joined player until it ends.
+    ///
+    /// What this awaits while the player is idle is all its future holds: the rest is done
+    /// without awaiting (the session's own frames go through the outbox), or boxed for its
+    /// while (a write the tick loop left, when the socket was full).
+    async fn play(&mut self, input: Arc<InputSlot>) -> Result<Infallible, Close> {
         let every = (self.state.config.idle_timeout / 3).max(Duration::from_millis(100));
-        let mut heartbeat = time::interval_at(Instant::now() + every, every);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A sleep reset after each beat (an interval that delays missed ticks), held in this
+        // future rather than in an allocation of its own.
+        let heartbeat = time::sleep(every);
+        tokio::pin!(heartbeat);
         // The room reaches a joined session only through its outbox: a frame to write, a kick,
         // or its end (the tick loop stops when the room's token is cancelled, and drops its
         // end). One lock a wake-up, where watching the room's token and a kick token cost
@@ -231,24 +274,15 @@ impl Session {
                     // What the tick loop could not write at once (the socket would have
                     // blocked): written here, with the write timeout. (Counted in `/metrics`
                     // when queued.)
-                    Next::Frame(Outbound { ack, frame, after }) => {
-                        let ack = ack.map(|seq| {
-                            let mut bytes = [0u8; frames::ACK_FRAME_MAX];
-                            let len = frames::ack_frame(seq, &mut bytes);
-                            Bytes::copy_from_slice(&bytes[..len])
-                        });
-                        self.write(ack, frame).await?;
-                        if let Some(after) = after {
-                            self.write(None, after).await?;
-                        }
-                    }
+                    Next::Frame(outbound) => Box::pin(self.write_left(outbound)).await?,
                     Next::Kicked => return Err(Close::too_slow("outbound queue stayed full")),
                     Next::Refused(REFUSED, reason) => return Err(refused(&reason)),
                     Next::Refused(code, reason) => return Err(Close::new(CloseReason::Replaced, code, reason)),
                     // The tick loop has stopped: the room is ending (or has crashed).
                     Next::RoomGone => return Err(self.ended_room().await),
                 },
-                _ = heartbeat.tick() => {
+                () = heartbeat.as_mut() => {
+                    heartbeat.as_mut().reset(Instant::now() + every);
                     let idle = self.state.config.idle_timeout;
                     if self.last_heard.elapsed() >= idle {
                         return Err(Close::new(CloseReason::Idle, close_code::POLICY, format!("nothing received for {idle:?}")));
@@ -256,11 +290,11 @@ impl Session {
                     // Answered by any WebSocket client's stack: proves the path is alive, and
                     // measures the round trip without the client's cooperation.
                     let sent_at = unix_micros().to_le_bytes();
-                    self.send_own(frames::ping_frame(&sent_at)).await?;
+                    self.send_own(frames::ping_frame(&sent_at));
                 }
                 read = self.socket.recv() => {
-                    if let Some(bytes) = self.charge(read).await? {
-                        self.handle(bytes, &input).await?;
+                    if let Charged::Message(bytes) = self.charge(read)? {
+                        self.handle(bytes, &input)?;
                     }
                 }
             }
@@ -268,13 +302,16 @@ impl Session {
     }
 
     /// Waits for the hello, until the deadline counted from the upgrade, and checks it.
-    async fn hello(&mut self) -> Result<Hello, Close> {
-        let deadline = self.hello_by;
+    async fn hello(&mut self, deadline: Instant) -> Result<Hello, Close> {
         let first = timeout_at(deadline, async {
             loop {
                 let read = self.socket.recv().await;
-                if let Some(bytes) = self.charge(read).await? {
-                    return Ok(bytes);
+                match self.charge(read)? {
+                    Charged::Message(bytes) => return Ok(bytes),
+                    Charged::Nothing => {}
+                    // Before the hello the socket is the session's alone. Boxed: rare, and
+                    // this future's size is the task's for as long as the player stays.
+                    Charged::Pong => Box::pin(self.write(None, Bytes::new())).await?,
                 }
             }
         })
@@ -320,8 +357,8 @@ impl Session {
         Ok(hello)
     }
 
-    /// Charges one frame to the rate limit and acts on it; returns a binary message to handle.
-    async fn charge(&mut self, read: Result<Frame, ReadError>) -> Result<Option<Bytes>, Close> {
+    /// Charges one frame to the rate limit and acts on it; returns what is left to do.
+    fn charge(&mut self, read: Result<Frame, ReadError>) -> Result<Charged, Close> {
         let frame = read.map_err(|err| read_error(&self.state, err))?;
         self.last_heard = Instant::now();
         // Every frame counts, control frames and fragments too: each costs a parse, a ping
@@ -332,7 +369,7 @@ impl Session {
             Verdict::Drop if matches!(&frame, Frame::Binary(b) if ClientMsg::is_message(b)) => {}
             Verdict::Drop => {
                 self.state.metrics.rate_limited.inc();
-                return Ok(None);
+                return Ok(Charged::Nothing);
             }
             Verdict::Abuse => {
                 return Err(Close::new(
@@ -343,27 +380,29 @@ impl Session {
             }
         }
         match frame {
-            Frame::Binary(bytes) => Ok(Some(bytes)),
+            Frame::Binary(bytes) => Ok(Charged::Message(bytes)),
             Frame::Text => Err(Close::new(
                 CloseReason::TextFrame,
                 close_code::UNSUPPORTED,
                 "text frames are not accepted: send binary bincode messages",
             )),
-            Frame::Fragment => Ok(None),
+            Frame::Fragment => Ok(Charged::Nothing),
             // Answered now, not with the next tick: the peer is measuring.
             Frame::Ping(_) => match &self.outbox {
                 Some(outbox) => {
                     if let Some(payload) = self.socket.take_pong() {
                         outbox.send_pong(frames::pong_frame(payload));
                     }
-                    Ok(None)
+                    Ok(Charged::Nothing)
                 }
-                // Before the hello the socket is the session's alone.
-                None => self.write(None, Bytes::new()).await.map(|()| None),
+                None => Ok(Charged::Pong),
             },
             Frame::Pong(payload) => {
                 self.probed(&payload);
-                Ok(None)
+                // The answer to our heartbeat, and often all an idle player sends: it need
+                // not keep a read buffer until the next (one is taken again when needed).
+                self.socket.release_buffer();
+                Ok(Charged::Nothing)
             }
             Frame::Close(code) => Err(Close::echo(code)),
         }
@@ -378,7 +417,7 @@ impl Session {
     }
 
     /// Acts on one binary message from a joined player.
-    async fn handle(&mut self, bytes: Bytes, input: &InputSlot) -> Result<(), Close> {
+    fn handle(&mut self, bytes: Bytes, input: &InputSlot) -> Result<(), Close> {
         #[cfg(test)]
         tests::maybe_fail(&self.name);
         let metrics = self.state.metrics.clone();
@@ -406,9 +445,8 @@ impl Session {
                 })
                 .encode(self.room.schema());
                 let pong = frames::binary_frame(pong);
-                let len = pong.len();
-                self.send_own(pong).await?;
-                metrics.websocket.sent(len);
+                metrics.websocket.sent(pong.len());
+                self.send_own(pong);
                 Ok(())
             }
             ClientMsg::Message(message) => self.said(message, input),
@@ -439,6 +477,20 @@ impl Session {
         Ok(())
     }
 
+    /// Writes what the tick loop could not: a tick's ack, frame and what follows it.
+    async fn write_left(&mut self, Outbound { ack, frame, after }: Outbound) -> Result<(), Close> {
+        let ack = ack.map(|seq| {
+            let mut bytes = [0u8; frames::ACK_FRAME_MAX];
+            let len = frames::ack_frame(seq, &mut bytes);
+            Bytes::copy_from_slice(&bytes[..len])
+        });
+        self.write(ack, frame).await?;
+        if let Some(after) = after {
+            self.write(None, after).await?;
+        }
+        Ok(())
+    }
+
     /// Writes `frame` after `lead` (a tick's ack and frame leave in one syscall), and after
     /// whatever is owed (a pong). A socket that takes nothing for `--write-timeout`, or a kick
     /// from the tick loop while this write is stuck, makes the player too slow; the frames
@@ -462,16 +514,11 @@ impl Session {
         }
     }
 
-    /// Sends a frame of the session's own: through the outbox once joined (the tick loop
-    /// writes to the socket too), else straight away.
-    async fn send_own(&mut self, frame: Bytes) -> Result<(), Close> {
-        match &self.outbox {
-            Some(outbox) => {
-                outbox.send(frame);
-                Ok(())
-            }
-            None => self.write(None, frame).await,
-        }
+    /// Sends a frame of the session's own once joined: through the outbox, as the tick loop
+    /// writes to the socket too.
+    fn send_own(&self, frame: Bytes) {
+        // Only a joined session (whose outbox is set) sends frames of its own.
+        self.outbox.as_ref().expect("joined").send(frame);
     }
 
     /// Sends the close frame (unless the peer is gone) and counts the close.
@@ -499,7 +546,8 @@ impl Session {
             }
             socket.send(None, frame).await
         };
-        let _ = timeout(Duration::from_millis(500), closing).await;
+        // Boxed, as it is awaited once: the session's future need not hold room for it.
+        let _ = Box::pin(timeout(Duration::from_millis(500), closing)).await;
     }
 }
 

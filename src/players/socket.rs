@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, Interest};
@@ -160,6 +160,15 @@ impl PlayerSocket {
             if read == 0 {
                 return Err(ReadError::Ended(io::ErrorKind::UnexpectedEof.into()));
             }
+        }
+    }
+
+    /// Gives back the read buffer if it holds nothing (no part of a frame): an idle player
+    /// then holds none. The next read takes a small one, grown as a frame needs.
+    pub(crate) fn release_buffer(&mut self) {
+        let buffer = self.frames.buffer();
+        if buffer.is_empty() && buffer.capacity() > 0 {
+            *buffer = BytesMut::new();
         }
     }
 
