@@ -10,12 +10,14 @@
 //! - every connection task is tracked, so shutdown can wait for them with a deadline and
 //!   then stop regardless, instead of hanging on a peer that stopped reading.
 //!
-//! One kind of request skips hyper: a spectator's event stream (see [`RawRoute`]). Hyper
-//! keeps an 8 KiB read buffer and an 8 KiB write buffer for each connection for as long as a
-//! response lasts, which for a spectator is forever: three times what the stream itself
-//! holds. When the first packet of a connection is such a request, this module reads its
-//! head (with the same limits) and hands the socket to the route; anything else, or a request
-//! line split over packets, goes to hyper as usual. Either way the head has one deadline.
+//! Some requests skip hyper: a spectator's event stream and long-poll (see [`RawRoute`]).
+//! Hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for each connection for as long
+//! as a response lasts, which for a spectator is forever and for a long-poll the whole wait:
+//! several times what the response itself holds. When a request's first packet holds a GET
+//! such a route takes, this module reads its head (with the same limits, and not a byte past
+//! it) and hands the socket to the route, which may hand it back for the connection's next
+//! request (a long-poll's keep-alive); anything else, or a request line split over packets,
+//! goes to hyper as usual for the rest of the connection. Every head has one deadline.
 //!
 //! HTTP/2 is not served: WebSockets and SSE are HTTP/1.1 here, and a proxy in front
 //! terminates HTTP/2 and TLS (see README, "Security").
@@ -31,10 +33,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -69,19 +73,24 @@ pub(crate) struct RawRequest {
     pub(crate) http10: bool,
     /// The `X-Forwarded-For` headers, in order (believed only from a trusted proxy).
     pub(crate) forwarded_for: Vec<String>,
+    /// Whether the connection may carry another request after this one's answer, as hyper
+    /// decides it: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`, and never after a request with a body (which is not read).
+    pub(crate) keep_alive: bool,
 }
 
 /// Requests served straight on their socket, without hyper: GETs whose target `takes` accepts.
 pub(crate) trait RawRoute: Send + Sync + 'static {
     /// Whether a GET of `path` is served here.
     fn takes(&self, path: &str) -> bool;
-    /// Serves it on `tcp`, from which its head has been read.
+    /// Serves it on `tcp`, from which its head (and nothing more) has been read; gives the
+    /// socket back if the connection is to carry the next request. (The connection's place
+    /// is held by its task meanwhile.)
     fn serve(
         &self,
         tcp: TcpStream,
         request: RawRequest,
-        place: ConnectionPlace,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+    ) -> Pin<Box<dyn Future<Output = Option<TcpStream>> + Send + 'static>>;
 }
 
 /// Writes a complete plain-text response and ends the connection (for requests served raw).
@@ -93,6 +102,59 @@ pub(crate) async fn write_plain(tcp: &mut TcpStream, status: u16, reason: &str, 
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(response.as_bytes())).await;
     let _ = tcp.shutdown().await;
+}
+
+/// Writes `response` (whose body is complete, not a stream) as hyper would for a request
+/// served raw: the same status line, headers, `content-length`, `connection` and `date`.
+/// `http10` and `keep_alive` are the request's ([`RawRequest`]).
+pub(crate) async fn write_response(
+    tcp: &mut TcpStream,
+    response: Response,
+    http10: bool,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let mut head = response_head(parts.status, &parts.headers, Some(body.len()), http10, keep_alive);
+    head.extend_from_slice(&body);
+    tcp.write_all(&head).await
+}
+
+/// A response head as hyper writes it: the status line in the request's version, the headers in
+/// order, then the `content-length` (`None`: no body), `connection` when it says something the
+/// version does not imply, and `date`.
+pub(crate) fn response_head(
+    status: axum::http::StatusCode,
+    headers: &axum::http::HeaderMap,
+    length: Option<usize>,
+    http10: bool,
+    keep_alive: bool,
+) -> Vec<u8> {
+    use std::io::Write;
+    let mut head = Vec::with_capacity(192);
+    let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+    let reason = status.canonical_reason().unwrap_or("<none>");
+    let _ = write!(head, "{version} {} {reason}\r\n", status.as_u16());
+    for (name, value) in headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(length) = length {
+        let _ = write!(head, "content-length: {length}\r\n");
+    }
+    match (http10, keep_alive) {
+        (false, false) => head.extend_from_slice(b"connection: close\r\n"),
+        (true, true) => head.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+    let _ = write!(
+        head,
+        "date: {}\r\n\r\n",
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    );
+    head
 }
 
 /// What a connection may be served by: hyper and the router, or a [`RawRoute`].
@@ -155,10 +217,11 @@ pub(crate) async fn serve(
     }
 }
 
-/// Serves one connection: raw if its first packet is a request [`RawRoute`] takes, else with
-/// hyper. On shutdown, a response in progress is finished (then the connection closes); a
-/// connection with none, idle or with a request head still arriving, is closed at once: it has
-/// been told nothing and is owed nothing.
+/// Serves one connection: raw while each request's first packet is a request [`RawRoute`]
+/// takes (and the route keeps the connection), else with hyper for the rest of it. On
+/// shutdown, a response in progress is finished (then the connection closes); a connection
+/// with none, idle or with a request head still arriving, is closed at once: it has been told
+/// nothing and is owed nothing.
 async fn connection(
     mut tcp: TcpStream,
     peer: SocketAddr,
@@ -167,34 +230,75 @@ async fn connection(
     head_timeout: Duration,
     shutdown: CancellationToken,
 ) {
-    let deadline = tokio::time::Instant::now() + head_timeout;
-    let mut first = [0u8; 256];
-    let peeked = tokio::select! {
-        () = shutdown.cancelled() => return,
-        peeked = tokio::time::timeout_at(deadline, tcp.peek(&mut first)) => peeked,
-    };
-    // Nothing within the head's deadline, or the peer is gone: nothing to answer.
-    let Ok(Ok(n @ 1..)) = peeked else { return };
-    if let Some(path) = raw_get_target(&first[..n]).filter(|path| raw.takes(path)) {
-        tracing::trace!(%peer, path, "served raw");
-        let head = tokio::select! {
-            () = shutdown.cancelled() => return,
-            head = tokio::time::timeout_at(deadline, read_raw_head(&mut tcp)) => head,
+    let mut deadline = tokio::time::Instant::now() + head_timeout;
+    loop {
+        // Boxed, as is all but the wait for a raw answer: this task lives as long as the
+        // connection, and a long-poll or a stream waiting in it should not carry room for
+        // reading a head or answering a bad one.
+        let serving = {
+            let head = tokio::select! {
+                () = shutdown.cancelled() => return,
+                head = Box::pin(tokio::time::timeout_at(deadline, raw_head(&mut tcp, &*raw))) => head,
+            };
+            // Nothing within the head's deadline, or the peer is gone: nothing to answer.
+            let request = match head {
+                Err(_) | Ok(Head::Gone) => return,
+                Ok(Head::Hyper) => break,
+                Ok(Head::Raw(request)) => request,
+                Ok(Head::Bad(err)) => return Box::pin(bad_head(tcp, err)).await,
+            };
+            tracing::trace!(%peer, path = request.path, "served raw");
+            raw.serve(tcp, request)
         };
-        match head {
-            Ok(Ok(request)) => raw.serve(tcp, request, place).await,
-            Ok(Err(HeadError::TooLarge)) => {
-                let body = "request head too large\n";
-                write_plain(&mut tcp, 431, "Request Header Fields Too Large", "", body).await;
-            }
-            Ok(Err(HeadError::Malformed)) => write_plain(&mut tcp, 400, "Bad Request", "", "malformed request\n").await,
-            Ok(Err(HeadError::Closed)) | Err(_) => {}
+        match serving.await {
+            // As hyper: the next head is due within the timeout, and none is read on shutdown.
+            Some(kept) if !shutdown.is_cancelled() => tcp = kept,
+            _ => return,
         }
-        return;
+        deadline = tokio::time::Instant::now() + head_timeout;
     }
     // Boxed: the hyper connection's state is large, and a raw stream, which lives as long,
     // should not carry room for it in its task.
     Box::pin(with_hyper(tcp, peer, router, place, deadline, shutdown)).await;
+}
+
+/// Answers a raw request whose head is not one to serve, and closes.
+async fn bad_head(mut tcp: TcpStream, err: HeadError) {
+    match err {
+        HeadError::TooLarge => {
+            let body = "request head too large\n";
+            write_plain(&mut tcp, 431, "Request Header Fields Too Large", "", body).await;
+        }
+        HeadError::Malformed => write_plain(&mut tcp, 400, "Bad Request", "", "malformed request\n").await,
+        HeadError::Closed => {}
+    }
+}
+
+/// How a connection's next request is to be served.
+enum Head {
+    /// The peer closed, or the connection failed.
+    Gone,
+    /// By hyper (nothing has been read).
+    Hyper,
+    /// Raw: its head, read.
+    Raw(RawRequest),
+    /// Raw, but its head is not one to serve.
+    Bad(HeadError),
+}
+
+/// Waits for the next request and, if its first packet holds a GET `raw` takes, reads its head.
+async fn raw_head(tcp: &mut TcpStream, raw: &dyn RawRoute) -> Head {
+    let mut first = [0u8; 256];
+    let Ok(n @ 1..) = tcp.peek(&mut first).await else {
+        return Head::Gone;
+    };
+    if !raw_get_target(&first[..n]).is_some_and(|path| raw.takes(path)) {
+        return Head::Hyper;
+    }
+    match read_raw_head(tcp).await {
+        Ok(request) => Head::Raw(request),
+        Err(err) => Head::Bad(err),
+    }
 }
 
 /// Serves one connection with hyper and `router`; its first request head is due by `deadline`.
@@ -315,29 +419,40 @@ enum HeadError {
 }
 
 /// Reads a request head (through its blank line) from `tcp` and parses it. Reads at most
-/// [`MAX_HEAD_BYTES`]; bytes after the head (a pipelined request) are read and dropped, as
-/// a raw route answers one request and closes.
+/// [`MAX_HEAD_BYTES`], and nothing past the head: what follows (a pipelined request) stays in
+/// the socket for whoever serves it.
 async fn read_raw_head(tcp: &mut TcpStream) -> Result<RawRequest, HeadError> {
-    use tokio::io::AsyncReadExt;
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
-    let end = loop {
-        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        if head.len() >= MAX_HEAD_BYTES {
-            return Err(HeadError::TooLarge);
-        }
-        let n = tcp.read(&mut chunk).await.map_err(|_| HeadError::Closed)?;
+    loop {
+        let n = tcp.peek(&mut chunk).await.map_err(|_| HeadError::Closed)?;
         if n == 0 {
             return Err(HeadError::Closed);
         }
+        // The blank line may begin in the bytes already taken.
+        let seen = head.len();
         head.extend_from_slice(&chunk[..n]);
-    };
-    if end > MAX_HEAD_BYTES {
-        return Err(HeadError::TooLarge);
+        let from = seen.saturating_sub(3);
+        let end = head[from..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|at| from + at + 4);
+        let take = end.map_or(n, |end| end - seen);
+        head.truncate(seen + take);
+        // What was peeked is there: this takes exactly those bytes, at once.
+        tcp.read_exact(&mut chunk[..take])
+            .await
+            .map_err(|_| HeadError::Closed)?;
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        if end.is_some() {
+            return parse_raw_head(&head);
+        }
+        if head.len() == MAX_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
     }
-    parse_raw_head(&head[..end])
 }
 
 fn parse_raw_head(head: &[u8]) -> Result<RawRequest, HeadError> {
@@ -366,12 +481,35 @@ fn parse_raw_head(head: &[u8]) -> Result<RawRequest, HeadError> {
         .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
         .filter_map(|h| std::str::from_utf8(h.value).ok().map(str::to_owned))
         .collect();
+    let http10 = version == 0;
+    let has = |name: &str, token: &str| {
+        request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .any(|h| {
+                let value = std::str::from_utf8(h.value).unwrap_or("");
+                value.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+    };
+    let length = |h: &httparse::Header<'_>| h.name.eq_ignore_ascii_case("content-length") && h.value != b"0";
+    let body = request
+        .headers
+        .iter()
+        .any(|h| length(h) || h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let keep_alive = !body
+        && if http10 {
+            has("connection", "keep-alive")
+        } else {
+            !has("connection", "close")
+        };
     Ok(RawRequest {
         path: path.to_owned(),
         query,
         last_event_id,
-        http10: version == 0,
+        http10,
         forwarded_for,
+        keep_alive,
     })
 }
 
@@ -414,6 +552,7 @@ mod tests {
                 last_event_id: Some(Ok("ab-7".into())),
                 http10: false,
                 forwarded_for: Vec::new(),
+                keep_alive: true,
             })
         );
         let many = format!("GET /events HTTP/1.1\r\n{}\r\n", "x: y\r\n".repeat(MAX_HEADERS + 1));

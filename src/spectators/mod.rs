@@ -1,16 +1,17 @@
 //! Spectators: read-only followers of a room's [`Feed`] over plain HTTP (paths under
 //! `/rooms/{id}/`, or the default room's at `/events`, `/poll`, `/state`), each a transport of
-//! its own: [`sse`] (Server-Sent Events, served on the socket without hyper), [`longpoll`] and
-//! [`polling`]. A spectator's place is one of [`places`]'s, under three caps. Every transport
-//! serves a feed, the room's own or (in a cluster) this node's copy of another node's room,
-//! and writes the feed's own bytes, never a copy per spectator: a spectator that stops
-//! reading holds no queue, only its position in the feed.
+//! its own: [`sse`] (Server-Sent Events) and [`longpoll`], both served on the socket without
+//! hyper ([`RawSpectators`]), and [`polling`]. A spectator's place is one of [`places`]'s,
+//! under three caps. Every transport serves a feed, the room's own or (in a cluster) this
+//! node's copy of another node's room, and writes the feed's own bytes, never a copy per
+//! spectator: a spectator that stops reading holds no queue, only its position in the feed.
 
 pub(crate) mod longpoll;
 pub(crate) mod places;
 pub(crate) mod polling;
 pub(crate) mod sse;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,7 +22,7 @@ use axum::routing::get;
 
 use self::places::{Full, SpectatorPlaces};
 use crate::feed::{Catchup, Event, Feed, Position};
-use crate::http::RawRoute;
+use crate::http::{RawRequest, RawRoute};
 use crate::metrics::{CloseReason, Metrics};
 use crate::state::AppState;
 
@@ -53,7 +54,27 @@ pub(crate) fn router(app: Arc<AppState>) -> (Router, Arc<dyn RawRoute>) {
         .route("/poll", get(longpoll::poll))
         .route("/state", get(polling::current_state))
         .with_state(spectators.clone());
-    (router, Arc::new(sse::RawEvents(spectators)))
+    (router, Arc::new(RawSpectators(sse::RawEvents(spectators))))
+}
+
+/// The spectator requests served on their socket without hyper: event streams and long-polls.
+struct RawSpectators(sse::RawEvents);
+
+impl RawRoute for RawSpectators {
+    fn takes(&self, path: &str) -> bool {
+        self.0.takes(path) || longpoll::takes(path).is_some()
+    }
+
+    fn serve(
+        &self,
+        tcp: tokio::net::TcpStream,
+        request: RawRequest,
+    ) -> Pin<Box<dyn Future<Output = Option<tokio::net::TcpStream>> + Send + 'static>> {
+        if self.0.takes(&request.path) {
+            return self.0.serve(tcp, request);
+        }
+        longpoll::serve_raw(self.0.0.clone(), tcp, request)
+    }
 }
 
 /// Where an event stream resumes: after the `Last-Event-ID` header (`Err` if it was not

@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::places::{Full, SpectatorPlace};
 use super::{Spectators, bad_request, catch_up, refused_full, resume_at};
 use crate::feed::{Event, EventKind, Feed, Position, Viewport, Watch};
-use crate::http::{self, ConnectionPlace, RawRequest};
+use crate::http::{self, RawRequest};
 use crate::metrics::{CloseReason, Metrics};
 use crate::state::FeedAt;
 
@@ -97,7 +97,9 @@ impl RawEvents {
         (!id.is_empty() && !id.contains('/')).then_some(Some(id))
     }
 
-    async fn serve_stream(spectators: Spectators, mut tcp: TcpStream, request: RawRequest, place: ConnectionPlace) {
+    /// Answers a stream's request: its head, written, and the stream to write on `tcp`;
+    /// `None` if it was refused (and answered so).
+    async fn open(spectators: Spectators, mut tcp: TcpStream, request: RawRequest) -> Option<(TcpStream, SseStream)> {
         let state = &spectators.app;
         let bad = async |tcp: &mut TcpStream, why: &str| {
             http::write_plain(tcp, 400, "Bad Request", "", &format!("{why}\n")).await;
@@ -110,11 +112,17 @@ impl RawEvents {
         let header = request.last_event_id.as_ref().map(|id| id.as_deref().map_err(|_| ()));
         let resume = match resume_at(header, query_id.as_deref()) {
             Ok(resume) => resume,
-            Err(why) => return bad(&mut tcp, why).await,
+            Err(why) => {
+                bad(&mut tcp, why).await;
+                return None;
+            }
         };
         let watch = match Watch::from_query(pairs(request.query.as_deref())) {
             Ok(watch) => watch,
-            Err(why) => return bad(&mut tcp, &why).await,
+            Err(why) => {
+                bad(&mut tcp, &why).await;
+                return None;
+            }
         };
         let named = Self::named(&request.path).unwrap_or(None);
         let feed = match state.feed_named(named).await {
@@ -130,10 +138,11 @@ impl RawEvents {
                     ""
                 };
                 let body = format!("{}\n", refusal.message);
-                return http::write_plain(&mut tcp, refusal.status, reason, retry, &body).await;
+                http::write_plain(&mut tcp, refusal.status, reason, retry, &body).await;
+                return None;
             }
         };
-        let Ok(peer) = tcp.peer_addr() else { return };
+        let peer = tcp.peer_addr().ok()?;
         let forwarded = request.forwarded_for.iter().map(String::as_str);
         let client = state.proxies.client(peer.ip(), forwarded);
         let mut stream = match SseStream::open(&spectators, client, feed, resume, watch) {
@@ -141,18 +150,28 @@ impl RawEvents {
             Err(full) => {
                 state.metrics.close(CloseReason::Full);
                 let body = format!("{full}\n");
-                return http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", &body).await;
+                http::write_plain(&mut tcp, 503, "Service Unavailable", "retry-after: 5\r\n", &body).await;
+                return None;
             }
         };
-        let chunked = !request.http10;
+        stream.chunked = !request.http10;
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
              x-accel-buffering: no\r\n{}connection: close\r\n\r\n",
-            if chunked { "transfer-encoding: chunked\r\n" } else { "" }
+            if stream.chunked {
+                "transfer-encoding: chunked\r\n"
+            } else {
+                ""
+            }
         );
-        if tcp.write_all(head.as_bytes()).await.is_err() {
-            return;
-        }
+        tcp.write_all(head.as_bytes()).await.ok()?;
+        Some((tcp, stream))
+    }
+
+    /// Writes `stream` to `tcp` until it ends, or the peer leaves. (Borrowing both: the
+    /// caller's future holds them once, not once more for this one.)
+    async fn pump(tcp: &mut TcpStream, stream: &mut SseStream) {
+        let chunked = stream.chunked;
         let (mut from_peer, mut to_peer) = tcp.split();
         loop {
             // A spectator that closes its socket frees its place when the close arrives, not at
@@ -170,7 +189,6 @@ impl RawEvents {
             let _ = to_peer.write_all(b"0\r\n\r\n").await;
         }
         let _ = to_peer.shutdown().await;
-        drop(place);
     }
 }
 
@@ -183,9 +201,16 @@ impl http::RawRoute for RawEvents {
         &self,
         tcp: TcpStream,
         request: RawRequest,
-        place: ConnectionPlace,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        Box::pin(Self::serve_stream(self.0.clone(), tcp, request, place))
+    ) -> Pin<Box<dyn Future<Output = Option<TcpStream>> + Send + 'static>> {
+        // Opening is boxed apart, and over before the stream starts: what the stream's future
+        // holds for as long as it lasts is only what writing it needs.
+        let open = Box::pin(Self::open(self.0.clone(), tcp, request));
+        Box::pin(async move {
+            let (mut tcp, mut stream) = open.await?;
+            Self::pump(&mut tcp, &mut stream).await;
+            // A stream is its connection's last answer.
+            None
+        })
     }
 }
 
@@ -243,9 +268,12 @@ struct SseStream {
     pending: VecDeque<Arc<Event>>,
     started: bool,
     done: bool,
+    /// Written in chunks (not to an HTTP/1.0 client).
+    chunked: bool,
     metrics: Arc<Metrics>,
-    /// A spectator of a part of the world: its own snapshots and deltas.
-    viewport: Option<Viewport>,
+    /// A spectator of a part of the world: its own snapshots and deltas (boxed: most streams
+    /// have none).
+    viewport: Option<Box<Viewport>>,
     _place: SpectatorPlace,
 }
 
@@ -269,8 +297,9 @@ impl SseStream {
             pending: VecDeque::new(),
             started: false,
             done: false,
+            chunked: true,
             metrics: metrics.clone(),
-            viewport: watch.map(Viewport::new),
+            viewport: watch.map(|watch| Box::new(Viewport::new(watch))),
         })
     }
 
