@@ -338,6 +338,10 @@ pub(crate) struct ServingFloorArgs {
     /// Seconds served.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     seconds: u64,
+    /// Register each socket for writing too, as tokio does (the floor registers for reading
+    /// only): what the ACKs' readiness events cost.
+    #[arg(long)]
+    register_writable: bool,
 }
 
 /// The serving floor alone, its players' ends in a child process (`serving-floor-ends`), for
@@ -364,8 +368,13 @@ pub(crate) async fn serving_floor(args: ServingFloorArgs) -> ExitCode {
         args.tick_hz,
         Duration::from_secs(args.seconds),
     );
+    let interest = if args.register_writable {
+        mio::Interest::READABLE | mio::Interest::WRITABLE
+    } else {
+        mio::Interest::READABLE
+    };
     let served = tokio::task::spawn_blocking(move || {
-        floors::serving_with_ends_elsewhere(players as usize, frame, hz, window, start_ends)
+        floors::serving_with_ends_elsewhere(players as usize, frame, hz, window, interest, start_ends)
     })
     .await;
     match served {

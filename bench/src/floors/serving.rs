@@ -107,7 +107,7 @@ pub async fn serving(
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
     on_own_thread(sockets, placement, Some(traffic), move |players| {
-        serve_ticks(players, &frame, period, duration)
+        serve_ticks(players, &frame, period, duration, mio::Interest::READABLE)
     })
     .await
 }
@@ -122,6 +122,7 @@ pub fn serving_with_ends_elsewhere(
     frame_bytes: usize,
     hz: u32,
     duration: Duration,
+    interest: mio::Interest,
     start_ends: impl FnOnce(std::net::SocketAddr) -> io::Result<std::process::Child>,
 ) -> io::Result<ServingFloor> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -136,7 +137,7 @@ pub fn serving_with_ends_elsewhere(
     }
     let frame = vec![0x82; frame_bytes];
     let period = Duration::from_secs(1) / hz.max(1);
-    let floor = serve_ticks(accepted, &frame, period, duration);
+    let floor = serve_ticks(accepted, &frame, period, duration, interest);
     // The sockets are closed: the ends read their EOF and exit.
     let _ = ends.wait();
     floor
@@ -227,20 +228,22 @@ impl Player {
 
 /// The serving thread: each tick, one write to each player; until the next, waits on epoll
 /// and reads (and answers) what the players send. Never inlined, so that callgrind can count
-/// it alone (`--toggle-collect=*serve_ticks*`).
+/// it alone (`--toggle-collect=*serve_ticks*`). Each socket is registered for `interest`:
+/// reading, as the floor is; reading and writing, as a tokio socket is, to measure what the
+/// readiness for writing costs (every ACK that frees send buffer space is then an event).
 #[inline(never)]
 fn serve_ticks(
     sockets: Vec<std::net::TcpStream>,
     frame: &[u8],
     period: Duration,
     duration: Duration,
+    interest: mio::Interest,
 ) -> io::Result<ServingFloor> {
     let mut poll = mio::Poll::new()?;
     let mut players = Vec::with_capacity(sockets.len());
     for (i, socket) in sockets.into_iter().enumerate() {
         let mut socket = mio::net::TcpStream::from_std(socket);
-        poll.registry()
-            .register(&mut socket, mio::Token(i), mio::Interest::READABLE)?;
+        poll.registry().register(&mut socket, mio::Token(i), interest)?;
         players.push(Player { socket, partial: 0 });
     }
     let mut floor = ServingFloor {
@@ -268,7 +271,7 @@ fn serve_ticks(
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(err),
             }
-            for event in &events {
+            for event in events.iter().filter(|e| e.is_readable()) {
                 players[event.token().0].read(&mut buf, &mut floor)?;
             }
         }
