@@ -306,8 +306,9 @@ where
     }
 }
 
-/// A cluster refusal as a plain-text response.
-fn refused(refusal: &Refusal) -> Response {
+/// A cluster refusal as a plain-text response (`503` with `Retry-After: 2`); long-polls
+/// served raw answer it the same way.
+pub(crate) fn refused(refusal: &Refusal) -> Response {
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let mut response = (status, format!("{}\n", refusal.message)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {

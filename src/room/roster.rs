@@ -562,16 +562,7 @@ mod tests {
         for id in 0..2 * FAN_OUT_CHUNK as u32 + 3 {
             let (socket, read, peer) = outbox::loopback_pair().await;
             let (out, inbox) = outbox::outbox(4, Some(socket));
-            let input = Arc::new(InputSlot::default());
-            roster.insert(
-                id,
-                Link {
-                    input,
-                    out,
-                    place: None,
-                },
-                joined(),
-            );
+            roster.insert(id, link(out), joined());
             peers.push((peer, read, inbox));
         }
         let (keyframe, delta) = (Bytes::from_static(&[0x82, 1, 7]), Bytes::from_static(&[0x82, 2, 8, 9]));
@@ -603,16 +594,7 @@ mod tests {
         let mut inboxes = Vec::new();
         for id in [7, 3, 11, 1, 9, 5, 2] {
             let (out, inbox) = outbox::outbox(4, None);
-            let input = Arc::new(InputSlot::default());
-            roster.insert(
-                id,
-                Link {
-                    input,
-                    out,
-                    place: None,
-                },
-                joined(),
-            );
+            roster.insert(id, link(out), joined());
             inboxes.push(inbox);
         }
         assert_eq!(roster.ids().collect::<Vec<_>>(), [1, 2, 3, 5, 7, 9, 11]);
@@ -635,6 +617,15 @@ mod tests {
         assert_eq!(left, [(2, true), (9, false)], "4 was not in the roster");
         assert_eq!(ids(&roster), [1, 3, 5, 7, 11]);
         assert!(roster.link(9).is_none() && roster.link(7).is_some());
+    }
+
+    /// A player's link with a fresh input slot and no place.
+    fn link(out: Outlet) -> Link {
+        Link {
+            input: Arc::new(InputSlot::default()),
+            out,
+            place: None,
+        }
     }
 
     fn joined() -> Joined {

@@ -31,10 +31,9 @@ use tokio::time::Instant;
 
 use super::places::SpectatorPlace;
 use super::{Spectators, bad_request, catch_up, position, refused_full};
-use crate::cluster::Refusal;
 use crate::feed::{Event, Feed, Position};
 use crate::http::{self, RawRequest};
-use crate::state::FeedAt;
+use crate::state::{FeedAt, refused};
 
 /// Long-poll wait when the client names none.
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(25);
@@ -298,18 +297,6 @@ fn json_headers_map() -> HeaderMap {
         .into_iter()
         .map(|(name, value)| (name, HeaderValue::from_static(value)))
         .collect()
-}
-
-/// A room's refusal as the rooms' extractor answers it (see `crate::state`).
-fn refused(refusal: &Refusal) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let mut response = (status, format!("{}\n", refusal.message)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    }
-    response
 }
 
 /// Writes a refusal, as hyper would; gives the socket back if the connection goes on.
