@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use client_demo::cli::logging;
 
+mod alone;
 mod commands;
 
+use alone::{ServingFloorArgs, ServingFloorEndsArgs, serving_floor, serving_floor_ends};
 use commands::{
-    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, ResumeArgs, RoomsArgs, ServingFloorArgs,
-    ServingFloorEndsArgs, SoakArgs, SyscallsArgs, TransportsArgs, attack, cluster, cluster_followers, idle, load,
-    resume, rooms, serving_floor, serving_floor_ends, soak, syscalls, transports,
+    AttackArgs, ClusterArgs, ClusterFollowersArgs, IdleArgs, LoadArgs, ResumeArgs, RoomsArgs, SoakArgs, SyscallsArgs,
+    TransportsArgs, attack, cluster, cluster_followers, idle, load, resume, rooms, soak, syscalls, transports,
 };
 
 /// The tickcast measuring harness: start the release server, load it over loopback, and report
