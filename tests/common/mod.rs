@@ -93,6 +93,14 @@ impl Drop for TestServer {
     }
 }
 
+/// A match where nothing changes: no players, no orbs, so no spectator events after the first.
+pub fn idle_match() -> Config {
+    Config {
+        orbs: 0,
+        ..Config::defaults()
+    }
+}
+
 /// Awaits `f`, failing the test if it takes longer than [`PATIENCE`].
 pub async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(PATIENCE, f).await.expect("timed out waiting")
