@@ -3,7 +3,7 @@
 //!
 //! Expected curve: linear in players. An arena step moves each player and looks for a pickup
 //! among the orbs in the band of its reach (an index of the 100 orbs by `x`: a binary search
-//! and a few distance tests, where a scan of every orb cost 2.4-2.6x as much at 100-1 000
+//! and a few distance tests, where a scan of every orb cost 2.3-2.8x as much at 10-10 000
 //! players); the time per player (criterion's throughput line, in players/s) should stay
 //! flat across the sweep. A
 //! tanks step tests each shell against each tank: players × shells, so it grows faster.
