@@ -28,6 +28,10 @@ pub(crate) struct ServingFloorArgs {
     /// only): what the ACKs' readiness events cost.
     #[arg(long)]
     register_writable: bool,
+    /// Set each socket's `SO_SNDBUF` to this many bytes, as the server sets 128 KiB (the floor
+    /// leaves the kernel's default, autotuned).
+    #[arg(long)]
+    send_buffer: Option<usize>,
 }
 
 /// The serving floor alone, its players' ends in a child process (`serving-floor-ends`), for
@@ -54,13 +58,14 @@ pub(crate) async fn serving_floor(args: ServingFloorArgs) -> ExitCode {
         args.tick_hz,
         Duration::from_secs(args.seconds),
     );
+    let send_buffer = args.send_buffer;
     let interest = if args.register_writable {
         mio::Interest::READABLE | mio::Interest::WRITABLE
     } else {
         mio::Interest::READABLE
     };
     let served = tokio::task::spawn_blocking(move || {
-        floors::serving_with_ends_elsewhere(players as usize, frame, hz, window, interest, start_ends)
+        floors::serving_with_ends_elsewhere(players as usize, frame, hz, window, interest, send_buffer, start_ends)
     })
     .await;
     match served {

@@ -123,6 +123,7 @@ pub fn serving_with_ends_elsewhere(
     hz: u32,
     duration: Duration,
     interest: mio::Interest,
+    send_buffer: Option<usize>,
     start_ends: impl FnOnce(std::net::SocketAddr) -> io::Result<std::process::Child>,
 ) -> io::Result<ServingFloor> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -133,6 +134,9 @@ pub fn serving_with_ends_elsewhere(
         // As `connect_pairs` sets the floor's ends of its connections.
         socket.set_nodelay(true)?;
         socket.set_nonblocking(true)?;
+        if let Some(bytes) = send_buffer {
+            socket2::SockRef::from(&socket).set_send_buffer_size(bytes)?;
+        }
         accepted.push(socket);
     }
     let frame = vec![0x82; frame_bytes];
