@@ -665,6 +665,26 @@ fn verdict(config: &LoadConfig, step: &Step, died: Option<String>) -> Option<Str
     None
 }
 
+/// What a measuring thread of a step (the probe, the watchers) found, once it ends; one that
+/// failed or panicked is logged as `what` and found nothing.
+async fn joined<T: Default + Send + 'static>(
+    thread: std::thread::JoinHandle<io::Result<T>>,
+    what: &str,
+    log: &mut impl FnMut(&str),
+) -> T {
+    match tokio::task::spawn_blocking(move || thread.join()).await {
+        Ok(Ok(Ok(found))) => found,
+        Ok(Ok(Err(err))) => {
+            log(&format!("  {what} failed: {err}"));
+            T::default()
+        }
+        Ok(Err(_)) | Err(_) => {
+            log(&format!("  {what} panicked"));
+            T::default()
+        }
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }
 }

@@ -100,17 +100,6 @@ impl Probe {
 
     /// What the probe measured; a probe that failed is logged and measured nothing.
     pub(super) async fn finish(self, log: &mut impl FnMut(&str)) -> Probed {
-        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
-        match joined {
-            Ok(Ok(Ok(probed))) => probed,
-            Ok(Ok(Err(err))) => {
-                log(&format!("  the ping probe failed: {err}"));
-                Probed::default()
-            }
-            Ok(Err(_)) | Err(_) => {
-                log("  the ping probe panicked");
-                Probed::default()
-            }
-        }
+        super::joined(self.thread, "the ping probe", log).await
     }
 }

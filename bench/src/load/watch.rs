@@ -66,17 +66,7 @@ impl Watchers {
 
     /// What they held; watchers that failed are logged and held nothing.
     pub(crate) async fn finish(self, log: &mut impl FnMut(&str)) -> Held {
-        match tokio::task::spawn_blocking(move || self.thread.join()).await {
-            Ok(Ok(Ok(held))) => held,
-            Ok(Ok(Err(err))) => {
-                log(&format!("  the watchers failed: {err}"));
-                Held::default()
-            }
-            Ok(Err(_)) | Err(_) => {
-                log("  the watchers panicked");
-                Held::default()
-            }
-        }
+        super::joined(self.thread, "the watchers", log).await
     }
 }
 
