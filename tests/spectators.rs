@@ -558,3 +558,69 @@ async fn a_room_nobody_watches_renders_no_events_and_a_poller_within_the_history
     let tick = fresh.tick.unwrap();
     assert_eq!(fresh, truth.at(tick).await);
 }
+
+/// A snapshot of `server`'s room, polled.
+async fn polled(server: &TestServer) -> SpecWorld {
+    let state = get_json(&reqwest::Client::new(), server.http_url("/state")).await;
+    let mut world = SpecWorld::default();
+    world.apply("snapshot", &state).unwrap();
+    world
+}
+
+/// Reads `sse`'s events into `world` until it holds tick `tick`.
+async fn follow_until(sse: &mut SseClient, world: &mut SpecWorld, tick: u64) {
+    while world.tick < Some(tick) {
+        let event = within(sse.next()).await.expect("stream open");
+        apply(world, &event);
+    }
+}
+
+#[tokio::test]
+async fn a_room_at_rest_gives_spectators_its_world_and_takes_it_up_again() {
+    let server = TestServer::start(Config { orbs: 50, ..config() }).await;
+    // Nobody has played yet: the room keeps no world, and makes it again for a spectator.
+    let mut watching = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut seen = SpecWorld::default();
+    apply(&mut seen, &within(watching.next()).await.unwrap());
+    assert_eq!(seen.tick, Some(0));
+    assert_eq!(seen.entities.len(), 50, "every orb");
+    assert_eq!(polled(&server).await, seen, "the same world, made again");
+
+    // Someone plays, and leaves: the room rests, its world kept packed.
+    let mut player = server.player("p").await;
+    until_snapshot(&mut player).await;
+    for _ in 0..20 {
+        player.send_move(1, 1).await.unwrap();
+        player.recv().await.unwrap();
+    }
+    // A goodbye gives the seat up (a dropped connection's would be kept, and the room tick on).
+    player.close().await.unwrap();
+    while server.metrics.players.get() + server.metrics.players_away.get() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rested = polled(&server).await;
+    follow_until(&mut watching, &mut seen, rested.tick.unwrap()).await;
+    assert_eq!(
+        seen, rested,
+        "a spectator who watched it all holds the world the room rests on"
+    );
+    let mut late = SseClient::connect(&server.http_url("/events"), None).await;
+    let mut fresh = SpecWorld::default();
+    apply(&mut fresh, &within(late.next()).await.unwrap());
+    assert_eq!(fresh, rested, "a spectator who comes now gets it too");
+
+    // Someone plays again: the next events are diffed from the world at rest.
+    let mut player = server.player("q").await;
+    until_snapshot(&mut player).await;
+    for _ in 0..20 {
+        player.send_move(-1, 1).await.unwrap();
+        player.recv().await.unwrap();
+    }
+    let now = polled(&server).await;
+    let tick = now.tick.unwrap();
+    assert!(tick > rested.tick.unwrap());
+    follow_until(&mut watching, &mut seen, tick).await;
+    follow_until(&mut late, &mut fresh, tick).await;
+    assert_eq!(seen, now);
+    assert_eq!(fresh, now);
+}

@@ -47,7 +47,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::delta::{Changes, NetWorld};
+use crate::protocol::delta::{Changes, NetWorld, PackedWorld};
 use crate::protocol::{GameEvent, Results, Schema};
 
 pub(crate) use self::event::{At, Epoch, Position};
@@ -90,11 +90,43 @@ pub(crate) enum Catchup {
     Snapshot(Arc<Event>),
 }
 
+/// Makes a world again: that of a game nobody has played in, from its config and seed.
+pub(crate) type Remake = Box<dyn Fn() -> NetWorld + Send + Sync>;
+
+/// The world as of the latest event: shared with the publisher, which diffs the next event
+/// from it; or, while its room rests ([`Feed::park`]), packed, or not kept at all when the
+/// game can make it again.
+enum Kept {
+    Shared(Arc<NetWorld>),
+    Packed(PackedWorld),
+    Remade { tick: u64, remake: Remake },
+}
+
+impl Kept {
+    fn tick(&self) -> u64 {
+        match self {
+            Self::Shared(world) => world.tick(),
+            Self::Packed(packed) => packed.tick(),
+            Self::Remade { tick, .. } => *tick,
+        }
+    }
+
+    /// The world (unpacked or made again for each caller while the room rests: a resting
+    /// room's readers are few, and each keeps it only while it renders).
+    fn world(&self) -> Arc<NetWorld> {
+        match self {
+            Self::Shared(world) => world.clone(),
+            Self::Packed(packed) => Arc::new(packed.unpack()),
+            Self::Remade { remake, .. } => Arc::new(remake()),
+        }
+    }
+}
+
 struct State {
     /// This incarnation.
     epoch: Epoch,
     /// The world as of the latest event; snapshots are made from it.
-    world: Arc<NetWorld>,
+    world: Kept,
     /// Recent events, oldest first; each one's `prev` is the previous one's `at`.
     ring: VecDeque<Arc<Event>>,
     /// Where the latest event is (what a spectator who has everything holds).
@@ -156,7 +188,7 @@ impl Feed {
             ring: VecDeque::new(),
             snapshot: None,
             previous: VecDeque::new(),
-            world,
+            world: Kept::Shared(world),
         };
         Self {
             state: Mutex::new(state),
@@ -196,9 +228,32 @@ impl Feed {
         }
         state.ring = VecDeque::new();
         state.latest = At::tick(world.tick());
-        state.world = world;
+        state.world = Kept::Shared(world);
         state.snapshot = None;
         true
+    }
+
+    /// Its room rests: nobody plays, so the world cannot change before someone joins, and
+    /// nobody holds it but this feed. It is kept packed until then (what an empty room costs
+    /// is mostly this world otherwise), and unpacked for each reader that needs it; a
+    /// snapshot cached with no spectator connected goes too.
+    pub(crate) fn park(&self) {
+        let mut state = self.lock();
+        if let Kept::Shared(world) = &state.world {
+            state.world = Kept::Packed(world.pack());
+        }
+        if self.spectator_count() == 0 {
+            state.snapshot = None;
+        }
+    }
+
+    /// Like [`Feed::park`], for a room nobody has played in yet: its world, of `tick`, is
+    /// not kept at all, but made again by `remake` for whoever needs it.
+    pub(crate) fn park_remade(&self, tick: u64, remake: Remake) {
+        let mut state = self.lock();
+        state.world = Kept::Remade { tick, remake };
+        state.latest = At::tick(tick);
+        state.snapshot = None;
     }
 
     /// Publishes the public events `heard` since the previous event, then the step from it to
@@ -243,7 +298,7 @@ impl Feed {
                 self.push(&mut state, event);
             }
             state.latest = latest;
-            state.world = world;
+            state.world = Kept::Shared(world);
             state.snapshot = None;
         }
         self.published.notify_waiters();
@@ -300,7 +355,7 @@ impl Feed {
             let mut state = self.lock();
             state.epoch = epoch;
             state.latest = At::tick(world.tick());
-            state.world = world;
+            state.world = Kept::Shared(world);
             state.previous = std::mem::take(&mut state.ring);
             state.snapshot = None;
         }
@@ -359,7 +414,7 @@ impl Feed {
     /// This incarnation and the world as of its latest event.
     pub(crate) fn current(&self) -> (Epoch, Arc<NetWorld>) {
         let state = self.read();
-        (state.epoch.clone(), state.world.clone())
+        (state.epoch.clone(), state.world.world())
     }
 
     /// The game's schema.
@@ -445,7 +500,7 @@ impl Feed {
         if let Some(snap) = &state.snapshot {
             return snap.clone();
         }
-        let (world, epoch) = (state.world.clone(), state.epoch.clone());
+        let (world, epoch) = (state.world.world(), state.epoch.clone());
         drop(state); // encode outside the lock: the tick loop must never wait on a spectator
         let schema_json = self.schema_json.get_or_init(|| render::schema(&self.schema));
         let json = render::snapshot(&world, &self.schema, schema_json, self.spectator_count());

@@ -105,7 +105,9 @@ pub trait Game: Send + 'static {
     /// made with `config` (which holds no room options).
     fn schema(config: &GameConfig) -> Schema;
 
-    /// A fresh world; `seed` is its only source of randomness.
+    /// A fresh world; `seed` is its only source of randomness. The same `config` and `seed`
+    /// must make the same game: a room nobody has played in keeps no copy of its world for
+    /// spectators, but makes the game again when one needs it.
     fn new(config: &GameConfig, seed: u64) -> Self;
 
     /// A player joins; returns the id of the entity that is the player, or why it may not.

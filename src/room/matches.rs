@@ -199,8 +199,9 @@ impl<G: Game> TickLoop<G> {
         self.reset_views();
         let mut world = NetWorld::default();
         self.game.entities(&mut world.capture(self.tick, &self.schema));
-        self.spectated = Arc::new(world);
-        self.feed.reset(Epoch::random(), self.spectated.clone());
+        let world = Arc::new(world);
+        self.spectated = Some(world.clone());
+        self.feed.reset(Epoch::random(), world);
         // Players away are not in the new match: their seats (and places) go, and their
         // tokens with them.
         self.metrics.players_away.dec_by(self.seats.clear() as i64);

@@ -8,6 +8,8 @@
 //! client that applies every delta holds exactly the server's [`NetWorld`] for that tick (its
 //! public fields, and the private ones of what it owns), which the convergence tests check.
 
+mod packed;
+
 use std::cmp::Ordering;
 
 use crate::protocol::entities::{owner, private_checksum, text_at, write_entities, write_private, write_updates};
@@ -16,6 +18,8 @@ use crate::protocol::{
     Delta, Entity, EntityId, FieldType, KindUpdates, MAX_FIELDS, Private, PrivateUpdate, Schema, Snapshot, Text,
     Update, Updates, world_checksum,
 };
+
+pub use self::packed::PackedWorld;
 
 /// The most kinds a schema has (the masks below are per kind).
 const KINDS: usize = crate::protocol::schema::MAX_KINDS;

@@ -116,8 +116,9 @@ pub(crate) struct TickLoop<G> {
     pub(super) room: RoomId,
     /// How long a seat is kept, for the welcome.
     pub(super) grace_ms: u32,
-    /// The world as of the last spectator event; the next event is the diff from here.
-    pub(super) spectated: Arc<NetWorld>,
+    /// The world as of the last spectator event; the next event is the diff from here. Only
+    /// the feed keeps it while the room rests (packed: see [`Feed::park`]).
+    pub(super) spectated: Option<Arc<NetWorld>>,
     /// Public events told since the last spectator event, for it.
     pub(super) heard: Vec<Heard>,
     spectator_every: u64,
@@ -184,21 +185,28 @@ impl<G: Game> TickLoop<G> {
         let mut labels = Labels::default();
         game.labels(&mut labels);
         status.set_labels(labels);
-        // One copy of the world while nobody plays (the spectators'): what players hold, and
-        // the next capture, are made at the first tick (see `pause`).
-        let mut world = NetWorld::default();
-        game.entities(&mut world.capture(0, &schema));
-        let spectated = Arc::new(world);
         let ring = tuning.spectator_ring(settings.tick_hz);
         let feed = Arc::new(Feed::new(
             Epoch::random(),
-            spectated.clone(),
+            Arc::default(),
             ring,
             0,
             schema.clone(),
             // The room's own token: its feed ends when the room does.
             stop.clone(),
         ));
+        // No copy of the world while nobody has played: the spectators' is made again from the
+        // game's config and seed when one needs it, and what players hold, and the next
+        // capture, are made at the first tick.
+        let (first, seed, first_schema) = (config.clone(), settings.seed, schema.clone());
+        feed.park_remade(
+            0,
+            Box::new(move || {
+                let mut world = NetWorld::default();
+                G::new(&first, seed).entities(&mut world.capture(0, &first_schema));
+                world
+            }),
+        );
         let views = settings.view_radius.map(|radius| Views::new(radius, &schema));
         Self {
             views,
@@ -208,7 +216,7 @@ impl<G: Game> TickLoop<G> {
             tick: 0,
             sent: NetWorld::default(),
             next: NetWorld::default(),
-            spectated,
+            spectated: None,
             heard: Vec::new(),
             spectator_every: u64::from(tuning.spectator_every(settings.tick_hz)),
             feed,
@@ -340,13 +348,15 @@ impl<G: Game> TickLoop<G> {
     }
 
     /// The last player has left: the room waits for a join, holding one copy of its world
-    /// (the spectators', which the last tick brought up to date). What players held, and the
-    /// capture buffer, go: a newcomer starts from a keyframe, and the next tick's delta goes to
-    /// nobody who holds a base.
+    /// (the spectators', which the last tick brought up to date), packed by the feed. What
+    /// players held, and the capture buffer, go: a newcomer starts from a keyframe, and the
+    /// next tick's delta goes to nobody who holds a base.
     fn pause(&mut self) {
         self.sent = NetWorld::default();
         self.reset_views();
         self.next = NetWorld::default();
+        self.spectated = None;
+        self.feed.park();
         // What was told as the last player left is for spectators only.
         let told = self.take_told();
         self.hear(&told);
@@ -598,17 +608,20 @@ impl<G: Game> TickLoop<G> {
             // Nobody could read this event: the feed keeps only the world, for a snapshot.
             let world = Arc::new(self.sent.clone());
             if self.feed.pass(world.clone()) {
-                self.spectated = world;
+                self.spectated = Some(world);
                 self.heard.clear();
                 self.metrics.spectator_events_unwatched.inc();
                 return;
             }
         }
-        let changes = self.spectated.diff(&self.sent, &self.schema);
+        // After a rest, the feed's world (the same as when the room paused) is the base.
+        let spectated = self.spectated.get_or_insert_with(|| self.feed.current().1);
+        let changes = spectated.diff(&self.sent, &self.schema);
         if !changes.is_empty() || !self.heard.is_empty() {
-            self.spectated = Arc::new(self.sent.clone());
+            let world = Arc::new(self.sent.clone());
+            self.spectated = Some(world.clone());
             let heard = std::mem::take(&mut self.heard);
-            self.feed.publish(&changes, self.spectated.clone(), heard);
+            self.feed.publish(&changes, world, heard);
         }
     }
 }

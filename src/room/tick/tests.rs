@@ -125,9 +125,20 @@ fn a_player_that_falls_behind_gets_a_keyframe_then_is_kicked_when_it_stays_full(
 }
 
 #[test]
+fn a_room_nobody_has_played_in_makes_its_world_again_for_spectators() {
+    let tick = tick_loop(&Config::defaults());
+    let mut world = NetWorld::default();
+    tick.game.entities(&mut world.capture(0, &tick.schema));
+    let remade = tick.feed.current().1;
+    assert!(!world.entities().is_empty());
+    assert_eq!(remade.entities(), world.entities(), "the same orbs as the room's game");
+    assert_eq!(remade.tick(), 0);
+}
+
+#[test]
 fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pauses() {
     let mut tick = tick_loop(&Config::defaults());
-    let alone = tick.spectated.entities().len();
+    let alone = tick.feed.current().1.entities().len();
     let (gone, _) = join(&mut tick, 8);
     tick.tick(Instant::now());
     assert_eq!(tick.sent.entities().len(), alone + 1, "in the world");
@@ -135,7 +146,7 @@ fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pa
     tick.tick(Instant::now());
     assert!(tick.roster.is_empty());
     assert_eq!(
-        tick.spectated.entities().len(),
+        tick.feed.current().1.entities().len(),
         alone,
         "the last event before the pause shows it left"
     );
