@@ -16,8 +16,8 @@
 
 use std::collections::BTreeMap;
 
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg32;
 
 use super::motion::{IVec2, SCALE, UVec2, advance, velocity, within};
 use crate::game::{Dispatch, Entities, Game, GameConfig, Join, Refusal};
@@ -62,7 +62,7 @@ pub struct Arena {
     /// The world's side, in steps.
     size: u32,
     tick_hz: u32,
-    rng: StdRng,
+    rng: Pcg32,
     next_id: EntityId,
     // Both in id order, which makes pickups deterministic: a player collects the orb of the
     // lowest id within reach.
@@ -95,7 +95,7 @@ impl Game for Arena {
         let mut arena = Self {
             size: config.world_size * SCALE,
             tick_hz: config.tick_hz,
-            rng: StdRng::seed_from_u64(seed),
+            rng: Pcg32::seed_from_u64(seed),
             next_id: 1,
             players: BTreeMap::new(),
             orbs: Vec::with_capacity(config.orbs as usize),
@@ -210,7 +210,7 @@ fn alloc_id(next: &mut EntityId) -> EntityId {
     id
 }
 
-fn random_orb(rng: &mut StdRng, size: u32) -> Orb {
+fn random_orb(rng: &mut Pcg32, size: u32) -> Orb {
     Orb {
         at: UVec2::new(rng.random_range(0..=size), rng.random_range(0..=size)),
     }

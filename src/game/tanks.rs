@@ -27,8 +27,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg32;
 
 use super::motion::{IVec2, MAX_AXIS, SCALE, UVec2, advance, inside, velocity, within};
 use crate::game::{Dispatch, Entities, Game, GameConfig, Join, Labels, Refusal, To};
@@ -125,7 +125,7 @@ enum Mode {
 pub struct Tanks {
     size: u32,
     tick_hz: u32,
-    rng: StdRng,
+    rng: Pcg32,
     next_id: EntityId,
     tanks: BTreeMap<EntityId, Tank>,
     shells: BTreeMap<EntityId, Shell>,
@@ -205,7 +205,7 @@ impl Game for Tanks {
         Self {
             size: config.world_size * SCALE,
             tick_hz: config.tick_hz,
-            rng: StdRng::seed_from_u64(seed),
+            rng: Pcg32::seed_from_u64(seed),
             next_id: 1,
             tanks: BTreeMap::new(),
             shells: BTreeMap::new(),
