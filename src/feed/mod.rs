@@ -154,7 +154,7 @@ pub(crate) struct Feed {
     /// Cancelled when the feed has no more events: its room ended (or the server stops).
     stop: CancellationToken,
     /// The feed's last event, once its room ended: `closed` or `shutdown`, and its JSON.
-    last: OnceLock<(&'static str, String)>,
+    last: OnceLock<Box<(&'static str, String)>>,
     /// Where events are copied for other nodes, once the room is in a cluster's directory.
     replica: OnceLock<mpsc::Sender<Replicated>>,
     /// Events the replica's queue had no room for.
@@ -381,7 +381,7 @@ impl Feed {
     /// Ends the feed: `name` (`closed` or `shutdown`) with `json` is the last event every
     /// spectator gets. The first ending wins.
     pub(crate) fn close(&self, name: &'static str, json: String) {
-        if self.last.set((name, json.clone())).is_ok()
+        if self.last.set(Box::new((name, json.clone()))).is_ok()
             && let Some(replica) = self.replica.get()
         {
             // The ending must reach other nodes: wait for room, briefly, off the caller.
@@ -407,7 +407,7 @@ impl Feed {
     pub(crate) fn last_event(&self) -> (&'static str, String) {
         self.last
             .get()
-            .cloned()
+            .map(|last| (**last).clone())
             .unwrap_or(("shutdown", r#"{"reason":"server shutting down"}"#.to_owned()))
     }
 

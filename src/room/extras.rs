@@ -8,6 +8,7 @@
 //! keyframe, and their checksum once a second.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
@@ -43,6 +44,13 @@ pub(crate) struct TickOutput<'a, G> {
 }
 
 impl Extras {
+    /// What follows nobody's frame: one for every room, so a tick of a game without extras
+    /// allocates nothing for them, and a room holds nothing for it.
+    pub(crate) fn none() -> Arc<Self> {
+        static NONE: OnceLock<Arc<Extras>> = OnceLock::new();
+        NONE.get_or_init(Arc::default).clone()
+    }
+
     /// What this tick sends each of `players` after its frame; `keyframed` are the players
     /// owed a keyframe (their private fields go whole).
     pub(crate) fn build<G: Game>(

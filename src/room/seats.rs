@@ -11,9 +11,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::RandomState;
+
 use crate::protocol::EntityId;
 use crate::room::places::Place;
 use crate::room::roster::Joined;
+
+/// Keyed by ids the server gives and secrets it draws, which a peer cannot choose to collide:
+/// foldhash, whose state is 8 bytes to SipHash's 16 in every room.
+type Map<K, V> = HashMap<K, V, RandomState>;
 
 /// A resume token's secret: 128 random bits.
 pub type Secret = u128;
@@ -53,9 +59,9 @@ pub struct Seats {
     /// Ticks a seat is kept after its player's connection dropped (0: not kept).
     grace_ticks: u64,
     /// The secret each seated player (connected or away) resumes with.
-    secrets: HashMap<EntityId, Secret>,
+    secrets: Map<EntityId, Secret>,
     /// And whose seat each secret takes.
-    holders: HashMap<Secret, EntityId>,
+    holders: Map<Secret, EntityId>,
     away: BTreeMap<EntityId, Away>,
 }
 

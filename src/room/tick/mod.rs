@@ -110,8 +110,9 @@ pub(crate) struct TickLoop<G> {
     pub(super) roster: Roster,
     /// The seats of its players: their resume secrets, and those kept for players away.
     pub(super) seats: Seats,
-    /// Each player's view of the world, in a room with a view radius.
-    views: Option<Views>,
+    /// Each player's view of the world, in a room with a view radius (boxed: most rooms have
+    /// none, and carry only the pointer).
+    views: Option<Box<Views>>,
     /// The room's id, for the resume tokens.
     pub(super) room: RoomId,
     /// How long a seat is kept, for the welcome.
@@ -144,9 +145,6 @@ pub(crate) struct TickLoop<G> {
     pub(super) over: bool,
     /// How long the players of a room that closes after its match have to take the news.
     slow_timeout: Duration,
-    /// What follows nobody's frame (shared, so a tick of a game without extras allocates
-    /// nothing for them).
-    no_extras: Arc<Extras>,
 }
 
 /// How many ticks fell between two that ran, due at `last` and `due`: the interval skips the
@@ -207,7 +205,7 @@ impl<G: Game> TickLoop<G> {
                 world
             }),
         );
-        let views = settings.view_radius.map(|radius| Views::new(radius, &schema));
+        let views = settings.view_radius.map(|radius| Box::new(Views::new(radius, &schema)));
         Self {
             views,
             game,
@@ -238,7 +236,6 @@ impl<G: Game> TickLoop<G> {
             status,
             over: false,
             slow_timeout: tuning.slow_timeout,
-            no_extras: Arc::default(),
         }
     }
 
@@ -266,12 +263,13 @@ impl<G: Game> TickLoop<G> {
                 if self.paused() {
                     interval = None;
                     last_due = None;
-                    let idle_at = self.idle_close.map(|idle| empty_since + idle);
+                    // The deadline is not a local: one would be kept in every paused room's
+                    // future, beside the wait.
                     tokio::select! {
                         biased;
                         _ = stop.cancelled() => break Stopped::Told,
                         () = self.joins.arrived.notified() => {}
-                        _ = time::sleep_until(idle_at.unwrap_or_else(Instant::now)), if idle_at.is_some() => {
+                        _ = time::sleep_until(empty_since + self.idle_close.unwrap_or_default()), if self.idle_close.is_some() => {
                             break Stopped::Idle;
                         }
                     };
@@ -495,7 +493,7 @@ impl<G: Game> TickLoop<G> {
         };
         let told = self.take_told();
         if told.is_empty() && !self.schema.has_private() {
-            return (delta, self.no_extras.clone(), views);
+            return (delta, Extras::none(), views);
         }
         let output = TickOutput {
             game: &self.game,
