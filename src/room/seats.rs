@@ -58,6 +58,12 @@ pub struct Away {
 pub struct Seats {
     /// Ticks a seat is kept after its player's connection dropped (0: not kept).
     grace_ticks: u64,
+    /// Only while anyone is seated: a room nobody plays in holds none of it.
+    held: Option<Box<Held>>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
     /// The secret each seated player (connected or away) resumes with.
     secrets: Map<EntityId, Secret>,
     /// And whose seat each secret takes.
@@ -70,7 +76,7 @@ impl Seats {
     pub fn new(grace_ticks: u64) -> Self {
         Self {
             grace_ticks,
-            ..Self::default()
+            held: None,
         }
     }
 
@@ -82,36 +88,41 @@ impl Seats {
     /// A new secret for `id`'s seat, from the operating system's generator; its last one no
     /// longer works.
     pub fn issue(&mut self, id: EntityId) -> Secret {
+        let held = self.held.get_or_insert_with(Box::default);
         let secret = loop {
             let secret = rand::random::<Secret>();
-            if !self.holders.contains_key(&secret) {
+            if !held.holders.contains_key(&secret) {
                 break secret;
             }
         };
-        if let Some(old) = self.secrets.insert(id, secret) {
-            self.holders.remove(&old);
+        if let Some(old) = held.secrets.insert(id, secret) {
+            held.holders.remove(&old);
         }
-        self.holders.insert(secret, id);
+        held.holders.insert(secret, id);
         secret
     }
 
     /// Whose seat `secret` takes, if it is a live one.
     pub fn holder(&self, secret: Secret) -> Option<EntityId> {
-        self.holders.get(&secret).copied()
+        self.held.as_ref()?.holders.get(&secret).copied()
     }
 
     /// `id`'s player left for good: its secret no longer works.
     pub fn forget(&mut self, id: EntityId) {
-        if let Some(secret) = self.secrets.remove(&id) {
-            self.holders.remove(&secret);
+        let Some(held) = &mut self.held else { return };
+        if let Some(secret) = held.secrets.remove(&id) {
+            held.holders.remove(&secret);
         }
-        self.away.remove(&id);
+        held.away.remove(&id);
+        if held.secrets.is_empty() && held.away.is_empty() {
+            self.held = None;
+        }
     }
 
     /// Keeps `id`'s seat, from `tick` on, for the grace.
     pub fn hold(&mut self, id: EntityId, joined: Joined, place: Option<Place>, ack: u32, tick: u64) {
         let until = tick + self.grace_ticks;
-        self.away.insert(
+        self.held.get_or_insert_with(Box::default).away.insert(
             id,
             Away {
                 joined,
@@ -122,17 +133,18 @@ impl Seats {
         );
     }
 
-    /// Takes `id`'s kept seat, if it is away.
+    /// Takes `id`'s kept seat, if it is away (its secret stays: it is seated again).
     pub fn take_away(&mut self, id: EntityId) -> Option<Away> {
-        self.away.remove(&id)
+        self.held.as_mut()?.away.remove(&id)
     }
 
     /// Gives up the seats whose grace is over at `tick`, and returns their players.
     pub fn expired(&mut self, tick: u64) -> Vec<EntityId> {
-        if self.away.values().all(|away| away.until > tick) {
+        let Some(held) = &self.held else { return Vec::new() };
+        if held.away.values().all(|away| away.until > tick) {
             return Vec::new();
         }
-        let gone: Vec<EntityId> = self
+        let gone: Vec<EntityId> = held
             .away
             .iter()
             .filter(|(_, away)| away.until <= tick)
@@ -146,21 +158,19 @@ impl Seats {
 
     /// Players away now.
     pub fn away(&self) -> usize {
-        self.away.len()
+        self.held.as_ref().map_or(0, |held| held.away.len())
     }
 
     /// Whether nobody is away.
     pub fn none_away(&self) -> bool {
-        self.away.is_empty()
+        self.away() == 0
     }
 
     /// Every seat goes (a new match: its players are welcomed again, with new secrets; those
     /// away are not in it). Returns how many were away.
     pub fn clear(&mut self) -> usize {
-        let away = self.away.len();
-        self.secrets.clear();
-        self.holders.clear();
-        self.away.clear();
+        let away = self.away();
+        self.held = None;
         away
     }
 }
@@ -212,5 +222,6 @@ mod tests {
         assert_eq!(seats.expired(130), vec![7]);
         assert_eq!(seats.holder(second), None, "an expired seat's token is dead");
         assert!(seats.none_away());
+        assert!(seats.held.is_none(), "nobody seated: nothing held");
     }
 }
