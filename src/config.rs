@@ -47,7 +47,7 @@ pub struct Config {
     pub max_rooms: usize,
 
     /// How long a room (other than the default one) may stay without players before it
-    /// closes itself.
+    /// closes itself (one sweep looks every tenth of it, at most every second).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub room_idle: Duration,
 

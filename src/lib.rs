@@ -43,8 +43,9 @@
 //! 8. If the game ended its match: every player gets `MatchEnded` and spectators `ended`,
 //!    with the results; the room closes, or starts the next match, as its settings say.
 //!
-//! A room with no players does not tick at all: it waits for a join, holding one copy of its
-//! world and no timer but its idle deadline.
+//! A room with no players does not tick at all: it waits for a join, holding no timer (one
+//! sweep finds the rooms idle too long) and its spectators' world packed, or none at all if
+//! nobody has played in it yet (its game makes it again).
 #![warn(missing_docs)]
 
 pub mod access;

@@ -357,18 +357,40 @@ async fn an_idle_room_closes_itself_and_the_default_room_does_not() {
     .await;
     let room = create(&server, json!({ "game": "arena" })).await;
     let path = format!("/rooms/{}", room["id"].as_str().unwrap());
-    // A player comes and goes; the room is idle from when it leaves.
+    let unplayed = create(&server, json!({ "game": "arena" })).await;
+    // A player comes and plays for longer than the idle time, and goes; the room is idle from
+    // when it leaves.
     let mut player = within(Client::connect(room["ws"].as_str().unwrap(), "ann"))
         .await
         .unwrap();
     until_snapshot(&mut player).await;
+    let playing = tokio::time::Instant::now();
+    while playing.elapsed() < Duration::from_millis(700) {
+        within(player.recv()).await.unwrap();
+    }
+    assert_eq!(
+        api(&server, "GET", &path, None, None).await.0,
+        200,
+        "a room played in stays"
+    );
     within(player.close()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let left = tokio::time::Instant::now();
+    let deadline = left + PATIENCE;
     while api(&server, "GET", &path, None, None).await.0 != 404 {
         assert!(tokio::time::Instant::now() < deadline, "the idle room never closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(server.metrics.rooms_closed(Ended::Idle), 1);
+    assert!(
+        left.elapsed() >= Duration::from_millis(300),
+        "closed before its idle time"
+    );
+    let unplayed = format!("/rooms/{}", unplayed["id"].as_str().unwrap());
+    assert_eq!(
+        api(&server, "GET", &unplayed, None, None).await.0,
+        404,
+        "nobody ever played in it"
+    );
+    assert_eq!(server.metrics.rooms_closed(Ended::Idle), 2);
     let (status, _) = api(&server, "GET", "/rooms/default", None, None).await;
     assert_eq!(status, 200, "the default room never idles out");
 }

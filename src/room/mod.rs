@@ -227,6 +227,15 @@ pub(crate) struct Status {
     results: Mutex<Option<Arc<Results>>>,
     /// The match ended and the room closes after it: it takes nobody new meanwhile.
     closing: std::sync::atomic::AtomicBool,
+    /// When the room, empty, closes itself: nanoseconds after [`idle_epoch`], 0 while anyone
+    /// plays or for a room that never does (see [`crate::rooms`]' sweep).
+    idle_at: std::sync::atomic::AtomicU64,
+}
+
+/// What rooms' idle deadlines count from.
+fn idle_epoch() -> tokio::time::Instant {
+    static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+    *EPOCH.get_or_init(tokio::time::Instant::now)
 }
 
 impl Status {
@@ -257,6 +266,21 @@ impl Status {
 
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The room is empty, and closes itself at `at` (`None`: it has players, or never does).
+    pub(crate) fn set_idle_at(&self, at: Option<tokio::time::Instant>) {
+        // At least 1: 0 is "none".
+        let nanos = at.map_or(0, |at| {
+            at.saturating_duration_since(idle_epoch()).as_nanos().max(1) as u64
+        });
+        self.idle_at.store(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the room is empty and its idle deadline has passed at `now`.
+    pub(crate) fn idle_due(&self, now: tokio::time::Instant) -> bool {
+        let at = self.idle_at.load(std::sync::atomic::Ordering::Relaxed);
+        at != 0 && now.saturating_duration_since(idle_epoch()).as_nanos() >= u128::from(at)
     }
 }
 
@@ -415,6 +439,14 @@ impl Room {
             self.feed.close(name, format!(r#"{{"reason":"{}"}}"#, why.close().1));
         }
         self.stop.cancel();
+    }
+
+    /// Wakes the room if it is empty and its idle time is over at `now`, to close itself (the
+    /// rooms' sweep: a paused room holds no timer of its own).
+    pub(crate) fn wake_if_idle(&self, now: tokio::time::Instant) {
+        if self.status.idle_due(now) {
+            self.joins.arrived.notify_one();
+        }
     }
 
     /// Whether it takes new players: it runs, and its match has not ended for good (a room

@@ -8,11 +8,15 @@
 //! crashed, or the server stopping) the end of the room with that reason (players closed with
 //! its code, spectators told) and forgetting it. A panic in one room's tick is caught there
 //! and ends that room only.
+//!
+//! An empty room holds no timer: one sweep for all of them, every tenth of `--room-idle`
+//! (from 10 ms to 1 s), wakes those whose idle time is over, and each closes itself (so a
+//! room closes up to that much after its idle time).
 
 pub mod registry;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -76,6 +80,8 @@ pub struct Rooms {
     runtime: Runtime,
     /// Rooms created so far: places each new room's ticks in the tick period.
     created: AtomicU64,
+    /// Whether the sweep of idle rooms runs (from the first room on).
+    sweeping: AtomicBool,
     /// The id of the default room (behind the old paths): `default`, or in a cluster
     /// `default-<node>` so that every node's default room has an id of its own.
     default_id: RoomId,
@@ -111,6 +117,7 @@ impl Rooms {
             games,
             runtime,
             created: AtomicU64::new(0),
+            sweeping: AtomicBool::new(false),
             ended: Mutex::default(),
             closed_feeds: Mutex::default(),
         })
@@ -226,6 +233,7 @@ impl Rooms {
         });
         rooms.insert(id, room.clone());
         drop(rooms);
+        self.start_sweep();
         self.runtime.metrics.rooms.inc();
         self.runtime.metrics.rooms_created.inc();
         let (rooms, watched) = (self.clone(), room.clone());
@@ -242,6 +250,30 @@ impl Rooms {
         });
         tracing::debug!(room = %room.id(), "room opened");
         Ok(room)
+    }
+
+    /// Starts the sweep that wakes the empty rooms whose idle time is over, once; it stops with
+    /// the server.
+    fn start_sweep(self: &Arc<Self>) {
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let every = (self.tuning.room_idle / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let (rooms, shutdown) = (Arc::downgrade(self), self.runtime.shutdown.clone());
+        self.runtime.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                let Some(rooms) = rooms.upgrade() else { return };
+                let now = Instant::now();
+                rooms.lock().values().for_each(|room| room.wake_if_idle(now));
+            }
+        });
     }
 
     /// Closes room `id`; false if there is none.

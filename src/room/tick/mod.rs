@@ -13,9 +13,12 @@
 //! [`PARALLEL_FAN_OUT`] players the writes are split over one task per worker thread.
 //!
 //! A room without players is paused: its world only changes through players, and nobody
-//! would be sent a tick, so the loop waits for a join (or its idle deadline) with no timer
-//! at all. Ticks fall at a fixed phase of the tick period, different for each room, so many
-//! rooms spread their work over the period instead of all ticking on the same instant.
+//! would be sent a tick, so the loop waits for a join with no timer at all; the rooms' sweep
+//! ([`crate::rooms`]) wakes it once its idle deadline has passed, and it closes itself. Its
+//! spectators' world is kept packed by its feed meanwhile, or, if nobody has played in it
+//! yet, not kept at all ([`Feed::park`]). Ticks fall at a fixed phase of the tick period,
+//! different for each room, so many rooms spread their work over the period instead of all
+//! ticking on the same instant.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -253,32 +256,33 @@ impl<G: Game> TickLoop<G> {
     pub(crate) fn run(mut self, stop: CancellationToken) -> impl Future<Output = Stopped> + Send {
         async move {
             // Ticks fall on `origin + k * period`, timed while anyone plays: a paused room holds
-            // no timer but its idle deadline.
+            // no timer at all.
             let origin = Instant::now() + self.phase;
             let mut interval: Option<time::Interval> = None;
             // When the last tick was due, to count the ticks skipped since.
             let mut last_due: Option<Instant> = None;
             let mut empty_since = Instant::now();
+            self.status.set_idle_at(self.idle_close.map(|idle| empty_since + idle));
             let stopped = loop {
                 if self.paused() {
                     interval = None;
                     last_due = None;
-                    // The deadline is not a local: one would be kept in every paused room's
-                    // future, beside the wait.
+                    // Woken by a join, or by the rooms' sweep once the idle deadline has passed.
                     tokio::select! {
                         biased;
                         _ = stop.cancelled() => break Stopped::Told,
                         () = self.joins.arrived.notified() => {}
-                        _ = time::sleep_until(empty_since + self.idle_close.unwrap_or_default()), if self.idle_close.is_some() => {
-                            break Stopped::Idle;
-                        }
                     };
                     for join in self.joins.take() {
                         self.admit(join);
                     }
                     if self.paused() {
-                        continue; // Their sessions gave up meanwhile.
+                        if self.idle_close.is_some_and(|idle| empty_since.elapsed() >= idle) {
+                            break Stopped::Idle;
+                        }
+                        continue; // Their sessions gave up meanwhile, or it is not time yet.
                     }
+                    self.status.set_idle_at(None);
                     let mut ticks = time::interval_at(next_tick(origin, self.period, Instant::now()), self.period);
                     // A late tick is not followed by a burst of catch-up ticks: players would see
                     // the world jump. Skipped ticks are counted as overruns instead.
@@ -292,33 +296,20 @@ impl<G: Game> TickLoop<G> {
                     _ = stop.cancelled() => break Stopped::Told,
                     due = ticks.tick() => due,
                 };
-                let skipped = last_due.map_or(0, |last| skipped_between(last, due, self.period));
-                self.metrics.tick_overruns.inc_by(skipped);
+                self.metrics
+                    .tick_overruns
+                    .inc_by(last_due.map_or(0, |last| skipped_between(last, due, self.period)));
                 last_due = Some(due);
-                let started = Instant::now();
-                // Boxed for the tick: its state is only needed while a tick runs, and an empty
-                // room's task should not carry room for it while it waits.
-                let (work, fan_out) = Box::pin(self.tick_fanned_out(started)).await;
-                self.metrics.ticks.inc();
-                self.metrics.tick_work.observe(work.as_secs_f64());
-                self.metrics.fan_out.observe(fan_out.as_secs_f64());
-                if started.elapsed() > self.period {
-                    self.metrics.tick_overruns.inc();
-                }
+                // Boxed, as is what follows: what they hold is only needed while they run, and a
+                // paused room's future should not carry room for it while it waits.
+                Box::pin(self.timed_tick()).await;
                 if self.over {
-                    // Its players are told the match is over; give them the time to take it.
-                    let deadline = Instant::now() + self.slow_timeout;
-                    while !self.roster.drained() && Instant::now() < deadline {
-                        tokio::select! {
-                            biased;
-                            _ = stop.cancelled() => break,
-                            () = time::sleep(Duration::from_millis(20)) => {}
-                        }
-                    }
+                    Box::pin(self.drain(&stop)).await;
                     break Stopped::MatchOver;
                 }
                 if self.paused() {
                     empty_since = Instant::now();
+                    self.status.set_idle_at(self.idle_close.map(|idle| empty_since + idle));
                     self.pause();
                 }
             };
@@ -327,6 +318,31 @@ impl<G: Game> TickLoop<G> {
             self.reset_views();
             tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
             stopped
+        }
+    }
+
+    /// One tick, timed.
+    async fn timed_tick(&mut self) {
+        let started = Instant::now();
+        let (work, fan_out) = self.tick_fanned_out(started).await;
+        self.metrics.ticks.inc();
+        self.metrics.tick_work.observe(work.as_secs_f64());
+        self.metrics.fan_out.observe(fan_out.as_secs_f64());
+        if started.elapsed() > self.period {
+            self.metrics.tick_overruns.inc();
+        }
+    }
+
+    /// The match is over and the room closes: its players are told; gives them the time to
+    /// take it (their queues drained, or the slow-consumer timeout).
+    async fn drain(&mut self, stop: &CancellationToken) {
+        let deadline = Instant::now() + self.slow_timeout;
+        while !self.roster.drained() && Instant::now() < deadline {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                () = time::sleep(Duration::from_millis(20)) => {}
+            }
         }
     }
 
