@@ -62,8 +62,9 @@ pub(crate) fn run(
 ) -> impl Future<Output = ()> {
     let span = tracing::debug_span!("player", room = %room.id(), peer = %peer, id = tracing::field::Empty);
     // A task is as large as its largest state for as long as it lives. The upgrade, the hello
-    // and the join are over in a moment, so they are boxed for their while, with everything
-    // they take; what the task keeps is the session and what its play awaits.
+    // and the join (and the close of a session that never joined) are over in a moment, so
+    // they are boxed for their while, with everything they take; what the task keeps is the
+    // session and what its play awaits.
     let opening = Box::pin(async move {
         let socket = match PlayerSocket::open(upgrade).await {
             Ok(socket) => socket,
@@ -87,18 +88,20 @@ pub(crate) fn run(
             outbox: None,
             _connection: connection,
         };
-        let started = session.start(hello_by).await;
-        Some((session, started))
+        match session.start(hello_by).await {
+            Ok(input) => Some((session, input)),
+            Err(close) => {
+                session.finish(close).await;
+                None
+            }
+        }
     });
     async move {
-        let Some((mut session, started)) = opening.await else {
+        let Some((mut session, input)) = opening.await else {
             return;
         };
-        let close = match started {
-            Ok(input) => match session.play(input).await {
-                Ok(never) => match never {},
-                Err(close) => close,
-            },
+        let close = match session.play(input).await {
+            Ok(never) => match never {},
             Err(close) => close,
         };
         session.finish(close).await;
@@ -258,31 +261,39 @@ impl Session {
     /// without awaiting (the session's own frames go through the outbox), or boxed for its
     /// while (a write the tick loop left, when the socket was full).
     async fn play(&mut self, input: Arc<InputSlot>) -> Result<Infallible, Close> {
-        let every = (self.state.config.idle_timeout / 3).max(Duration::from_millis(100));
+        // The hello has been read: a player that only watches holds no read buffer from now on
+        // (one that plays takes a small one at its first input, and gives it back when a
+        // heartbeat's answer finds it empty).
+        self.socket.release_buffer();
+        // Not a local: it would be kept beside the wait.
+        let every = |state: &AppState| (state.config.idle_timeout / 3).max(Duration::from_millis(100));
         // A sleep reset after each beat (an interval that delays missed ticks), held in this
         // future rather than in an allocation of its own.
-        let heartbeat = time::sleep(every);
+        let heartbeat = time::sleep(every(&self.state));
         tokio::pin!(heartbeat);
         // The room reaches a joined session only through its outbox: a frame to write, a kick,
         // or its end (the tick loop stops when the room's token is cancelled, and drops its
         // end). One lock a wake-up, where watching the room's token and a kick token cost
         // two locks each, the room's shared by all its players.
         loop {
-            tokio::select! {
+            // What the room has for it, taken out of the wait before anything is awaited for
+            // it (boxed): this future's size is the task's for as long as the player stays,
+            // and a value held across an await takes room in it beside the wait.
+            let left = tokio::select! {
                 biased;
                 next = self.outbox.as_mut().expect("joined").next() => match next {
                     // What the tick loop could not write at once (the socket would have
-                    // blocked): written here, with the write timeout. (Counted in `/metrics`
-                    // when queued.)
-                    Next::Frame(outbound) => Box::pin(self.write_left(outbound)).await?,
+                    // blocked): written below, with the write timeout. (Counted in
+                    // `/metrics` when queued.)
+                    Next::Frame(outbound) => Some(outbound),
                     Next::Kicked => return Err(Close::too_slow("outbound queue stayed full")),
                     Next::Refused(REFUSED, reason) => return Err(refused(&reason)),
                     Next::Refused(code, reason) => return Err(Close::new(CloseReason::Replaced, code, reason)),
                     // The tick loop has stopped: the room is ending (or has crashed).
-                    Next::RoomGone => return Err(self.ended_room().await),
+                    Next::RoomGone => None,
                 },
                 () = heartbeat.as_mut() => {
-                    heartbeat.as_mut().reset(Instant::now() + every);
+                    heartbeat.as_mut().reset(Instant::now() + every(&self.state));
                     let idle = self.state.config.idle_timeout;
                     if self.last_heard.elapsed() >= idle {
                         return Err(Close::new(CloseReason::Idle, close_code::POLICY, format!("nothing received for {idle:?}")));
@@ -291,13 +302,26 @@ impl Session {
                     // measures the round trip without the client's cooperation.
                     let sent_at = unix_micros().to_le_bytes();
                     self.send_own(frames::ping_frame(&sent_at));
+                    continue;
                 }
                 read = self.socket.recv() => {
                     if let Charged::Message(bytes) = self.charge(read)? {
                         self.handle(bytes, &input)?;
                     }
+                    continue;
                 }
-            }
+            };
+            // Moved whole into the boxed future, so that nothing of it is kept beside the wait.
+            Box::pin(self.take_left(left)).await?;
+        }
+    }
+
+    /// What the room had for the session: a frame the tick loop could not write at once, to
+    /// write now; or, `None`, the room is gone, and the session closes.
+    async fn take_left(&mut self, left: Option<Outbound>) -> Result<(), Close> {
+        match left {
+            Some(outbound) => self.write_left(outbound).await,
+            None => Err(self.ended_room().await),
         }
     }
 

@@ -110,8 +110,10 @@ pub(crate) struct PlayerSocket {
     /// Whether the first of `unsent` is partly written.
     partial: bool,
     /// The payload of the latest ping not yet answered. RFC 6455 (5.5.3) asks a pong for the
-    /// most recent ping only, so a peer that pings faster than it reads costs one slot.
-    pong: Option<Bytes>,
+    /// most recent ping only, so a peer that pings faster than it reads costs one slot. A
+    /// copy (at most 125 bytes), not a view that would keep the read buffer it came in, and
+    /// half the size of one in every player's socket.
+    pong: Option<Box<[u8]>>,
 }
 
 /// Why reading stopped.
@@ -151,7 +153,7 @@ impl PlayerSocket {
         loop {
             if let Some(frame) = self.frames.next()? {
                 if let Frame::Ping(payload) = &frame {
-                    self.pong = Some(payload.clone());
+                    self.pong = Some(payload.as_ref().into());
                 }
                 return Ok(frame);
             }
@@ -179,7 +181,7 @@ impl PlayerSocket {
 
     /// The payload of the latest ping not yet answered, for an answer sent another way.
     pub(crate) fn take_pong(&mut self) -> Option<Bytes> {
-        self.pong.take()
+        self.pong.take().map(Bytes::from)
     }
 
     /// Writes `frame` (see [`frames::binary_frame`]) after `lead`, a small frame that belongs with it
@@ -201,7 +203,7 @@ impl PlayerSocket {
         if let Some(payload) = self.pong.take() {
             // Not inside a frame that is partly written.
             let at = usize::from(self.partial).min(self.unsent.len());
-            self.unsent.insert(at, frames::pong_frame(payload));
+            self.unsent.insert(at, frames::pong_frame(Bytes::from(payload)));
         }
         while !self.unsent.is_empty() {
             let mut slices = [IoSlice::new(&[]); 4];
