@@ -314,7 +314,7 @@ impl Cluster {
                 .arg(keys::events(room.id().as_str()))
                 .arg("*")
                 .arg("e")
-                .arg(room.feed().current().0.as_str())
+                .arg(room.feed().epoch().as_str())
                 .arg("k")
                 .arg("c")
                 .arg("n")

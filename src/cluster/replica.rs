@@ -223,7 +223,7 @@ impl Writer {
 
     /// The room ended: its stream's last entry, then it leaves the directory.
     async fn closed(self, name: &str, json: &str) {
-        let epoch = self.feed.current().0;
+        let epoch = self.feed.epoch();
         let fields: [(&str, &[u8]); 4] = [
             ("e", epoch.as_str().as_bytes()),
             ("k", b"c"),

@@ -16,7 +16,8 @@
 //! A ring of recent events serves resumes (`Last-Event-ID`, `?after=`). A spectator whose
 //! position is older than the ring, from another epoch, or unknown, gets a snapshot instead:
 //! the world at the latest event, encoded on demand by the first spectator that needs it and
-//! cached until the next event. So does one whose missed events add up to more bytes than that
+//! cached until the next event (or until its room rests with no spectator connected: see
+//! [`Feed::park`]). So does one whose missed events add up to more bytes than that
 //! snapshot: the snapshot says the same in fewer bytes, and is shared by every spectator
 //! resuming at once.
 //!
@@ -91,14 +92,16 @@ pub(crate) enum Catchup {
 }
 
 /// Makes a world again: that of a game nobody has played in, from its config and seed.
-pub(crate) type Remake = Box<dyn Fn() -> NetWorld + Send + Sync>;
+pub(crate) type Remake = Arc<dyn Fn() -> NetWorld + Send + Sync>;
 
 /// The world as of the latest event: shared with the publisher, which diffs the next event
 /// from it; or, while its room rests ([`Feed::park`]), packed, or not kept at all when the
-/// game can make it again.
+/// game can make it again. Each is a reference count to clone under the feed's lock, and
+/// unpacked or made again after it.
+#[derive(Clone)]
 enum Kept {
     Shared(Arc<NetWorld>),
-    Packed(PackedWorld),
+    Packed(Arc<PackedWorld>),
     Remade { tick: u64, remake: Remake },
 }
 
@@ -112,7 +115,8 @@ impl Kept {
     }
 
     /// The world (unpacked or made again for each caller while the room rests: a resting
-    /// room's readers are few, and each keeps it only while it renders).
+    /// room's readers are few, and each keeps it only while it renders). Never under the
+    /// feed's lock: the tick loop must not wait on a reader.
     fn world(&self) -> Arc<NetWorld> {
         match self {
             Self::Shared(world) => world.clone(),
@@ -233,14 +237,14 @@ impl Feed {
         true
     }
 
-    /// Its room rests: nobody plays, so the world cannot change before someone joins, and
-    /// nobody holds it but this feed. It is kept packed until then (what an empty room costs
-    /// is mostly this world otherwise), and unpacked for each reader that needs it; a
+    /// Its room rests: nobody plays, so the world cannot change before someone joins, and its
+    /// tick loop lets its own reference go. It is kept packed until then (what an empty room
+    /// costs is mostly this world otherwise), and unpacked for each reader that needs it; a
     /// snapshot cached with no spectator connected goes too.
     pub(crate) fn park(&self) {
         let mut state = self.lock();
         if let Kept::Shared(world) = &state.world {
-            state.world = Kept::Packed(world.pack());
+            state.world = Kept::Packed(Arc::new(world.pack()));
         }
         if self.spectator_count() == 0 {
             state.snapshot = None;
@@ -413,8 +417,23 @@ impl Feed {
 
     /// This incarnation and the world as of its latest event.
     pub(crate) fn current(&self) -> (Epoch, Arc<NetWorld>) {
-        let state = self.read();
-        (state.epoch.clone(), state.world.world())
+        let (epoch, kept) = {
+            let state = self.read();
+            (state.epoch.clone(), state.world.clone())
+        };
+        (epoch, kept.world())
+    }
+
+    /// This incarnation.
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.lock().epoch.clone()
+    }
+
+    /// The world as of the latest event, for its publisher's next diff after a rest: not a
+    /// read (a feed nobody reads stays so).
+    pub(crate) fn latest_world(&self) -> Arc<NetWorld> {
+        let kept = self.lock().world.clone();
+        kept.world()
     }
 
     /// The game's schema.
@@ -500,8 +519,9 @@ impl Feed {
         if let Some(snap) = &state.snapshot {
             return snap.clone();
         }
-        let (world, epoch) = (state.world.world(), state.epoch.clone());
-        drop(state); // encode outside the lock: the tick loop must never wait on a spectator
+        let (kept, epoch) = (state.world.clone(), state.epoch.clone());
+        drop(state); // unpack and encode outside the lock: the tick loop must never wait on a spectator
+        let world = kept.world();
         let schema_json = self.schema_json.get_or_init(|| render::schema(&self.schema));
         let json = render::snapshot(&world, &self.schema, schema_json, self.spectator_count());
         let at = At::tick(world.tick());
@@ -546,5 +566,70 @@ impl Drop for SpectatorGuard {
     fn drop(&mut self) {
         self.feed.spectators.fetch_sub(1, Ordering::Relaxed);
         self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::game::{Arena, GameConfig, Sandbox};
+
+    fn arena_feed() -> (Feed, NetWorld) {
+        let mut game = Sandbox::<Arena>::new(&GameConfig::default(), 5);
+        game.join("a").unwrap();
+        game.step();
+        let world = game.world(1);
+        let schema = game.schema().clone();
+        let feed = Feed::new(
+            Epoch::random(),
+            Arc::new(world.clone()),
+            8,
+            0,
+            schema,
+            CancellationToken::new(),
+        );
+        (feed, world)
+    }
+
+    #[test]
+    fn a_resting_feed_keeps_its_world_packed_and_gives_the_same_snapshot() {
+        let (feed, world) = arena_feed();
+        let before = feed.snapshot();
+        feed.park();
+        assert!(matches!(feed.lock().world, Kept::Packed(_)), "packed");
+        assert!(
+            feed.lock().snapshot.is_none(),
+            "nobody watching: the cached snapshot goes"
+        );
+        let after = feed.snapshot();
+        assert_eq!(after.sse, before.sse, "the same snapshot, from the world unpacked");
+        assert_eq!(feed.latest_world().entities(), world.entities());
+        assert_eq!(feed.unread.load(Ordering::Relaxed), 0, "the snapshots were reads");
+        feed.unread.store(feed.ring_len, Ordering::Relaxed);
+        feed.latest_world();
+        assert!(feed.unwatched(), "the publisher's base is not a read");
+    }
+
+    #[test]
+    fn a_feed_whose_game_can_make_its_world_again_keeps_none_and_makes_it_once_a_snapshot() {
+        let (feed, world) = arena_feed();
+        let expected = feed.snapshot();
+        let made = Arc::new(AtomicUsize::new(0));
+        let (count, again) = (made.clone(), world.clone());
+        feed.park_remade(
+            world.tick(),
+            Arc::new(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+                again.clone()
+            }),
+        );
+        assert!(matches!(feed.lock().world, Kept::Remade { .. }), "no world kept");
+        let first = feed.snapshot();
+        let second = feed.snapshot();
+        assert_eq!(first.sse, expected.sse);
+        assert!(Arc::ptr_eq(&first, &second), "cached");
+        assert_eq!(made.load(Ordering::Relaxed), 1, "made again once, for the snapshot");
     }
 }

@@ -272,7 +272,8 @@ impl Status {
     pub(crate) fn set_idle_at(&self, at: Option<tokio::time::Instant>) {
         // At least 1: 0 is "none".
         let nanos = at.map_or(0, |at| {
-            at.saturating_duration_since(idle_epoch()).as_nanos().max(1) as u64
+            let nanos = at.saturating_duration_since(idle_epoch()).as_nanos();
+            u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
         });
         self.idle_at.store(nanos, std::sync::atomic::Ordering::Relaxed);
     }

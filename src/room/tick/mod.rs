@@ -202,7 +202,7 @@ impl<G: Game> TickLoop<G> {
         let (first, seed, first_schema) = (config.clone(), settings.seed, schema.clone());
         feed.park_remade(
             0,
-            Box::new(move || {
+            Arc::new(move || {
                 let mut world = NetWorld::default();
                 G::new(&first, seed).entities(&mut world.capture(0, &first_schema));
                 world
@@ -262,7 +262,8 @@ impl<G: Game> TickLoop<G> {
             // When the last tick was due, to count the ticks skipped since.
             let mut last_due: Option<Instant> = None;
             let mut empty_since = Instant::now();
-            self.status.set_idle_at(self.idle_close.map(|idle| empty_since + idle));
+            self.status
+                .set_idle_at(self.idle_close.and_then(|idle| empty_since.checked_add(idle)));
             let stopped = loop {
                 if self.paused() {
                     interval = None;
@@ -309,7 +310,8 @@ impl<G: Game> TickLoop<G> {
                 }
                 if self.paused() {
                     empty_since = Instant::now();
-                    self.status.set_idle_at(self.idle_close.map(|idle| empty_since + idle));
+                    self.status
+                        .set_idle_at(self.idle_close.and_then(|idle| empty_since.checked_add(idle)));
                     self.pause();
                 }
             };
@@ -629,7 +631,7 @@ impl<G: Game> TickLoop<G> {
             }
         }
         // After a rest, the feed's world (the same as when the room paused) is the base.
-        let spectated = self.spectated.get_or_insert_with(|| self.feed.current().1);
+        let spectated = self.spectated.get_or_insert_with(|| self.feed.latest_world());
         let changes = spectated.diff(&self.sent, &self.schema);
         if !changes.is_empty() || !self.heard.is_empty() {
             let world = Arc::new(self.sent.clone());

@@ -129,7 +129,7 @@ fn a_room_nobody_has_played_in_makes_its_world_again_for_spectators() {
     let tick = tick_loop(&Config::defaults());
     let mut world = NetWorld::default();
     tick.game.entities(&mut world.capture(0, &tick.schema));
-    let remade = tick.feed.current().1;
+    let remade = tick.feed.latest_world();
     assert!(!world.entities().is_empty());
     assert_eq!(remade.entities(), world.entities(), "the same orbs as the room's game");
     assert_eq!(remade.tick(), 0);
@@ -138,7 +138,7 @@ fn a_room_nobody_has_played_in_makes_its_world_again_for_spectators() {
 #[test]
 fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pauses() {
     let mut tick = tick_loop(&Config::defaults());
-    let alone = tick.feed.current().1.entities().len();
+    let alone = tick.feed.latest_world().entities().len();
     let (gone, _) = join(&mut tick, 8);
     tick.tick(Instant::now());
     assert_eq!(tick.sent.entities().len(), alone + 1, "in the world");
@@ -146,7 +146,7 @@ fn the_last_player_to_leave_is_gone_from_the_spectators_world_before_the_room_pa
     tick.tick(Instant::now());
     assert!(tick.roster.is_empty());
     assert_eq!(
-        tick.feed.current().1.entities().len(),
+        tick.feed.latest_world().entities().len(),
         alone,
         "the last event before the pause shows it left"
     );
