@@ -350,22 +350,23 @@ async fn matchmaking_fills_a_room_then_opens_the_next_with_room_bound_tokens() {
 
 #[tokio::test]
 async fn an_idle_room_closes_itself_and_the_default_room_does_not() {
+    const IDLE: Duration = Duration::from_secs(1);
     let server = TestServer::start(Config {
-        room_idle: Duration::from_millis(300),
+        room_idle: IDLE,
         ..Config::defaults()
     })
     .await;
     let room = create(&server, json!({ "game": "arena" })).await;
     let path = format!("/rooms/{}", room["id"].as_str().unwrap());
-    let unplayed = create(&server, json!({ "game": "arena" })).await;
-    // A player comes and plays for longer than the idle time, and goes; the room is idle from
-    // when it leaves.
+    // A player comes (well within the idle time of the room's creation) and plays for longer
+    // than the idle time, and goes; the room is idle from when it leaves.
     let mut player = within(Client::connect(room["ws"].as_str().unwrap(), "ann"))
         .await
         .unwrap();
     until_snapshot(&mut player).await;
+    let unplayed = create(&server, json!({ "game": "arena" })).await;
     let playing = tokio::time::Instant::now();
-    while playing.elapsed() < Duration::from_millis(700) {
+    while playing.elapsed() < IDLE + IDLE / 2 {
         within(player.recv()).await.unwrap();
     }
     assert_eq!(
@@ -380,10 +381,7 @@ async fn an_idle_room_closes_itself_and_the_default_room_does_not() {
         assert!(tokio::time::Instant::now() < deadline, "the idle room never closed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        left.elapsed() >= Duration::from_millis(300),
-        "closed before its idle time"
-    );
+    assert!(left.elapsed() >= IDLE, "closed before its idle time");
     let unplayed = format!("/rooms/{}", unplayed["id"].as_str().unwrap());
     assert_eq!(
         api(&server, "GET", &unplayed, None, None).await.0,
