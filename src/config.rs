@@ -47,7 +47,7 @@ pub struct Config {
     pub max_rooms: usize,
 
     /// How long a room (other than the default one) may stay without players before it
-    /// closes itself (one sweep looks every tenth of it, at most every second).
+    /// closes itself (one sweep looks every tenth of it, and at least once a second).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub room_idle: Duration,
 
