@@ -262,8 +262,7 @@ impl<G: Game> TickLoop<G> {
             // When the last tick was due, to count the ticks skipped since.
             let mut last_due: Option<Instant> = None;
             let mut empty_since = Instant::now();
-            self.status
-                .set_idle_at(self.idle_close.and_then(|idle| empty_since.checked_add(idle)));
+            self.rest_from(empty_since);
             let stopped = loop {
                 if self.paused() {
                     interval = None;
@@ -310,8 +309,7 @@ impl<G: Game> TickLoop<G> {
                 }
                 if self.paused() {
                     empty_since = Instant::now();
-                    self.status
-                        .set_idle_at(self.idle_close.and_then(|idle| empty_since.checked_add(idle)));
+                    self.rest_from(empty_since);
                     self.pause();
                 }
             };
@@ -321,6 +319,13 @@ impl<G: Game> TickLoop<G> {
             tracing::debug!(tick = self.tick, ?stopped, "tick loop stopped");
             stopped
         }
+    }
+
+    /// The room is empty from `since`: the sweep of idle rooms wakes it at its idle deadline
+    /// (a deadline past what an `Instant` holds is none).
+    fn rest_from(&self, since: Instant) {
+        let deadline = self.idle_close.and_then(|idle| since.checked_add(idle));
+        self.status.set_idle_at(deadline);
     }
 
     /// One tick, timed.
