@@ -13,6 +13,8 @@
 #              small enough that the server under valgrind holds its tick rate (the script says
 #              so; 200 and 500 at 30 Hz hold on this 2-CPU VM).
 #   <seconds>  the counted window, after the bots' ramp and a settle.
+#   ROOMS=n    rooms mode: the bots create n rooms through the rooms API and spread over them
+#              (<players> / n each); per player-tick then counts each room's ticks x its players.
 #
 # Build with symbols and line tables, apart from the shared target dir:
 #   CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -p tickcast -p client-demo \
@@ -163,8 +165,17 @@ trap cleanup EXIT
 server_args=(--bind "127.0.0.1:$port" --tick-hz "$hz" --seed 1 --max-players $(( players + 64 ))
              --max-connections $(( players + 1024 )) "$@")
 wait_up() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/metrics" >/dev/null && return; sleep 0.2; done; echo "server did not start" >&2; exit 1; }
+rooms=${ROOMS:-0}
+if (( rooms > 0 )); then
+    # Rooms mode: the bots create ROOMS rooms through the rooms API and spread over them.
+    where=(--server "http://127.0.0.1:$port" --rooms "$rooms" --per-room $(( players / rooms )))
+    per_tick=$(( players / rooms ))
+else
+    where=("ws://127.0.0.1:$port/ws")
+    per_tick=$players
+fi
 bots() { "$client" bots -n "$players" --blind --ramp "${ramp}s" --duration "$(( ramp + settle + seconds + 4 ))s" \
-             "ws://127.0.0.1:$port/ws" >"$out/bots-$1.log" 2>&1 & pids+=($!); }
+             "${where[@]}" >"$out/bots-$1.log" 2>&1 & pids+=($!); }
 
 echo "# server $server, $players bots, ${seconds}s at $hz Hz; files in $out" >&2
 # 1. The server under callgrind.
@@ -183,12 +194,13 @@ conn=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '$1 ~ /^tickcast_players(
 kill "$vg"; wait "$vg" 2>/dev/null || true
 dump=$(ls -t "$out"/server.cg.* 2>/dev/null | head -1); [[ -n $dump ]] || dump=$out/server.cg
 ticks=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-rate=$(awk -v t="$ticks" -v s="$seconds" 'BEGIN { printf "%.1f", t / s }')
-frame=${FRAME_BYTES:-$(awk -v a="$b0" -v b="$b1" -v t="$ticks" -v p="$players" 'BEGIN { printf "%d", (b - a) / (t * p) + 0.5 }')}
+# Ticks per second of each room (every room's ticks are counted together).
+rate=$(awk -v t="$ticks" -v s="$seconds" -v r="$rooms" 'BEGIN { printf "%.1f", t / s / (r > 0 ? r : 1) }')
+frame=${FRAME_BYTES:-$(awk -v a="$b0" -v b="$b1" -v t="$ticks" -v p="$per_tick" 'BEGIN { printf "%d", (b - a) / (t * p) + 0.5 }')}
 echo "# server window: $ticks ticks in ${seconds}s ($rate/s of $hz), players connected ${conn:-?}, ${frame} B per player-tick" >&2
 awk -v r="$rate" -v h="$hz" 'BEGIN { exit !(r < 0.95 * h) }' &&
     echo "# WARNING: the server under valgrind did not hold its rate: per-message costs are inflated (fewer players)" >&2
-report "$dump" "$(( ticks * players ))" "server ($players players, $rate ticks/s)"
+report "$dump" "$(( ticks * per_tick ))" "server ($players players, $rate ticks/s)"
 
 # 2. The serving floor's thread under callgrind, its players' ends natively in a child.
 if [[ ${FLOOR:-1} != 0 ]]; then
